@@ -1,0 +1,67 @@
+"""The Python API; the CLI is a thin layer over these three functions."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from .certificate import Certificate
+from .checker import CheckResult
+from .checker import check as _check
+from .io import InputError, load_json_file, load_network
+from .model import Network
+from .verdict import Verdict
+
+
+def verify(
+    network_or_path: Network | str | os.PathLike,
+    time_limit: float = 300.0,
+    *,
+    max_nodes: int | None = None,
+    milp: str = "highs",
+    progress: Callable[[str], None] | None = None,
+) -> Verdict:
+    """Decide whether the network is injective on R^n, with exact evidence.
+
+    ``milp`` picks the side witness search's solver: "highs" (default),
+    "cbc" (PuLP's bundled CBC, an independent route) or "none".
+    ``progress`` receives one-line status messages on long runs.
+
+    >>> from exact_inj.model import Layer, Network
+    >>> fig2 = Network((Layer.from_rows([[2, 1], [-2, 2], ["-1.5", -2], [2, -1]]),))
+    >>> v = verify(fig2)
+    >>> v.status.value, check(v.certificate).valid
+    ('not_injective', True)
+    >>> fig2.layers[0].apply(v.witness.x) == fig2.layers[0].apply(v.witness.y)
+    True
+    """
+    net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
+    if time_limit <= 0:
+        raise ValueError("time_limit must be positive")
+    if not net.is_single_relu_layer:
+        raise InputError(None, "only single ReLU layers are decided so far (networks are planned, issue #7)")
+    from .engine import decide_layer
+
+    return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress)
+
+
+def load_certificate(path: str | os.PathLike) -> Certificate:
+    """Read a certificate file; malformed files raise InputError."""
+    return Certificate.from_json(load_json_file(path), os.fspath(path))
+
+
+def check(certificate: Certificate | str | os.PathLike) -> CheckResult:
+    """Re-check a certificate (object or file) in exact arithmetic, no solver.
+
+    >>> from fractions import Fraction
+    >>> from exact_inj.model import Layer, Network
+    >>> from exact_inj.certificate import Certificate, Domain, Witness
+    >>> from exact_inj.verdict import Status
+    >>> net = Network((Layer.from_rows([[1], [-1]], [-1, -1]),))
+    >>> cert = Certificate(net, Domain(), Status.NOT_INJECTIVE,
+    ...                    Witness((Fraction(-1),), (Fraction(1),)))
+    >>> check(cert).valid
+    True
+    """
+    cert = certificate if isinstance(certificate, Certificate) else load_certificate(certificate)
+    return _check(cert)

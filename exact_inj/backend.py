@@ -1,0 +1,198 @@
+"""Solver back ends: HiGHS (through highspy) and CBC (through PuLP).
+
+Everything a solver says is a hint.  This module only maps each solver's raw
+status onto :class:`Outcome`; a raw status the map does not know becomes
+``Outcome.UNKNOWN`` (as cvxpy does), so a new solver release can never turn an
+unexpected status into a verdict.  Verdicts come from exact checks elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sys
+import threading
+
+import highspy
+import numpy as np
+
+INF = highspy.kHighsInf
+
+
+class Outcome(enum.Enum):
+    """What a solver run produced, as far as the engine cares."""
+
+    OPTIMAL = "optimal"
+    """An optimal (LP) or feasible-and-proven-optimal (MILP) point is available."""
+
+    FEASIBLE = "feasible"
+    """A feasible point is available but the run stopped early (MILP limits)."""
+
+    INFEASIBLE = "infeasible"
+    """The solver claims infeasibility.  It carries no certificate: never a proof."""
+
+    LIMIT = "limit"
+    """A time, iteration or interrupt limit stopped the run with no point."""
+
+    UNKNOWN = "unknown"
+    """Anything else, including raw statuses this map does not know."""
+
+
+_HS = highspy.HighsModelStatus
+HIGHS_STATUS = {
+    _HS.kOptimal: Outcome.OPTIMAL,
+    _HS.kInfeasible: Outcome.INFEASIBLE,
+    _HS.kTimeLimit: Outcome.LIMIT,
+    _HS.kIterationLimit: Outcome.LIMIT,
+    _HS.kSolutionLimit: Outcome.FEASIBLE,
+    _HS.kInterrupt: Outcome.LIMIT,
+}
+
+
+def highs_outcome(h: "highspy.Highs") -> Outcome:
+    """Map a finished HiGHS run to an Outcome (a MIP that stopped at a limit
+    with an incumbent is FEASIBLE)."""
+    out = HIGHS_STATUS.get(h.getModelStatus(), Outcome.UNKNOWN)
+    if out is Outcome.LIMIT and h.getInfo().primal_solution_status == 2:
+        return Outcome.FEASIBLE
+    return out
+
+
+_banner_lock = threading.Lock()
+_banner_done = False
+
+
+def new_highs(time_limit: float | None = None) -> "highspy.Highs":
+    """A quiet single-threaded HiGHS instance.
+
+    HiGHS prints a banner to the process's stdout the first time an instance
+    is created, before any option can be set.  stdout belongs to --json, so
+    that one creation happens with file descriptor 1 pointed at /dev/null.
+    Threads stay at 1: the count is global to the process (theory notes,
+    section 6) and our two cores go to the proof search and the MILP process.
+    """
+    global _banner_done
+    with _banner_lock:
+        if not _banner_done:
+            with _stdout_silenced():
+                h = highspy.Highs()
+            _banner_done = True
+        else:
+            h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+    return h
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        # stdout is not a real file (pytest capture, notebooks): nothing to protect.
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def pass_lp(
+    h: "highspy.Highs",
+    cost: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    A: np.ndarray,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    integrality: np.ndarray | None = None,
+    maximize: bool = False,
+) -> None:
+    """Load a dense model into HiGHS (column-wise, zeros dropped)."""
+    lp = highspy.HighsLp()
+    nrow, ncol = A.shape
+    lp.num_col_ = ncol
+    lp.num_row_ = nrow
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_ = np.asarray(col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    starts, index, value = [0], [], []
+    for j in range(ncol):
+        nz = np.nonzero(A[:, j])[0]
+        index.extend(nz.tolist())
+        value.extend(A[nz, j].tolist())
+        starts.append(len(index))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    if maximize:
+        lp.sense_ = highspy.ObjSense.kMaximize
+    if integrality is not None:
+        lp.integrality_ = [highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous for f in integrality]
+    h.passModel(lp)
+
+
+# --- PuLP / CBC: the second, independent route --------------------------------
+
+
+def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | None]:
+    """Solve a :class:`formulation.Milp` with PuLP's bundled CBC.
+
+    PuLP's status string is not trusted (PuLP 3 calls a HiGHS time limit
+    "Optimal"); we only look at whether every variable came back with a value,
+    and the caller verifies any point exactly.
+    """
+    import pulp
+
+    prob = pulp.LpProblem("exact_inj_witness", pulp.LpMinimize)
+    xs = []
+    for j in range(model.num_cols):
+        lo = None if model.col_lower[j] == -INF else float(model.col_lower[j])
+        hi = None if model.col_upper[j] == INF else float(model.col_upper[j])
+        cat = pulp.LpBinary if model.integrality[j] and lo == 0 and hi == 1 else (
+            pulp.LpInteger if model.integrality[j] else pulp.LpContinuous)
+        xs.append(pulp.LpVariable(f"x{j}", lowBound=lo, upBound=hi, cat=cat))
+    prob += pulp.lpSum(float(c) * x for c, x in zip(model.cost, xs) if c != 0)
+    for i in range(model.A.shape[0]):
+        expr = pulp.lpSum(float(a) * xs[j] for j, a in enumerate(model.A[i]) if a != 0)
+        if model.row_lower[i] != -INF:
+            prob += expr >= float(model.row_lower[i])
+        if model.row_upper[i] != INF:
+            prob += expr <= float(model.row_upper[i])
+    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), threads=1)
+    try:
+        prob.solve(solver)
+    except pulp.PulpSolverError:
+        return Outcome.UNKNOWN, None
+    vals = [x.value() for x in xs]
+    if any(v is None for v in vals):
+        return Outcome.UNKNOWN, None
+    return Outcome.FEASIBLE, np.array(vals, dtype=float)
+
+
+def solve_milp_highs(model, time_limit: float) -> tuple[Outcome, np.ndarray | None]:
+    """Solve a :class:`formulation.Milp` with HiGHS.
+
+    The witness model is a pure feasibility problem (zero objective), so the
+    first incumbent is optimal and HiGHS stops there.
+    """
+    h = new_highs(time_limit)
+    pass_lp(h, model.cost, model.col_lower, model.col_upper, model.A, model.row_lower, model.row_upper, model.integrality)
+    h.run()
+    out = highs_outcome(h)
+    if out in (Outcome.OPTIMAL, Outcome.FEASIBLE):
+        return out, np.array(h.getSolution().col_value, dtype=float)
+    return out, None

@@ -1,0 +1,238 @@
+"""Certificates: the evidence behind a verdict, and their JSON form.
+
+A certificate is self-contained: it embeds the network it speaks about and the
+domain, so `exact-inj check` needs nothing else.  The schema is documented in
+docs/certificates.md; this module is its one implementation.
+
+Evidence kinds
+--------------
+- :class:`Witness`: rational x != y with N(x) = N(y) (verdict not_injective).
+- :class:`TreeProof`: a case-split tree over the rows (verdict injective).
+- :class:`StructuralProof`: rows forming [B; -DB] with the bias condition
+  (verdict injective, by the sub-layer rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Union
+
+from .io import InputError, fraction_to_str, network_from_json, network_to_json, parse_exact
+from .model import Network, Vector
+from .verdict import Status
+
+FORMAT = "exact_inj/certificate"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The input set a verdict is about.  Only all of R^n exists so far."""
+
+    kind: str = "reals"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind}
+
+    @classmethod
+    def from_json(cls, obj: object, where: str) -> "Domain":
+        if not isinstance(obj, dict) or obj.get("kind") != "reals":
+            raise InputError(where, f"unsupported domain {obj!r} (supported: {{\"kind\": \"reals\"}})")
+        return cls("reals")
+
+
+@dataclass(frozen=True)
+class Witness:
+    """Two distinct inputs with identical outputs.
+
+    ``active_rows`` and ``active_rank`` (single layers only) describe the
+    midpoint z = (x + y)/2: the rows with w.z + b >= 0 and their exact rank,
+    which is < n by theory section 1.  The checker recomputes both.
+    """
+
+    x: Vector
+    y: Vector
+    active_rows: tuple[int, ...] | None = None
+    active_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Core:
+    """Rows that cannot all be strictly negative at one point.
+
+    The Motzkin multiplier lambda >= 0, lambda != 0, sum lambda_i w_i = 0,
+    sum lambda_i b_i >= 0 is fixed up to scale by its support when the rows'
+    transposed null space is one-dimensional; the checker then recomputes it.
+    Otherwise ``multiplier`` holds it explicitly (rationals, one per support row).
+    """
+
+    support: tuple[int, ...]
+    multiplier: tuple[Fraction, ...] | None = None
+
+
+# Tree codes, in preorder: r >= 0 splits on row r (first child: r orthogonal to
+# v, i.e. r joins P; second child: r strictly negative at z, i.e. r joins N);
+# RANK_LEAF closes a node whose P rows have rank n; CORE_BASE - k closes a
+# node whose N contains core k.
+RANK_LEAF = -1
+CORE_BASE = -2
+
+
+@dataclass(frozen=True)
+class TreeProof:
+    """A case-split tree (theory notes, section 4) over the rows of one layer."""
+
+    cores: tuple[Core, ...]
+    tree: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.tree) + sum(len(c.support) for c in self.cores)
+
+
+@dataclass(frozen=True)
+class StructuralProof:
+    """Pairs (i_k, j_k): rows i_k form an invertible B and w_{j_k} = -d_k w_{i_k}
+    with d_k > 0 and d_k b_{i_k} + b_{j_k} >= 0 (theory notes, section 4)."""
+
+    pairs: tuple[tuple[int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.pairs)
+
+
+Evidence = Union[Witness, TreeProof, StructuralProof]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A verdict's evidence together with what it is about.
+
+    >>> from exact_inj.model import Layer
+    >>> net = Network((Layer.from_rows([[1], [-1]], [-1, -1]),))
+    >>> c = Certificate(net, Domain(), Status.NOT_INJECTIVE,
+    ...                 Witness((Fraction(0),), (Fraction(1, 2),)))
+    >>> Certificate.from_json(c.to_json()) == c
+    True
+    """
+
+    network: Network
+    domain: Domain
+    verdict: Status
+    evidence: Evidence
+
+    def to_json(self) -> dict:
+        out: dict = {
+            "format": FORMAT,
+            "version": VERSION,
+            "network": network_to_json(self.network),
+            "domain": self.domain.to_json(),
+            "verdict": self.verdict.value,
+        }
+        ev = self.evidence
+        if isinstance(ev, Witness):
+            w: dict = {"x": [fraction_to_str(v) for v in ev.x], "y": [fraction_to_str(v) for v in ev.y]}
+            if ev.active_rows is not None:
+                w["active_rows"] = list(ev.active_rows)
+            if ev.active_rank is not None:
+                w["active_rank"] = ev.active_rank
+            out["witness"] = w
+        elif isinstance(ev, TreeProof):
+            cores = []
+            for c in ev.cores:
+                d: dict = {"support": list(c.support)}
+                if c.multiplier is not None:
+                    d["multiplier"] = [fraction_to_str(v) for v in c.multiplier]
+                cores.append(d)
+            out["proof"] = {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
+        elif isinstance(ev, StructuralProof):
+            out["proof"] = {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
+        else:  # pragma: no cover - the Evidence union is closed
+            raise TypeError(f"unknown evidence {type(ev).__name__}")
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object, path: str | None = None) -> "Certificate":
+        """Parse a certificate; malformed input raises InputError (one line)."""
+        where = path or "certificate"
+        if not isinstance(obj, dict):
+            raise InputError(where, "a certificate must be a JSON object")
+        for key in ("network", "verdict"):
+            if key not in obj:
+                raise InputError(where, f"missing key {key!r}")
+        if obj.get("format", FORMAT) != FORMAT or obj.get("version", VERSION) != VERSION:
+            raise InputError(where, f"unsupported certificate format {obj.get('format')!r} version {obj.get('version')!r}")
+        network = network_from_json(obj["network"], path)
+        domain = Domain.from_json(obj.get("domain", {"kind": "reals"}), where)
+        try:
+            verdict = Status(obj["verdict"])
+        except ValueError:
+            raise InputError(where, f"unknown verdict {obj['verdict']!r}") from None
+        if verdict is Status.UNKNOWN:
+            raise InputError(where, "an 'unknown' verdict has no certificate to check")
+        if verdict is Status.NOT_INJECTIVE:
+            evidence: Evidence = _witness_from_json(obj.get("witness"), where)
+        else:
+            evidence = _proof_from_json(obj.get("proof"), where)
+        return cls(network, domain, verdict, evidence)
+
+
+def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise InputError(where, f"{what} must be a list of integers")
+    return tuple(v)
+
+
+def _witness_from_json(w: object, where: str) -> Witness:
+    if not isinstance(w, dict) or "x" not in w or "y" not in w:
+        raise InputError(where, "a not_injective certificate needs \"witness\": {\"x\": [...], \"y\": [...]}")
+    try:
+        x = tuple(parse_exact(v, f"witness x[{k}]") for k, v in enumerate(_as_list(w["x"], where, "witness x")))
+        y = tuple(parse_exact(v, f"witness y[{k}]") for k, v in enumerate(_as_list(w["y"], where, "witness y")))
+    except (ValueError, ZeroDivisionError) as e:
+        raise InputError(where, str(e)) from None
+    rows = _int_list(w["active_rows"], where, "witness active_rows") if "active_rows" in w else None
+    rk = w.get("active_rank")
+    if rk is not None and (not isinstance(rk, int) or isinstance(rk, bool)):
+        raise InputError(where, "witness active_rank must be an integer")
+    return Witness(x, y, rows, rk)
+
+
+def _as_list(v: object, where: str, what: str) -> list:
+    if not isinstance(v, list):
+        raise InputError(where, f"{what} must be a list")
+    return v
+
+
+def _proof_from_json(p: object, where: str) -> Evidence:
+    if not isinstance(p, dict) or "kind" not in p:
+        raise InputError(where, "an injective certificate needs \"proof\": {\"kind\": ...}")
+    kind = p["kind"]
+    if kind == "tree":
+        cores = []
+        for k, c in enumerate(_as_list(p.get("cores"), where, "proof cores")):
+            if not isinstance(c, dict) or "support" not in c:
+                raise InputError(where, f"core {k} needs a \"support\" list")
+            support = _int_list(c["support"], where, f"core {k} support")
+            mult = None
+            if "multiplier" in c:
+                try:
+                    mult = tuple(
+                        parse_exact(v, f"core {k} multiplier[{j}]")
+                        for j, v in enumerate(_as_list(c["multiplier"], where, f"core {k} multiplier"))
+                    )
+                except (ValueError, ZeroDivisionError) as e:
+                    raise InputError(where, str(e)) from None
+            cores.append(Core(support, mult))
+        return TreeProof(tuple(cores), _int_list(p.get("tree"), where, "proof tree"))
+    if kind == "structural":
+        pairs = []
+        for k, pr in enumerate(_as_list(p.get("pairs"), where, "proof pairs")):
+            t = _int_list(pr, where, f"pair {k}")
+            if len(t) != 2:
+                raise InputError(where, f"pair {k} must have two row indices")
+            pairs.append((t[0], t[1]))
+        return StructuralProof(tuple(pairs))
+    raise InputError(where, f"unknown proof kind {kind!r} (expected 'tree' or 'structural')")

@@ -1,0 +1,267 @@
+"""The exact certificate checker.
+
+Rules this module keeps (theory notes, section 4):
+- rational and integer arithmetic only; no float, no tolerance;
+- no solver is imported, and nothing is searched: every core is verified once
+  and every tree node costs O(1) set operations plus, at a rank leaf, one exact
+  rank; the total cost is linear in the certificate's size;
+- coverage is recomputed here, never trusted: the tree's splits are replayed,
+  ranks are recomputed, and rows are read from the certificate's own network.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+from . import linalg
+from .certificate import (
+    CORE_BASE,
+    RANK_LEAF,
+    Certificate,
+    Core,
+    Status,
+    StructuralProof,
+    TreeProof,
+    Witness,
+)
+from .model import Network
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of checking one certificate."""
+
+    valid: bool
+    reason: str
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+class _Invalid(Exception):
+    pass
+
+
+def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
+    """Check a certificate exactly; never raises for an invalid certificate.
+
+    With ``crosscheck``, a witness is also re-evaluated with sympy's
+    rationals, and its midpoint rank recomputed by sympy's rref: an
+    implementation independent of python-flint and of fractions.
+
+    >>> from exact_inj.model import Layer, Network
+    >>> from exact_inj.certificate import Domain
+    >>> net = Network((Layer.from_rows([[1], [-1]], [-1, -1]),))
+    >>> good = Certificate(net, Domain(), Status.NOT_INJECTIVE,
+    ...                    Witness((Fraction(0),), (Fraction(1, 2),)))
+    >>> check(good).valid
+    True
+    >>> bad = Certificate(net, Domain(), Status.NOT_INJECTIVE,
+    ...                   Witness((Fraction(0),), (Fraction(2),)))
+    >>> check(bad).reason
+    'outputs differ at coordinate 0: 0 != 1'
+    """
+    t0 = time.perf_counter()
+    try:
+        reason = _check(cert)
+        if crosscheck and isinstance(cert.evidence, Witness):
+            reason += "; " + _sympy_crosscheck(cert.network, cert.evidence)
+        ok = True
+    except _Invalid as e:
+        reason, ok = str(e), False
+    return CheckResult(ok, reason, time.perf_counter() - t0)
+
+
+def _check(cert: Certificate) -> str:
+    if cert.domain.kind != "reals":
+        raise _Invalid(f"unsupported domain {cert.domain.kind!r}")
+    ev = cert.evidence
+    if cert.verdict is Status.NOT_INJECTIVE:
+        if not isinstance(ev, Witness):
+            raise _Invalid("a not_injective verdict needs a witness")
+        return check_witness(cert.network, ev)
+    if cert.verdict is Status.INJECTIVE:
+        if isinstance(ev, TreeProof):
+            return _check_tree(cert.network, ev)
+        if isinstance(ev, StructuralProof):
+            return _check_structural(cert.network, ev)
+        raise _Invalid("an injective verdict needs a proof")
+    raise _Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
+
+
+def check_witness(net: Network, w: Witness) -> str:
+    n = net.input_dim
+    if len(w.x) != n or len(w.y) != n:
+        raise _Invalid(f"witness points must have {n} coordinates")
+    if w.x == w.y:
+        raise _Invalid("witness points are equal")
+    fx, fy = net.evaluate(w.x), net.evaluate(w.y)
+    for k, (a, b) in enumerate(zip(fx, fy)):
+        if a != b:
+            raise _Invalid(f"outputs differ at coordinate {k}: {a} != {b}")
+    if w.active_rows is not None or w.active_rank is not None:
+        if len(net.layers) != 1:
+            raise _Invalid("active_rows/active_rank are defined for single layers only")
+        layer = net.layers[0]
+        mid = tuple((a + b) / 2 for a, b in zip(w.x, w.y))
+        pre = layer.pre_activation(mid)
+        active = tuple(i for i, a in enumerate(pre) if a >= 0)
+        if w.active_rows is not None and tuple(w.active_rows) != active:
+            raise _Invalid(f"active_rows {list(w.active_rows)} differ from the rows active at the midpoint {list(active)}")
+        rk = linalg.rank_q([layer.weight[i] for i in active], n)
+        if w.active_rank is not None and w.active_rank != rk:
+            raise _Invalid(f"active_rank {w.active_rank} differs from the exact rank {rk}")
+    return f"exact collision: N(x) = N(y) with x != y ({n} inputs)"
+
+
+def _single_relu_rows(net: Network) -> tuple[list[list[int]], list[int], int]:
+    if not net.is_single_relu_layer:
+        raise _Invalid("this proof kind applies to a single ReLU layer only")
+    layer = net.layers[0]
+    W, b = linalg.integer_rows(layer.weight, layer.bias)
+    return W, b, layer.in_dim
+
+
+def check_core(layer, W: list[list[int]], b: list[int], n: int, core: Core, k: int) -> None:
+    """Verify that the core's rows cannot all be strictly negative (Motzkin).
+
+    ``W``, ``b`` are the layer's rows scaled to integers (linalg.integer_rows);
+    an explicit multiplier refers to the layer's own rational rows.
+    """
+    m = len(W)
+    S = core.support
+    if not S:
+        raise _Invalid(f"core {k} is empty")
+    if len(set(S)) != len(S) or any(not (0 <= i < m) for i in S):
+        raise _Invalid(f"core {k} names rows outside 0..{m - 1} or repeats one")
+    if core.multiplier is not None:
+        lam = core.multiplier
+        if len(lam) != len(S):
+            raise _Invalid(f"core {k} multiplier has {len(lam)} entries for {len(S)} rows")
+        return _check_multiplier([layer.weight[i] for i in S], [layer.bias[i] for i in S], n, lam, k)
+    # W_S^T lambda = 0: the null space of the n x |S| matrix whose columns are the rows.
+    cols = [[W[i][j] for i in S] for j in range(n)]
+    basis = linalg.nullspace(cols, len(S))
+    if len(basis) != 1:
+        raise _Invalid(
+            f"core {k}: the support fixes no unique multiplier (null space of dimension {len(basis)}); "
+            "an explicit multiplier is needed"
+        )
+    lam = basis[0]
+    if all(x <= 0 for x in lam):
+        lam = [-x for x in lam]
+    _check_multiplier([W[i] for i in S], [b[i] for i in S], n, lam, k)
+
+
+def _check_multiplier(rows, bias, n: int, lam, k: int) -> None:
+    if any(x < 0 for x in lam) or all(x == 0 for x in lam):
+        raise _Invalid(f"core {k}: the multiplier is not nonnegative and nonzero")
+    for j in range(n):
+        if sum(l * r[j] for l, r in zip(lam, rows)) != 0:
+            raise _Invalid(f"core {k}: the multiplier does not cancel the rows (column {j})")
+    if sum(l * c for l, c in zip(lam, bias)) < 0:
+        raise _Invalid(f"core {k}: the multiplier gives lambda.b < 0, so the rows can all be negative")
+
+
+def _check_tree(net: Network, proof: TreeProof) -> str:
+    W, b, n = _single_relu_rows(net)
+    m = len(W)
+    for k, core in enumerate(proof.cores):
+        check_core(net.layers[0], W, b, n, core, k)
+    core_masks = [sum(1 << i for i in c.support) for c in proof.cores]
+    tree = proof.tree
+    # Iterative preorder replay.  The stack holds the (P, N) of second children
+    # still to visit; the first child is visited at once.
+    pos = 0
+    P = N = 0
+    stack: list[tuple[int, int]] = []
+    leaves = 0
+    rank_cache: dict[int, int] = {}
+    while True:
+        if pos >= len(tree):
+            raise _Invalid("the tree ends before every case is closed")
+        code = tree[pos]
+        pos += 1
+        if code >= 0:
+            if code >= m:
+                raise _Invalid(f"tree node {pos - 1} splits on row {code}, but the layer has {m} rows")
+            bit = 1 << code
+            if (P | N) & bit:
+                raise _Invalid(f"tree node {pos - 1} splits on row {code}, which is already decided")
+            stack.append((P, N | bit))
+            P |= bit
+            continue
+        if code == RANK_LEAF:
+            r = rank_cache.get(P)
+            if r is None:
+                r = linalg.rank([W[i] for i in range(m) if P >> i & 1], n)
+                rank_cache[P] = r
+            if r != n:
+                raise _Invalid(f"rank leaf at node {pos - 1}: its orthogonal rows have rank {r} < {n}")
+        else:
+            k = CORE_BASE - code
+            if not (0 <= k < len(core_masks)):
+                raise _Invalid(f"tree node {pos - 1} names core {k}, which does not exist")
+            if core_masks[k] & ~N:
+                raise _Invalid(f"core leaf at node {pos - 1}: core {k} has rows not fixed negative on this branch")
+        leaves += 1
+        if not stack:
+            break
+        P, N = stack.pop()
+    if pos != len(tree):
+        raise _Invalid(f"the tree has {len(tree) - pos} entries after its last leaf")
+    return f"case-split tree: {leaves} leaves and {len(proof.cores)} cores verified exactly"
+
+
+def _check_structural(net: Network, proof: StructuralProof) -> str:
+    layer = net.layers[0] if net.is_single_relu_layer else None
+    if layer is None:
+        raise _Invalid("a structural proof applies to a single ReLU layer only")
+    n, m = layer.in_dim, layer.out_dim
+    if len(proof.pairs) != n:
+        raise _Invalid(f"a structural proof needs {n} pairs, got {len(proof.pairs)}")
+    used = [i for p in proof.pairs for i in p]
+    if any(not (0 <= i < m) for i in used) or len(set(used)) != len(used):
+        raise _Invalid("structural pairs name rows outside the layer or repeat a row")
+    W, b = layer.weight, layer.bias
+    if linalg.rank_q([W[i] for i, _ in proof.pairs], n) != n:
+        raise _Invalid("the rows named as B are not linearly independent")
+    for k, (i, j) in enumerate(proof.pairs):
+        piv = next(c for c in range(n) if W[i][c] != 0)
+        d = -W[j][piv] / W[i][piv]
+        if d <= 0 or any(W[j][c] != -d * W[i][c] for c in range(n)):
+            raise _Invalid(f"pair {k}: row {j} is not a negative multiple of row {i}")
+        if d * b[i] + b[j] < 0:
+            raise _Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({d * b[i] + b[j]})")
+    return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
+
+
+# sympy's rref on big rational matrices is slow (theory notes, section 4), so
+# the rank cross-check is skipped above this many matrix entries.
+SYMPY_RANK_LIMIT = 4000
+
+
+def _sympy_crosscheck(net: Network, w: Witness) -> str:
+    import sympy
+
+    def ev(x):
+        h = [sympy.Rational(v.numerator, v.denominator) for v in x]
+        for layer in net.layers:
+            pre = [sum((sympy.Rational(a.numerator, a.denominator) * hv for a, hv in zip(row, h)),
+                       sympy.Rational(bb.numerator, bb.denominator)) for row, bb in zip(layer.weight, layer.bias)]
+            h = [max(p, 0) for p in pre] if layer.activation == "relu" else pre
+        return h
+
+    if ev(w.x) != ev(w.y):
+        raise _Invalid("sympy cross-check: the outputs differ")
+    if w.active_rows is None or len(w.active_rows) * net.input_dim > SYMPY_RANK_LIMIT:
+        return "sympy re-evaluation agrees"
+    layer = net.layers[0]
+    rows = [[sympy.Rational(a.numerator, a.denominator) for a in layer.weight[i]] for i in w.active_rows]
+    rk = len(sympy.Matrix(rows).rref()[1]) if rows else 0
+    if rk != w.active_rank:
+        raise _Invalid(f"sympy cross-check: midpoint rank {rk} != {w.active_rank}")
+    return "sympy re-evaluation and rank agree"

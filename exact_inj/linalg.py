@@ -1,0 +1,88 @@
+"""Exact linear algebra on integer and rational matrices, through python-flint.
+
+Why flint: exact rank and null spaces are the inner loop of both the search and
+the checker, and flint is 30-100x faster than sympy's rref there (theory notes,
+section 4).  Everything here is exact; there is no tolerance in this module.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import gcd, lcm
+from typing import Sequence
+
+import flint
+
+
+def integer_rows(weight: Sequence[Sequence[Fraction]], bias: Sequence[Fraction]) -> tuple[list[list[int]], list[int]]:
+    """Scale each row (w_i, b_i) by a positive integer so that it is integral.
+
+    Scaling a row together with its bias by c > 0 changes neither the layer's
+    injectivity nor any collision (ReLU(c a) = c ReLU(a)), so the engine may
+    work with these integer rows throughout.
+
+    >>> integer_rows([[Fraction(1, 2), Fraction(1, 3)]], [Fraction(1, 4)])
+    ([[6, 4]], [3])
+    """
+    Wi: list[list[int]] = []
+    bi: list[int] = []
+    for row, b in zip(weight, bias):
+        den = lcm(*(x.denominator for x in row), b.denominator)
+        Wi.append([int(x * den) for x in row])
+        bi.append(int(b * den))
+    return Wi, bi
+
+
+def rank(rows: Sequence[Sequence[int]], ncols: int) -> int:
+    """Exact rank of an integer matrix given by its rows (0 for no rows)."""
+    if not rows:
+        return 0
+    return flint.fmpz_mat([list(r) for r in rows]).rank()
+
+
+def rank_q(rows: Sequence[Sequence[Fraction]], ncols: int) -> int:
+    """Exact rank of a rational matrix."""
+    if not rows:
+        return 0
+    return flint.fmpq_mat(len(rows), ncols, [flint.fmpq(x.numerator, x.denominator) for r in rows for x in r]).rank()
+
+
+def nullspace(rows: Sequence[Sequence[int]], ncols: int) -> list[list[int]]:
+    """Integer basis of { v : rows . v = 0 } (the whole space if rows is empty).
+
+    The vectors are not normalised (the search only needs some basis); use
+    :func:`primitive` where a small vector matters, as in a witness.
+    """
+    if not rows:
+        return [[1 if i == j else 0 for j in range(ncols)] for i in range(ncols)]
+    X, nullity = flint.fmpz_mat([list(r) for r in rows]).nullspace()
+    if not nullity:
+        return []
+    L = X.tolist()
+    return [[int(L[i][j]) for i in range(ncols)] for j in range(nullity)]
+
+
+def primitive(v: Sequence[int]) -> list[int]:
+    """v divided by the gcd of its entries.
+
+    >>> primitive([4, -6, 0])
+    [2, -3, 0]
+    """
+    g = gcd(*v)
+    return [x // g for x in v] if g > 1 else list(v)
+
+
+def solve_square(A: Sequence[Sequence[int | Fraction]], rhs: Sequence[int | Fraction]) -> list[Fraction] | None:
+    """Solve A x = rhs exactly for square A; None if A is singular."""
+    n = len(A)
+    M = flint.fmpq_mat(n, n, [_q(x) for r in A for x in r])
+    if M.rank() < n:
+        return None
+    sol = M.solve(flint.fmpq_mat(n, 1, [_q(x) for x in rhs]))
+    return [Fraction(int(sol[i, 0].p), int(sol[i, 0].q)) for i in range(n)]
+
+
+def _q(x: int | Fraction) -> "flint.fmpq":
+    if isinstance(x, Fraction):
+        return flint.fmpq(x.numerator, x.denominator)
+    return flint.fmpq(int(x))

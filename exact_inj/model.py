@@ -1,0 +1,147 @@
+"""Networks as exact objects: the one place that says what a layer computes.
+
+Every number is a :class:`fractions.Fraction`.  The same objects are evaluated
+exactly (to re-verify witnesses) and handed to the engine, which derives its
+integer and floating-point views from them, so there is no second definition
+of "what the network computes" anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+ACTIVATIONS = ("relu", "linear")
+
+Vector = tuple[Fraction, ...]
+Matrix = tuple[Vector, ...]
+
+
+def relu(a: Fraction) -> Fraction:
+    return a if a > 0 else Fraction(0)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One affine map followed by an activation: x -> act(W x + b).
+
+    >>> from fractions import Fraction as F
+    >>> L = Layer(((F(1),), (F(-1),)), (F(0), F(0)))
+    >>> L.apply((F(-2),))
+    (Fraction(0, 1), Fraction(2, 1))
+    """
+
+    weight: Matrix
+    bias: Vector
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        # Shape checks live here so that no malformed layer can exist, whatever
+        # built it; io.py turns these messages into one-line input errors.
+        if not self.weight or not self.weight[0]:
+            raise ValueError("weight must be a non-empty matrix")
+        n = len(self.weight[0])
+        for i, row in enumerate(self.weight):
+            if len(row) != n:
+                raise ValueError(f"weight row {i} has {len(row)} entries, expected {n}")
+        if len(self.bias) != len(self.weight):
+            raise ValueError(
+                f"bias has {len(self.bias)} entries but weight has {len(self.weight)} rows"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r} (expected one of {', '.join(ACTIVATIONS)})"
+            )
+        for x in (*self.bias, *(v for r in self.weight for v in r)):
+            if type(x) is not Fraction:
+                raise TypeError("layer entries must be fractions.Fraction")
+
+    @classmethod
+    def from_rows(
+        cls,
+        weight: Sequence[Sequence[object]],
+        bias: Sequence[object] | None = None,
+        activation: str = "relu",
+    ) -> "Layer":
+        """Build a layer from ints, Fractions or strings such as "-3/7" or "0.1".
+
+        Floats are refused: they would need a decision about which rational
+        they mean.  (Binary loaders take a float's exact value explicitly.)
+
+        >>> Layer.from_rows([[1, "1/2"], ["0.1", 0]]).weight[1][0]
+        Fraction(1, 10)
+        """
+        W = tuple(tuple(_exact(v) for v in row) for row in weight)
+        b = tuple(_exact(v) for v in bias) if bias is not None else tuple(Fraction(0) for _ in W)
+        return cls(W, b, activation)
+
+    @property
+    def out_dim(self) -> int:
+        return len(self.weight)
+
+    @property
+    def in_dim(self) -> int:
+        return len(self.weight[0])
+
+    def pre_activation(self, x: Sequence[Fraction]) -> Vector:
+        return tuple(sum((w * xi for w, xi in zip(row, x)), b) for row, b in zip(self.weight, self.bias))
+
+    def apply(self, x: Sequence[Fraction]) -> Vector:
+        pre = self.pre_activation(x)
+        return tuple(relu(a) for a in pre) if self.activation == "relu" else pre
+
+
+@dataclass(frozen=True)
+class Network:
+    """A stack of layers, evaluated exactly.
+
+    >>> net = Network((Layer.from_rows([[1], [-1]], [1, -1]),))
+    >>> net.input_dim, net.output_dim
+    (1, 2)
+    >>> net.evaluate([Fraction(-3)])
+    (Fraction(0, 1), Fraction(2, 1))
+    """
+
+    layers: tuple[Layer, ...]
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("a network needs at least one layer")
+        for k in range(1, len(self.layers)):
+            prev, cur = self.layers[k - 1], self.layers[k]
+            if cur.in_dim != prev.out_dim:
+                raise ValueError(
+                    f"layer {k} expects {cur.in_dim} inputs but layer {k - 1} gives {prev.out_dim}"
+                )
+
+    @property
+    def input_dim(self) -> int:
+        return self.layers[0].in_dim
+
+    @property
+    def output_dim(self) -> int:
+        return self.layers[-1].out_dim
+
+    @property
+    def is_single_relu_layer(self) -> bool:
+        return len(self.layers) == 1 and self.layers[0].activation == "relu"
+
+    def evaluate(self, x: Sequence[Fraction]) -> Vector:
+        if len(x) != self.input_dim:
+            raise ValueError(f"input has {len(x)} entries, expected {self.input_dim}")
+        h: Sequence[Fraction] = tuple(x)
+        for layer in self.layers:
+            h = layer.apply(h)
+        return tuple(h)
+
+
+def _exact(v: object) -> Fraction:
+    if isinstance(v, bool) or isinstance(v, float):
+        raise TypeError(f"refusing {type(v).__name__} {v!r}: give an int, Fraction or string")
+    if isinstance(v, (int, Fraction)):
+        return Fraction(v)
+    if isinstance(v, str):
+        return Fraction(v.strip())
+    raise TypeError(f"cannot read {v!r} as an exact number")

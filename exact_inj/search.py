@@ -1,0 +1,473 @@
+"""Case-split proof search for one ReLU layer on R^n (theory notes, sections 4 and 11).
+
+A node fixes rows P ("orthogonal to v") and N ("strictly negative at z").
+It closes when the P rows have rank n (a rank leaf) or when a *core* (rows
+that cannot all be strictly negative, proved by an exact Motzkin multiplier)
+lies inside N (a core leaf).  Otherwise one undecided row of a core is split.
+
+HiGHS only chooses: every core is repaired into an exact multiplier before it
+is stored, and a point the LP finds becomes a witness only after exact
+evaluation.  What leaves this module is exact or nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+import flint
+import numpy as np
+
+from . import backend, formulation, linalg
+from .certificate import CORE_BASE, RANK_LEAF, Core, TreeProof, Witness
+from .model import Layer
+
+# A multiplier entry counts as part of the LP's support above this fraction of
+# the largest entry.  It only chooses which rows to try: the support is then
+# checked exactly, so a wrong choice costs a retry, never a wrong answer.
+SUPPORT_TOL = 1e-9
+
+# A stored core is reused without an LP only when at most this many of its
+# rows are undecided; otherwise a fresh (strengthened) core from the node's
+# own LP usually splits into far fewer cases.
+STORE_REST_MAX = 1
+
+# Cores are strengthened at nodes whose P rows have rank <= n - this.
+STRENGTHEN_RANK_GAP = 1
+
+# The node LP's optimum is 0 or 1 in exact arithmetic (theory section 11).
+# Anything between these two cut-offs is treated as "solver confused".
+S_ZERO, S_ONE = 1e-6, 0.5
+
+
+class LayerData:
+    """Integer, rational and float views of one layer's rows, built once."""
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+        self.n = layer.in_dim
+        self.m = layer.out_dim
+        self.Wi, self.bi = linalg.integer_rows(layer.weight, layer.bias)
+        # scale_i > 0 with (Wi_i, bi_i) = scale_i * (w_i, b_i): the lcm that
+        # integer_rows multiplied row i by.
+        self.scale = [
+            Fraction(self.Wi[i][j] if layer.weight[i][j] else self.bi[i] or 1)
+            / (layer.weight[i][j] if layer.weight[i][j] else layer.bias[i] or 1)
+            for i in range(self.m)
+            for j in [next((c for c in range(self.n) if layer.weight[i][c]), 0)]
+        ]
+        self.Wf, self.bf = formulation.float_rows(self.Wi, self.bi)
+        self.Wfl = flint.fmpz_mat(self.Wi)
+        self.all = (1 << self.m) - 1
+        self.zero_rows = sum(1 << i for i in range(self.m) if not any(self.Wi[i]))
+        self.nbytes = (self.m + 7) // 8
+
+    def mask_to_bool(self, mask: int) -> np.ndarray:
+        raw = np.frombuffer(mask.to_bytes(self.nbytes, "little"), dtype=np.uint8)
+        return np.unpackbits(raw, bitorder="little")[: self.m].astype(bool)
+
+    def rows_of(self, mask: int) -> list[int]:
+        return [i for i in range(self.m) if mask >> i & 1]
+
+    def span_info(self, P: int) -> tuple[int, int, list[list[int]]]:
+        """(rank of the P rows, mask of rows in their span, null-space basis)."""
+        prow = [self.Wi[i] for i in self.rows_of(P)]
+        basis = linalg.nullspace(prow, self.n)
+        if not basis:
+            return self.n, self.all, []
+        V = flint.fmpz_mat([[basis[c][r] for c in range(len(basis))] for r in range(self.n)])
+        prod = (self.Wfl * V).tolist()
+        span = 0
+        for i, r in enumerate(prod):
+            if not any(r):
+                span |= 1 << i
+        return self.n - len(basis), span, basis
+
+
+# --- exact repair -------------------------------------------------------------
+
+
+def exact_core(data: LayerData, lam: np.ndarray, allowed: int) -> Core | None:
+    """Turn a float Motzkin multiplier into an exact core, or None."""
+    if lam.max() <= 0:
+        return None
+    idx = [i for i in np.nonzero(lam > SUPPORT_TOL * lam.max())[0].tolist() if allowed >> i & 1]
+    if not idx:
+        return None
+    n = data.n
+    cols = [[data.Wi[i][j] for i in idx] for j in range(n)]
+    basis = linalg.nullspace(cols, len(idx))
+    if len(basis) == 1:
+        v = basis[0]
+        if all(x <= 0 for x in v):
+            v = [-x for x in v]
+        if all(x >= 0 for x in v) and sum(x * data.bi[i] for x, i in zip(v, idx)) >= 0:
+            keep = [i for x, i in zip(v, idx) if x > 0]
+            if len(keep) == len(idx):
+                return Core(tuple(idx))
+            # Zero entries: the smaller support is the real core; its null
+            # space is the restriction of this one, still one-dimensional.
+            return exact_core(data, np.array([1.0 if i in keep else 0.0 for i in range(data.m)]), allowed)
+        return None
+    if not basis:
+        return None
+    # A larger null space: project the float multiplier onto it and round.
+    B = np.array(basis, dtype=float).T  # |S| x k
+    target = lam[idx]
+    coef, *_ = np.linalg.lstsq(B, target, rcond=None)
+    for den in (10**3, 10**6, 10**9):
+        c = [Fraction(float(x)).limit_denominator(den) for x in coef]
+        v = [sum(cj * basis[j][r] for j, cj in enumerate(c)) for r in range(len(idx))]
+        if all(x >= 0 for x in v) and any(x > 0 for x in v) and sum(x * data.bi[i] for x, i in zip(v, idx)) >= 0:
+            # Express the multiplier over the layer's rational rows (scaled rows
+            # Wi_i = scale_i * w_i, so lambda_i * scale_i serves for w_i).
+            pairs = [(i, x * data.scale[i]) for x, i in zip(v, idx) if x > 0]
+            return Core(tuple(i for i, _ in pairs), tuple(x for _, x in pairs))
+    return None
+
+
+def strict_point(data: LayerData, rows: int, z: np.ndarray, t: float) -> list[Fraction] | None:
+    """A rational x with w_i.x + b_i < 0 exactly for every row in ``rows``.
+
+    (z, t) is the LP's homogenised point.  Rounded candidates are tried from
+    simple to exact; each is checked in exact integer arithmetic.
+    """
+    idx = data.rows_of(rows)
+    scale = max(float(np.abs(z).max(initial=0.0)), t, 1e-300)
+    zt = np.append(z, t) / scale
+    for den in (1, 10, 100, 10**4, 10**8, None):
+        if den is None:
+            cand = [Fraction(float(x)) for x in zt]
+        else:
+            cand = [Fraction(round(float(x) * den), den) for x in zt]
+        d, tr = cand[:-1], max(cand[-1], Fraction(0))
+        if all(sum(w * x for w, x in zip(data.Wi[i], d)) + data.bi[i] * tr < 0 for i in idx):
+            return _dehomogenise(data, idx, d, tr)
+    return None
+
+
+def _dehomogenise(data: LayerData, idx: list[int], d: list[Fraction], t: Fraction) -> list[Fraction]:
+    if t > 0:
+        return [x / t for x in d]
+    # t = 0: d is a direction with w_i.d < 0 on these rows; go far enough out.
+    lam = Fraction(1)
+    for i in idx:
+        wd = sum(w * x for w, x in zip(data.Wi[i], d))
+        if data.bi[i] > 0:
+            lam = max(lam, Fraction(data.bi[i]) / -wd + 1)
+    return [lam * x for x in d]
+
+
+def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness | None:
+    """x makes every row in ``negative`` strictly negative and the other rows
+    have rank < n: move along their null space and verify exactly."""
+    others = [data.Wi[i] for i in data.rows_of(data.all & ~negative)]
+    basis = linalg.nullspace(others, data.n)
+    if not basis:
+        return None
+    v = linalg.primitive(basis[0])
+    bound = None
+    for i in data.rows_of(negative):
+        wv = sum(w * c for w, c in zip(data.Wi[i], v))
+        if wv:
+            slack = -(sum(w * c for w, c in zip(data.Wi[i], x)) + data.bi[i])
+            r = slack / abs(wv)
+            bound = r if bound is None or r < bound else bound
+    eps = Fraction(1)
+    if bound is not None:
+        while eps >= bound:  # a simple power of two strictly inside the margin
+            eps /= 2
+    y = [a + eps * c for a, c in zip(x, v)]
+    return finish_witness(data.layer, tuple(x), tuple(y))
+
+
+def finish_witness(layer: Layer, x: tuple, y: tuple) -> Witness | None:
+    """Verify a candidate pair exactly and attach the midpoint's active rows."""
+    x = tuple(Fraction(a) for a in x)
+    y = tuple(Fraction(a) for a in y)
+    if x == y or layer.apply(x) != layer.apply(y):
+        return None
+    mid = tuple((a + b) / 2 for a, b in zip(x, y))
+    active = tuple(i for i, a in enumerate(layer.pre_activation(mid)) if a >= 0)
+    rk = linalg.rank_q([layer.weight[i] for i in active], layer.in_dim)
+    return Witness(x, y, active, rk)
+
+
+# --- warm-started LPs ------------------------------------------------------------
+
+
+class _WarmLP:
+    """A HiGHS model whose rows (or columns) are switched on and off by bounds."""
+
+    def __init__(self, model: dict, by_rows: bool):
+        self.h = backend.new_highs()
+        backend.pass_lp(
+            self.h, model["cost"], model["col_lower"], model["col_upper"], model["A"],
+            model["row_lower"], model["row_upper"], maximize=model["maximize"],
+        )
+        self.by_rows = by_rows
+        self.size = model["A"].shape[0] if by_rows else model["A"].shape[1]
+        self.on = np.ones(self.size, dtype=bool)
+        self.lps = 0
+
+    def switch(self, on: np.ndarray) -> None:
+        diff = np.nonzero(on != self.on)[0]
+        if len(diff):
+            lower = np.full(len(diff), -backend.INF if self.by_rows else 0.0)
+            upper = np.where(on[diff], 0.0 if self.by_rows else backend.INF, backend.INF if self.by_rows else 0.0)
+            if self.by_rows:
+                self.h.changeRowsBounds(len(diff), diff.astype(np.int32), lower, upper)
+            else:
+                self.h.changeColsBounds(len(diff), diff.astype(np.int32), lower, upper)
+            self.on = on.copy()
+
+    def run(self) -> backend.Outcome:
+        self.lps += 1
+        self.h.run()
+        return backend.highs_outcome(self.h)
+
+
+class NodeLP(_WarmLP):
+    def __init__(self, data: LayerData):
+        super().__init__(formulation.node_lp(data.Wf, data.bf), by_rows=True)
+        self.n = data.n
+
+    def solve(self, on: np.ndarray):
+        """('point', z, t) if the rows can all be strictly negative,
+        ('multiplier', lam) if not, ('fail',) if the solver is unsure."""
+        self.switch(on)
+        out = self.run()
+        if out is not backend.Outcome.OPTIMAL:
+            return ("fail",)
+        s = self.h.getInfo().objective_function_value
+        sol = self.h.getSolution()
+        if s >= S_ONE:
+            x = np.array(sol.col_value)
+            return ("point", x[: self.n], float(x[self.n]))
+        if abs(s) <= S_ZERO:
+            # HiGHS signs duals by objective sense (>= 0 here, as we maximise);
+            # the magnitude is all we use, and the exact repair checks signs.
+            lam = np.abs(np.array(sol.row_dual))
+            lam[~on] = 0.0
+            return ("multiplier", lam)
+        return ("fail",)
+
+
+class CoreLP(_WarmLP):
+    def __init__(self, data: LayerData):
+        super().__init__(formulation.core_lp(data.Wf, data.bf), by_rows=False)
+
+    def solve(self, on: np.ndarray, price: np.ndarray) -> np.ndarray | None:
+        self.switch(on)
+        self.h.changeColsCost(len(price), np.arange(len(price), dtype=np.int32), price.astype(float))
+        if self.run() is not backend.Outcome.OPTIMAL:
+            return None
+        return np.maximum(np.array(self.h.getSolution().col_value), 0.0)
+
+
+# --- the core store ----------------------------------------------------------------
+
+
+class CoreStore:
+    """Exact cores, as bit masks, scanned with numpy."""
+
+    def __init__(self, m: int):
+        self.words = (m + 63) // 64
+        self.cores: list[Core] = []
+        self.masks: list[int] = []
+        self.arr = np.zeros((16, self.words), dtype=np.uint64)
+        self.index: dict[int, int] = {}
+
+    def _words(self, mask: int) -> np.ndarray:
+        return np.array([(mask >> (64 * k)) & 0xFFFFFFFFFFFFFFFF for k in range(self.words)], dtype=np.uint64)
+
+    def add(self, core: Core) -> int:
+        mask = sum(1 << i for i in core.support)
+        if mask in self.index:
+            return self.index[mask]
+        k = len(self.cores)
+        if k == len(self.arr):
+            self.arr = np.vstack([self.arr, np.zeros_like(self.arr)])
+        self.arr[k] = self._words(mask)
+        self.cores.append(core)
+        self.masks.append(mask)
+        self.index[mask] = k
+        return k
+
+    def best(self, blocked: int, N: int) -> tuple[int, int] | None:
+        """The applicable core (no row blocked) with the fewest rows outside N."""
+        K = len(self.cores)
+        if not K:
+            return None
+        C = self.arr[:K]
+        ok = ~((C & self._words(blocked)) != 0).any(axis=1)
+        if not ok.any():
+            return None
+        rest = np.bitwise_count(C & ~self._words(N)).sum(axis=1, dtype=np.int64)
+        rest = np.where(ok, rest, np.iinfo(np.int64).max)
+        k = int(rest.argmin())
+        return k, int(rest[k])
+
+
+# --- the search ---------------------------------------------------------------------
+
+
+@dataclass
+class SearchStats:
+    nodes: int = 0
+    leaves: int = 0
+    lps: int = 0
+    core_lps: int = 0
+    cores: int = 0
+    repair_failures: int = 0
+    open_cases: int = 0
+    max_depth: int = 0
+    min_active_rows: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    kind: str  # "proof", "witness", "limit"
+    proof: TreeProof | None = None
+    witness: Witness | None = None
+    stats: SearchStats = field(default_factory=SearchStats)
+
+
+def tree_search(
+    data: LayerData,
+    deadline: float,
+    max_nodes: int | None = None,
+    poll: Callable[[], Witness | None] | None = None,
+    progress: Callable[[SearchStats, float], None] | None = None,
+) -> SearchResult:
+    """Depth-first case-split search; returns a proof, a witness, or a limit."""
+    n, m = data.n, data.m
+    stats = SearchStats()
+    lp = NodeLP(data)
+    clp: CoreLP | None = None
+    store = CoreStore(m)
+    out: list[int] = []
+    used: dict[int, int] = {}  # store index -> certificate index
+
+    def leaf_core(k: int) -> None:
+        j = used.setdefault(k, len(used))
+        out.append(CORE_BASE - j)
+
+    # stack entries: (P, N, rank P, span mask, null basis, hint core, depth)
+    rk0, span0, basis0 = data.span_info(0)
+    stack = [(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)]
+    last_report = time.perf_counter()
+    while stack:
+        P, N, rk, span, basis, hint, depth = stack.pop()
+        stats.nodes += 1
+        if stats.nodes & 63 == 0:
+            now = time.perf_counter()
+            if now > deadline or (max_nodes is not None and stats.nodes > max_nodes):
+                stats.open_cases = len(stack) + 1
+                stats.lps, stats.cores = lp.lps, len(store.cores)
+                stats.core_lps = clp.lps if clp else 0
+                return SearchResult("limit", stats=stats)
+            if poll is not None:
+                w = poll()
+                if w is not None:
+                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    stats.notes.append("witness from the MILP side search")
+                    return SearchResult("witness", witness=w, stats=stats)
+            if progress is not None and now - last_report > 2.0:
+                last_report = now
+                stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
+                progress(stats, now)
+        stats.max_depth = max(stats.max_depth, depth)
+        if rk == n:
+            out.append(RANK_LEAF)
+            stats.leaves += 1
+            continue
+        blocked = P | (span & ~N)
+        choice = None
+        if hint >= 0 and not store.masks[hint] & blocked:
+            choice = (hint, bin(store.masks[hint] & ~N).count("1"))
+        else:
+            choice = store.best(blocked, N)
+        if choice is not None and choice[1] == 0:
+            leaf_core(choice[0])
+            stats.leaves += 1
+            continue
+        if choice is None or choice[1] > STORE_REST_MAX:
+            in_play = N | (data.all & ~blocked)
+            on = data.mask_to_bool(in_play)
+            k = None
+            undecided = in_play & ~N
+            if undecided and rk <= n - STRENGTHEN_RANK_GAP:
+                # Core strengthening (theory section 11): ask directly for a
+                # multiplier leaning on rows already fixed negative.  If none
+                # exists the node LP below finds the point instead.
+                if clp is None:
+                    clp = CoreLP(data)
+                lam = clp.solve(on, data.mask_to_bool(undecided).astype(float))
+                if lam is not None:
+                    core = exact_core(data, lam, in_play)
+                    if core is not None:
+                        k = store.add(core)
+            if k is None:
+                res = lp.solve(on)
+                if res[0] == "point":
+                    x = strict_point(data, in_play, res[1], res[2])
+                    if x is not None:
+                        w = make_witness(data, x, in_play)
+                        if w is not None:
+                            stats.lps, stats.cores = lp.lps, len(store.cores)
+                            stats.core_lps = clp.lps if clp else 0
+                            return SearchResult("witness", witness=w, stats=stats)
+                    stats.repair_failures += 1
+                elif res[0] == "multiplier":
+                    core = exact_core(data, res[1], in_play)
+                    if core is not None:
+                        k = store.add(core)
+                    else:
+                        stats.repair_failures += 1
+                else:
+                    stats.repair_failures += 1
+            if k is None:
+                # No exact evidence at this node: split any undecided row in
+                # play, so the children are smaller problems.  With nothing
+                # left to split, the case stays open and the answer unknown.
+                rest_rows = in_play & ~N
+                if not rest_rows:
+                    stats.open_cases = len(stack) + 1
+                    stats.notes.append("a fully decided case could not be closed exactly")
+                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    return SearchResult("limit", stats=stats)
+                r = (rest_rows & -rest_rows).bit_length() - 1
+                _split(data, stack, out, P, N, rk, span, basis, r, -1, depth)
+                continue
+            choice = (k, bin(store.masks[k] & ~N).count("1"))
+            if choice[1] == 0:
+                leaf_core(k)
+                stats.leaves += 1
+                continue
+        k = choice[0]
+        rest = store.masks[k] & ~N
+        r = (rest & -rest).bit_length() - 1
+        _split(data, stack, out, P, N, rk, span, basis, r, k, depth)
+    stats.lps, stats.cores = lp.lps, len(used)
+    stats.core_lps = clp.lps if clp else 0
+    cores = [None] * len(used)
+    for k, j in used.items():
+        cores[j] = store.cores[k]
+    return SearchResult("proof", proof=TreeProof(tuple(cores), tuple(out)), stats=stats)
+
+
+def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth) -> None:
+    """Emit a split on row r: push the N-child, then the P-child on top."""
+    out.append(r)
+    bit = 1 << r
+    stack.append((P, N | bit, rk, span, basis, hint, depth + 1))
+    P2 = P | bit
+    if span >> r & 1:
+        stack.append((P2, N, rk, span, basis, -1, depth + 1))
+    else:
+        rk2, span2, basis2 = data.span_info(P2)
+        stack.append((P2, N, rk2, span2 | data.zero_rows, basis2, -1, depth + 1))

@@ -1,0 +1,83 @@
+"""The answer a decision returns: a status, its evidence, and what is known.
+
+Following PySAT's split between ``solve()`` and ``get_model()``/``get_proof()``,
+a :class:`Verdict` answers, and its evidence is read separately through
+``.certificate``, ``.witness`` and ``.proof``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .certificate import Certificate
+
+
+class Status(enum.Enum):
+    """The three answers the engine gives."""
+
+    INJECTIVE = "injective"
+    """No two distinct inputs in the domain share an output; a checked proof backs it."""
+
+    NOT_INJECTIVE = "not_injective"
+    """Two distinct rational inputs in the domain have exactly equal outputs."""
+
+    UNKNOWN = "unknown"
+    """Undecided within the limits; the verdict carries what is known instead."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of :func:`exact_inj.verify`.
+
+    ``certificate`` is present exactly when ``status`` is not UNKNOWN, and it
+    has passed the exact checker before this object was made.  ``route`` names
+    what decided ("instant", "structural", "witness_lp", "tree", "milp", or
+    "limit" for unknown); ``reason`` says why in one sentence; ``info`` holds
+    the figures: node and core counts, certificate size, check time, and for
+    unknown the bounds and open cases.
+    """
+
+    status: Status
+    seconds: float
+    route: str
+    reason: str
+    certificate: "Certificate | None" = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def witness(self):
+        from .certificate import Witness
+
+        ev = self.certificate.evidence if self.certificate else None
+        return ev if isinstance(ev, Witness) else None
+
+    @property
+    def proof(self):
+        from .certificate import Witness
+
+        ev = self.certificate.evidence if self.certificate else None
+        return None if ev is None or isinstance(ev, Witness) else ev
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's --json object (docs/cli.md)."""
+        from .io import fraction_to_str
+
+        out: dict[str, Any] = {
+            "verdict": self.status.value,
+            "seconds": round(self.seconds, 6),
+            "route": self.route,
+            "reason": self.reason,
+        }
+        w = self.witness
+        if w is not None:
+            out["witness"] = {"x": [fraction_to_str(v) for v in w.x], "y": [fraction_to_str(v) for v in w.y]}
+            if w.active_rows is not None:
+                out["witness"]["active_rows"] = list(w.active_rows)
+                out["witness"]["active_rank"] = w.active_rank
+        if self.proof is not None:
+            out["proof_kind"] = "tree" if hasattr(self.proof, "tree") else "structural"
+        out["info"] = self.info
+        return out
