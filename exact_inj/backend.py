@@ -148,13 +148,8 @@ def pass_lp(
 # --- PuLP / CBC: the second, independent route --------------------------------
 
 
-def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | None]:
-    """Solve a :class:`formulation.Milp` with PuLP's bundled CBC.
-
-    PuLP's status string is not trusted (PuLP 3 calls a HiGHS time limit
-    "Optimal"); we only look at whether every variable came back with a value,
-    and the caller verifies any point exactly.
-    """
+def to_pulp(model):
+    """The :class:`formulation.Milp` as a PuLP problem (for CBC, or LP/MPS export)."""
     import pulp
 
     prob = pulp.LpProblem("exact_inj_witness", pulp.LpMinimize)
@@ -162,16 +157,31 @@ def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | Non
     for j in range(model.num_cols):
         lo = None if model.col_lower[j] == -INF else float(model.col_lower[j])
         hi = None if model.col_upper[j] == INF else float(model.col_upper[j])
-        cat = pulp.LpBinary if model.integrality[j] and lo == 0 and hi == 1 else (
-            pulp.LpInteger if model.integrality[j] else pulp.LpContinuous)
+        cat = pulp.LpInteger if model.integrality[j] else pulp.LpContinuous
         xs.append(pulp.LpVariable(f"x{j}", lowBound=lo, upBound=hi, cat=cat))
     prob += pulp.lpSum(float(c) * x for c, x in zip(model.cost, xs) if c != 0)
     for i in range(model.A.shape[0]):
         expr = pulp.lpSum(float(a) * xs[j] for j, a in enumerate(model.A[i]) if a != 0)
+        if model.row_lower[i] == model.row_upper[i]:
+            prob += expr == float(model.row_lower[i]), f"r{i}"
+            continue
         if model.row_lower[i] != -INF:
-            prob += expr >= float(model.row_lower[i])
+            prob += expr >= float(model.row_lower[i]), f"r{i}lo"
         if model.row_upper[i] != INF:
-            prob += expr <= float(model.row_upper[i])
+            prob += expr <= float(model.row_upper[i]), f"r{i}hi"
+    return prob, xs
+
+
+def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | None]:
+    """Solve a :class:`formulation.Milp` with PuLP's bundled CBC.
+
+    PuLP's status is never read (PuLP 3 calls a HiGHS time limit "Optimal");
+    we only look at whether every variable came back with a value, and the
+    caller repairs and verifies any point exactly.
+    """
+    import pulp
+
+    prob, xs = to_pulp(model)
     solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), threads=1)
     try:
         prob.solve(solver)

@@ -164,7 +164,7 @@ class Certificate:
                 raise InputError(where, f"missing key {key!r}")
         if obj.get("format", FORMAT) != FORMAT or obj.get("version", VERSION) != VERSION:
             raise InputError(where, f"unsupported certificate format {obj.get('format')!r} version {obj.get('version')!r}")
-        network = network_from_json(obj["network"], path)
+        network = network_from_json(obj["network"], path, where="network")
         domain = Domain.from_json(obj.get("domain", {"kind": "reals"}), where)
         try:
             verdict = Status(obj["verdict"])

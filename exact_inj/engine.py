@@ -103,8 +103,8 @@ def decide_layer(
     w, best_active = hinge_witness(data, deadline)
     if w is not None:
         return done(Status.NOT_INJECTIVE, "witness_lp",
-                    f"at x the rows with w.x + b >= 0 have rank {w.active_rank} < {n}, and moving along their "
-                    "null space keeps every other row strictly negative", w)
+                    f"at the midpoint z of x and y the rows with w.z + b >= 0 have rank {w.active_rank} < {n}; along their "
+                    "null space every other row stays strictly negative, so x and y collide", w)
 
     # 4. Tree search with the MILP alongside.
     tried.append("tree")
@@ -134,6 +134,7 @@ def decide_layer(
     info = {
         "nodes": st.nodes, "leaves": st.leaves, "lps": st.lps, "core_lps": st.core_lps,
         "cores": st.cores, "max_depth": st.max_depth, "repair_failures": st.repair_failures,
+        "exact_lps": st.exact_lps,
     }
     if st.notes:
         info["notes"] = st.notes
@@ -145,7 +146,7 @@ def decide_layer(
     if res.kind == "witness":
         route = "milp" if st.notes and "MILP" in st.notes[-1] else "tree"
         return done(Status.NOT_INJECTIVE, route,
-                    f"at x the rows with w.x + b >= 0 have rank {res.witness.active_rank} < {n}, so x and a "
+                    f"at the midpoint z of x and y the rows with w.z + b >= 0 have rank {res.witness.active_rank} < {n}, so x and a "
                     "nearby y along their null space collide", res.witness, info)
     info["open_cases"] = st.open_cases
     if best_active is not None:

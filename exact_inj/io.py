@@ -386,8 +386,8 @@ def _suggest(key: str, allowed: tuple[str, ...]) -> str:
     return f"(allowed: {', '.join(allowed)}){hint}"
 
 
-def _layer_from_json(obj: Any, k: int, path: str | None) -> Layer:
-    at = f"layers[{k}]"
+def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> Layer:
+    at = f"{prefix}layers[{k}]"
     if not isinstance(obj, dict):
         raise InputError(path, f"{at}: expected an object with a 'weight' key, got {_quote(obj)}")
     for key in obj:
@@ -458,11 +458,13 @@ def _network_from_layers(layers: list[Layer], name: str, path: str | None, label
         raise InputError(path, str(e)) from None
 
 
-def network_from_json(obj: Any, path: str | os.PathLike | None = None) -> Network:
+def network_from_json(obj: Any, path: str | os.PathLike | None = None, where: str = "") -> Network:
     """Build a Network from parsed JSON (the file format, or a certificate's copy).
 
     ``obj`` should come from :func:`loads_exact`/:func:`load_json_file` (JSON
-    numbers as Fractions) or :func:`network_to_json` (numbers as strings).
+    numbers as Fractions and ints) or :func:`network_to_json` (numbers as
+    strings).  ``where`` names the object inside a larger document (a
+    certificate passes ``"network"``) and prefixes every location in errors.
 
     >>> net = network_from_json(loads_exact('{"layers": [{"weight": [[1], [-1]], "bias": [1, "-1"]}]}'))
     >>> net.layers[0].bias, net.layers[0].activation
@@ -473,26 +475,28 @@ def network_from_json(obj: Any, path: str | os.PathLike | None = None) -> Networ
     exact_inj.io.InputError: n.json: layers[0]: unknown key 'weights' (allowed: weight, bias, activation); did you mean 'weight'?
     """
     p = None if path is None else os.fspath(path)
+    top = where or "top level"
+    pre = f"{where}." if where else ""
     if not isinstance(obj, dict):
-        raise InputError(p, f'top level: expected an object {{"layers": [...]}}, got {_quote(obj)}')
+        raise InputError(p, f'{top}: expected an object {{"layers": [...]}}, got {_quote(obj)}')
     for key in obj:
         if key not in _TOP_KEYS:
             hint = ""
             if key in _LAYER_KEYS:
                 hint = '; a single layer is written {"layers": [{"weight": ...}]}'
-            raise InputError(p, f"top level: unknown key {key!r} {_suggest(key, _TOP_KEYS)}{hint}")
+            raise InputError(p, f"{top}: unknown key {key!r} {_suggest(key, _TOP_KEYS)}{hint}")
     if "layers" not in obj:
-        raise InputError(p, "top level: missing 'layers'")
+        raise InputError(p, f"{top}: missing 'layers'")
     name = obj.get("name", "")
     if not isinstance(name, str):
-        raise InputError(p, f"name: expected a string, got {_quote(name)}")
+        raise InputError(p, f"{pre}name: expected a string, got {_quote(name)}")
     L = obj["layers"]
     if not isinstance(L, list):
-        raise InputError(p, f"layers: expected a list of layers, got {_quote(L)}")
+        raise InputError(p, f"{pre}layers: expected a list of layers, got {_quote(L)}")
     if not L:
-        raise InputError(p, "layers is empty; a network needs at least one layer")
-    layers = [_layer_from_json(layer, k, p) for k, layer in enumerate(L)]
-    return _network_from_layers(layers, name, p, lambda k: f"layers[{k}]")
+        raise InputError(p, f"{pre}layers is empty; a network needs at least one layer")
+    layers = [_layer_from_json(layer, k, p, pre) for k, layer in enumerate(L)]
+    return _network_from_layers(layers, name, p, lambda k: f"{pre}layers[{k}]")
 
 
 def network_to_json(net: Network) -> dict:

@@ -20,7 +20,7 @@ from typing import Callable
 import flint
 import numpy as np
 
-from . import backend, formulation, linalg
+from . import backend, exact_lp, formulation, linalg
 from .certificate import CORE_BASE, RANK_LEAF, Core, TreeProof, Witness
 from .model import Layer
 
@@ -128,6 +128,30 @@ def exact_core(data: LayerData, lam: np.ndarray, allowed: int) -> Core | None:
     return None
 
 
+def exact_node(data: LayerData, in_play: int) -> Witness | Core | None:
+    """Decide a node's strict system exactly (exact_lp), for when the float
+    LP's answer could not be repaired.  Returns a witness, a core, or None
+    (a point exists but the rows outside ``in_play`` span, so no witness)."""
+    idx = data.rows_of(in_play)
+    kind, a, b = exact_lp.strict_or_motzkin([data.Wi[i] for i in idx], [data.bi[i] for i in idx])
+    if kind == "point":
+        d, t = a, b
+        if not all(sum(w * x for w, x in zip(data.Wi[i], d)) + data.bi[i] * t < 0 for i in idx):
+            return None  # pragma: no cover - exact_lp's Farkas vector is exact
+        return make_witness(data, _dehomogenise(data, idx, d, t), in_play)
+    lam = a
+    support = tuple(i for i, x in zip(idx, lam) if x > 0)
+    core = _core_from_exact(data, support, {i: x for i, x in zip(idx, lam) if x > 0})
+    return core
+
+
+def _core_from_exact(data: LayerData, support: tuple[int, ...], lam: dict[int, Fraction]) -> Core:
+    cols = [[data.Wi[i][j] for i in support] for j in range(data.n)]
+    if len(linalg.nullspace(cols, len(support))) == 1:
+        return Core(support)  # the checker recomputes the multiplier
+    return Core(support, tuple(lam[i] * data.scale[i] for i in support))
+
+
 def strict_point(data: LayerData, rows: int, z: np.ndarray, t: float) -> list[Fraction] | None:
     """A rational x with w_i.x + b_i < 0 exactly for every row in ``rows``.
 
@@ -175,10 +199,8 @@ def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness |
             slack = -(sum(w * c for w, c in zip(data.Wi[i], x)) + data.bi[i])
             r = slack / abs(wv)
             bound = r if bound is None or r < bound else bound
-    eps = Fraction(1)
-    if bound is not None:
-        while eps >= bound:  # a simple power of two strictly inside the margin
-            eps /= 2
+    # The simplest rational in (0, bound): 1/q with q = floor(1/bound) + 1.
+    eps = Fraction(1) if bound is None or bound > 1 else Fraction(1, int(1 / bound) + 1)
     y = [a + eps * c for a, c in zip(x, v)]
     return finish_witness(data.layer, tuple(x), tuple(y))
 
@@ -322,6 +344,7 @@ class SearchStats:
     core_lps: int = 0
     cores: int = 0
     repair_failures: int = 0
+    exact_lps: int = 0
     open_cases: int = 0
     max_depth: int = 0
     min_active_rows: int | None = None
@@ -430,6 +453,15 @@ def tree_search(
                         stats.repair_failures += 1
                 else:
                     stats.repair_failures += 1
+            if k is None:
+                stats.exact_lps += 1
+                ev = exact_node(data, in_play)
+                if isinstance(ev, Witness):
+                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    stats.notes.append("witness from the exact LP (a thin cell)")
+                    return SearchResult("witness", witness=ev, stats=stats)
+                if isinstance(ev, Core):
+                    k = store.add(ev)
             if k is None:
                 # No exact evidence at this node: split any undecided row in
                 # play, so the children are smaller problems.  With nothing

@@ -1,0 +1,255 @@
+"""The `exact-inj` command line (docs/cli.md is the reference).
+
+stdout carries results only (exactly one JSON object with --json); progress
+and diagnostics go to stderr.  Exit codes are part of the contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import __version__
+from .io import InputError, fraction_to_str
+from .verdict import Status
+
+EXIT_INJECTIVE = 0
+EXIT_NOT_INJECTIVE = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3
+EXIT_INTERNAL = 4
+EXIT_VALID = 0
+EXIT_INVALID = 1
+
+VERDICT_EXIT = {
+    Status.INJECTIVE: EXIT_INJECTIVE,
+    Status.NOT_INJECTIVE: EXIT_NOT_INJECTIVE,
+    Status.UNKNOWN: EXIT_UNKNOWN,
+}
+
+EPILOG = """\
+exit codes:
+  verify: 0 injective, 1 not injective, 3 unknown
+  check:  0 certificate valid, 1 certificate invalid
+  any:    2 bad input or usage, 4 internal error
+
+examples:
+  exact-inj verify instances/lemma1_counterexample.json
+  exact-inj verify layer.json --json --certificate cert.json --time-limit 60
+  exact-inj check cert.json
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, documented code
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="exact-inj",
+        description="Decide exactly whether a ReLU layer is injective, with a certificate anyone can re-check.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"exact-inj {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    v = sub.add_parser(
+        "verify",
+        help="decide injectivity of x -> ReLU(Wx + b) on R^n",
+        description="Decide injectivity of the network in FILE (JSON or NPZ, docs/formats.md) on all of R^n. "
+        "Every verdict is backed by a certificate that has passed the exact checker.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("file", metavar="FILE", help="network file (.json or .npz)")
+    v.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    v.add_argument("--certificate", metavar="OUT", help="write the self-contained certificate to OUT")
+    v.add_argument("--time-limit", metavar="S", type=_positive_float, default=300.0,
+                   help="seconds before answering 'unknown' (default: 300)")
+    v.add_argument("--max-nodes", metavar="N", type=int, default=None,
+                   help="stop the proof search after N tree nodes (a resource limit; default: none)")
+    v.add_argument("--milp", choices=("highs", "cbc", "none"), default="highs",
+                   help="solver for the side witness search: HiGHS (default), PuLP's CBC, or none")
+    v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+
+    c = sub.add_parser(
+        "check",
+        help="re-check a certificate exactly, with no solver",
+        description="Re-check CERT in exact rational arithmetic against the network it contains. "
+        "Exit 0 if and only if it is valid.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("cert", metavar="CERT", help="certificate file written by verify --certificate")
+    c.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+    e = sub.add_parser(
+        "export-milp",
+        help="write the big-M witness MILP for a layer as an LP or MPS file (via PuLP)",
+        description="Write the textbook big-M witness model for FILE's layer, for use with other solvers. "
+        "Its box is not without loss of generality: infeasibility of this model proves nothing.",
+    )
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
+    return p
+
+
+def _positive_float(s: str) -> float:
+    try:
+        x = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number: {s!r}")
+    return x
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if args.command == "verify":
+            return _verify(args)
+        if args.command == "check":
+            return _check(args)
+        return _export(args)
+    except InputError as e:
+        print(f"exact-inj: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("exact-inj: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: say so on one line, traceback on request
+        if os.environ.get("EXACT_INJ_DEBUG"):
+            raise
+        print(f"exact-inj: internal error: {type(e).__name__}: {e} (set EXACT_INJ_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _verify(args) -> int:
+    from .api import verify
+    from .io import load_network
+
+    net = load_network(args.file)
+    if args.certificate:
+        _check_writable(args.certificate)
+    progress = None if args.quiet else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr, flush=True))
+    verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress)
+    if args.certificate:
+        if verdict.certificate is None:
+            print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
+                  file=sys.stderr)
+        else:
+            _write_json(args.certificate, verdict.certificate.to_json())
+    if args.json:
+        out = verdict.to_json()
+        out["file"] = args.file
+        if args.certificate and verdict.certificate is not None:
+            out["certificate_file"] = args.certificate
+        print(json.dumps(out))
+    else:
+        print(_human(args.file, net, verdict))
+    return VERDICT_EXIT[verdict.status]
+
+
+def _human(path: str, net, verdict) -> str:
+    layer = net.layers[0]
+    head = {
+        Status.INJECTIVE: "INJECTIVE",
+        Status.NOT_INJECTIVE: "NOT INJECTIVE",
+        Status.UNKNOWN: "UNKNOWN",
+    }[verdict.status]
+    lines = [
+        f"{path}: {head}  (x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows; "
+        f"route: {verdict.route}; {verdict.seconds:.3f} s)",
+        f"  why: {verdict.reason}",
+    ]
+    info = verdict.info
+    if verdict.status is Status.NOT_INJECTIVE:
+        w = verdict.witness
+        fx = net.evaluate(w.x)
+        lines.append(f"  x      = ({', '.join(fraction_to_str(v) for v in w.x)})")
+        lines.append(f"  y      = ({', '.join(fraction_to_str(v) for v in w.y)})")
+        lines.append(f"  f(x) = f(y) = ({', '.join(fraction_to_str(v) for v in fx)})")
+    elif verdict.status is Status.INJECTIVE:
+        lines.append("  meaning: every output has exactly one input, so the layer is invertible on its range "
+                     "(not onto R^m: outputs of a ReLU are >= 0)")
+    if verdict.certificate is not None:
+        lines.append(f"  checked exactly: {info.get('check')} in {info.get('check_seconds', 0):.4f} s; "
+                     f"certificate size {info.get('certificate_size')}")
+    if "nodes" in info:
+        lines.append(f"  search: {info['nodes']} nodes, {info.get('leaves')} leaves, {info.get('cores')} cores, "
+                     f"{info.get('lps', 0) + info.get('core_lps', 0)} LPs")
+    if verdict.status is Status.UNKNOWN:
+        lines.append(f"  tried: {', '.join(info.get('tried', []))}")
+        if info.get("fewest_active_rows_found") is not None:
+            lines.append(f"  bound: the fewest rows active at any point found is {info['fewest_active_rows_found']}")
+        lines.append(f"  open cases: {info.get('open_cases')}; raise --time-limit to go further")
+    return "\n".join(lines)
+
+
+def _check(args) -> int:
+    from .api import load_certificate
+    from .checker import check
+
+    cert = load_certificate(args.cert)
+    t0 = time.perf_counter()
+    res = check(cert)
+    if args.json:
+        print(json.dumps({"valid": res.valid, "reason": res.reason, "verdict": cert.verdict.value,
+                          "seconds": round(time.perf_counter() - t0, 6)}))
+    else:
+        state = "VALID" if res.valid else "INVALID"
+        print(f"{args.cert}: {state} certificate of '{cert.verdict.value}': {res.reason} ({res.seconds:.4f} s)")
+    return EXIT_VALID if res.valid else EXIT_INVALID
+
+
+def _export(args) -> int:
+    import pulp
+
+    from . import backend, formulation
+    from .io import load_network
+    from .search import LayerData
+
+    net = load_network(args.file)
+    if not net.is_single_relu_layer:
+        raise InputError(args.file, "export-milp takes a single ReLU layer")
+    if not args.out.endswith((".lp", ".mps")):
+        raise InputError(args.out, "output must end in .lp or .mps")
+    data = LayerData(net.layers[0])
+    model = formulation.witness_milp(data.Wf, data.bf)
+    prob, _ = backend.to_pulp(model)
+    _check_writable(args.out)
+    if args.out.endswith(".lp"):
+        prob.writeLP(args.out)
+    else:
+        prob.writeMPS(args.out)
+    print(f"wrote {args.out}: {model.num_cols} columns, {model.A.shape[0]} rows (pulp {pulp.__version__})")
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise InputError(path, "cannot write here: the directory does not exist")
+
+
+def _write_json(path: str, obj) -> None:
+    try:
+        with open(path, "w") as f:
+            json.dump(obj, f, separators=(",", ":"))
+            f.write("\n")
+    except OSError as e:
+        raise InputError(path, f"cannot write: {e.strerror}") from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
