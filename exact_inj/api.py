@@ -39,7 +39,8 @@ def verify(
     if time_limit <= 0:
         raise ValueError("time_limit must be positive")
     if not net.is_single_relu_layer:
-        raise InputError(None, "only single ReLU layers are decided so far (networks are planned, issue #7)")
+        path = None if isinstance(network_or_path, Network) else os.fspath(network_or_path)
+        raise InputError(path, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
     from .engine import decide_layer
 
     return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress)

@@ -150,10 +150,14 @@ def pass_lp(
 
 def to_pulp(model):
     """The :class:`formulation.Milp` as a PuLP problem (for CBC, or LP/MPS export)."""
+    import warnings
+
     import pulp
 
     prob = pulp.LpProblem("exact_inj_witness", pulp.LpMinimize)
     xs = []
+    # PuLP 3.3 warns that LpVariable(...) changes in PuLP 4; we pin PuLP 3.
+    warnings.filterwarnings("ignore", message="Constructing LpVariable", category=DeprecationWarning)
     for j in range(model.num_cols):
         lo = None if model.col_lower[j] == -INF else float(model.col_lower[j])
         hi = None if model.col_upper[j] == INF else float(model.col_upper[j])

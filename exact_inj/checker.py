@@ -45,6 +45,30 @@ class _Invalid(Exception):
     pass
 
 
+# Python refuses str() of integers over 4300 digits, and a one-line reason
+# should stay one line anyway: numbers beyond this many bits are described.
+_MAX_SHOWN_BITS = 256
+
+
+def _num(x) -> str:
+    """A number for a message; huge ones by size only.
+
+    >>> _num(Fraction(-3, 7)), _num(10**500)
+    ('-3/7', '<a number of about 501 digits>')
+    """
+    f = Fraction(x)
+    bits = max(f.numerator.bit_length(), f.denominator.bit_length())
+    if bits > _MAX_SHOWN_BITS:
+        return f"<a number of about {int(bits * 0.30103) + 1} digits>"
+    return str(f)
+
+
+def _nums(xs) -> str:
+    xs = list(xs)
+    shown = ", ".join(_num(x) for x in xs[:20])
+    return f"[{shown}{', ...' if len(xs) > 20 else ''}]"
+
+
 def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
     """Check a certificate exactly; never raises for an invalid certificate.
 
@@ -101,7 +125,7 @@ def check_witness(net: Network, w: Witness) -> str:
     fx, fy = net.evaluate(w.x), net.evaluate(w.y)
     for k, (a, b) in enumerate(zip(fx, fy)):
         if a != b:
-            raise _Invalid(f"outputs differ at coordinate {k}: {a} != {b}")
+            raise _Invalid(f"outputs differ at coordinate {k}: {_num(a)} != {_num(b)}")
     if w.active_rows is not None or w.active_rank is not None:
         if len(net.layers) != 1:
             raise _Invalid("active_rows/active_rank are defined for single layers only")
@@ -110,10 +134,10 @@ def check_witness(net: Network, w: Witness) -> str:
         pre = layer.pre_activation(mid)
         active = tuple(i for i, a in enumerate(pre) if a >= 0)
         if w.active_rows is not None and tuple(w.active_rows) != active:
-            raise _Invalid(f"active_rows {list(w.active_rows)} differ from the rows active at the midpoint {list(active)}")
+            raise _Invalid(f"active_rows {_nums(w.active_rows)} differ from the rows active at the midpoint {_nums(active)}")
         rk = linalg.rank_q([layer.weight[i] for i in active], n)
         if w.active_rank is not None and w.active_rank != rk:
-            raise _Invalid(f"active_rank {w.active_rank} differs from the exact rank {rk}")
+            raise _Invalid(f"active_rank {_num(w.active_rank)} differs from the exact rank {rk}")
     return f"exact collision: N(x) = N(y) with x != y ({n} inputs)"
 
 
@@ -187,7 +211,7 @@ def _check_tree(net: Network, proof: TreeProof) -> str:
         pos += 1
         if code >= 0:
             if code >= m:
-                raise _Invalid(f"tree node {pos - 1} splits on row {code}, but the layer has {m} rows")
+                raise _Invalid(f"tree node {pos - 1} splits on row {_num(code)}, but the layer has {m} rows")
             bit = 1 << code
             if (P | N) & bit:
                 raise _Invalid(f"tree node {pos - 1} splits on row {code}, which is already decided")
@@ -204,7 +228,7 @@ def _check_tree(net: Network, proof: TreeProof) -> str:
         else:
             k = CORE_BASE - code
             if not (0 <= k < len(core_masks)):
-                raise _Invalid(f"tree node {pos - 1} names core {k}, which does not exist")
+                raise _Invalid(f"tree node {pos - 1} names core {_num(k)}, which does not exist")
             if core_masks[k] & ~N:
                 raise _Invalid(f"core leaf at node {pos - 1}: core {k} has rows not fixed negative on this branch")
         leaves += 1
@@ -235,13 +259,16 @@ def _check_structural(net: Network, proof: StructuralProof) -> str:
         if d <= 0 or any(W[j][c] != -d * W[i][c] for c in range(n)):
             raise _Invalid(f"pair {k}: row {j} is not a negative multiple of row {i}")
         if d * b[i] + b[j] < 0:
-            raise _Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({d * b[i] + b[j]})")
+            raise _Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({_num(d * b[i] + b[j])})")
     return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
 
 
 # sympy's rref on big rational matrices is slow (theory notes, section 4), so
 # the rank cross-check is skipped above this many matrix entries.
-SYMPY_RANK_LIMIT = 4000
+SYMPY_RANK_LIMIT = 1000
+# sympy's Rational arithmetic costs ~20 us an operation: its re-evaluation is
+# skipped above this many weights (about a second's work).
+SYMPY_EVAL_LIMIT = 2500
 
 
 def _sympy_crosscheck(net: Network, w: Witness) -> str:
@@ -255,6 +282,9 @@ def _sympy_crosscheck(net: Network, w: Witness) -> str:
             h = [max(p, 0) for p in pre] if layer.activation == "relu" else pre
         return h
 
+    size = sum(layer.in_dim * layer.out_dim for layer in net.layers)
+    if size > SYMPY_EVAL_LIMIT:
+        return f"sympy cross-check skipped ({size} weights > {SYMPY_EVAL_LIMIT})"
     if ev(w.x) != ev(w.y):
         raise _Invalid("sympy cross-check: the outputs differ")
     if w.active_rows is None or len(w.active_rows) * net.input_dim > SYMPY_RANK_LIMIT:

@@ -142,6 +142,8 @@ def _verify(args) -> int:
     if args.certificate:
         _check_writable(args.certificate)
     progress = None if args.quiet else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr, flush=True))
+    if not net.is_single_relu_layer:
+        raise InputError(args.file, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress)
     if args.certificate:
         if verdict.certificate is None:

@@ -16,7 +16,11 @@ answer is UNKNOWN with a note.  That is non-negotiable 1 in code form.
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from fractions import Fraction
 from typing import Callable
@@ -272,10 +276,14 @@ def hinge_witness(data: LayerData, deadline: float, rounds: int = 4) -> tuple[Wi
             break
         x = np.array(h.getSolution().col_value)
         z, t, e = x[:n], x[n], x[n + 1:]
-        negative = sum(1 << i for i in range(m) if e[i] <= HINGE_TOL)
+        # Rows clearly negative at the point, whatever their hinge slack: the
+        # others are the candidate active set, which must fail to span.
+        vals = Wf @ z + bf * t
+        negative = sum(1 << i for i in range(m) if vals[i] < -HINGE_TOL * max(1.0, abs(t), np.abs(z).max()))
         pt = strict_point(data, negative, z, t)
         if pt is not None:
-            active = sum(1 for i in range(m) if sum(a * c for a, c in zip(data.Wi[i], pt)) + data.bi[i] >= 0)
+            X, D = linalg.common_denominator(pt)
+            active = sum(1 for v in data.values(X, D, range(m)) if v >= 0)
             best = active if best is None else min(best, active)
             w = make_witness(data, pt, negative)
             if w is not None:
@@ -301,28 +309,14 @@ def witness_from_negative_set(data: LayerData, negative: int) -> Witness | None:
 # --- the MILP side process ------------------------------------------------------------
 
 
-def _milp_child(conn, Wf, bf, time_limit: float, which: str) -> None:
-    try:
-        model = formulation.witness_milp(Wf, bf)
-        solve = backend.solve_milp_pulp if which == "cbc" else backend.solve_milp_highs
-        out, x = solve(model, time_limit)
-        if x is None:
-            conn.send(("none", out.value))
-        else:
-            conn.send(("point", model.delta(x).tolist(), model.point(x)[0].tolist(), model.point(x)[1]))
-    except Exception as e:  # the parent only loses a hint
-        conn.send(("error", repr(e)))
-    finally:
-        conn.close()
-
-
 class _MilpSide:
-    """The big-M MILP in its own process, so neither search waits for the other."""
+    """The big-M MILP in its own process (exact_inj.milp_worker), so neither
+    search waits for the other.  Its answer is a hint, repaired exactly here."""
 
     def __init__(self, data: LayerData, which: str, deadline: float):
         self.data, self.which, self.deadline = data, which, deadline
-        self.proc = None
-        self.conn = None
+        self.proc: subprocess.Popen | None = None
+        self.dir: tempfile.TemporaryDirectory | None = None
         self.started = False
         self.finished = False
 
@@ -332,37 +326,41 @@ class _MilpSide:
         if remaining < 1:
             self.finished = True
             return
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_milp_child, args=(child, self.data.Wf, self.data.bf, remaining, self.which),
-                                daemon=True)
-        self.proc.start()
-        child.close()
+        self.dir = tempfile.TemporaryDirectory(prefix="exact_inj_milp_")
+        spec = os.path.join(self.dir.name, "in.json")
+        with open(spec, "w") as f:
+            json.dump({"Wf": self.data.Wf.tolist(), "bf": self.data.bf.tolist(),
+                       "time_limit": remaining, "solver": self.which}, f)
+        self.out = os.path.join(self.dir.name, "out.json")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exact_inj.milp_worker", spec, self.out],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
 
     def poll(self) -> Witness | None:
-        if not self.started or self.finished or self.conn is None or not self.conn.poll():
+        if not self.started or self.finished or self.proc is None or self.proc.poll() is None:
             return None
         self.finished = True
         try:
-            msg = self.conn.recv()
-        except EOFError:
+            with open(self.out) as f:
+                msg = json.load(f)
+        except (OSError, ValueError):
             return None
-        if msg[0] != "point":
+        if msg.get("kind") != "point":
             return None
-        delta = msg[1]
-        negative = sum(1 << i for i, d in enumerate(delta) if d > 0.5)
+        negative = sum(1 << i for i, d in enumerate(msg["delta"]) if d > 0.5)
         w = witness_from_negative_set(self.data, negative)
         if w is None:
             # The MILP's pattern may be off by tolerance; fall back on its point.
-            z, t = np.array(msg[2]), float(msg[3])
+            z, t = np.array(msg["z"]), float(msg["t"])
             vals = self.data.Wf @ z + self.data.bf * t
             negative = sum(1 << i for i, v in enumerate(vals) if v < -1e-6)
             w = witness_from_negative_set(self.data, negative)
         return w
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(timeout=5)
-        if self.conn is not None:
-            self.conn.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.dir is not None:
+            self.dir.cleanup()

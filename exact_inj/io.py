@@ -297,6 +297,21 @@ def _find_rejected(obj: Any) -> tuple[str, _Rejected] | None:
     return None
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # json keeps the last of two equal keys silently; a file that says
+    # "layers" twice is ambiguous, so it is refused like any other bad input.
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def loads_exact(text: str, path: str | os.PathLike | None = None) -> Any:
     """Parse JSON text keeping every number exact.
 
@@ -325,9 +340,12 @@ def loads_exact(text: str, path: str | os.PathLike | None = None) -> Any:
             parse_float=_hook_number,
             parse_int=_hook_int,
             parse_constant=_hook_constant,
+            object_pairs_hook=_no_duplicate_keys,
         )
     except json.JSONDecodeError as e:
         raise InputError(path, f"invalid or truncated JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except _DuplicateKey as e:
+        raise InputError(path, f"duplicate key {str(e.args[0])[:60]!r} in a JSON object") from None
     except RecursionError:
         raise InputError(path, "JSON is nested too deeply") from None
     found = _find_rejected(obj)

@@ -24,13 +24,33 @@ def integer_rows(weight: Sequence[Sequence[Fraction]], bias: Sequence[Fraction])
     >>> integer_rows([[Fraction(1, 2), Fraction(1, 3)]], [Fraction(1, 4)])
     ([[6, 4]], [3])
     """
+    Wi, bi, _ = scaled_integer_rows(weight, bias)
+    return Wi, bi
+
+
+def scaled_integer_rows(
+    weight: Sequence[Sequence[Fraction]], bias: Sequence[Fraction]
+) -> tuple[list[list[int]], list[int], list[int]]:
+    """integer_rows, plus the positive scale c_i with (Wi_i, bi_i) = c_i (w_i, b_i)."""
     Wi: list[list[int]] = []
     bi: list[int] = []
+    scales: list[int] = []
     for row, b in zip(weight, bias):
         den = lcm(*(x.denominator for x in row), b.denominator)
-        Wi.append([int(x * den) for x in row])
-        bi.append(int(b * den))
-    return Wi, bi
+        Wi.append([x.numerator * (den // x.denominator) for x in row])
+        bi.append(b.numerator * (den // b.denominator))
+        scales.append(den)
+    return Wi, bi, scales
+
+
+def common_denominator(x: Sequence[Fraction]) -> tuple[list[int], int]:
+    """(X, D) with x = X / D, D > 0.
+
+    >>> common_denominator([Fraction(1, 2), Fraction(-1, 3)])
+    ([3, -2], 6)
+    """
+    D = lcm(*(v.denominator for v in x)) if x else 1
+    return [v.numerator * (D // v.denominator) for v in x], D
 
 
 def rank(rows: Sequence[Sequence[int]], ncols: int) -> int:

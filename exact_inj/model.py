@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
+from operator import mul
 from typing import Sequence
 
 ACTIVATIONS = ("relu", "linear")
@@ -84,8 +86,26 @@ class Layer:
     def in_dim(self) -> int:
         return len(self.weight[0])
 
+    @cached_property
+    def _integer_rows(self) -> tuple[list[list[int]], list[int], list[int]]:
+        from .linalg import scaled_integer_rows
+
+        return scaled_integer_rows(self.weight, self.bias)
+
     def pre_activation(self, x: Sequence[Fraction]) -> Vector:
-        return tuple(sum((w * xi for w, xi in zip(row, x)), b) for row, b in zip(self.weight, self.bias))
+        """W x + b, exactly.
+
+        Computed in integers (rows scaled to integers, x over a common
+        denominator) with one division per row: the same value as the
+        Fraction sum, tens of times faster on wide layers.
+        """
+        from .linalg import common_denominator
+
+        X, D = common_denominator([Fraction(v) for v in x])
+        Wi, bi, scales = self._integer_rows
+        return tuple(
+            Fraction(sum(map(mul, row, X)) + b * D, c * D) for row, b, c in zip(Wi, bi, scales)
+        )
 
     def apply(self, x: Sequence[Fraction]) -> Vector:
         pre = self.pre_activation(x)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import mul
 from typing import Callable
 
 import flint
@@ -49,15 +50,8 @@ class LayerData:
         self.layer = layer
         self.n = layer.in_dim
         self.m = layer.out_dim
-        self.Wi, self.bi = linalg.integer_rows(layer.weight, layer.bias)
-        # scale_i > 0 with (Wi_i, bi_i) = scale_i * (w_i, b_i): the lcm that
-        # integer_rows multiplied row i by.
-        self.scale = [
-            Fraction(self.Wi[i][j] if layer.weight[i][j] else self.bi[i] or 1)
-            / (layer.weight[i][j] if layer.weight[i][j] else layer.bias[i] or 1)
-            for i in range(self.m)
-            for j in [next((c for c in range(self.n) if layer.weight[i][c]), 0)]
-        ]
+        # (Wi_i, bi_i) = scale_i * (w_i, b_i) with integers scale_i > 0.
+        self.Wi, self.bi, self.scale = linalg.scaled_integer_rows(layer.weight, layer.bias)
         self.Wf, self.bf = formulation.float_rows(self.Wi, self.bi)
         self.Wfl = flint.fmpz_mat(self.Wi)
         self.all = (1 << self.m) - 1
@@ -67,6 +61,11 @@ class LayerData:
     def mask_to_bool(self, mask: int) -> np.ndarray:
         raw = np.frombuffer(mask.to_bytes(self.nbytes, "little"), dtype=np.uint8)
         return np.unpackbits(raw, bitorder="little")[: self.m].astype(bool)
+
+    def values(self, X: list[int], T: int, idx) -> list[int]:
+        """Wi_i.X + bi_i T for i in idx: the pre-activation at X/T (T > 0), or
+        the homogenised one (T = 0), times a positive number."""
+        return [sum(map(mul, self.Wi[i], X)) + self.bi[i] * T for i in idx]
 
     def rows_of(self, mask: int) -> list[int]:
         return [i for i in range(self.m) if mask >> i & 1]
@@ -135,10 +134,11 @@ def exact_node(data: LayerData, in_play: int) -> Witness | Core | None:
     idx = data.rows_of(in_play)
     kind, a, b = exact_lp.strict_or_motzkin([data.Wi[i] for i in idx], [data.bi[i] for i in idx])
     if kind == "point":
-        d, t = a, b
-        if not all(sum(w * x for w, x in zip(data.Wi[i], d)) + data.bi[i] * t < 0 for i in idx):
+        XT, _ = linalg.common_denominator(list(a) + [b])
+        X, T = XT[:-1], XT[-1]
+        if not all(v < 0 for v in data.values(X, T, idx)):
             return None  # pragma: no cover - exact_lp's Farkas vector is exact
-        return make_witness(data, _dehomogenise(data, idx, d, t), in_play)
+        return make_witness(data, _dehomogenise(data, idx, X, T), in_play)
     lam = a
     support = tuple(i for i, x in zip(idx, lam) if x > 0)
     core = _core_from_exact(data, support, {i: x for i, x in zip(idx, lam) if x > 0})
@@ -163,25 +163,25 @@ def strict_point(data: LayerData, rows: int, z: np.ndarray, t: float) -> list[Fr
     zt = np.append(z, t) / scale
     for den in (1, 10, 100, 10**4, 10**8, None):
         if den is None:
-            cand = [Fraction(float(x)) for x in zt]
+            XT, _ = linalg.common_denominator([Fraction(float(v)) for v in zt])
         else:
-            cand = [Fraction(round(float(x) * den), den) for x in zt]
-        d, tr = cand[:-1], max(cand[-1], Fraction(0))
-        if all(sum(w * x for w, x in zip(data.Wi[i], d)) + data.bi[i] * tr < 0 for i in idx):
-            return _dehomogenise(data, idx, d, tr)
+            XT = [round(float(v) * den) for v in zt]
+        X, T = XT[:-1], max(XT[-1], 0)
+        if all(v < 0 for v in data.values(X, T, idx)):
+            return _dehomogenise(data, idx, X, T)
     return None
 
 
-def _dehomogenise(data: LayerData, idx: list[int], d: list[Fraction], t: Fraction) -> list[Fraction]:
-    if t > 0:
-        return [x / t for x in d]
-    # t = 0: d is a direction with w_i.d < 0 on these rows; go far enough out.
+def _dehomogenise(data: LayerData, idx: list[int], X: list, T) -> list[Fraction]:
+    """The point X/T, or for T = 0 a point far enough out along direction X."""
+    if T > 0:
+        return [Fraction(v) / T for v in X]
+    # w_i.X < 0 on these rows; go out until the biases no longer matter.
     lam = Fraction(1)
-    for i in idx:
-        wd = sum(w * x for w, x in zip(data.Wi[i], d))
+    for i, wd in zip(idx, data.values(X, 0, idx)):
         if data.bi[i] > 0:
             lam = max(lam, Fraction(data.bi[i]) / -wd + 1)
-    return [lam * x for x in d]
+    return [lam * v for v in X]
 
 
 def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness | None:
@@ -192,12 +192,13 @@ def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness |
     if not basis:
         return None
     v = linalg.primitive(basis[0])
+    X, D = linalg.common_denominator(x)
+    idx = data.rows_of(negative)
     bound = None
-    for i in data.rows_of(negative):
-        wv = sum(w * c for w, c in zip(data.Wi[i], v))
+    # Row i stays strictly negative at x + eps v while eps |w_i.v| < -(w_i.x + b_i).
+    for i, val, wv in zip(idx, data.values(X, D, idx), data.values(v, 0, idx)):
         if wv:
-            slack = -(sum(w * c for w, c in zip(data.Wi[i], x)) + data.bi[i])
-            r = slack / abs(wv)
+            r = Fraction(-val, D * abs(wv))
             bound = r if bound is None or r < bound else bound
     # The simplest rational in (0, bound): 1/q with q = floor(1/bound) + 1.
     eps = Fraction(1) if bound is None or bound > 1 else Fraction(1, int(1 / bound) + 1)
@@ -386,9 +387,15 @@ def tree_search(
     while stack:
         P, N, rk, span, basis, hint, depth = stack.pop()
         stats.nodes += 1
+        if max_nodes is not None and stats.nodes > max_nodes:
+            stats.open_cases = len(stack) + 1
+            stats.lps, stats.cores = lp.lps, len(store.cores)
+            stats.core_lps = clp.lps if clp else 0
+            stats.notes.append(f"node limit {max_nodes} reached")
+            return SearchResult("limit", stats=stats)
         if stats.nodes & 63 == 0:
             now = time.perf_counter()
-            if now > deadline or (max_nodes is not None and stats.nodes > max_nodes):
+            if now > deadline:
                 stats.open_cases = len(stack) + 1
                 stats.lps, stats.cores = lp.lps, len(store.cores)
                 stats.core_lps = clp.lps if clp else 0
