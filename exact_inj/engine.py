@@ -69,6 +69,8 @@ def decide_layer(
         info = dict(info or {})
         info["tried"] = tried
         info["check_seconds"] = round(res.seconds, 6)
+        if res.crosscheck_seconds is not None:
+            info["crosscheck_seconds"] = round(res.crosscheck_seconds, 6)
         info["certificate_size"] = _size(evidence)
         if not res.valid:  # pragma: no cover - would be an engine bug
             info["internal_error"] = f"certificate failed the exact check: {res.reason}"

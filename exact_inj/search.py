@@ -70,6 +70,39 @@ class LayerData:
     def rows_of(self, mask: int) -> list[int]:
         return [i for i in range(self.m) if mask >> i & 1]
 
+    def extend(self, span: int, basis: list[list[int]], r: int) -> tuple[int, int, list[list[int]]]:
+        """span_info for P + {r}, from P's span mask and null-space basis.
+
+        Row r is outside span(P), so one basis vector is used up: with
+        c_j = w_r.V_j and a pivot c_p != 0, the vectors c_p V_j - c_j V_p
+        (j != p) span the new null space (fraction-free, then divided by
+        their gcd).  A row joins the span when it is orthogonal to all of
+        them; floats rule out the rows that clearly are not, and the rest is
+        decided in exact integers, so the mask is exact.
+        """
+        k = len(basis)
+        if k <= 1:
+            return self.n, self.all, []
+        w = self.Wi[r]
+        c = [sum(map(mul, w, v)) for v in basis]
+        p = next(j for j in range(k) if c[j])
+        vp, cp = basis[p], c[p]
+        new = [
+            linalg.primitive([cp * a - c[j] * b for a, b in zip(basis[j], vp)])
+            for j in range(k) if j != p
+        ]
+        # Null-space integers can pass float range (1024 bits) on wide layers;
+        # shifting each vector keeps its direction, which is all the filter needs.
+        Vf = np.array([_to_float_dir(v) for v in new]).T
+        Vf /= np.abs(Vf).max(axis=0)
+        # |Wf_i . Vf_j| is at most n; a true zero evaluates to about n * 1e-16.
+        maybe = ~(np.abs(self.Wf @ Vf) > 1e-9).any(axis=1)
+        span2 = span | (1 << r)
+        for i in np.nonzero(maybe)[0].tolist():
+            if not span2 >> i & 1 and all(sum(map(mul, self.Wi[i], v)) == 0 for v in new):
+                span2 |= 1 << i
+        return self.n - len(new), span2, new
+
     def span_info(self, P: int) -> tuple[int, int, list[list[int]]]:
         """(rank of the P rows, mask of rows in their span, null-space basis)."""
         prow = [self.Wi[i] for i in self.rows_of(P)]
@@ -83,6 +116,12 @@ class LayerData:
             if not any(r):
                 span |= 1 << i
         return self.n - len(basis), span, basis
+
+
+def _to_float_dir(v: list[int]) -> list[float]:
+    """A float vector with the direction of the integer vector v."""
+    shift = max(max(abs(x) for x in v).bit_length() - 60, 0)
+    return [float(x >> shift) if x >= 0 else -float((-x) >> shift) for x in v]
 
 
 # --- exact repair -------------------------------------------------------------
@@ -112,7 +151,18 @@ def exact_core(data: LayerData, lam: np.ndarray, allowed: int) -> Core | None:
         return None
     if not basis:
         return None
-    # A larger null space: project the float multiplier onto it and round.
+    # With bias the multiplier LP usually makes lambda.b >= 0 tight, so the
+    # support has one row more than W's null space pins down.  The tight
+    # constraint pins it: try the null space of [W_S^T; b_S^T].
+    tight = linalg.nullspace(cols + [[data.bi[i] for i in idx]], len(idx))
+    if len(tight) == 1:
+        v = tight[0]
+        if all(x <= 0 for x in v):
+            v = [-x for x in v]
+        if all(x >= 0 for x in v) and any(v):
+            pairs = [(i, x * data.scale[i]) for x, i in zip(v, idx) if x > 0]
+            return Core(tuple(i for i, _ in pairs), tuple(Fraction(x) for _, x in pairs))
+    # Otherwise project the float multiplier onto the null space and round.
     B = np.array(basis, dtype=float).T  # |S| x k
     target = lam[idx]
     coef, *_ = np.linalg.lstsq(B, target, rcond=None)
@@ -319,6 +369,19 @@ class CoreStore:
         self.index[mask] = k
         return k
 
+    def lookup(self, lam: np.ndarray, allowed: int) -> int | None:
+        """The stored core whose support is exactly the float multiplier's
+        support, if any: it was verified exactly when it was stored, so the
+        repair need not run again (about 40% of supports recur)."""
+        if lam.max() <= 0:
+            return None
+        mask = 0
+        for i in np.nonzero(lam > SUPPORT_TOL * lam.max())[0].tolist():
+            mask |= 1 << i
+        if mask & ~allowed:
+            return None
+        return self.index.get(mask)
+
     def best(self, blocked: int, N: int) -> tuple[int, int] | None:
         """The applicable core (no row blocked) with the fewest rows outside N."""
         K = len(self.cores)
@@ -438,9 +501,11 @@ def tree_search(
                     clp = CoreLP(data)
                 lam = clp.solve(on, data.mask_to_bool(undecided).astype(float))
                 if lam is not None:
-                    core = exact_core(data, lam, in_play)
-                    if core is not None:
-                        k = store.add(core)
+                    k = store.lookup(lam, in_play)
+                    if k is None:
+                        core = exact_core(data, lam, in_play)
+                        if core is not None:
+                            k = store.add(core)
             if k is None:
                 res = lp.solve(on)
                 if res[0] == "point":
@@ -508,5 +573,5 @@ def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth) -> None:
     if span >> r & 1:
         stack.append((P2, N, rk, span, basis, -1, depth + 1))
     else:
-        rk2, span2, basis2 = data.span_info(P2)
-        stack.append((P2, N, rk2, span2 | data.zero_rows, basis2, -1, depth + 1))
+        rk2, span2, basis2 = data.extend(span, basis, r)
+        stack.append((P2, N, rk2, span2, basis2, -1, depth + 1))
