@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .certificate import Certificate
+from .certificate import Certificate, Domain
 from .checker import CheckResult
 from .checker import check as _check
 from .io import InputError, load_json_file, load_network
@@ -20,8 +20,10 @@ def verify(
     max_nodes: int | None = None,
     milp: str = "highs",
     progress: Callable[[str], None] | None = None,
+    domain: Domain | None = None,
 ) -> Verdict:
-    """Decide whether the network is injective on R^n, with exact evidence.
+    """Decide whether the network is injective on R^n (or on ``domain``:
+    the nonnegative orthant or a box), with exact evidence.
 
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
@@ -34,6 +36,10 @@ def verify(
     ('not_injective', True)
     >>> fig2.layers[0].apply(v.witness.x) == fig2.layers[0].apply(v.witness.y)
     True
+    >>> from exact_inj.certificate import Domain
+    >>> one = Network((Layer.from_rows([[1]]),))          # ReLU(x): not injective on R
+    >>> verify(one, domain=Domain.box([1], [2])).status.value
+    'injective'
     """
     net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
     if time_limit <= 0:
@@ -43,7 +49,10 @@ def verify(
         raise InputError(path, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
     from .engine import decide_layer
 
-    return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress)
+    domain = domain or Domain()
+    if not domain.dim_ok(net.input_dim):
+        raise InputError(None, f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
+    return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:

@@ -28,18 +28,96 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class Domain:
-    """The input set a verdict is about.  Only all of R^n exists so far."""
+    """The convex input set a verdict is about: all of R^n, the nonnegative
+    orthant, or a box lower <= x <= upper (degenerate sides allowed).
+
+    Each is { x : G x <= h } for the rows :meth:`constraints` lists, in a
+    fixed order that certificates refer to (row m + j of a tree is
+    constraint j): a box lists x_j <= u_j for every j, then -x_j <= -l_j;
+    the orthant lists -x_j <= 0.
+
+    >>> Domain.box([0, "1/2"], [1, "1/2"]).constraints(2)[1]
+    [Fraction(1, 1), Fraction(1, 2), Fraction(0, 1), Fraction(-1, 2)]
+    """
 
     kind: str = "reals"
+    lower: tuple[Fraction, ...] | None = None
+    upper: tuple[Fraction, ...] | None = None
+
+    KINDS = ("reals", "orthant", "box")
+
+    @classmethod
+    def reals(cls) -> "Domain":
+        return cls("reals")
+
+    @classmethod
+    def orthant(cls) -> "Domain":
+        return cls("orthant")
+
+    @classmethod
+    def box(cls, lower, upper) -> "Domain":
+        lo = tuple(Fraction(v) if not isinstance(v, float) else _no_float(v) for v in lower)
+        hi = tuple(Fraction(v) if not isinstance(v, float) else _no_float(v) for v in upper)
+        if len(lo) != len(hi) or not lo:
+            raise ValueError("a box needs lower and upper bounds of the same, nonzero length")
+        return cls("box", lo, hi)
+
+    def dim_ok(self, n: int) -> bool:
+        return self.kind != "box" or len(self.lower) == n
+
+    def constraints(self, n: int) -> tuple[list[list[Fraction]], list[Fraction]]:
+        """(G, h) with the domain = { x : G x <= h }."""
+        eye = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
+        if self.kind == "reals":
+            return [], []
+        if self.kind == "orthant":
+            return [[-v for v in row] for row in eye], [Fraction(0)] * n
+        return eye + [[-v for v in row] for row in eye], list(self.upper) + [-v for v in self.lower]
+
+    def is_empty(self) -> bool:
+        return self.kind == "box" and any(lo > hi for lo, hi in zip(self.lower, self.upper))
+
+    def contains(self, x) -> bool:
+        if self.kind == "reals":
+            return True
+        if self.kind == "orthant":
+            return all(v >= 0 for v in x)
+        return all(lo <= v <= hi for lo, v, hi in zip(self.lower, x, self.upper))
+
+    def base_point(self, n: int) -> list[Fraction]:
+        """A point of a nonempty domain."""
+        return list(self.lower) if self.kind == "box" else [Fraction(0)] * n
+
+    def describe(self) -> str:
+        if self.kind == "reals":
+            return "R^n"
+        if self.kind == "orthant":
+            return "the nonnegative orthant"
+        return "the box " + " x ".join(f"[{fraction_to_str(a)}, {fraction_to_str(b)}]"
+                                       for a, b in zip(self.lower, self.upper))
 
     def to_json(self) -> dict:
+        if self.kind == "box":
+            return {"kind": "box", "lower": [fraction_to_str(v) for v in self.lower],
+                    "upper": [fraction_to_str(v) for v in self.upper]}
         return {"kind": self.kind}
 
     @classmethod
     def from_json(cls, obj: object, where: str) -> "Domain":
-        if not isinstance(obj, dict) or obj.get("kind") != "reals":
-            raise InputError(where, f"unsupported domain {obj!r} (supported: {{\"kind\": \"reals\"}})")
-        return cls("reals")
+        if not isinstance(obj, dict) or obj.get("kind") not in cls.KINDS:
+            raise InputError(where, f"unsupported domain {str(obj)[:80]} (kinds: {', '.join(cls.KINDS)})")
+        if obj["kind"] != "box":
+            return cls(obj["kind"])
+        try:
+            lo = [parse_exact(v, f"domain lower[{k}]") for k, v in enumerate(_as_list(obj.get("lower"), where, "domain lower"))]
+            hi = [parse_exact(v, f"domain upper[{k}]") for k, v in enumerate(_as_list(obj.get("upper"), where, "domain upper"))]
+            return cls.box(lo, hi)
+        except (ValueError, ZeroDivisionError) as e:
+            raise InputError(where, str(e)) from None
+
+
+def _no_float(v: float) -> Fraction:
+    raise TypeError(f"refusing float {v!r} as a domain bound: give an int, Fraction or string")
 
 
 @dataclass(frozen=True)
@@ -69,6 +147,10 @@ class Core:
 
     support: tuple[int, ...]
     multiplier: tuple[Fraction, ...] | None = None
+    domain_support: tuple[int, ...] = ()
+    """On a domain, the constraint rows used as the non-strict part
+    G z <= h of the system (row numbers m + j); the multiplier, when
+    explicit, lists the support's entries and then these."""
 
 
 # Tree codes, in preorder: r >= 0 splits on row r (first child: r orthogonal to
@@ -103,7 +185,16 @@ class StructuralProof:
         return 2 * len(self.pairs)
 
 
-Evidence = Union[Witness, TreeProof, StructuralProof]
+@dataclass(frozen=True)
+class EmptyDomainProof:
+    """The domain has no points, so nothing in it can collide."""
+
+    @property
+    def size(self) -> int:
+        return 0
+
+
+Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof]
 
 
 @dataclass(frozen=True)
@@ -143,12 +234,16 @@ class Certificate:
             cores = []
             for c in ev.cores:
                 d: dict = {"support": list(c.support)}
+                if c.domain_support:
+                    d["domain_support"] = list(c.domain_support)
                 if c.multiplier is not None:
                     d["multiplier"] = [fraction_to_str(v) for v in c.multiplier]
                 cores.append(d)
             out["proof"] = {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
         elif isinstance(ev, StructuralProof):
             out["proof"] = {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
+        elif isinstance(ev, EmptyDomainProof):
+            out["proof"] = {"kind": "empty_domain"}
         else:  # pragma: no cover - the Evidence union is closed
             raise TypeError(f"unknown evidence {type(ev).__name__}")
         return out
@@ -225,7 +320,8 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                     )
                 except (ValueError, ZeroDivisionError) as e:
                     raise InputError(where, str(e)) from None
-            cores.append(Core(support, mult))
+            dsup = _int_list(c["domain_support"], where, f"core {k} domain_support") if "domain_support" in c else ()
+            cores.append(Core(support, mult, dsup))
         return TreeProof(tuple(cores), _int_list(p.get("tree"), where, "proof tree"))
     if kind == "structural":
         pairs = []
@@ -235,4 +331,6 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                 raise InputError(where, f"pair {k} must have two row indices")
             pairs.append((t[0], t[1]))
         return StructuralProof(tuple(pairs))
-    raise InputError(where, f"unknown proof kind {kind!r} (expected 'tree' or 'structural')")
+    if kind == "empty_domain":
+        return EmptyDomainProof()
+    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected 'tree', 'structural' or 'empty_domain')")

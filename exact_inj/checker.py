@@ -18,6 +18,8 @@ from fractions import Fraction
 from . import linalg
 from .certificate import (
     CORE_BASE,
+    Domain,
+    EmptyDomainProof,
     RANK_LEAF,
     Certificate,
     Core,
@@ -108,28 +110,38 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
 
 
 def _check(cert: Certificate) -> str:
-    if cert.domain.kind != "reals":
-        raise _Invalid(f"unsupported domain {cert.domain.kind!r}")
+    dom = cert.domain
+    if not dom.dim_ok(cert.network.input_dim):
+        raise _Invalid(f"the domain has {len(dom.lower)} coordinates but the network {cert.network.input_dim} inputs")
     ev = cert.evidence
     if cert.verdict is Status.NOT_INJECTIVE:
         if not isinstance(ev, Witness):
             raise _Invalid("a not_injective verdict needs a witness")
-        return check_witness(cert.network, ev)
+        return check_witness(cert.network, ev, dom)
     if cert.verdict is Status.INJECTIVE:
         if isinstance(ev, TreeProof):
-            return _check_tree(cert.network, ev)
+            return _check_tree(cert.network, ev, dom)
         if isinstance(ev, StructuralProof):
+            # Injective on R^n, hence on every subset of it.
             return _check_structural(cert.network, ev)
+        if isinstance(ev, EmptyDomainProof):
+            if not dom.is_empty():
+                raise _Invalid("the domain is not empty")
+            return f"{dom.describe()} is empty (a lower bound exceeds its upper bound)"
         raise _Invalid("an injective verdict needs a proof")
     raise _Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
 
 
-def check_witness(net: Network, w: Witness) -> str:
+def check_witness(net: Network, w: Witness, domain: Domain | None = None) -> str:
     n = net.input_dim
     if len(w.x) != n or len(w.y) != n:
         raise _Invalid(f"witness points must have {n} coordinates")
     if w.x == w.y:
         raise _Invalid("witness points are equal")
+    if domain is not None:
+        for name, pt in (("x", w.x), ("y", w.y)):
+            if not domain.contains(pt):
+                raise _Invalid(f"witness point {name} lies outside {domain.describe()}")
     fx, fy = net.evaluate(w.x), net.evaluate(w.y)
     for k, (a, b) in enumerate(zip(fx, fy)):
         if a != b:
@@ -146,63 +158,83 @@ def check_witness(net: Network, w: Witness) -> str:
         rk = linalg.rank_q([layer.weight[i] for i in active], n)
         if w.active_rank is not None and w.active_rank != rk:
             raise _Invalid(f"active_rank {_num(w.active_rank)} differs from the exact rank {rk}")
-    return f"exact collision: N(x) = N(y) with x != y ({n} inputs)"
+    where = "" if domain is None or domain.kind == "reals" else f", both in {domain.describe()}"
+    return f"exact collision: N(x) = N(y) with x != y ({n} inputs{where})"
 
 
-def _single_relu_rows(net: Network) -> tuple[list[list[int]], list[int], int]:
-    if not net.is_single_relu_layer:
-        raise _Invalid("this proof kind applies to a single ReLU layer only")
-    layer = net.layers[0]
-    W, b = linalg.integer_rows(layer.weight, layer.bias)
-    return W, b, layer.in_dim
-
-
-def check_core(layer, W: list[list[int]], b: list[int], n: int, core: Core, k: int) -> None:
+def check_core(rows_q, W: list[list[int]], b: list[int], m: int, n: int, core: Core, k: int) -> None:
     """Verify that the core's rows cannot all be strictly negative (Motzkin).
 
-    ``W``, ``b`` are the layer's rows scaled to integers (linalg.integer_rows);
-    an explicit multiplier refers to the layer's own rational rows.
+    Rows 0..m-1 are the layer's, rows m.. the domain's constraints (g, -h).
+    ``W``, ``b`` are all rows scaled to integers; ``rows_q`` the same rows
+    as rationals, which an explicit multiplier refers to.  The system is
+    { row_i.z + b_i < 0 : i in support } with { g_j.z <= h_j : j in
+    domain_support }; it is infeasible iff lambda >= 0, mu >= 0 cancel the
+    rows with s = lambda.b + mu.(-h) and (lambda != 0 and s >= 0) or s > 0
+    (theory section 4; the near miss "(lambda, mu) != 0 and s >= 0" is not
+    enough).
     """
-    m = len(W)
-    S = core.support
+    M = len(W)
+    S, T = tuple(core.support), tuple(core.domain_support)
     if not S:
         raise _Invalid(f"core {k} is empty")
-    if len(set(S)) != len(S) or any(not (0 <= i < m) for i in S):
-        raise _Invalid(f"core {k} names rows outside 0..{m - 1} or repeats one")
+    if len(set(S)) != len(S) or any(not (0 <= i < M) for i in S):
+        raise _Invalid(f"core {k} names rows outside 0..{M - 1} or repeats one")
+    if len(set(T)) != len(T) or any(not (m <= j < M) for j in T):
+        raise _Invalid(f"core {k} names domain rows outside {m}..{M - 1} or repeats one")
+    idx = S + T
     if core.multiplier is not None:
         lam = core.multiplier
-        if len(lam) != len(S):
-            raise _Invalid(f"core {k} multiplier has {len(lam)} entries for {len(S)} rows")
-        return _check_multiplier([layer.weight[i] for i in S], [layer.bias[i] for i in S], n, lam, k)
-    # W_S^T lambda = 0: the null space of the n x |S| matrix whose columns are the rows.
-    cols = [[W[i][j] for i in S] for j in range(n)]
-    basis = linalg.nullspace(cols, len(S))
-    if len(basis) != 1:
-        raise _Invalid(
-            f"core {k}: the support fixes no unique multiplier (null space of dimension {len(basis)}); "
-            "an explicit multiplier is needed"
-        )
-    lam = basis[0]
-    if all(x <= 0 for x in lam):
-        lam = [-x for x in lam]
-    _check_multiplier([W[i] for i in S], [b[i] for i in S], n, lam, k)
-
-
-def _check_multiplier(rows, bias, n: int, lam, k: int) -> None:
-    if any(x < 0 for x in lam) or all(x == 0 for x in lam):
-        raise _Invalid(f"core {k}: the multiplier is not nonnegative and nonzero")
+        if len(lam) != len(idx):
+            raise _Invalid(f"core {k} multiplier has {len(lam)} entries for {len(idx)} rows")
+        rows = [rows_q[i][0] for i in idx]
+        offs = [rows_q[i][1] for i in idx]
+    else:
+        cols = [[W[i][j] for i in idx] for j in range(n)]
+        basis = linalg.nullspace(cols, len(idx))
+        if len(basis) != 1:
+            raise _Invalid(
+                f"core {k}: the support fixes no unique multiplier (null space of dimension {len(basis)}); "
+                "an explicit multiplier is needed"
+            )
+        lam = basis[0]
+        if all(x <= 0 for x in lam):
+            lam = [-x for x in lam]
+        rows = [W[i] for i in idx]
+        offs = [b[i] for i in idx]
+    if any(x < 0 for x in lam):
+        raise _Invalid(f"core {k}: the multiplier has a negative entry")
     for j in range(n):
         if sum(l * r[j] for l, r in zip(lam, rows)) != 0:
             raise _Invalid(f"core {k}: the multiplier does not cancel the rows (column {j})")
-    if sum(l * c for l, c in zip(lam, bias)) < 0:
+    s = sum(l * c for l, c in zip(lam, offs))
+    strict_part = any(lam[: len(S)])
+    if not ((strict_part and s >= 0) or s > 0):
+        if not strict_part:
+            raise _Invalid(f"core {k}: the multiplier is zero on the strict rows and s = 0")
         raise _Invalid(f"core {k}: the multiplier gives lambda.b < 0, so the rows can all be negative")
 
 
-def _check_tree(net: Network, proof: TreeProof) -> str:
-    W, b, n = _single_relu_rows(net)
-    m = len(W)
+def _rows(net: Network, domain: Domain) -> tuple[list, list[list[int]], list[int], int, int]:
+    """Layer rows then domain constraint rows: rational, and integer-scaled."""
+    if not net.is_single_relu_layer:
+        raise _Invalid("this proof kind applies to a single ReLU layer only")
+    layer = net.layers[0]
+    n, m = layer.in_dim, layer.out_dim
+    G, h = domain.constraints(n)
+    rw = list(layer.weight) + [tuple(r) for r in G]
+    rb = list(layer.bias) + [-v for v in h]
+    W, b = linalg.integer_rows(rw, rb)
+    return list(zip(rw, rb)), W, b, m, n
+
+
+def _check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
+    if domain.is_empty():
+        raise _Invalid("the domain is empty; use an empty_domain proof")
+    rows_q, W, b, m_layer, n = _rows(net, domain)
+    m = len(W)  # every row, layer and domain, can be split
     for k, core in enumerate(proof.cores):
-        check_core(net.layers[0], W, b, n, core, k)
+        check_core(rows_q, W, b, m_layer, n, core, k)
     core_masks = [sum(1 << i for i in c.support) for c in proof.cores]
     tree = proof.tree
     # Iterative preorder replay.  The stack holds the (P, N) of second children
@@ -245,7 +277,8 @@ def _check_tree(net: Network, proof: TreeProof) -> str:
         P, N = stack.pop()
     if pos != len(tree):
         raise _Invalid(f"the tree has {len(tree) - pos} entries after its last leaf")
-    return f"case-split tree: {leaves} leaves and {len(proof.cores)} cores verified exactly"
+    where = "" if domain.kind == "reals" else f" on {domain.describe()}"
+    return f"case-split tree{where}: {leaves} leaves and {len(proof.cores)} cores verified exactly"
 
 
 def _check_structural(net: Network, proof: StructuralProof) -> str:

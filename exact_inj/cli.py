@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop the proof search after N tree nodes (a resource limit; default: none)")
     v.add_argument("--milp", choices=("highs", "cbc", "none"), default="highs",
                    help="solver for the side witness search: HiGHS (default), PuLP's CBC, or none")
+    v.add_argument("--domain", metavar="D", default="reals",
+                   help="input domain: 'reals' (all of R^n, default), 'orthant' (x >= 0), "
+                        "'box:L1:U1,L2:U2,...' (exact numbers such as -1/2 or 0.25), or 'box:FILE' "
+                        "(JSON {\"lower\": [...], \"upper\": [...]})")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
     c = sub.add_parser(
@@ -96,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("file", metavar="FILE")
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
+
+    from .compare import add_parser as _add_compare
+
+    _add_compare(sub)
     return p
 
 
@@ -119,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "compare":
+            from .compare import run as _run_compare
+
+            return _run_compare(args)
         return _export(args)
     except InputError as e:
         print(f"exact-inj: {e}", file=sys.stderr)
@@ -139,12 +151,14 @@ def _verify(args) -> int:
     from .io import load_network
 
     net = load_network(args.file)
+    domain = parse_domain(args.domain, net.input_dim)
     if args.certificate:
         _check_writable(args.certificate)
     progress = None if args.quiet else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr, flush=True))
     if not net.is_single_relu_layer:
         raise InputError(args.file, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
-    verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress)
+    verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
+                     domain=domain)
     if args.certificate:
         if verdict.certificate is None:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
@@ -162,6 +176,47 @@ def _verify(args) -> int:
     return VERDICT_EXIT[verdict.status]
 
 
+def parse_domain(spec: str, n: int):
+    """The --domain option as a Domain, checked against the input dimension.
+
+    >>> parse_domain("box:0:1,-1/2:0.5", 2).describe()
+    'the box [0, 1] x [-1/2, 1/2]'
+    """
+    from .certificate import Domain
+    from .io import load_json_file, parse_exact
+
+    if spec in ("reals", "R^n"):
+        return Domain.reals()
+    if spec == "orthant":
+        return Domain.orthant()
+    if not spec.startswith("box:"):
+        raise InputError("--domain", f"unknown domain {spec[:60]!r} (reals, orthant, box:L:U,..., box:FILE)")
+    body = spec[4:]
+    if os.path.exists(body) or body.endswith(".json"):
+        obj = load_json_file(body)
+        if not isinstance(obj, dict) or not {"lower", "upper"} <= set(obj):
+            raise InputError(body, 'a box file is {"lower": [...], "upper": [...]}')
+        lo, hi = obj["lower"], obj["upper"]
+        where = body
+    else:
+        try:
+            pairs = [item.split(":") for item in body.split(",")]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("each coordinate is L:U")
+            lo, hi = [p[0] for p in pairs], [p[1] for p in pairs]
+        except ValueError as e:
+            raise InputError("--domain", f"{spec[:60]!r}: {e}") from None
+        where = "--domain"
+    if not isinstance(lo, list) or not isinstance(hi, list) or len(lo) != n or len(hi) != n:
+        raise InputError(where, f"the box needs {n} lower and {n} upper bounds, one per input")
+    try:
+        lower = [parse_exact(v, f"lower[{k}]") for k, v in enumerate(lo)]
+        upper = [parse_exact(v, f"upper[{k}]") for k, v in enumerate(hi)]
+    except (ValueError, ZeroDivisionError) as e:
+        raise InputError(where, str(e)) from None
+    return Domain.box(lower, upper)
+
+
 def _human(path: str, net, verdict) -> str:
     layer = net.layers[0]
     head = {
@@ -169,8 +224,10 @@ def _human(path: str, net, verdict) -> str:
         Status.NOT_INJECTIVE: "NOT INJECTIVE",
         Status.UNKNOWN: "UNKNOWN",
     }[verdict.status]
+    dom = verdict.certificate.domain if verdict.certificate is not None else None
+    on = "" if dom is None or dom.kind == "reals" else f" on {dom.describe()}"
     lines = [
-        f"{path}: {head}  (x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows; "
+        f"{path}: {head}{on}  (x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows; "
         f"route: {verdict.route}; {verdict.seconds:.3f} s)",
         f"  why: {verdict.reason}",
     ]

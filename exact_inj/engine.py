@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from . import backend, formulation, linalg
-from .certificate import Certificate, Domain, StructuralProof, Witness
+from .certificate import Certificate, Domain, EmptyDomainProof, StructuralProof, Witness
 from .checker import check
 from .model import Layer, Network
 from .search import LayerData, NodeLP, SearchStats, finish_witness, make_witness, strict_point, tree_search
@@ -53,18 +53,18 @@ def decide_layer(
     max_nodes: int | None = None,
     milp: str = "highs",
     progress: Progress | None = None,
+    domain: Domain | None = None,
 ) -> Verdict:
-    """Decide injectivity of a one-layer ReLU network on R^n (see verify())."""
+    """Decide injectivity of a one-layer ReLU network on R^n or a domain (see verify())."""
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     layer = net.layers[0]
-    data = LayerData(layer)
-    n, m = data.n, data.m
+    domain = domain or Domain()
     tried: list[str] = []
     say = progress or (lambda s: None)
 
     def done(status, route, reason, evidence, info=None) -> Verdict:
-        cert = Certificate(net, Domain(), status, evidence)
+        cert = Certificate(net, domain, status, evidence)
         res = check(cert, crosscheck=isinstance(evidence, Witness))
         info = dict(info or {})
         info["tried"] = tried
@@ -79,7 +79,15 @@ def decide_layer(
         info["check"] = res.reason
         return Verdict(status, time.perf_counter() - t0, route, reason, cert, info)
 
-    # 1. Instant rules.
+    if domain.is_empty():
+        return done(Status.INJECTIVE, "instant", f"{domain.describe()} is empty, so nothing in it can collide",
+                    EmptyDomainProof())
+    data = LayerData(layer, domain)
+    n, m = data.n, data.m
+    if domain.kind != "reals":
+        return _decide_on_domain(net, data, domain, deadline, max_nodes, tried, done, say, t0)
+
+    # 1. Instant rules (of R^n only: theory section 1b).
     tried.append("rank")
     rk = linalg.rank(data.Wi, n)
     if rk < n:
@@ -136,6 +144,38 @@ def decide_layer(
     finally:
         if side is not None:
             side.stop()
+    return _tree_verdict(res, data, domain, tried, done, t0, best_active, time_limit)
+
+
+def _decide_on_domain(net, data, domain, deadline, max_nodes, tried, done, say, t0) -> Verdict:
+    """The criterion of theory section 1b: constraint rows join the split.
+
+    The instant rules of R^n do not carry over (W = [1] is injective on
+    [1, 2]); the structural rule does, since a layer injective on R^n is
+    injective on every subset.  The witness LP and the MILP are R^n models
+    and are not used here yet.
+    """
+    n = data.n
+    where = domain.describe()
+    tried.append("structural")
+    pairs = find_structural_pairs(data.layer)
+    if pairs is not None:
+        return done(Status.INJECTIVE, "structural",
+                    f"{2 * n} of the {data.m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, so "
+                    f"the layer is injective on R^n and hence on {where}", StructuralProof(pairs))
+    tried.append("tree")
+
+    def report(stats: SearchStats, now: float) -> None:
+        say(f"[{now - t0:7.1f}s] nodes {stats.nodes}  leaves {stats.leaves}  cores {stats.cores}  "
+            f"open {stats.open_cases}  lps {stats.lps}")
+
+    res = tree_search(data, deadline, max_nodes=max_nodes, progress=report)
+    return _tree_verdict(res, data, domain, tried, done, t0)
+
+
+def _tree_verdict(res, data, domain, tried, done, t0, best_active=None, time_limit=None) -> Verdict:
+    n = data.n
+    on = "" if domain.kind == "reals" else f" on {domain.describe()}"
     st = res.stats
     info = {
         "nodes": st.nodes, "leaves": st.leaves, "lps": st.lps, "core_lps": st.core_lps,
@@ -146,14 +186,14 @@ def decide_layer(
         info["notes"] = st.notes
     if res.kind == "proof":
         return done(Status.INJECTIVE, "tree",
-                    f"every case of the disjunction 'row orthogonal to v or strictly negative at z' is closed: "
+                    f"every case of the disjunction 'row orthogonal to v or strictly negative at z' is closed{on}: "
                     f"{st.leaves} leaves, each by n independent orthogonal rows or an exact Motzkin multiplier",
                     res.proof, info)
     if res.kind == "witness":
         route = "milp" if st.notes and "MILP" in st.notes[-1] else "tree"
         return done(Status.NOT_INJECTIVE, route,
                     f"at the midpoint z of x and y the rows with w.z + b >= 0 have rank {res.witness.active_rank} < {n}, so x and a "
-                    "nearby y along their null space collide", res.witness, info)
+                    f"nearby y along their null space collide{on and ', both' + on}", res.witness, info)
     info["open_cases"] = st.open_cases
     if best_active is not None:
         info["fewest_active_rows_found"] = best_active

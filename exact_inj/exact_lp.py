@@ -22,30 +22,42 @@ from typing import Sequence
 
 
 def strict_or_motzkin(
-    rows: Sequence[Sequence[int]], bias: Sequence[int]
+    rows: Sequence[Sequence[int]],
+    bias: Sequence[int],
+    nonstrict_rows: Sequence[Sequence[int]] = (),
+    nonstrict_bias: Sequence[int] = (),
 ) -> tuple[str, list[Fraction], Fraction | list[Fraction]]:
-    """('point', z, t) with w_i.z + b_i t < 0 for all rows and t >= 0, or
-    ('multiplier', lam, []) with lam >= 0, lam != 0, sum lam_i w_i = 0 and
-    sum lam_i b_i >= 0.
+    """Decide { w_i.z + b_i t < 0 (strict rows), g_j.z + c_j t <= 0
+    (non-strict rows), t >= 0 } exactly.
+
+    Returns ('point', z, t), or ('multiplier', lam, mu) with lam >= 0,
+    lam != 0, mu >= 0, sum lam_i w_i + sum mu_j g_j = 0 and
+    sum lam_i b_i + sum mu_j c_j >= 0.  (The non-strict rows describe a
+    nonempty domain, so a multiplier with lam = 0 cannot arise.)
 
     >>> strict_or_motzkin([[1], [-1]], [0, 0])[0]
     'multiplier'
     >>> kind, z, t = strict_or_motzkin([[1], [-1]], [-1, -1])
     >>> kind, all(w * z[0] + b * t < 0 for w, b in ((1, -1), (-1, -1)))
     ('point', True)
+    >>> strict_or_motzkin([[1]], [0], [[-1]], [0])[0]   # x < 0 and x >= 0
+    'multiplier'
     """
     k = len(rows)
-    n = len(rows[0]) if k else 0
+    q = len(nonstrict_rows)
+    n = len(rows[0]) if k else (len(nonstrict_rows[0]) if q else 0)
     if k == 0:
         return ("point", [Fraction(0)] * n, Fraction(0))
-    # Equality rows: n rows of W^T, the normalisation, and b.lambda - sigma = 0.
+    # Equality rows: n rows of [W^T G^T], the normalisation (lambda only),
+    # and b.lambda + c.mu - sigma = 0.
     R = n + 2
-    ncols = k + 1  # lambda_1..lambda_k, sigma
+    ncols = k + q + 1  # lambda_1..lambda_k, mu_1..mu_q, sigma
     A: list[list[Fraction]] = []
     for j in range(n):
-        A.append([Fraction(rows[i][j]) for i in range(k)] + [Fraction(0)])
-    A.append([Fraction(1)] * k + [Fraction(0)])
-    A.append([Fraction(bias[i]) for i in range(k)] + [Fraction(-1)])
+        A.append([Fraction(rows[i][j]) for i in range(k)] + [Fraction(nonstrict_rows[i][j]) for i in range(q)]
+                 + [Fraction(0)])
+    A.append([Fraction(1)] * k + [Fraction(0)] * q + [Fraction(0)])
+    A.append([Fraction(bias[i]) for i in range(k)] + [Fraction(nonstrict_bias[i]) for i in range(q)] + [Fraction(-1)])
     rhs = [Fraction(0)] * n + [Fraction(1), Fraction(0)]
     # Tableau with artificials a_r (columns ncols..ncols+R-1), basis = artificials.
     T = [A[r] + [Fraction(1 if c == r else 0) for c in range(R)] + [rhs[r]] for r in range(R)]
@@ -83,16 +95,17 @@ def strict_or_motzkin(
     cb = [cost[b] for b in basis]
     objective = sum(cb[r] * T[r][-1] for r in range(R))
     if objective == 0:
-        lam = [Fraction(0)] * ncols
+        vals = [Fraction(0)] * ncols
         for r, b in enumerate(basis):
             if b < ncols:
-                lam[b] = T[r][-1]
-        return ("multiplier", lam[:k], [])
-    # Duals y_r = c_B B^{-1} e_r = 1 - (reduced cost of artificial r).
+                vals[b] = T[r][-1]
+        return ("multiplier", vals[:k], vals[k:k + q])
+    # Duals y_r = c_B B^{-1} e_r: the artificial columns of the tableau hold B^{-1}.
     y = [sum(cb[i] * T[i][ncols + r] for i in range(R)) for r in range(R)]
     # Optimal phase 1: reduced costs c_j - y.A_j >= 0, so y.A_j <= 0 for every
     # original column, and y.rhs = objective > 0.  Column lambda_i says
-    # w_i.y_W + y_1 + b_i y_b <= 0 with y_1 = y.rhs > 0; column sigma says y_b >= 0.
+    # w_i.y_W + y_1 + b_i y_b <= 0 with y_1 = y.rhs > 0; column mu_j says
+    # g_j.y_W + c_j y_b <= 0; column sigma says y_b >= 0.
     z = [y[j] for j in range(n)]
     t = y[n + 1]
     return ("point", z, t)

@@ -126,7 +126,7 @@ def witness_milp(Wf: np.ndarray, bf: np.ndarray, box: float = 1e4) -> Milp:
     return Milp(np.zeros(N), col_lower, col_upper, integrality, np.array(rows), np.array(lo), np.array(hi), n, m)
 
 
-def node_lp(Wf: np.ndarray, bf: np.ndarray) -> dict:
+def node_lp(Wf: np.ndarray, bf: np.ndarray, k: int = 0) -> dict:
     """The homogenised node LP of theory section 11, with every row switched on.
 
     Columns (z, t, s): maximise s subject to w_i.z + b_i t + s <= 0 for the
@@ -134,9 +134,15 @@ def node_lp(Wf: np.ndarray, bf: np.ndarray) -> dict:
     so no tolerance decides between "some point makes all these rows strictly
     negative" (s = 1) and "a Motzkin multiplier exists" (s = 0, from the duals).
     A row is taken out of play by raising its upper bound to +inf.
+
+    The last k rows of (Wf, bf) are a domain's constraints G z - h t <= 0:
+    they also appear once more, without s and always on, because z must lie
+    in the domain whether or not the constraint is in play as a strict row.
     """
     m, n = Wf.shape
     A = np.hstack([Wf, bf[:, None], np.ones((m, 1))])
+    if k:
+        A = np.vstack([A, np.hstack([Wf[m - k:], bf[m - k:, None], np.zeros((k, 1))])])
     cost = np.zeros(n + 2)
     cost[-1] = 1.0
     return dict(
@@ -144,26 +150,33 @@ def node_lp(Wf: np.ndarray, bf: np.ndarray) -> dict:
         col_lower=np.array([-INF] * n + [0.0, -INF]),
         col_upper=np.array([INF] * n + [INF, 1.0]),
         A=A,
-        row_lower=np.full(m, -INF),
-        row_upper=np.zeros(m),
+        row_lower=np.full(m + k, -INF),
+        row_upper=np.zeros(m + k),
         maximize=True,
     )
 
 
-def core_lp(Wf: np.ndarray, bf: np.ndarray) -> dict:
+def core_lp(Wf: np.ndarray, bf: np.ndarray, k: int = 0) -> dict:
     """The multiplier LP used to strengthen cores (theory section 11).
 
-    Columns lambda_i >= 0; rows sum_i lambda_i w_i = 0, sum_i lambda_i b_i >= 0,
-    sum_i lambda_i = 1.  The caller sets which rows may carry weight (column
-    upper bounds) and prices the undecided rows, so the optimum is a multiplier
-    leaning on rows already fixed negative.
+    Columns lambda_i >= 0 (one per row) and, on a domain, mu_j >= 0 for the
+    last k rows used non-strictly; rows sum lambda_i w_i + sum mu_j g_j = 0,
+    sum lambda_i b_i + sum mu_j (-h_j) >= 0, sum_i lambda_i = 1.  The caller
+    sets which rows may carry weight (column upper bounds) and prices the
+    undecided rows, so the optimum is a multiplier leaning on rows already
+    fixed negative.
     """
     m, n = Wf.shape
-    A = np.vstack([Wf.T, bf[None, :], np.ones((1, m))])
+    Wk, bk = Wf[m - k:], bf[m - k:]
+    A = np.vstack([
+        np.hstack([Wf.T, Wk.T]),
+        np.concatenate([bf, bk])[None, :],
+        np.concatenate([np.ones(m), np.zeros(k)])[None, :],
+    ])
     return dict(
-        cost=np.zeros(m),
-        col_lower=np.zeros(m),
-        col_upper=np.full(m, INF),
+        cost=np.zeros(m + k),
+        col_lower=np.zeros(m + k),
+        col_upper=np.full(m + k, INF),
         A=A,
         row_lower=np.array([0.0] * n + [0.0, 1.0]),
         row_upper=np.array([0.0] * n + [INF, 1.0]),

@@ -22,7 +22,7 @@ import flint
 import numpy as np
 
 from . import backend, exact_lp, formulation, linalg
-from .certificate import CORE_BASE, RANK_LEAF, Core, TreeProof, Witness
+from .certificate import CORE_BASE, RANK_LEAF, Core, Domain, TreeProof, Witness
 from .model import Layer
 
 # A multiplier entry counts as part of the LP's support above this fraction of
@@ -44,23 +44,36 @@ S_ZERO, S_ONE = 1e-6, 0.5
 
 
 class LayerData:
-    """Integer, rational and float views of one layer's rows, built once."""
+    """Integer, rational and float views of one layer's rows, built once.
 
-    def __init__(self, layer: Layer):
+    On a domain { x : G x <= h } (theory section 1b), the constraint rows
+    (g_j, -h_j) are appended after the m layer rows: they take part in the
+    case split exactly like layer rows (orthogonal to v, or strictly slack
+    at z), and G z <= h holds in every system.  ``M`` counts all rows.
+    """
+
+    def __init__(self, layer: Layer, domain: Domain | None = None):
         self.layer = layer
+        self.domain = domain or Domain()
         self.n = layer.in_dim
         self.m = layer.out_dim
-        # (Wi_i, bi_i) = scale_i * (w_i, b_i) with integers scale_i > 0.
-        self.Wi, self.bi, self.scale = linalg.scaled_integer_rows(layer.weight, layer.bias)
+        G, h = self.domain.constraints(self.n)
+        self.k = len(G)
+        self.M = self.m + self.k
+        # (Wi_i, bi_i) = scale_i * (row_i, offset_i) with integers scale_i > 0.
+        self.Wi, self.bi, self.scale = linalg.scaled_integer_rows(
+            list(layer.weight) + G, list(layer.bias) + [-v for v in h])
         self.Wf, self.bf = formulation.float_rows(self.Wi, self.bi)
         self.Wfl = flint.fmpz_mat(self.Wi)
-        self.all = (1 << self.m) - 1
+        self.all = (1 << self.M) - 1
+        self.domain_rows = self.all & ~((1 << self.m) - 1)
         self.zero_rows = sum(1 << i for i in range(self.m) if not any(self.Wi[i]))
-        self.nbytes = (self.m + 7) // 8
+        self.nbytes = (self.M + 7) // 8
+        self.base = self.domain.base_point(self.n)
 
     def mask_to_bool(self, mask: int) -> np.ndarray:
         raw = np.frombuffer(mask.to_bytes(self.nbytes, "little"), dtype=np.uint8)
-        return np.unpackbits(raw, bitorder="little")[: self.m].astype(bool)
+        return np.unpackbits(raw, bitorder="little")[: self.M].astype(bool)
 
     def values(self, X: list[int], T: int, idx) -> list[int]:
         """Wi_i.X + bi_i T for i in idx: the pre-activation at X/T (T > 0), or
@@ -68,7 +81,7 @@ class LayerData:
         return [sum(map(mul, self.Wi[i], X)) + self.bi[i] * T for i in idx]
 
     def rows_of(self, mask: int) -> list[int]:
-        return [i for i in range(self.m) if mask >> i & 1]
+        return [i for i in range(self.M) if mask >> i & 1]
 
     def extend(self, span: int, basis: list[list[int]], r: int) -> tuple[int, int, list[list[int]]]:
         """span_info for P + {r}, from P's span mask and null-space basis.
@@ -127,53 +140,77 @@ def _to_float_dir(v: list[int]) -> list[float]:
 # --- exact repair -------------------------------------------------------------
 
 
-def exact_core(data: LayerData, lam: np.ndarray, allowed: int) -> Core | None:
-    """Turn a float Motzkin multiplier into an exact core, or None."""
-    if lam.max() <= 0:
+def exact_core(data: LayerData, lam: np.ndarray, allowed: int, mu: np.ndarray | None = None) -> Core | None:
+    """Turn a float Motzkin multiplier into an exact core, or None.
+
+    ``lam`` weighs the strict rows (length M), ``mu`` the non-strict domain
+    rows G z <= h (length k).  The support is read off the floats; the
+    multiplier itself is recomputed exactly from it.
+    """
+    top = max(float(lam.max(initial=0.0)), float(mu.max(initial=0.0)) if mu is not None and len(mu) else 0.0)
+    if top <= 0:
         return None
-    idx = [i for i in np.nonzero(lam > SUPPORT_TOL * lam.max())[0].tolist() if allowed >> i & 1]
-    if not idx:
+    S = [i for i in np.nonzero(lam > SUPPORT_TOL * top)[0].tolist() if allowed >> i & 1]
+    T = [] if mu is None else [data.m + j for j in np.nonzero(mu > SUPPORT_TOL * top)[0].tolist()]
+    if not S:
         return None
+    guess = np.concatenate([lam[S], mu[[j - data.m for j in T]]]) if T else lam[S]
+    return _exact_multiplier(data, S, T, guess)
+
+
+def _valid(data: LayerData, S: list[int], T: list[int], v: list) -> bool:
+    """The mixed Motzkin condition of theory section 4 for lambda = v[:|S|]
+    (strict rows) and mu = v[|S|:] (non-strict domain rows); the caller made
+    sure the rows cancel."""
+    if any(x < 0 for x in v):
+        return False
+    s = sum(x * data.bi[i] for x, i in zip(v, S + T))
+    return (any(v[: len(S)]) and s >= 0) or s > 0
+
+
+def _exact_multiplier(data: LayerData, S: list[int], T: list[int], guess: np.ndarray) -> Core | None:
+    idx = S + T
     n = data.n
     cols = [[data.Wi[i][j] for i in idx] for j in range(n)]
     basis = linalg.nullspace(cols, len(idx))
+    if not basis:
+        return None
     if len(basis) == 1:
         v = basis[0]
         if all(x <= 0 for x in v):
             v = [-x for x in v]
-        if all(x >= 0 for x in v) and sum(x * data.bi[i] for x, i in zip(v, idx)) >= 0:
-            keep = [i for x, i in zip(v, idx) if x > 0]
-            if len(keep) == len(idx):
-                return Core(tuple(idx))
+        if _valid(data, S, T, v):
+            if all(v):
+                return Core(tuple(S), None, tuple(T))
             # Zero entries: the smaller support is the real core; its null
             # space is the restriction of this one, still one-dimensional.
-            return exact_core(data, np.array([1.0 if i in keep else 0.0 for i in range(data.m)]), allowed)
-        return None
-    if not basis:
+            S2 = [i for x, i in zip(v, S) if x]
+            T2 = [i for x, i in zip(v[len(S):], T) if x]
+            return _exact_multiplier(data, S2, T2, np.ones(len(S2) + len(T2))) if S2 else None
         return None
     # With bias the multiplier LP usually makes lambda.b >= 0 tight, so the
-    # support has one row more than W's null space pins down.  The tight
-    # constraint pins it: try the null space of [W_S^T; b_S^T].
+    # support has one row more than the rows' null space pins down.  The
+    # tight constraint pins it: try the null space of [rows^T; offsets^T].
+    candidates = []
     tight = linalg.nullspace(cols + [[data.bi[i] for i in idx]], len(idx))
     if len(tight) == 1:
-        v = tight[0]
-        if all(x <= 0 for x in v):
-            v = [-x for x in v]
-        if all(x >= 0 for x in v) and any(v):
-            pairs = [(i, x * data.scale[i]) for x, i in zip(v, idx) if x > 0]
-            return Core(tuple(i for i, _ in pairs), tuple(Fraction(x) for _, x in pairs))
+        candidates += [tight[0], [-x for x in tight[0]]]
     # Otherwise project the float multiplier onto the null space and round.
-    B = np.array(basis, dtype=float).T  # |S| x k
-    target = lam[idx]
-    coef, *_ = np.linalg.lstsq(B, target, rcond=None)
+    B = np.array([_to_float_dir(b) for b in basis], dtype=float).T  # |idx| x k
+    coef, *_ = np.linalg.lstsq(B, guess, rcond=None)
+    shifts = [max(max(abs(x) for x in b).bit_length() - 60, 0) for b in basis]
     for den in (10**3, 10**6, 10**9):
-        c = [Fraction(float(x)).limit_denominator(den) for x in coef]
-        v = [sum(cj * basis[j][r] for j, cj in enumerate(c)) for r in range(len(idx))]
-        if all(x >= 0 for x in v) and any(x > 0 for x in v) and sum(x * data.bi[i] for x, i in zip(v, idx)) >= 0:
-            # Express the multiplier over the layer's rational rows (scaled rows
-            # Wi_i = scale_i * w_i, so lambda_i * scale_i serves for w_i).
-            pairs = [(i, x * data.scale[i]) for x, i in zip(v, idx) if x > 0]
-            return Core(tuple(i for i, _ in pairs), tuple(x for _, x in pairs))
+        c = [Fraction(float(x)).limit_denominator(den) / (1 << sh) for x, sh in zip(coef, shifts)]
+        candidates.append([sum(cj * basis[j][r] for j, cj in enumerate(c)) for r in range(len(idx))])
+    for v in candidates:
+        if _valid(data, S, T, v):
+            # Express the multiplier over the rational rows the checker reads
+            # (Wi_i = scale_i * row_i, so v_i * scale_i serves for row_i).
+            keepS = [(i, Fraction(x) * data.scale[i]) for x, i in zip(v, S) if x]
+            keepT = [(i, Fraction(x) * data.scale[i]) for x, i in zip(v[len(S):], T) if x]
+            if keepS:
+                return Core(tuple(i for i, _ in keepS), tuple(x for _, x in keepS + keepT),
+                            tuple(i for i, _ in keepT))
     return None
 
 
@@ -182,33 +219,40 @@ def exact_node(data: LayerData, in_play: int) -> Witness | Core | None:
     LP's answer could not be repaired.  Returns a witness, a core, or None
     (a point exists but the rows outside ``in_play`` span, so no witness)."""
     idx = data.rows_of(in_play)
-    kind, a, b = exact_lp.strict_or_motzkin([data.Wi[i] for i in idx], [data.bi[i] for i in idx])
+    dom = list(range(data.m, data.M))
+    kind, a, b = exact_lp.strict_or_motzkin(
+        [data.Wi[i] for i in idx], [data.bi[i] for i in idx],
+        [data.Wi[i] for i in dom], [data.bi[i] for i in dom])
     if kind == "point":
         XT, _ = linalg.common_denominator(list(a) + [b])
         X, T = XT[:-1], XT[-1]
-        if not all(v < 0 for v in data.values(X, T, idx)):
+        if not (all(v < 0 for v in data.values(X, T, idx)) and all(v <= 0 for v in data.values(X, T, dom))):
             return None  # pragma: no cover - exact_lp's Farkas vector is exact
         return make_witness(data, _dehomogenise(data, idx, X, T), in_play)
-    lam = a
-    support = tuple(i for i, x in zip(idx, lam) if x > 0)
-    core = _core_from_exact(data, support, {i: x for i, x in zip(idx, lam) if x > 0})
+    lam, mu = a, b
+    S = [i for i, x in zip(idx, lam) if x > 0]
+    T = [i for i, x in zip(dom, mu) if x > 0]
+    if not S:
+        return None  # pragma: no cover - lambda != 0 on a nonempty domain
+    guess = np.array([float(x) for x in lam if x > 0] + [float(x) for x in mu if x > 0])
+    core = _exact_multiplier(data, S, T, guess)
+    if core is None:
+        # exact_lp's own multiplier, over the rational rows the checker reads.
+        mult = [x * data.scale[i] for i, x in zip(idx, lam) if x > 0] + \
+               [x * data.scale[i] for i, x in zip(dom, mu) if x > 0]
+        core = Core(tuple(S), tuple(mult), tuple(T))
     return core
 
 
-def _core_from_exact(data: LayerData, support: tuple[int, ...], lam: dict[int, Fraction]) -> Core:
-    cols = [[data.Wi[i][j] for i in support] for j in range(data.n)]
-    if len(linalg.nullspace(cols, len(support))) == 1:
-        return Core(support)  # the checker recomputes the multiplier
-    return Core(support, tuple(lam[i] * data.scale[i] for i in support))
-
-
 def strict_point(data: LayerData, rows: int, z: np.ndarray, t: float) -> list[Fraction] | None:
-    """A rational x with w_i.x + b_i < 0 exactly for every row in ``rows``.
+    """A rational x in the domain with row.x + offset < 0 exactly for every
+    row in ``rows``.
 
     (z, t) is the LP's homogenised point.  Rounded candidates are tried from
     simple to exact; each is checked in exact integer arithmetic.
     """
     idx = data.rows_of(rows)
+    dom = range(data.m, data.M)
     scale = max(float(np.abs(z).max(initial=0.0)), t, 1e-300)
     zt = np.append(z, t) / scale
     for den in (1, 10, 100, 10**4, 10**8, None):
@@ -217,21 +261,27 @@ def strict_point(data: LayerData, rows: int, z: np.ndarray, t: float) -> list[Fr
         else:
             XT = [round(float(v) * den) for v in zt]
         X, T = XT[:-1], max(XT[-1], 0)
-        if all(v < 0 for v in data.values(X, T, idx)):
+        if all(v < 0 for v in data.values(X, T, idx)) and all(v <= 0 for v in data.values(X, T, dom)):
             return _dehomogenise(data, idx, X, T)
     return None
 
 
 def _dehomogenise(data: LayerData, idx: list[int], X: list, T) -> list[Fraction]:
-    """The point X/T, or for T = 0 a point far enough out along direction X."""
+    """The point X/T, or for T = 0 a point far enough out along direction X.
+
+    With T = 0, X is a direction with row.X < 0 on these rows and G X <= 0,
+    so from a point z0 of the (nonempty) domain, z0 + lam X stays in the
+    domain and makes the rows strictly negative once lam is large enough.
+    """
     if T > 0:
         return [Fraction(v) / T for v in X]
-    # w_i.X < 0 on these rows; go out until the biases no longer matter.
+    z0 = data.base
+    Z, D = linalg.common_denominator(z0)
     lam = Fraction(1)
-    for i, wd in zip(idx, data.values(X, 0, idx)):
-        if data.bi[i] > 0:
-            lam = max(lam, Fraction(data.bi[i]) / -wd + 1)
-    return [lam * v for v in X]
+    for i, at0, wd in zip(idx, data.values(Z, D, idx), data.values(X, 0, idx)):
+        if at0 >= 0:
+            lam = max(lam, Fraction(at0, D * -wd) + 1)
+    return [a + lam * v for a, v in zip(z0, X)]
 
 
 def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness | None:
@@ -253,14 +303,16 @@ def make_witness(data: LayerData, x: list[Fraction], negative: int) -> Witness |
     # The simplest rational in (0, bound): 1/q with q = floor(1/bound) + 1.
     eps = Fraction(1) if bound is None or bound > 1 else Fraction(1, int(1 / bound) + 1)
     y = [a + eps * c for a, c in zip(x, v)]
-    return finish_witness(data.layer, tuple(x), tuple(y))
+    return finish_witness(data.layer, tuple(x), tuple(y), data.domain)
 
 
-def finish_witness(layer: Layer, x: tuple, y: tuple) -> Witness | None:
+def finish_witness(layer: Layer, x: tuple, y: tuple, domain: Domain | None = None) -> Witness | None:
     """Verify a candidate pair exactly and attach the midpoint's active rows."""
     x = tuple(Fraction(a) for a in x)
     y = tuple(Fraction(a) for a in y)
     if x == y or layer.apply(x) != layer.apply(y):
+        return None
+    if domain is not None and not (domain.contains(x) and domain.contains(y)):
         return None
     mid = tuple((a + b) / 2 for a, b in zip(x, y))
     active = tuple(i for i, a in enumerate(layer.pre_activation(mid)) if a >= 0)
@@ -274,14 +326,14 @@ def finish_witness(layer: Layer, x: tuple, y: tuple) -> Witness | None:
 class _WarmLP:
     """A HiGHS model whose rows (or columns) are switched on and off by bounds."""
 
-    def __init__(self, model: dict, by_rows: bool):
+    def __init__(self, model: dict, by_rows: bool, size: int):
         self.h = backend.new_highs()
         backend.pass_lp(
             self.h, model["cost"], model["col_lower"], model["col_upper"], model["A"],
             model["row_lower"], model["row_upper"], maximize=model["maximize"],
         )
         self.by_rows = by_rows
-        self.size = model["A"].shape[0] if by_rows else model["A"].shape[1]
+        self.size = size  # the first `size` rows (columns) are switchable
         self.on = np.ones(self.size, dtype=bool)
         self.lps = 0
 
@@ -304,7 +356,7 @@ class _WarmLP:
 
 class NodeLP(_WarmLP):
     def __init__(self, data: LayerData):
-        super().__init__(formulation.node_lp(data.Wf, data.bf), by_rows=True)
+        super().__init__(formulation.node_lp(data.Wf, data.bf, data.k), by_rows=True, size=data.M)
         self.n = data.n
 
     def solve(self, on: np.ndarray):
@@ -322,22 +374,25 @@ class NodeLP(_WarmLP):
         if abs(s) <= S_ZERO:
             # HiGHS signs duals by objective sense (>= 0 here, as we maximise);
             # the magnitude is all we use, and the exact repair checks signs.
-            lam = np.abs(np.array(sol.row_dual))
+            duals = np.abs(np.array(sol.row_dual))
+            lam, mu = duals[: self.size], duals[self.size:]
             lam[~on] = 0.0
-            return ("multiplier", lam)
+            return ("multiplier", lam, mu)
         return ("fail",)
 
 
 class CoreLP(_WarmLP):
     def __init__(self, data: LayerData):
-        super().__init__(formulation.core_lp(data.Wf, data.bf), by_rows=False)
+        super().__init__(formulation.core_lp(data.Wf, data.bf, data.k), by_rows=False, size=data.M)
 
-    def solve(self, on: np.ndarray, price: np.ndarray) -> np.ndarray | None:
+    def solve(self, on: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lambda, mu) minimising the priced rows' weight, or None."""
         self.switch(on)
         self.h.changeColsCost(len(price), np.arange(len(price), dtype=np.int32), price.astype(float))
         if self.run() is not backend.Outcome.OPTIMAL:
             return None
-        return np.maximum(np.array(self.h.getSolution().col_value), 0.0)
+        x = np.maximum(np.array(self.h.getSolution().col_value), 0.0)
+        return x[: self.size], x[self.size:]
 
 
 # --- the core store ----------------------------------------------------------------
@@ -431,11 +486,11 @@ def tree_search(
     progress: Callable[[SearchStats, float], None] | None = None,
 ) -> SearchResult:
     """Depth-first case-split search; returns a proof, a witness, or a limit."""
-    n, m = data.n, data.m
+    n, M = data.n, data.M
     stats = SearchStats()
     lp = NodeLP(data)
     clp: CoreLP | None = None
-    store = CoreStore(m)
+    store = CoreStore(M)
     out: list[int] = []
     used: dict[int, int] = {}  # store index -> certificate index
 
@@ -499,11 +554,11 @@ def tree_search(
                 # exists the node LP below finds the point instead.
                 if clp is None:
                     clp = CoreLP(data)
-                lam = clp.solve(on, data.mask_to_bool(undecided).astype(float))
-                if lam is not None:
-                    k = store.lookup(lam, in_play)
+                sol = clp.solve(on, data.mask_to_bool(undecided).astype(float))
+                if sol is not None:
+                    k = store.lookup(sol[0], in_play) if not data.k else None
                     if k is None:
-                        core = exact_core(data, lam, in_play)
+                        core = exact_core(data, sol[0], in_play, sol[1])
                         if core is not None:
                             k = store.add(core)
             if k is None:
@@ -518,7 +573,7 @@ def tree_search(
                             return SearchResult("witness", witness=w, stats=stats)
                     stats.repair_failures += 1
                 elif res[0] == "multiplier":
-                    core = exact_core(data, res[1], in_play)
+                    core = exact_core(data, res[1], in_play, res[2])
                     if core is not None:
                         k = store.add(core)
                     else:

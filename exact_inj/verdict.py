@@ -78,6 +78,9 @@ class Verdict:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
         if self.proof is not None:
-            out["proof_kind"] = "tree" if hasattr(self.proof, "tree") else "structural"
+            out["proof_kind"] = {"TreeProof": "tree", "StructuralProof": "structural",
+                                 "EmptyDomainProof": "empty_domain"}[type(self.proof).__name__]
+        if self.certificate is not None:
+            out["domain"] = self.certificate.domain.to_json()
         out["info"] = self.info
         return out
