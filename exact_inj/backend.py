@@ -191,10 +191,21 @@ def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | Non
         prob.solve(solver)
     except pulp.PulpSolverError:
         return Outcome.UNKNOWN, None
-    vals = [x.value() for x in xs]
-    if any(v is None for v in vals):
+    # A variable that appears in no constraint (t, when every bias is zero)
+    # comes back as None; any value in its bounds will do, and the caller
+    # verifies the point exactly anyway.
+    vals = [x.value() if x.value() is not None else _in_bounds(x.lowBound, x.upBound) for x in xs]
+    if not prob.constraints or all(x.value() is None for x in xs):
         return Outcome.UNKNOWN, None
     return Outcome.FEASIBLE, np.array(vals, dtype=float)
+
+
+def _in_bounds(lo, hi) -> float:
+    if lo is not None and lo > 0:
+        return float(lo)
+    if hi is not None and hi < 0:
+        return float(hi)
+    return 0.0
 
 
 def solve_milp_highs(model, time_limit: float) -> tuple[Outcome, np.ndarray | None]:
