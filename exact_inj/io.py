@@ -5,8 +5,14 @@ Two input formats (docs/formats.md is the reference):
 * JSON: ``{"layers": [{"weight": [[...]], "bias": [...], "activation": "relu"}]}``.
   A JSON number means the decimal it spells (``0.1`` is 1/10, never the binary
   double nearest to it); a string may hold ``"p/q"`` or a decimal.
+  A layer may instead be ``{"type": "conv", ...}``: a convolution, read as its
+  exact operator (exact_inj/conv.py).
 * NPZ: arrays ``weight_0``, ``bias_0``, ``activation_0``, ``weight_1``, ...;
   a binary float is taken at its exact value.
+
+:func:`load_network` also hands ``.onnx`` files to :mod:`exact_inj.onnx_import`
+and ``.pt``/``.pth``/``.safetensors`` files to :mod:`exact_inj.torch_import`
+(docs/model-files.md).
 
 Nothing is coerced silently: anything that is not clearly a finite rational in
 the right place is an :class:`InputError`, a one-line message that starts with
@@ -57,9 +63,16 @@ _MAX_QUOTE = 60
 
 _LAYER_KEYS = ("weight", "bias", "activation")
 _TOP_KEYS = ("layers", "name")
+# A convolutional layer ({"type": "conv", ...}; docs/formats.md).
+_CONV_KEYS = (
+    "type", "kernel", "in_channels", "out_channels", "input_size", "padding", "pad", "bias", "activation",
+)
 
 _RATIO_RE = re.compile(r"([+-]?)([0-9]+)/([0-9]+)")
 _DECIMAL_RE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+
+# PyTorch state dicts (torch.save, read with weights_only=True) and safetensors.
+_TORCH_EXTENSIONS = (".pt", ".pth", ".safetensors")
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -408,6 +421,14 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
     at = f"{prefix}layers[{k}]"
     if not isinstance(obj, dict):
         raise InputError(path, f"{at}: expected an object with a 'weight' key, got {_quote(obj)}")
+    if "type" in obj:
+        kind = obj["type"]
+        if kind == "conv":
+            return _conv_layer_from_json(obj, at, path)
+        if kind != "dense":
+            raise InputError(path, f"{at}.type: {_quote(kind)} is not one of 'dense', 'conv'")
+        # "type": "dense" is the default spelled out; the dense keys follow.
+        obj = {key: v for key, v in obj.items() if key != "type"}
     for key in obj:
         if key not in _LAYER_KEYS:
             # A typo such as "weights" or "biases" must not silently fall back
@@ -458,6 +479,61 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
     try:
         return Layer(tuple(rows), bias, act)
     except (ValueError, TypeError) as e:  # the checks above should leave nothing
+        raise InputError(path, f"{at}: {e}") from None
+
+
+def _json_int(v: Any, where: str, path: str | None, minimum: int = 1) -> int:
+    # Counts are JSON integer literals (loads_exact keeps them as int); a
+    # decimal such as 2.0 or a string is refused rather than rounded.
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise InputError(path, f"{where}: expected an integer >= {minimum}, got {_quote(v)}")
+    return v
+
+
+def _nested_exact(x: Any, depth: int, where: str, path: str | None) -> Any:
+    """Nested lists of exact numbers (depth levels), every entry located in errors."""
+    if depth == 0:
+        return parse_exact(x, where, path)
+    if not isinstance(x, list) or not x:
+        raise InputError(path, f"{where}: expected a non-empty list, got {_quote(x)}")
+    return [_nested_exact(v, depth - 1, f"{where}[{i}]", path) for i, v in enumerate(x)]
+
+
+def _conv_layer_from_json(obj: dict, at: str, path: str | None) -> Layer:
+    """A ``"type": "conv"`` layer: the exact convolution operator as a dense Layer."""
+    from .conv import PADDINGS, ConvSpec
+
+    for key in obj:
+        if key not in _CONV_KEYS:
+            raise InputError(path, f"{at}: unknown key {key!r} in a conv layer {_suggest(key, _CONV_KEYS)}")
+    for key in ("kernel", "in_channels", "out_channels", "input_size"):
+        if key not in obj:
+            raise InputError(path, f"{at}: conv layer is missing {key!r}")
+    cin = _json_int(obj["in_channels"], f"{at}.in_channels", path)
+    cout = _json_int(obj["out_channels"], f"{at}.out_channels", path)
+    size = obj["input_size"]
+    if not isinstance(size, list) or len(size) not in (1, 2):
+        raise InputError(path, f"{at}.input_size: expected [L] or [H, W], got {_quote(size)}")
+    size = [_json_int(v, f"{at}.input_size[{i}]", path) for i, v in enumerate(size)]
+    kernel = _nested_exact(obj["kernel"], 2 + len(size), f"{at}.kernel", path)
+    padding = obj.get("padding", "zero")
+    if padding not in PADDINGS:
+        raise InputError(path, f"{at}.padding: {_quote(padding)} is not one of {', '.join(map(repr, PADDINGS))}")
+    bias = None
+    if "bias" in obj:
+        B = obj["bias"]
+        if not isinstance(B, list):
+            raise InputError(path, f"{at}.bias: expected a list of numbers (one per output channel), got {_quote(B)}")
+        bias = [parse_exact(v, f"{at}.bias[{i}]", path) for i, v in enumerate(B)]
+    act = obj.get("activation", "relu")
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise InputError(
+            path, f"{at}.activation: {_quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}"
+        )
+    try:
+        spec = ConvSpec.build(kernel, cin, cout, size, padding, obj.get("pad", 0), bias)
+        return spec.layer(act)
+    except (ValueError, TypeError) as e:
         raise InputError(path, f"{at}: {e}") from None
 
 
@@ -685,8 +761,11 @@ def _load_npz(data: bytes, path: str) -> Network:
 def load_network(path: str | os.PathLike) -> Network:
     """Load a network from a ``.json`` or ``.npz`` file, exactly.
 
-    Any other extension is read as JSON unless the content is a zip archive
-    (then NPZ).  Every problem is an :class:`InputError`.
+    ``.onnx`` files go to :mod:`exact_inj.onnx_import` and ``.pt``, ``.pth``
+    and ``.safetensors`` to :mod:`exact_inj.torch_import` (optional extras;
+    docs/model-files.md).  Any other extension is read as JSON unless the
+    content is a zip archive (then NPZ).  Every problem is an
+    :class:`InputError`.
 
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as d:
@@ -700,6 +779,16 @@ def load_network(path: str | os.PathLike) -> Network:
     if not data.strip():
         raise InputError(p, "file is empty")
     ext = os.path.splitext(p)[1].lower()
+    # Model files of other frameworks, by extension only (docs/model-files.md).
+    # Their importers need optional packages, so they are imported here, late.
+    if ext == ".onnx":
+        from .onnx_import import network_from_onnx_bytes
+
+        return network_from_onnx_bytes(data, p)
+    if ext in _TORCH_EXTENSIONS:
+        from .torch_import import network_from_torch_bytes
+
+        return network_from_torch_bytes(data, p)
     is_zip = data.startswith(_ZIP_MAGIC) or data.startswith(_EMPTY_ZIP_MAGIC)
     if ext == ".npz" or (ext != ".json" and is_zip):
         if not is_zip:
