@@ -44,15 +44,16 @@ def verify(
     net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
     if time_limit <= 0:
         raise ValueError("time_limit must be positive")
-    if not net.is_single_relu_layer:
-        path = None if isinstance(network_or_path, Network) else os.fspath(network_or_path)
-        raise InputError(path, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
-    from .engine import decide_layer
+    from .engine import decide_layer, decide_network
 
     domain = domain or Domain()
     if not domain.dim_ok(net.input_dim):
         raise InputError(None, f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
-    return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain)
+    if net.is_single_relu_layer:
+        return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
+                            domain=domain)
+    return decide_network(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
+                          domain=domain)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:

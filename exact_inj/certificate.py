@@ -194,7 +194,46 @@ class EmptyDomainProof:
         return 0
 
 
-Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof]
+@dataclass(frozen=True)
+class LinearRankProof:
+    """A linear stage h -> W h + c is injective on its domain: rank [W; E] = n,
+    with E the unit rows of the coordinates a box fixes (theory section 8).
+    The checker computes the rank itself."""
+
+    @property
+    def size(self) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class StageProof:
+    """Stage [start, stop) of a network (linear layers folded into the layer
+    that ends the stage) is injective on ``domain``."""
+
+    start: int
+    stop: int
+    domain: "Domain"
+    proof: "Evidence"
+
+
+@dataclass(frozen=True)
+class LayerwiseProof:
+    """Every stage is injective on a convex set containing what it receives
+    (the paper's Corollary 1, theory section 8).  The checker recomputes the
+    stages, the folds, each stage's received set, and each stage's proof."""
+
+    stages: tuple[StageProof, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(_evidence_size(st.proof) for st in self.stages)
+
+
+def _evidence_size(ev) -> int:
+    return getattr(ev, "size", 0)
+
+
+Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof]
 
 
 @dataclass(frozen=True)
@@ -230,23 +269,10 @@ class Certificate:
             if ev.active_rank is not None:
                 w["active_rank"] = ev.active_rank
             out["witness"] = w
-        elif isinstance(ev, TreeProof):
-            cores = []
-            for c in ev.cores:
-                d: dict = {"support": list(c.support)}
-                if c.domain_support:
-                    d["domain_support"] = list(c.domain_support)
-                if c.multiplier is not None:
-                    d["multiplier"] = [fraction_to_str(v) for v in c.multiplier]
-                cores.append(d)
-            out["proof"] = {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
-        elif isinstance(ev, StructuralProof):
-            out["proof"] = {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
-        elif isinstance(ev, EmptyDomainProof):
-            out["proof"] = {"kind": "empty_domain"}
-        else:  # pragma: no cover - the Evidence union is closed
-            raise TypeError(f"unknown evidence {type(ev).__name__}")
+        else:
+            out["proof"] = _proof_to_json(ev)
         return out
+
 
     @classmethod
     def from_json(cls, obj: object, path: str | None = None) -> "Certificate":
@@ -272,6 +298,31 @@ class Certificate:
         else:
             evidence = _proof_from_json(obj.get("proof"), where)
         return cls(network, domain, verdict, evidence)
+
+
+def _proof_to_json(ev) -> dict:
+    """The JSON form of a proof (docs/certificates.md)."""
+    if isinstance(ev, TreeProof):
+        cores = []
+        for c in ev.cores:
+            d: dict = {"support": list(c.support)}
+            if c.domain_support:
+                d["domain_support"] = list(c.domain_support)
+            if c.multiplier is not None:
+                d["multiplier"] = [fraction_to_str(v) for v in c.multiplier]
+            cores.append(d)
+        return {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
+    if isinstance(ev, StructuralProof):
+        return {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
+    if isinstance(ev, EmptyDomainProof):
+        return {"kind": "empty_domain"}
+    if isinstance(ev, LinearRankProof):
+        return {"kind": "linear_rank"}
+    if isinstance(ev, LayerwiseProof):
+        return {"kind": "layerwise", "stages": [
+            {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": _proof_to_json(st.proof)}
+            for st in ev.stages]}
+    raise TypeError(f"unknown evidence {type(ev).__name__}")  # pragma: no cover - closed union
 
 
 def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
@@ -333,4 +384,19 @@ def _proof_from_json(p: object, where: str) -> Evidence:
         return StructuralProof(tuple(pairs))
     if kind == "empty_domain":
         return EmptyDomainProof()
-    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected 'tree', 'structural' or 'empty_domain')")
+    if kind == "linear_rank":
+        return LinearRankProof()
+    if kind == "layerwise":
+        stages = []
+        for k, st in enumerate(_as_list(p.get("stages"), where, "proof stages")):
+            if not isinstance(st, dict) or not {"layers", "domain", "proof"} <= set(st):
+                raise InputError(where, f"stage {k} needs \"layers\", \"domain\" and \"proof\"")
+            span = _int_list(st["layers"], where, f"stage {k} layers")
+            if len(span) != 2:
+                raise InputError(where, f"stage {k} layers must be [start, stop]")
+            sub = _proof_from_json(st["proof"], where)
+            if isinstance(sub, LayerwiseProof):
+                raise InputError(where, f"stage {k}: layerwise proofs do not nest")
+            stages.append(StageProof(span[0], span[1], Domain.from_json(st["domain"], where), sub))
+        return LayerwiseProof(tuple(stages))
+    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, empty_domain, linear_rank or layerwise)")

@@ -20,6 +20,8 @@ from .certificate import (
     CORE_BASE,
     Domain,
     EmptyDomainProof,
+    LayerwiseProof,
+    LinearRankProof,
     RANK_LEAF,
     Certificate,
     Core,
@@ -128,6 +130,10 @@ def _check(cert: Certificate) -> str:
             if not dom.is_empty():
                 raise _Invalid("the domain is not empty")
             return f"{dom.describe()} is empty (a lower bound exceeds its upper bound)"
+        if isinstance(ev, LinearRankProof):
+            return _check_linear(cert.network, dom)
+        if isinstance(ev, LayerwiseProof):
+            return _check_layerwise(cert.network, dom, ev)
         raise _Invalid("an injective verdict needs a proof")
     raise _Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
 
@@ -155,7 +161,8 @@ def check_witness(net: Network, w: Witness, domain: Domain | None = None) -> str
         active = tuple(i for i, a in enumerate(pre) if a >= 0)
         if w.active_rows is not None and tuple(w.active_rows) != active:
             raise _Invalid(f"active_rows {_nums(w.active_rows)} differ from the rows active at the midpoint {_nums(active)}")
-        rk = linalg.rank_q([layer.weight[i] for i in active], n)
+        Wi, _ = linalg.integer_rows(layer.weight, layer.bias)
+        rk = linalg.rank([Wi[i] for i in active], n)
         if w.active_rank is not None and w.active_rank != rk:
             raise _Invalid(f"active_rank {_num(w.active_rank)} differs from the exact rank {rk}")
     where = "" if domain is None or domain.kind == "reals" else f", both in {domain.describe()}"
@@ -336,3 +343,52 @@ def _sympy_crosscheck(net: Network, w: Witness) -> str:
     if rk != w.active_rank:
         raise _Invalid(f"sympy cross-check: midpoint rank {rk} != {w.active_rank}")
     return "sympy re-evaluation and rank agree"
+
+
+def _check_linear(net: Network, dom: Domain) -> str:
+    from . import network as netmod
+
+    if len(net.layers) != 1 or net.layers[0].activation != "linear":
+        raise _Invalid("a linear_rank proof applies to a single linear layer")
+    layer = net.layers[0]
+    if dom.is_empty():
+        return f"{dom.describe()} is empty"
+    r = netmod.linear_rank(layer, dom)
+    if r != layer.in_dim:
+        raise _Invalid(f"rank [W; E] = {r} < {layer.in_dim}: the linear map is not injective on {dom.describe()}")
+    return f"linear map of rank {r} = n on {dom.describe()}"
+
+
+def _check_layerwise(net: Network, dom: Domain, proof: LayerwiseProof) -> str:
+    """Recompute the stages and what each receives; check each stage's proof.
+
+    Stage 0's stated domain must contain the network's domain; stage k's must
+    contain a convex set holding stage k-1's image of ITS stated domain
+    (recomputed here: exact interval bounds from a box, the orthant after a
+    ReLU otherwise).  Each stage's proof is checked as a one-layer
+    certificate of the folded layer on its stated domain.
+    """
+    from . import network as netmod
+
+    expected = netmod.stages(net)
+    if len(proof.stages) != len(expected):
+        raise _Invalid(f"the network has {len(expected)} stages, the proof {len(proof.stages)}")
+    received = dom
+    notes = []
+    for k, (st, ex) in enumerate(zip(proof.stages, expected)):
+        if (st.start, st.stop) != (ex.start, ex.stop):
+            raise _Invalid(f"stage {k} covers layers {st.start}..{st.stop - 1}, expected {ex.start}..{ex.stop - 1}")
+        if not st.domain.dim_ok(ex.layer.in_dim):
+            raise _Invalid(f"stage {k}'s domain has the wrong dimension")
+        if not netmod.contains(st.domain, received):
+            raise _Invalid(f"stage {k}'s domain {st.domain.describe()} does not contain what it receives, "
+                           f"{received.describe()}")
+        if isinstance(st.proof, (Witness, LayerwiseProof)):
+            raise _Invalid(f"stage {k} needs a proof of injectivity")
+        sub = Certificate(Network((ex.layer,)), st.domain, Status.INJECTIVE, st.proof)
+        try:
+            notes.append(_check(sub))
+        except _Invalid as e:
+            raise _Invalid(f"stage {k}: {e}") from None
+        received = netmod.image_box(ex.layer, st.domain)
+    return f"layerwise proof: {len(expected)} stages, each injective on a convex set containing what it receives"

@@ -102,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
 
     from .compare import add_parser as _add_compare
+    from .stability import add_parser as _add_stability
 
     _add_compare(sub)
+    _add_stability(sub)
     return p
 
 
@@ -127,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "stability":
+            from .stability import run as _run_stability
+
+            return _run_stability(args)
         if args.command == "compare":
             from .compare import run as _run_compare
 
@@ -155,8 +161,6 @@ def _verify(args) -> int:
     if args.certificate:
         _check_writable(args.certificate)
     progress = None if args.quiet else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr, flush=True))
-    if not net.is_single_relu_layer:
-        raise InputError(args.file, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
                      domain=domain)
     if args.certificate:
@@ -226,9 +230,13 @@ def _human(path: str, net, verdict) -> str:
     }[verdict.status]
     dom = verdict.certificate.domain if verdict.certificate is not None else None
     on = "" if dom is None or dom.kind == "reals" else f" on {dom.describe()}"
+    if net.is_single_relu_layer:
+        shape = f"x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows"
+    else:
+        acts = " -> ".join(f"{L.out_dim} {L.activation}" for L in net.layers)
+        shape = f"network {net.input_dim} inputs -> {acts}"
     lines = [
-        f"{path}: {head}{on}  (x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows; "
-        f"route: {verdict.route}; {verdict.seconds:.3f} s)",
+        f"{path}: {head}{on}  ({shape}; route: {verdict.route}; {verdict.seconds:.3f} s)",
         f"  why: {verdict.reason}",
     ]
     info = verdict.info
@@ -239,8 +247,10 @@ def _human(path: str, net, verdict) -> str:
         lines.append(f"  y      = ({', '.join(fraction_to_str(v) for v in w.y)})")
         lines.append(f"  f(x) = f(y) = ({', '.join(fraction_to_str(v) for v in fx)})")
     elif verdict.status is Status.INJECTIVE:
-        lines.append("  meaning: every output has exactly one input, so the layer is invertible on its range "
-                     "(not onto R^m: outputs of a ReLU are >= 0)")
+        what = "layer" if net.is_single_relu_layer else "network"
+        onto = ("not onto R^m: outputs of a ReLU are >= 0" if net.layers[-1].activation == "relu"
+                else "it need not be onto its output space")
+        lines.append(f"  meaning: every output has exactly one input, so the {what} is invertible on its range ({onto})")
     if verdict.certificate is not None:
         lines.append(f"  checked exactly: {info.get('check')} in {info.get('check_seconds', 0):.4f} s; "
                      f"certificate size {info.get('certificate_size')}")

@@ -89,6 +89,16 @@ def decide_layer(
 
     # 1. Instant rules (of R^n only: theory section 1b).
     tried.append("rank")
+    if m < n:
+        # Fewer rows than inputs: rank W <= m < n without computing it, and a
+        # null vector already lives on any m + 1 columns (a small system even
+        # for wide layers such as 784 -> 256).
+        sub = [row[: m + 1] for row in data.Wi[:m]]
+        v = linalg.primitive(linalg.nullspace(sub, m + 1)[0]) + [0] * (n - m - 1)
+        w = finish_witness(layer, tuple(Fraction(0) for _ in range(n)), tuple(Fraction(c) for c in v))
+        return done(Status.NOT_INJECTIVE, "instant",
+                    f"{n} inputs -> {m} ReLU units: W has rank at most {m} < {n}, so W v = 0 for some v != 0 "
+                    "and x, x + v always collide (on any full-dimensional domain)", w)
     rk = linalg.rank(data.Wi, n)
     if rk < n:
         v = linalg.primitive(linalg.nullspace(data.Wi, n)[0])
@@ -406,3 +416,98 @@ class _MilpSide:
             self.proc.wait(timeout=10)
         if self.dir is not None:
             self.dir.cleanup()
+
+
+# --- networks --------------------------------------------------------------------------
+
+
+def decide_network(
+    net: Network,
+    time_limit: float = 300.0,
+    max_nodes: int | None = None,
+    milp: str = "highs",
+    progress: Progress | None = None,
+    domain: Domain | None = None,
+) -> Verdict:
+    """Decide a network by the first-stage and layerwise routes (theory section 8).
+
+    The first stage sees the real domain: its collision is the network's.  Each
+    later stage is proved injective on a convex superset of what it receives;
+    if one is not, the layerwise route fails and, without an end-to-end proof
+    (not implemented yet), the answer is unknown with that reason.
+    """
+    from . import network as netmod
+    from .certificate import LayerwiseProof, LinearRankProof, StageProof
+
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    domain = domain or Domain()
+    stages = netmod.stages(net)
+    dims = " -> ".join([str(net.input_dim)] + [str(st.layer.out_dim) for st in stages])
+    tried = ["stages"]
+    say = progress or (lambda s: None)
+
+    def finish(status, route, reason, evidence, info) -> Verdict:
+        cert = Certificate(net, domain, status, evidence)
+        res = check(cert, crosscheck=isinstance(evidence, Witness))
+        info = dict(info)
+        info.update(tried=tried, check_seconds=round(res.seconds, 6), certificate_size=_size(evidence))
+        if not res.valid:  # pragma: no cover - would be an engine bug
+            info["internal_error"] = f"certificate failed the exact check: {res.reason}"
+            return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                           "the engine's evidence failed its own exact check (please report)", None, info)
+        info["check"] = res.reason
+        return Verdict(status, time.perf_counter() - t0, route, f"{dims}: {reason}", cert, info)
+
+    if domain.is_empty():
+        return finish(Status.INJECTIVE, "instant", f"{domain.describe()} is empty", EmptyDomainProof(), {})
+    proofs = []
+    received = domain
+    info: dict = {"stages": len(stages)}
+    for k, st in enumerate(stages):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            info["open_stage"] = k
+            return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                           f"{dims}: time limit reached at stage {k}", None, {**info, "tried": tried})
+        sub = Network((st.layer,))
+        label = f"stage {k} (layers {st.start}..{st.stop - 1})"
+        tried.append(f"stage{k}")
+        say(f"{label}: {st.layer.in_dim} -> {st.layer.out_dim} {st.layer.activation} on {received.describe()}")
+        if st.layer.activation == "linear":
+            if netmod.linear_rank(st.layer, received) == st.layer.in_dim:
+                proofs.append(StageProof(st.start, st.stop, received, LinearRankProof()))
+                continue
+            v = None
+            pair = netmod.linear_witness(st.layer, received)
+        else:
+            v = decide_layer(sub, time_limit=remaining, max_nodes=max_nodes, milp=milp, progress=progress,
+                             domain=received)
+            info[f"stage{k}"] = {"verdict": v.status.value, "route": v.route, "seconds": round(v.seconds, 4)}
+            if v.status is Status.INJECTIVE:
+                proofs.append(StageProof(st.start, st.stop, received, v.proof))
+                received = netmod.image_box(st.layer, received)
+                continue
+            if v.status is Status.UNKNOWN:
+                info["open_stage"] = k
+                return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                               f"{dims}: {label} undecided: {v.reason}", None, {**info, "tried": tried})
+            pair = (v.witness.x, v.witness.y)
+        if k == 0 and pair is not None:
+            # The first stage sees the network's own domain: equal stage
+            # outputs stay equal through the rest of the network.
+            why = v.reason if v is not None else (f"the linear map has rank "
+                                                  f"{netmod.linear_rank(st.layer, received)} < {st.layer.in_dim}")
+            return finish(Status.NOT_INJECTIVE, "first_layer",
+                          f"the first stage is not injective on {domain.describe()} ({why}), "
+                          "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
+        # A collision on a superset of the received set: not a network witness.
+        info["layerwise_failed_at"] = k
+        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                       f"{dims}: {label} is not injective on {received.describe()}, a convex superset of what it "
+                       "receives, so the layerwise route fails; that collision need not have preimages, and the "
+                       "end-to-end route is not implemented yet", None, {**info, "tried": tried})
+    return finish(Status.INJECTIVE, "layerwise",
+                  f"every stage is injective on a convex set containing what it receives "
+                  f"(the paper's Corollary 1), starting from {domain.describe()}",
+                  LayerwiseProof(tuple(proofs)), info)

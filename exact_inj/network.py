@@ -1,0 +1,146 @@
+"""Networks: folding, interval bounds, and the layerwise route (theory section 8).
+
+A network is cut into *stages*: each stage is a run of linear layers followed
+by one ReLU layer, and the last stage may end with a linear layer.  Linear
+layers inside a stage fold exactly into one affine map, W2 (W1 h + b1) + b2 =
+(W2 W1) h + (W2 b1 + b2); nothing is folded across a ReLU.
+
+The layerwise route (the paper's Corollary 1): if every stage is injective on
+a convex set that contains what it receives, the network is injective.
+- Stage 0 sees the network's own domain.  If it is not injective there, its
+  collision is already a network collision (equal outputs of stage 0 stay
+  equal), so the network is not injective.
+- Stage k > 0 receives outputs of a ReLU, so the nonnegative orthant contains
+  them (the paper's Remark 1); from a box input, exact interval arithmetic
+  gives a smaller box inside the orthant.  Both are convex, so section 1b's
+  pointwise criterion applies there.  A collision found on such a superset is
+  NOT a network collision (its points may have no preimages), so it only
+  means this route fails.
+- A final linear stage h -> W h + c is injective on a convex D iff the rows
+  of W and the constraints tight on all of D span (theory section 8); on a
+  box that is rank [W; E] = n with E the unit rows of degenerate coordinates.
+
+Everything here is exact (fractions.Fraction); the checker recomputes the
+folds, the bounds and the containments itself (checker._check_layerwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from . import linalg
+from .certificate import Domain
+from .model import Layer, Network
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Layers [start, stop) of a network folded into one affine map + activation."""
+
+    start: int
+    stop: int
+    layer: Layer
+
+
+def stages(net: Network) -> list[Stage]:
+    """Cut after every ReLU layer and fold the linear layers before it.
+
+    >>> net = Network((Layer.from_rows([[1, 0], [0, 1]], activation="linear"),
+    ...                Layer.from_rows([[2, 0], [0, 3]]), Layer.from_rows([[1, 1]], activation="linear")))
+    >>> [(s.start, s.stop, s.layer.activation) for s in stages(net)]
+    [(0, 2, 'relu'), (2, 3, 'linear')]
+    """
+    out: list[Stage] = []
+    start = 0
+    acc: Layer | None = None
+    for k, layer in enumerate(net.layers):
+        acc = layer if acc is None else compose(acc, layer)
+        if layer.activation == "relu" or k == len(net.layers) - 1:
+            out.append(Stage(start, k + 1, acc))
+            start, acc = k + 1, None
+    return out
+
+
+def compose(first: Layer, second: Layer) -> Layer:
+    """second's affine map after first's (first must be linear); second's activation."""
+    if first.activation != "linear":
+        raise ValueError("only a linear layer folds into the next one")
+    W1, b1, W2, b2 = first.weight, first.bias, second.weight, second.bias
+    n = first.in_dim
+    W = tuple(tuple(sum((row2[j] * W1[j][c] for j in range(len(W1))), Fraction(0)) for c in range(n)) for row2 in W2)
+    b = tuple(sum((row2[j] * b1[j] for j in range(len(b1))), bb) for row2, bb in zip(W2, b2))
+    return Layer(W, b, second.activation)
+
+
+def image_box(layer: Layer, domain: Domain) -> Domain:
+    """A convex set containing layer(domain): exact interval bounds from a box,
+    the nonnegative orthant otherwise (for a ReLU layer; a linear layer's image
+    of an unbounded domain has no box, so it is R^m)."""
+    if domain.kind != "box":
+        return Domain.orthant() if layer.activation == "relu" else Domain.reals()
+    lo, hi = domain.lower, domain.upper
+    lower, upper = [], []
+    for row, b in zip(layer.weight, layer.bias):
+        a = b + sum((w * (l if w >= 0 else u) for w, l, u in zip(row, lo, hi)), Fraction(0))
+        c = b + sum((w * (u if w >= 0 else l) for w, l, u in zip(row, lo, hi)), Fraction(0))
+        if layer.activation == "relu":
+            a, c = max(a, Fraction(0)), max(c, Fraction(0))
+        lower.append(a)
+        upper.append(c)
+    return Domain.box(lower, upper)
+
+
+def contains(outer: Domain, inner: Domain) -> bool:
+    """Exactly: is every point of ``inner`` in ``outer``?"""
+    if outer.kind == "reals":
+        return True
+    if outer.kind == "orthant":
+        if inner.kind == "box":
+            return inner.is_empty() or all(v >= 0 for v in inner.lower)
+        return inner.kind == "orthant"
+    if inner.kind != "box":
+        return False
+    if inner.is_empty():
+        return True
+    return all(ol <= il and iu <= ou for ol, il, iu, ou in zip(outer.lower, inner.lower, inner.upper, outer.upper))
+
+
+def degenerate_rows(domain: Domain, n: int) -> list[list[Fraction]]:
+    """Unit rows e_j of the coordinates a box fixes (lower = upper): the
+    constraints tight at every point of the domain."""
+    if domain.kind != "box":
+        return []
+    return [[Fraction(int(i == j)) for i in range(n)] for j in range(n) if domain.lower[j] == domain.upper[j]]
+
+
+def linear_rank(layer: Layer, domain: Domain) -> int:
+    """rank [W; E]: a linear stage is injective on a nonempty convex domain iff
+    this equals the input dimension."""
+    n = layer.in_dim
+    return linalg.rank_q([list(r) for r in layer.weight] + degenerate_rows(domain, n), n)
+
+
+def linear_witness(layer: Layer, domain: Domain) -> tuple[tuple, tuple] | None:
+    """x != y in the domain with W x = W y, when rank [W; E] < n."""
+    n = layer.in_dim
+    rows = [list(r) for r in layer.weight] + degenerate_rows(domain, n)
+    Wi = [linalg.common_denominator(r)[0] for r in rows]
+    basis = linalg.nullspace(Wi, n)
+    if not basis:
+        return None
+    v = [Fraction(c) for c in linalg.primitive(basis[0])]
+    if domain.kind == "box":
+        # From the centre of the box, move within it along v (v is zero on
+        # the degenerate coordinates, so those stay fixed).
+        mid = [(l + u) / 2 for l, u in zip(domain.lower, domain.upper)]
+        room = min(((u - l) / 2 / abs(c) for l, u, c in zip(domain.lower, domain.upper, v) if c), default=Fraction(1))
+        x = tuple(mid)
+        y = tuple(a + room * c for a, c in zip(mid, v))
+    elif domain.kind == "orthant":
+        x = tuple(Fraction(sum(abs(c) for c in v)) for _ in range(n))
+        y = tuple(a + c for a, c in zip(x, v))
+    else:
+        x = tuple(Fraction(0) for _ in range(n))
+        y = tuple(v)
+    return x, y
