@@ -22,6 +22,19 @@ A(z) = { i : w_i.z + b_i >= 0 } span R^n for every z -- evaluated at one
 sample point in every open cell of the arrangement of the lines
 { w_i.z + b_i = 0 }.  It shares only the exact evaluation helpers with the
 first procedure, and no rank or elimination code.
+
+On a convex polyhedral domain D = { x : Gx <= h } (theory sections 1b and 3)
+the same two routes exist:
+
+``reference_decide_on`` / ``reference_injective_on`` run section 3's domain
+reduction over the rows of [W; G] with Fourier-Motzkin (strictness tracked),
+and return an exact colliding pair inside D, re-verified, when the answer is
+"not injective".  ``reference_injective_box_cells`` (n <= 2, boxes with
+possibly infinite sides, so also the orthant and R^n) evaluates section 1b's
+pointwise criterion at one point of every open cell of the arrangement of the
+layer's lines and the box's sides that lies inside the box, after cutting
+degenerate sides (l_k = u_k) out by substitution.  Neither route uses "rank W
+< n" as a verdict: on a domain it is not one.
 """
 
 from __future__ import annotations
@@ -381,6 +394,205 @@ def reference_injective_cells(W, b) -> bool:
         pre = pre_activation(W, b, z)
         # Every nonzero row must be nonzero at a cell point; if not, the
         # sampling above is broken and the answer would be meaningless.
+        assert all(v != 0 for v, r in zip(pre, W) if any(e != 0 for e in r))
+        active = [r for r, v in zip(W, pre) if v >= 0]
+        if not _spans(active, n):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------
+# domains D = { x : G x <= h } (theory sections 1b and 3)
+# --------------------------------------------------------------------------
+#
+# Constraint rows are kept apart from layer rows throughout: a W-row outside
+# the hyperplane must be strictly NEGATIVE at z (it is inactive there), a
+# G-row outside it strictly SLACK (g.z < h: not tight), a G-row inside it
+# merely satisfied (g.z <= h: z must lie in D), and a W-row inside it is free.
+
+
+def box_constraints(lower, upper) -> tuple[Mat, Vec]:
+    """(G, h) of the box lower <= x <= upper; a bound of None is absent.
+
+    So box_constraints([0]*n, [None]*n) is the nonnegative orthant and
+    box_constraints([None]*n, [None]*n) is R^n (no rows)."""
+    n = len(lower)
+    assert len(upper) == n
+    G, h = [], []
+    for k in range(n):
+        e = [ZERO] * n
+        e[k] = ONE
+        if upper[k] is not None:
+            G.append(list(e))
+            h.append(Fraction(upper[k]))
+        if lower[k] is not None:
+            G.append([-v for v in e])
+            h.append(-Fraction(lower[k]))
+    return G, h
+
+
+def orthant_constraints(n: int) -> tuple[Mat, Vec]:
+    return box_constraints([ZERO] * n, [None] * n)
+
+
+def in_domain(G: Mat, h: Vec, x: Sequence[Fraction]) -> bool:
+    x = [Fraction(v) for v in x]
+    return all(dot(g, x) <= hj for g, hj in zip(G, h))
+
+
+def domain_point(G: Mat, h: Vec, n: int) -> Optional[Vec]:
+    """A point of D = { Gx <= h } (Fourier-Motzkin, non-strict), or None if D is empty."""
+    return fm_solve([(g, -hj, False) for g, hj in zip(G, h)], n)
+
+
+def _domain_inputs(W, b, G, h, n):
+    W = as_fraction_matrix(W)
+    b = as_fraction_vector(b)
+    G = as_fraction_matrix(G)
+    h = as_fraction_vector(h)
+    if n is None:
+        n = len(W[0]) if W else len(G[0])
+    assert len(b) == len(W) and all(len(r) == n for r in W)
+    assert len(h) == len(G) and all(len(r) == n for r in G)
+    return W, b, G, h, n
+
+
+def is_collision_on(W, b, G, h, x, y) -> bool:
+    """True iff x != y, both in D = { Gx <= h }, and ReLU(Wx+b) == ReLU(Wy+b)."""
+    W, b, G, h, _ = _domain_inputs(W, b, G, h, None if W else len(x))
+    return in_domain(G, h, x) and in_domain(G, h, y) and is_collision(W, b, x, y)
+
+
+def reference_decide_on(W, b, G, h, n: Optional[int] = None) -> tuple[bool, Optional[tuple[Vec, Vec]]]:
+    """(injective on D?, witness) for D = { x : G x <= h }.
+
+    Theory section 3 (domain paragraph): f is non-injective on D iff D is
+    non-empty and either rank [W; G] < n, or some hyperplane H spanned by n-1
+    independent rows of [W; G] admits z with the W-rows outside H strictly
+    negative, the G-rows outside H strictly slack and the G-rows in H
+    satisfied.  The witness (x, y), given iff not injective, has x != y, both
+    in D, and equal outputs, all checked exactly here."""
+    W, b, G, h, n = _domain_inputs(W, b, G, h, n)
+    m = len(W)
+
+    base = domain_point(G, h, n)
+    if base is None:
+        return True, None  # nothing in D, nothing collides
+
+    R = W + G  # rows 0..m-1 from the layer, m.. from the domain
+    if rank(R, n) < n:
+        # v orthogonal to every row: Wv = 0 keeps the outputs, Gv = 0 keeps
+        # base + v inside D.  (rank W < n alone would NOT be enough: see
+        # theory section 1b, W = [1] on [1, 2].)
+        v = nullspace(R, n)[0]
+        x, y = base, [xi + vi for xi, vi in zip(base, v)]
+        assert is_collision_on(W, b, G, h, x, y), "reference built a bad domain witness"
+        return False, (x, y)
+
+    seen = set()
+    for S in combinations(range(len(R)), n - 1):
+        sub = [R[i] for i in S]
+        if rank(sub, n) < n - 1:
+            continue
+        (v,) = nullspace(sub, n)
+        key = tuple(i for i in range(len(R)) if dot(R[i], v) == 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        cons = []
+        for i in range(m):
+            if dot(W[i], v) != 0:
+                cons.append((W[i], b[i], True))  # w.z + b < 0
+        for j in range(len(G)):
+            # g.z - h < 0 outside H (slack), g.z - h <= 0 inside H (in D)
+            cons.append((G[j], -h[j], dot(G[j], v) != 0))
+        z = fm_solve(cons, n)
+        if z is None:
+            continue
+        eps = ONE
+        for i in range(m):
+            rate = abs(dot(W[i], v))
+            if rate:
+                eps = min(eps, -(dot(W[i], z) + b[i]) / (2 * rate))
+        for j in range(len(G)):
+            rate = abs(dot(G[j], v))
+            if rate:
+                eps = min(eps, (h[j] - dot(G[j], z)) / (2 * rate))
+        assert eps > 0
+        y = [zi + eps * vi for zi, vi in zip(z, v)]
+        assert is_collision_on(W, b, G, h, z, y), "reference built a bad domain witness"
+        return False, (z, y)
+    return True, None
+
+
+def reference_injective_on(W, b, G, h, n: Optional[int] = None) -> bool:
+    return reference_decide_on(W, b, G, h, n)[0]
+
+
+def reference_decide_box(W, b, lower, upper):
+    """reference_decide_on for the box lower <= x <= upper (None = unbounded side)."""
+    G, h = box_constraints(lower, upper)
+    return reference_decide_on(W, b, G, h, len(lower))
+
+
+# --------------------------------------------------------------------------
+# second domain procedure (n <= 2, boxes): pointwise criterion on open cells
+# --------------------------------------------------------------------------
+
+
+def reference_injective_box_cells(W, b, lower, upper) -> bool:
+    """Independent decision on a box (sides may be None = unbounded), n <= 2.
+
+    - An empty box is injective.
+    - A degenerate side l_k = u_k is substituted away: x_k is fixed, so the
+      layer restricted to the box is a layer in the remaining coordinates
+      (with the fixed column folded into the bias), on the remaining box.
+      Zero remaining coordinates: one point, injective.
+    - On a full-dimensional box, section 1b's criterion fails at some z in
+      the box iff it fails at a point of an open cell of the arrangement of
+      the layer's lines and the box's sides lying inside the box: moving
+      from z into an adjacent such cell only removes active rows, and
+      interior points have no tight sides.  Those cells are sampled with the
+      cell generators above, run on the layer's rows together with the side
+      rows; only the layer's rows decide activity."""
+    W = as_fraction_matrix(W)
+    b = as_fraction_vector(b)
+    lower = [None if v is None else Fraction(v) for v in lower]
+    upper = [None if v is None else Fraction(v) for v in upper]
+    n = len(lower)
+    if n not in (1, 2):
+        raise ValueError("reference_injective_box_cells handles n = 1 and n = 2 only")
+    if any(l is not None and u is not None and l > u for l, u in zip(lower, upper)):
+        return True
+    fixed = [k for k in range(n) if lower[k] is not None and lower[k] == upper[k]]
+    if fixed:
+        keep = [k for k in range(n) if k not in fixed]
+        if not keep:
+            return True
+        b2 = [bi + sum((r[k] * lower[k] for k in fixed), ZERO) for r, bi in zip(W, b)]
+        W2 = [[r[k] for k in keep] for r in W]
+        return reference_injective_box_cells(W2, b2, [lower[k] for k in keep], [upper[k] for k in keep])
+    # Side rows as extra "lines" g.x - h = 0 (only their arrangement is used).
+    sides, sides_b = [], []
+    for k in range(n):
+        e = [ZERO] * n
+        e[k] = ONE
+        if upper[k] is not None:
+            sides.append(e)
+            sides_b.append(-upper[k])
+        if lower[k] is not None:
+            sides.append(list(e))
+            sides_b.append(-lower[k])
+    allW, allb = W + sides, b + sides_b
+    pts = _cell_points_1d(allW, allb) if n == 1 else _cell_points_2d(allW, allb)
+
+    def strictly_inside(z):
+        return all((lower[k] is None or z[k] > lower[k]) and (upper[k] is None or z[k] < upper[k]) for k in range(n))
+
+    inside = [z for z in pts if strictly_inside(z)]
+    assert inside, "a full-dimensional box must contain a sampled open cell"
+    for z in inside:
+        pre = pre_activation(W, b, z)
         assert all(v != 0 for v, r in zip(pre, W) if any(e != 0 for e in r))
         active = [r for r, v in zip(W, pre) if v >= 0]
         if not _spans(active, n):
