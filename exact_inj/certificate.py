@@ -67,9 +67,9 @@ class Domain:
 
     def constraints(self, n: int) -> tuple[list[list[Fraction]], list[Fraction]]:
         """(G, h) with the domain = { x : G x <= h }."""
-        eye = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
         if self.kind == "reals":
             return [], []
+        eye = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
         if self.kind == "orthant":
             return [[-v for v in row] for row in eye], [Fraction(0)] * n
         return eye + [[-v for v in row] for row in eye], list(self.upper) + [-v for v in self.lower]

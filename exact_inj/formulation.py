@@ -33,6 +33,14 @@ def float_rows(W: Sequence[Sequence[Fraction | int]], b: Sequence[Fraction | int
     Wf = np.zeros((m, n))
     bf = np.zeros(m)
     for i, (row, bi) in enumerate(zip(W, b)):
+        if all(type(x) is int for x in row) and type(bi) is int:
+            # Integer rows (the engine's usual input): int / int is a correctly
+            # rounded float division, no Fraction needed.
+            big = max(max(abs(x) for x in row), abs(bi))
+            if big:
+                Wf[i] = [x / big for x in row]
+                bf[i] = bi / big
+            continue
         big = max([abs(Fraction(x)) for x in row] + [abs(Fraction(bi))])
         if big == 0:
             continue

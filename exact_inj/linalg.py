@@ -53,10 +53,29 @@ def common_denominator(x: Sequence[Fraction]) -> tuple[list[int], int]:
     return [v.numerator * (D // v.denominator) for v in x], D
 
 
+# A prime for the modular rank shortcut (2^61 - 1).
+_P = (1 << 61) - 1
+# Below this many entries the plain exact rank is cheap enough.
+_MODULAR_MIN_ENTRIES = 2000
+
+
 def rank(rows: Sequence[Sequence[int]], ncols: int) -> int:
-    """Exact rank of an integer matrix given by its rows (0 for no rows)."""
+    """Exact rank of an integer matrix given by its rows (0 for no rows).
+
+    On large matrices the rank modulo a prime is computed first: it never
+    exceeds the rank over Q, so when it already equals min(rows, columns)
+    that is the exact rank.  Only otherwise is the (much slower, for wide
+    matrices with big entries) exact integer rank computed.
+
+    >>> rank([[1, 2], [2, 4]], 2), rank([[1, 0], [0, 1]], 2)
+    (1, 2)
+    """
     if not rows:
         return 0
+    if len(rows) * ncols >= _MODULAR_MIN_ENTRIES:
+        full = min(len(rows), ncols)
+        if flint.nmod_mat([[x % _P for x in r] for r in rows], _P).rank() == full:
+            return full
     return flint.fmpz_mat([list(r) for r in rows]).rank()
 
 
