@@ -101,11 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("file", metavar="FILE")
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
 
+    from . import construct, experiment
     from .compare import add_parser as _add_compare
     from .stability import add_parser as _add_stability
 
     _add_compare(sub)
     _add_stability(sub)
+    experiment.add_parser(sub)
+    construct.add_parser(sub)
     return p
 
 
@@ -129,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "check":
             return _check(args)
+        if args.command in ("experiment", "construct"):
+            from . import construct, experiment
+
+            return {"experiment": experiment.run, "construct": construct.run}[args.command](args)
         if args.command == "stability":
             from .stability import run as _run_stability
 

@@ -78,8 +78,10 @@ class Verdict:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
         if self.proof is not None:
-            out["proof_kind"] = {"TreeProof": "tree", "StructuralProof": "structural",
-                                 "EmptyDomainProof": "empty_domain"}[type(self.proof).__name__]
+            from .certificate import _proof_to_json
+
+            # The kind names of docs/certificates.md, from the one serialiser.
+            out["proof_kind"] = _proof_to_json(self.proof)["kind"]
         if self.certificate is not None:
             out["domain"] = self.certificate.domain.to_json()
         out["info"] = self.info

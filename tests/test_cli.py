@@ -377,15 +377,19 @@ def test_verify_missing_file_exit_2(tmp_path):
     assert_one_line_error(run("verify", p), str(p))
 
 
-def test_verify_unsupported_networks_exit_2(tmp_path, capsys):
+def test_verify_networks_and_linear_layers(tmp_path, capsys):
+    # Networks and linear layers are decided (layerwise route), with a
+    # certificate that `check` accepts.
     two = {"layers": [{"weight": [[1], [-1]]}, {"weight": [[1, 0], [0, 1]]}]}
     lin = {"layers": [{"weight": [[1], [-1]], "activation": "linear"}]}
     for obj in (two, lin):
         p = write(tmp_path, "u.json", obj)
+        cert = tmp_path / "u-cert.json"
         capsys.readouterr()
-        assert cli.main(["verify", str(p)]) == 2
-        cap = capsys.readouterr()
-        assert cap.out == "" and len(cap.err.splitlines()) == 1 and "Traceback" not in cap.err
+        assert cli.main(["verify", str(p), "--json", "--certificate", str(cert), "--quiet"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["verdict"] == "injective" and out["route"] == "layerwise"
+        assert cli.main(["check", str(cert)]) == 0
 
 
 def test_certificate_into_missing_directory_exit_2(tmp_path):
