@@ -184,6 +184,61 @@ def gaussian(n: int, m: int, *, seed: int = 0, trial: int = 0, bias: bool = Fals
 # --------------------------------------------------------------------------
 
 
+def dcgan(
+    in_channels: int, channels: int, size: Sequence[int], kernel: int, *, s: Fraction = Fraction(1),
+    padding: str = "periodic", bias: bool = False, seed: int = 0, near_miss: Fraction | None = None,
+) -> dict:
+    """A DCGAN-style convolution layer with filters [C; -s^2 C], as a JSON layer.
+
+    Theory section 8: it is injective when the operator of C has full column
+    rank at this size and padding (n independent rows of C are B, D = s^2 I,
+    and the sub-layer rule), with bias when s^2 b_k + b_(k+c) >= 0 for every
+    channel pair.  C is redrawn (seeded) until its operator has full column
+    rank, checked exactly.  ``near_miss`` adds that amount to one kernel entry
+    of the -s^2 C half, which breaks the antiparallel pairs of that channel.
+
+    >>> obj = dcgan(1, 1, [5], 3, seed=0)
+    >>> obj["layers"][0]["out_channels"], len(obj["layers"][0]["kernel"])
+    (2, 2)
+    """
+    from .conv import conv_operator
+
+    if in_channels < 1 or channels < 1 or kernel < 1 or not size or s == 0:
+        raise InputError(None, "dcgan needs positive channels, kernel and size, and s != 0")
+    rng = np.random.default_rng([seed, in_channels, channels, kernel, *size])
+    shape = [channels, in_channels] + [kernel] * len(size)
+    n = in_channels * int(np.prod(size))
+    for _ in range(100):
+        C = rng.integers(-3, 4, size=shape).tolist()
+        rows = conv_operator(C, in_channels, channels, list(size), padding, "same")
+        if _rank(rows, n) == n:
+            break
+    else:
+        raise InputError(None, "no kernel with a full-column-rank operator found: use more channels")
+    s2 = Fraction(s) ** 2
+    neg = (-s2 * np.array(C, dtype=object)).tolist()
+    if near_miss is not None:
+        flat = neg[0]
+        while isinstance(flat[0], list):
+            flat = flat[0]
+        flat[0] = flat[0] + Fraction(near_miss)
+    kernels = [[_nest_str(k) for k in C_out] for C_out in C] + [[_nest_str(k) for k in C_out] for C_out in neg]
+    layer: dict = {"type": "conv", "in_channels": in_channels, "out_channels": 2 * channels,
+                   "input_size": list(size), "kernel": kernels, "padding": padding, "pad": "same",
+                   "activation": "relu"}
+    if bias:
+        b = [_rational(rng) for _ in range(channels)]
+        # s^2 b_k + b_(k+c) >= 0: equality for even k, slack for odd k.
+        b2 = [-s2 * bk + (abs(_rational(rng)) if k % 2 else 0) for k, bk in enumerate(b)]
+        layer["bias"] = [exact_str(v) for v in b + b2]
+    name = f"dcgan_c{in_channels}x{channels}_{'x'.join(map(str, size))}_k{kernel}" + ("_near_miss" if near_miss else "")
+    return {"name": name, "layers": [layer]}
+
+
+def _nest_str(x):
+    return [_nest_str(v) for v in x] if isinstance(x, list) else exact_str(Fraction(x))
+
+
 def exact_str(x: Fraction, decimal: bool = False) -> str:
     """An exact spelling of x: a decimal string when ``decimal`` is set and x
     has a finite decimal expansion, or when that is no longer than "p/q".
@@ -356,6 +411,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--decimals", type=_nonneg_int, metavar="K",
                    help="round to K decimals and write decimals (default: exact float values)")
     g.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+
+    d = kinds.add_parser(
+        "dcgan",
+        help="a DCGAN-style convolution layer with filters [C; -s^2 C]",
+        description="A stride-1 convolution layer (JSON, docs/formats.md) whose 2c output channels are C and "
+        "-s^2 C. C is drawn (seeded) until its operator has full column rank at this size and padding, so the "
+        "layer is injective by the structural rule; --near-miss EPS moves one entry of -s^2 C by EPS.",
+    )
+    d.add_argument("--in-channels", type=_pos_int, default=1)
+    d.add_argument("--channels", type=_pos_int, default=1, help="channels of C (the layer has twice as many)")
+    d.add_argument("--size", required=True, help="input size: L or H,W")
+    d.add_argument("--kernel", type=_pos_int, default=3, help="kernel width (default 3)")
+    d.add_argument("--s", default="1", help="the scale s of -s^2 C, an exact number (default 1)")
+    d.add_argument("--padding", choices=("periodic", "zero"), default="periodic")
+    d.add_argument("--bias", action="store_true", help="biases meeting s^2 b_k + b_(k+c) >= 0")
+    d.add_argument("--near-miss", metavar="EPS", help="move one entry of -s^2 C by EPS (breaks injectivity)")
+    d.add_argument("--seed", type=_nonneg_int, default=0)
+    d.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
     return c
 
 
@@ -368,6 +441,23 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(None, "give --n, or --B")
         net = bminusdb(args.n, extra=args.extra, bias=args.bias, seed=args.seed, B=B, D=D,
                        shuffle=args.shuffle).network
+    elif args.construct == "dcgan":
+        try:
+            size = [int(v) for v in args.size.split(",")]
+            sval = parse_exact(args.s, "--s")
+            eps = parse_exact(args.near_miss, "--near-miss") if args.near_miss else None
+        except (ValueError, ZeroDivisionError) as e:
+            raise InputError(None, str(e)) from None
+        obj = dcgan(args.in_channels, args.channels, size, args.kernel, s=sval, padding=args.padding,
+                    bias=args.bias, seed=args.seed, near_miss=eps)
+        text = json.dumps(obj, indent=1) + "\n"
+        if args.output and args.output != "-":
+            with open(args.output, "w") as f:
+                f.write(text)
+            print(f"exact-inj: wrote {args.output}: {obj['name']}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
     else:
         net = gaussian(args.n, args.m, seed=args.seed, trial=args.trial, bias=args.bias, decimals=args.decimals)
     _write(net, args.output, decimal=getattr(args, "decimals", None) is not None)

@@ -231,3 +231,35 @@ def test_wired_into_the_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "exact_inj", "construct", "bminusdb", "--n", "2", "--B", "1,2;2,4"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- dcgan
+
+
+@pytest.mark.parametrize("size, bias, s", [([6], False, "1"), ([3, 3], True, "1/2"), ([5], True, "2")])
+def test_dcgan_filters_are_certified_injective(size, bias, s):
+    from fractions import Fraction
+
+    import exact_inj
+    from exact_inj.construct import dcgan
+    from exact_inj.io import network_from_json
+
+    obj = dcgan(1, 1, size, 3, s=Fraction(s), bias=bias, seed=3)
+    net = network_from_json(json.loads(json.dumps(obj)))
+    v = exact_inj.verify(net, time_limit=60, milp="none")
+    assert v.status.value == "injective" and v.route == "structural"
+    assert exact_inj.check(v.certificate).valid
+
+
+def test_dcgan_near_miss_is_not_injective():
+    from fractions import Fraction
+
+    import exact_inj
+    from exact_inj.construct import dcgan
+    from exact_inj.io import network_from_json
+
+    net = network_from_json(dcgan(1, 1, [6], 3, seed=0, near_miss=Fraction(1, 1000)))
+    v = exact_inj.verify(net, time_limit=60, milp="none")
+    assert v.status.value == "not_injective" and exact_inj.check(v.certificate).valid
+    layer = net.layers[0]
+    assert v.witness.x != v.witness.y and layer.apply(v.witness.x) == layer.apply(v.witness.y)

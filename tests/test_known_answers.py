@@ -46,6 +46,11 @@ def raw_layer(path: Path) -> tuple[list[list[F]], list[F]]:
     obj = json.loads(path.read_text(), parse_float=str, parse_int=str)
     (layer,) = obj["layers"]
     assert layer.get("activation", "relu") == "relu"
+    if layer.get("type") == "conv":
+        # A conv layer's dense operator comes from exact_inj.conv, itself tested
+        # against a direct numpy convolution in tests/test_conv.py.
+        dense = exact_inj.load_network(path).layers[0]
+        return [list(r) for r in dense.weight], list(dense.bias)
     W = [[_frac(v) for v in row] for row in layer["weight"]]
     b = [_frac(v) for v in layer["bias"]] if "bias" in layer else [F(0)] * len(W)
     return W, b
