@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="solver for the side witness search: HiGHS (default), PuLP's CBC, or none")
     v.add_argument("--domain", metavar="D", default="reals",
                    help="input domain: 'reals' (all of R^n, default), 'orthant' (x >= 0), "
-                        "'box:L1:U1,L2:U2,...' (exact numbers such as -1/2 or 0.25), or 'box:FILE' "
-                        "(JSON {\"lower\": [...], \"upper\": [...]})")
+                        "'box:L1:U1,L2:U2,...' (exact numbers such as -1/2 or 0.25), 'box:FILE' "
+                        "(JSON {\"lower\": [...], \"upper\": [...]}), or 'vnnlib:FILE' (the input box of a "
+                        "VNN-LIB property; a union of boxes is refused as not convex)")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
     c = sub.add_parser(
@@ -204,6 +205,21 @@ def parse_domain(spec: str, n: int):
         return Domain.reals()
     if spec == "orthant":
         return Domain.orthant()
+    if spec.startswith("vnnlib:"):
+        from .vnnlib import load_vnnlib
+
+        path = spec[len("vnnlib:"):]
+        region = load_vnnlib(path)
+        if region.is_union:
+            # A union of boxes is not convex; deciding box by box would be
+            # wrong (a collision may straddle two boxes), so it is refused.
+            bb = region.bounding_box
+            raise InputError(path, f"the input region is a union of {len(region.boxes)} boxes, which is not convex; "
+                                   "decide on their bounding box with --domain box:" +
+                             ",".join(f"{fraction_to_str(a)}:{fraction_to_str(b)}" for a, b in zip(bb.lower, bb.upper))[:200])
+        if region.dim != n:
+            raise InputError(path, f"the property declares {region.dim} inputs but the network has {n}")
+        return Domain.box(region.lower, region.upper)
     if not spec.startswith("box:"):
         raise InputError("--domain", f"unknown domain {spec[:60]!r} (reals, orthant, box:L:U,..., box:FILE)")
     body = spec[4:]
@@ -272,7 +288,8 @@ def _human(path: str, net, verdict) -> str:
         lines.append(f"  tried: {', '.join(info.get('tried', []))}")
         if info.get("fewest_active_rows_found") is not None:
             lines.append(f"  bound: the fewest rows active at any point found is {info['fewest_active_rows_found']}")
-        lines.append(f"  open cases: {info.get('open_cases')}; raise --time-limit to go further")
+        if info.get("open_cases") is not None:
+            lines.append(f"  open cases: {info['open_cases']}; raise --time-limit to go further")
     return "\n".join(lines)
 
 
