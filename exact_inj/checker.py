@@ -30,7 +30,7 @@ from .certificate import (
     TreeProof,
     Witness,
 )
-from .model import Network
+from .model import Layer, Network
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
     t0 = time.perf_counter()
     extra = None
     try:
+        cert = _normalised(cert)
         reason = _check(cert)
         seconds = time.perf_counter() - t0
         if crosscheck and isinstance(cert.evidence, Witness):
@@ -109,6 +110,73 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
         reason, ok = str(e), False
         seconds = time.perf_counter() - t0
     return CheckResult(ok, reason, seconds, extra)
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # not bool, not numpy integers (1 << np.int64(64) == 0)
+
+
+def _num_exact(v, what: str) -> Fraction:
+    # Exactly int or Fraction: a float would make Fraction arithmetic inexact,
+    # and strings or numpy scalars compare differently from the numbers they spell.
+    if type(v) is int or type(v) is Fraction:
+        return Fraction(v)
+    raise _Invalid(f"{what} must be exact (int or Fraction), not {type(v).__name__}")
+
+
+def _ints(vs, what: str) -> tuple[int, ...]:
+    vs = tuple(vs)
+    if not all(_is_int(v) for v in vs):
+        raise _Invalid(f"{what} must be plain integers")
+    return vs
+
+
+def _normalised(cert: Certificate) -> Certificate:
+    """The certificate with every number and index checked for exact type.
+
+    Certificates read from JSON already are; objects built in Python may hold
+    floats, strings, numpy scalars or lists, which this refuses or converts
+    before any arithmetic, so equality and cancellation stay exact.
+    """
+    from dataclasses import replace
+
+    dom = cert.domain
+    if dom.kind not in Domain.KINDS:
+        raise _Invalid(f"unknown domain kind {str(dom.kind)[:40]!r}")
+    if dom.kind == "box":
+        if dom.lower is None or dom.upper is None or len(dom.lower) != len(dom.upper):
+            raise _Invalid("a box needs lower and upper bounds of equal length")
+        dom = Domain("box", tuple(_num_exact(v, "box bound") for v in dom.lower),
+                     tuple(_num_exact(v, "box bound") for v in dom.upper))
+    return replace(cert, domain=dom, evidence=_normalised_evidence(cert.evidence))
+
+
+def _normalised_evidence(ev):
+    from dataclasses import replace
+
+    if isinstance(ev, Witness):
+        return Witness(tuple(_num_exact(v, "witness coordinate") for v in ev.x),
+                       tuple(_num_exact(v, "witness coordinate") for v in ev.y),
+                       None if ev.active_rows is None else _ints(ev.active_rows, "active_rows"),
+                       None if ev.active_rank is None else _ints([ev.active_rank], "active_rank")[0])
+    if isinstance(ev, TreeProof):
+        cores = tuple(Core(_ints(c.support, "core support"),
+                           None if c.multiplier is None else tuple(_num_exact(v, "multiplier") for v in c.multiplier),
+                           _ints(c.domain_support, "core domain_support")) for c in ev.cores)
+        return TreeProof(cores, _ints(ev.tree, "tree codes"))
+    if isinstance(ev, StructuralProof):
+        return StructuralProof(tuple(_ints(p, "structural pair") for p in ev.pairs))
+    if isinstance(ev, LayerwiseProof):
+        stages = []
+        for st in ev.stages:
+            start, stop = _ints([st.start, st.stop], "stage layers")
+            inner = _normalised(Certificate(Network((Layer.from_rows([[0]]),)), st.domain, Status.INJECTIVE,
+                                            st.proof))
+            stages.append(replace(st, start=start, stop=stop, domain=inner.domain, proof=inner.evidence))
+        return LayerwiseProof(tuple(stages))
+    if isinstance(ev, (EmptyDomainProof, LinearRankProof)):
+        return ev
+    raise _Invalid(f"unknown evidence {type(ev).__name__}")
 
 
 def _check(cert: Certificate) -> str:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import __version__
+from .argtypes import positive_float as _positive_float
 from .io import InputError, fraction_to_str
 from .verdict import Status
 
@@ -111,16 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     experiment.add_parser(sub)
     construct.add_parser(sub)
     return p
-
-
-def _positive_float(s: str) -> float:
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number: {s!r}")
-    return x
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .argtypes import nonneg_int as _nonneg_int
+from .argtypes import pos_int as _pos_int
 from .io import InputError, fraction_to_str, network_to_json, parse_exact
 from .model import Layer, Network
 
@@ -353,23 +355,6 @@ def parse_matrix(text: str, what: str) -> tuple[tuple[Fraction, ...], ...]:
     if any(len(r) != len(rows[0]) for r in rows):
         raise InputError(None, f"{what}: rows have different lengths")
     return rows
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return v
-
-
-def _pos_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return v
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -64,20 +64,7 @@ def decide_layer(
     say = progress or (lambda s: None)
 
     def done(status, route, reason, evidence, info=None) -> Verdict:
-        cert = Certificate(net, domain, status, evidence)
-        res = check(cert, crosscheck=isinstance(evidence, Witness))
-        info = dict(info or {})
-        info["tried"] = tried
-        info["check_seconds"] = round(res.seconds, 6)
-        if res.crosscheck_seconds is not None:
-            info["crosscheck_seconds"] = round(res.crosscheck_seconds, 6)
-        info["certificate_size"] = _size(evidence)
-        if not res.valid:  # pragma: no cover - would be an engine bug
-            info["internal_error"] = f"certificate failed the exact check: {res.reason}"
-            return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
-                           "the engine's evidence failed its own exact check (please report)", None, info)
-        info["check"] = res.reason
-        return Verdict(status, time.perf_counter() - t0, route, reason, cert, info)
+        return certified(net, domain, status, route, reason, evidence, {**(info or {}), "tried": tried}, t0)
 
     if domain.is_empty():
         return done(Status.INJECTIVE, "instant", f"{domain.describe()} is empty, so nothing in it can collide",
@@ -213,6 +200,28 @@ def _tree_verdict(res, data, domain, tried, done, t0, best_active=None, time_lim
     if st.notes:
         reason += f" ({st.notes[-1]})"
     return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit", reason, None, {**info, "tried": tried})
+
+
+def certified(net, domain, status, route, reason, evidence, info, t0) -> Verdict:
+    """The verdict for this evidence, only after the exact checker accepted it.
+
+    This is the one door every injective / not_injective answer leaves by
+    (non-negotiable 1): evidence that fails its own check turns into UNKNOWN
+    with an internal-error note, never into a verdict.
+    """
+    cert = Certificate(net, domain, status, evidence)
+    res = check(cert, crosscheck=isinstance(evidence, Witness))
+    info = dict(info)
+    info["check_seconds"] = round(res.seconds, 6)
+    if res.crosscheck_seconds is not None:
+        info["crosscheck_seconds"] = round(res.crosscheck_seconds, 6)
+    info["certificate_size"] = _size(evidence)
+    if not res.valid:  # pragma: no cover - would be an engine bug
+        info["internal_error"] = f"certificate failed the exact check: {res.reason}"
+        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                       "the engine's evidence failed its own exact check (please report)", None, info)
+    info["check"] = res.reason
+    return Verdict(status, time.perf_counter() - t0, route, reason, cert, info)
 
 
 def _size(evidence) -> int:
@@ -448,16 +457,7 @@ def decide_network(
     say = progress or (lambda s: None)
 
     def finish(status, route, reason, evidence, info) -> Verdict:
-        cert = Certificate(net, domain, status, evidence)
-        res = check(cert, crosscheck=isinstance(evidence, Witness))
-        info = dict(info)
-        info.update(tried=tried, check_seconds=round(res.seconds, 6), certificate_size=_size(evidence))
-        if not res.valid:  # pragma: no cover - would be an engine bug
-            info["internal_error"] = f"certificate failed the exact check: {res.reason}"
-            return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
-                           "the engine's evidence failed its own exact check (please report)", None, info)
-        info["check"] = res.reason
-        return Verdict(status, time.perf_counter() - t0, route, f"{dims}: {reason}", cert, info)
+        return certified(net, domain, status, route, f"{dims}: {reason}", evidence, {**info, "tried": tried}, t0)
 
     if domain.is_empty():
         return finish(Status.INJECTIVE, "instant", f"{domain.describe()} is empty", EmptyDomainProof(), {})

@@ -41,6 +41,8 @@ from typing import Callable, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
+from .argtypes import nonneg_int as _nonneg_int
+from .argtypes import pos_int as _pos_int
 from .io import InputError
 
 __all__ = [
@@ -944,23 +946,6 @@ def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
 
     convert.__name__ = parse.__name__.replace("parse_", "")
     return convert
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return v
-
-
-def _pos_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return v
 
 
 def _pos_float(text: str) -> float:
