@@ -503,6 +503,13 @@ def decide_network(
                           "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
         # A collision on a superset of the received set: not a network witness.
         info["layerwise_failed_at"] = k
+        tried.append("singular_pieces")
+        pair = netmod.singular_piece_witness(net, domain)
+        if pair is not None:
+            return finish(Status.NOT_INJECTIVE, "singular_piece",
+                          f"{label} is not injective on what could reach it, and at x the network is affine with a "
+                          f"Jacobian of rank < {net.input_dim}: moving along its null space inside that piece keeps "
+                          "the output fixed", Witness(pair[0], pair[1]), info)
         return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
                        f"{dims}: {label} is not injective on {received.describe()}, a convex superset of what it "
                        "receives, so the layerwise route fails; that collision need not have preimages, and the "

@@ -144,3 +144,107 @@ def linear_witness(layer: Layer, domain: Domain) -> tuple[tuple, tuple] | None:
         x = tuple(Fraction(0) for _ in range(n))
         y = tuple(v)
     return x, y
+
+
+def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 200):
+    """A cheap exact witness source (theory section 8, "folds"): a full-dimensional
+    activation region whose Jacobian has rank < n collides inside itself.
+
+    Random rational points (exact float values, seeded) are pushed through the
+    network exactly; at a point where no neuron sits exactly at 0 the network
+    is affine nearby, x -> A x + c, with A the masked product of the weights.
+    If rank A < n, moving along v in null(A) keeps the output fixed for as long
+    as no neuron changes sign; that step is bounded exactly, and the pair is
+    re-verified by exact evaluation before it is returned.  Returns (x, y) or
+    None.  It finds collisions only; finding none proves nothing.
+
+    >>> narrow = Network((Layer.from_rows([[1, 1], [1, -1]]), Layer.from_rows([[1, 1]], activation="linear")))
+    >>> x, y = singular_piece_witness(narrow, Domain())
+    >>> x != y and narrow.evaluate(x) == narrow.evaluate(y)
+    True
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = net.input_dim
+    for _ in range(tries):
+        if domain.kind == "box":
+            if domain.is_empty():
+                return None
+            u = rng.random(n)
+            x = [lo + (hi - lo) * Fraction(float(t)) for lo, hi, t in zip(domain.lower, domain.upper, u)]
+        else:
+            g = rng.standard_normal(n) * 10.0 ** int(rng.integers(-1, 3))
+            x = [Fraction(float(abs(t) if domain.kind == "orthant" else t)) for t in g]
+        piece = _affine_piece(net, x)
+        if piece is None:
+            continue
+        A, pres, dirs_of = piece
+        rows = [linalg.common_denominator(r)[0] for r in A]
+        basis = linalg.nullspace(rows, n)
+        if not basis:
+            continue
+        v = [Fraction(c) for c in linalg.primitive(basis[0])]
+        # Largest step keeping every neuron's sign: pre-activations move
+        # affinely along v inside the piece, pre_k + s d_k.
+        bound = None
+        for pre, d in zip(pres, dirs_of(v)):
+            if d:
+                r = abs(pre / d)
+                bound = r if bound is None or r < bound else bound
+        if domain.kind == "box":
+            for j, c in enumerate(v):
+                if c:
+                    room = (domain.upper[j] - x[j]) / c if c > 0 else (domain.lower[j] - x[j]) / c
+                    bound = room if bound is None or room < bound else bound
+        elif domain.kind == "orthant":
+            for j, c in enumerate(v):
+                if c < 0:
+                    room = x[j] / -c
+                    bound = room if bound is None or room < bound else bound
+        if bound is not None and bound <= 0:
+            continue
+        eps = Fraction(1) if bound is None or bound > 2 else bound / 2
+        y = [a + eps * c for a, c in zip(x, v)]
+        if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
+            return tuple(x), tuple(y)
+    return None
+
+
+def _affine_piece(net: Network, x: list[Fraction]):
+    """(A, pre-activations of the ReLU neurons at x, direction map) of the affine
+    piece containing x, or None if some ReLU neuron is exactly 0 there."""
+    n = len(x)
+    h = list(x)
+    J = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]  # dh/dx
+    pres: list[Fraction] = []
+    masks: list[list[bool]] = []
+    for layer in net.layers:
+        pre = list(layer.pre_activation(h))
+        JW = [[sum((w * J[k][j] for k, w in enumerate(row)), Fraction(0)) for j in range(n)] for row in layer.weight]
+        if layer.activation == "relu":
+            if any(p == 0 for p in pre):
+                return None
+            mask = [p > 0 for p in pre]
+            pres.extend(pre)
+            masks.append(mask)
+            h = [p if on else Fraction(0) for p, on in zip(pre, mask)]
+            J = [row if on else [Fraction(0)] * n for row, on in zip(JW, mask)]
+        else:
+            masks.append([True] * len(pre))
+            h, J = pre, JW
+    A = J
+
+    def dirs_of(v):
+        # Directional derivative of every ReLU neuron's pre-activation along v.
+        out, g = [], list(v)
+        for layer, mask in zip(net.layers, masks):
+            d = [sum((w * gk for w, gk in zip(row, g)), Fraction(0)) for row in layer.weight]
+            if layer.activation == "relu":
+                out.extend(d)
+                g = [dk if on else Fraction(0) for dk, on in zip(d, mask)]
+            else:
+                g = d
+        return out
+
+    return A, pres, dirs_of
