@@ -265,10 +265,7 @@ def _human(path: str, net, verdict) -> str:
         lines.append(f"  y      = ({', '.join(fraction_to_str(v) for v in w.y)})")
         lines.append(f"  f(x) = f(y) = ({', '.join(fraction_to_str(v) for v in fx)})")
     elif verdict.status is Status.INJECTIVE:
-        what = "layer" if net.is_single_relu_layer else "network"
-        onto = ("not onto R^m: outputs of a ReLU are >= 0" if net.layers[-1].activation == "relu"
-                else "it need not be onto its output space")
-        lines.append(f"  meaning: every output has exactly one input, so the {what} is invertible on its range ({onto})")
+        lines.append(f"  meaning: {verdict.meaning()}")
     if verdict.certificate is not None:
         lines.append(f"  checked exactly: {info.get('check')} in {info.get('check_seconds', 0):.4f} s; "
                      f"certificate size {info.get('certificate_size')}")

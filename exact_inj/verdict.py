@@ -61,6 +61,17 @@ class Verdict:
         ev = self.certificate.evidence if self.certificate else None
         return None if ev is None or isinstance(ev, Witness) else ev
 
+    def meaning(self) -> str:
+        """The plain answer to "is it invertible?" (the question of papers/002)."""
+        if self.status is Status.NOT_INJECTIVE:
+            return "not invertible: two different inputs give exactly the same output, so no inverse can tell them apart"
+        if self.status is Status.UNKNOWN:
+            return "undecided within the limits: no inverse has been shown to exist or not to exist"
+        last = self.certificate.network.layers[-1]
+        onto = ("it is not onto R^m, since outputs of a ReLU are >= 0" if last.activation == "relu"
+                else "it need not be onto its output space")
+        return f"invertible on its range: every output comes from exactly one input in the domain ({onto})"
+
     def to_json(self) -> dict[str, Any]:
         """The CLI's --json object (docs/cli.md)."""
         from .io import fraction_to_str
@@ -84,5 +95,6 @@ class Verdict:
             out["proof_kind"] = _proof_to_json(self.proof)["kind"]
         if self.certificate is not None:
             out["domain"] = self.certificate.domain.to_json()
+        out["meaning"] = self.meaning()
         out["info"] = self.info
         return out
