@@ -128,3 +128,19 @@ def test_shared_onnx_networks(name, verdict, route):
     v = exact_inj.verify(SHARED / name, time_limit=120, milp="none")
     assert v.status.value == verdict and v.route == route
     assert exact_inj.check(v.certificate).valid
+
+
+NETS = Path(__file__).resolve().parents[1] / "instances" / "networks"
+NET_EXPECTED = json.loads((NETS / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(NET_EXPECTED))
+def test_network_instances(name):
+    net = exact_inj.load_network(NETS / name)
+    v = decided(net)
+    assert v.status.value == NET_EXPECTED[name]["verdict"] and v.route == NET_EXPECTED[name]["route"]
+
+
+def test_every_network_instance_has_an_expected_answer():
+    files = {p.name for p in NETS.glob("*.json")} - {"expected.json"}
+    assert files == set(NET_EXPECTED)
