@@ -63,44 +63,16 @@ SOUNDNESS = {
 
 
 def _new_highs(time_limit: float | None):
-    import highspy
+    # The package's quiet, single-threaded HiGHS (its banner would go to stdout).
+    from exact_inj.backend import new_highs
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
-    return h
+    return new_highs(time_limit)
 
 
 def _pass_model(h, cost, col_lower, col_upper, A, row_lower, row_upper, integrality=None, maximize=False):
-    import highspy
+    from exact_inj.backend import pass_lp
 
-    lp = highspy.HighsLp()
-    nrow, ncol = A.shape
-    lp.num_col_, lp.num_row_ = ncol, nrow
-    lp.col_cost_ = np.asarray(cost, dtype=float)
-    lp.col_lower_ = np.asarray(col_lower, dtype=float)
-    lp.col_upper_ = np.asarray(col_upper, dtype=float)
-    lp.row_lower_ = np.asarray(row_lower, dtype=float)
-    lp.row_upper_ = np.asarray(row_upper, dtype=float)
-    Ac = np.asfortranarray(A)
-    starts, index, value = [0], [], []
-    for j in range(ncol):
-        nz = np.nonzero(Ac[:, j])[0]
-        index.extend(nz.tolist())
-        value.extend(Ac[nz, j].tolist())
-        starts.append(len(index))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value, dtype=float)
-    if maximize:
-        lp.sense_ = highspy.ObjSense.kMaximize
-    if integrality is not None:
-        lp.integrality_ = [highspy.HighsVarType.kInteger if f else highspy.HighsVarType.kContinuous
-                           for f in integrality]
-    h.passModel(lp)
+    pass_lp(h, cost, col_lower, col_upper, np.asarray(A, dtype=float), row_lower, row_upper, integrality, maximize)
 
 
 def _integer_rows(W: np.ndarray, b: np.ndarray) -> tuple[list[list[int]], list[int]]:

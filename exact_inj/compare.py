@@ -50,6 +50,7 @@ from .heuristics import (
     Claim,
     run_heuristic,
 )
+from .argtypes import positive_float as _positive_float
 from .io import InputError, load_network, parse_exact
 from .model import Layer, Network
 from .verdict import Status, Verdict
@@ -470,16 +471,6 @@ def _write_json(path: str, obj) -> None:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def _positive_float(s: str) -> float:
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number: {s!r}")
-    return x
 
 
 def _positive_rational(s: str) -> Fraction:

@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TextIO
 import numpy as np
 
 from .argtypes import nonneg_int as _nonneg_int
+from .argtypes import positive_float as _pos_float
 from .argtypes import pos_int as _pos_int
 from .io import InputError
 
@@ -946,16 +947,6 @@ def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
 
     convert.__name__ = parse.__name__.replace("parse_", "")
     return convert
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number: {text!r}")
-    return v
 
 
 EPILOG = """\

@@ -80,6 +80,7 @@ from typing import Any, Callable
 import flint
 import numpy as np
 
+from .argtypes import positive_float as _positive_float
 from .io import InputError, fraction_to_str, load_json_file, load_network, network_from_json, network_to_json, parse_exact
 from .model import Layer, Network
 
@@ -1196,16 +1197,6 @@ def _check(cert: dict, counts: dict) -> str:
 
 
 # --- the command line --------------------------------------------------------------
-
-
-def _positive_float(s: str) -> float:
-    try:
-        x = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
-    if not x > 0 or x == math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number: {s!r}")
-    return x
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
