@@ -35,6 +35,9 @@ SUPPORT_TOL = 1e-9
 # own LP usually splits into far fewer cases.
 STORE_REST_MAX = 1
 
+# How many of the most recent cores a node scans for reuse.
+STORE_WINDOW = 512
+
 # Cores are strengthened at nodes whose P rows have rank <= n - this.
 STRENGTHEN_RANK_GAP = 1
 
@@ -443,14 +446,18 @@ class CoreStore:
         K = len(self.cores)
         if not K:
             return None
-        C = self.arr[:K]
+        # Only the most recent cores are scanned: the depth-first search finds
+        # its reusable cores nearby, and a scan over every core (10^5 at
+        # n = 10) would cost more per node than the LP it saves.
+        lo = max(0, K - STORE_WINDOW)
+        C = self.arr[lo:K]
         ok = ~((C & self._words(blocked)) != 0).any(axis=1)
         if not ok.any():
             return None
         rest = np.bitwise_count(C & ~self._words(N)).sum(axis=1, dtype=np.int64)
         rest = np.where(ok, rest, np.iinfo(np.int64).max)
         k = int(rest.argmin())
-        return k, int(rest[k])
+        return lo + k, int(rest[k])
 
 
 # --- the search ---------------------------------------------------------------------
