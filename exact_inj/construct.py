@@ -358,10 +358,10 @@ def parse_matrix(text: str, what: str) -> tuple[tuple[Fraction, ...], ...]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``construct`` (kinds ``bminusdb`` and ``gaussian``) to the CLI's subparsers."""
+    """Add ``construct`` (kinds ``bminusdb``, ``gaussian`` and ``dcgan``) to the CLI's subparsers."""
     c = subparsers.add_parser(
         "construct",
-        help="write instance files: injective [B; -DB; M] layers, Gaussian layers",
+        help="write instance files: injective [B; -DB; M] layers, Gaussian layers, DCGAN-style conv filters",
         description="Write a single-layer instance (docs/formats.md JSON, every number an exact string).",
     )
     kinds = c.add_subparsers(dest="construct", metavar="KIND", required=True)

@@ -475,7 +475,8 @@ def decide_network(
         tried.append(f"stage{k}")
         say(f"{label}: {st.layer.in_dim} -> {st.layer.out_dim} {st.layer.activation} on {received.describe()}")
         if st.layer.activation == "linear":
-            if netmod.linear_rank(st.layer, received) == st.layer.in_dim:
+            rank = netmod.linear_rank(st.layer, received)
+            if rank == st.layer.in_dim:
                 proofs.append(StageProof(st.start, st.stop, received, LinearRankProof()))
                 continue
             v = None
@@ -496,8 +497,7 @@ def decide_network(
         if k == 0 and pair is not None:
             # The first stage sees the network's own domain: equal stage
             # outputs stay equal through the rest of the network.
-            why = v.reason if v is not None else (f"the linear map has rank "
-                                                  f"{netmod.linear_rank(st.layer, received)} < {st.layer.in_dim}")
+            why = v.reason if v is not None else f"the linear map has rank {rank} < {st.layer.in_dim}"
             return finish(Status.NOT_INJECTIVE, "first_layer",
                           f"the first stage is not injective on {domain.describe()} ({why}), "
                           "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
