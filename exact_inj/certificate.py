@@ -229,11 +229,76 @@ class LayerwiseProof:
         return sum(_evidence_size(st.proof) for st in self.stages)
 
 
+# Region-tree codes of an end-to-end proof, in preorder: SPLIT fixes the next
+# neuron (first child active, second inactive); COLLAPSE fixes it inactive only,
+# allowed when its pre-activation is identically zero (both closed halves are
+# the parent and the output is 0 either way); REGION is a complete pattern;
+# k >= 0 closes an empty prefix by ``empty[k]``.
+SPLIT, COLLAPSE, REGION = -1, -2, -3
+
+
+@dataclass(frozen=True)
+class Infeasible:
+    """Rows a_r.v + c_r <= 0 (r in ``support``) and equations e_q.v + d_q = 0
+    that no v satisfies: lam >= 0 and free ``eq`` with
+    sum lam_r a_r + sum eq_q e_q = 0 and sum lam_r c_r + sum eq_q d_q > 0."""
+
+    support: tuple[int, ...]
+    lam: tuple[Fraction, ...]
+    eq: tuple[Fraction, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.support) + len(self.eq)
+
+
+@dataclass(frozen=True)
+class Flat:
+    """Every point of a pair system has x = y.
+
+    lam > 0 (each entry) and free ``eq`` with sum lam_r a_r + sum eq_q e_q = 0
+    and sum lam_r c_r + sum eq_q d_q = 0 show that every support row is tight
+    on the system; then ``solve`` (n rows over the support rows followed by
+    the equations) with solve . [A_S; E] = [I, -I] and solve . [c_S; d] = 0
+    gives x - y = 0 on the affine set they cut out (theory section 8)."""
+
+    support: tuple[int, ...]
+    lam: tuple[Fraction, ...]
+    eq: tuple[Fraction, ...]
+    solve: tuple[tuple[Fraction, ...], ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.support) + len(self.eq) + sum(len(r) for r in self.solve)
+
+
+@dataclass(frozen=True)
+class EndToEndProof:
+    """No two points of the domain collide, pattern pair by pattern pair.
+
+    ``tree`` (codes above) splits the network's ReLU neurons in the order of
+    :mod:`exact_inj.pieces`; its REGION leaves, numbered in preorder, are
+    closed pieces covering the domain.  ``pairs`` closes every pair of pieces
+    (i, j) with i <= j, in the order (0,0), (0,1), ..., (1,1), ...: the system
+    x in piece i, y in piece j, N_i(x) = N_j(y) over v = (x, y) -- rows of x's
+    piece, then rows of y's piece, then the output equations -- is either
+    Infeasible or Flat.  Pairs (j, i) follow by swapping x and y."""
+
+    tree: tuple[int, ...]
+    empty: tuple[Infeasible, ...]
+    pairs: tuple[Union[Infeasible, Flat], ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.tree) + sum(c.size for c in self.empty) + sum(c.size for c in self.pairs)
+
+
 def _evidence_size(ev) -> int:
     return getattr(ev, "size", 0)
 
 
-Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof]
+Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
+                 EndToEndProof]
 
 
 @dataclass(frozen=True)
@@ -322,7 +387,38 @@ def _proof_to_json(ev) -> dict:
         return {"kind": "layerwise", "stages": [
             {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": _proof_to_json(st.proof)}
             for st in ev.stages]}
+    if isinstance(ev, EndToEndProof):
+        return {"kind": "end_to_end", "tree": list(ev.tree), "empty": [_combination_to_json(c) for c in ev.empty],
+                "pairs": [_combination_to_json(c) for c in ev.pairs]}
     raise TypeError(f"unknown evidence {type(ev).__name__}")  # pragma: no cover - closed union
+
+
+def _combination_to_json(c) -> dict:
+    d: dict = {"support": list(c.support), "lam": [fraction_to_str(v) for v in c.lam]}
+    if c.eq:
+        d["eq"] = [fraction_to_str(v) for v in c.eq]
+    if isinstance(c, Flat):
+        d["solve"] = [[fraction_to_str(v) for v in row] for row in c.solve]
+    return d
+
+
+def _combination_from_json(c: object, where: str, what: str):
+    if not isinstance(c, dict) or "support" not in c or "lam" not in c:
+        raise InputError(where, f"{what} needs \"support\" and \"lam\"")
+    support = _int_list(c["support"], where, f"{what} support")
+
+    def nums(v, name):
+        try:
+            return tuple(parse_exact(x, f"{what} {name}[{k}]") for k, x in enumerate(_as_list(v, where, f"{what} {name}")))
+        except (ValueError, ZeroDivisionError) as e:
+            raise InputError(where, str(e)) from None
+
+    lam = nums(c["lam"], "lam")
+    eq = nums(c.get("eq", []), "eq")
+    if "solve" in c:
+        solve = tuple(nums(row, "solve") for row in _as_list(c["solve"], where, f"{what} solve"))
+        return Flat(support, lam, eq, solve)
+    return Infeasible(support, lam, eq)
 
 
 def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
@@ -399,4 +495,13 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                 raise InputError(where, f"stage {k}: layerwise proofs do not nest")
             stages.append(StageProof(span[0], span[1], Domain.from_json(st["domain"], where), sub))
         return LayerwiseProof(tuple(stages))
-    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, empty_domain, linear_rank or layerwise)")
+    if kind == "end_to_end":
+        empty = tuple(_combination_from_json(c, where, f"empty leaf {k}")
+                      for k, c in enumerate(_as_list(p.get("empty", []), where, "proof empty")))
+        for k, c in enumerate(empty):
+            if isinstance(c, Flat):
+                raise InputError(where, f"empty leaf {k} must not have \"solve\"")
+        pairs = tuple(_combination_from_json(c, where, f"pair {k}")
+                      for k, c in enumerate(_as_list(p.get("pairs"), where, "proof pairs")))
+        return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), empty, pairs)
+    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, empty_domain, linear_rank, layerwise or end_to_end)")

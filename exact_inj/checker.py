@@ -17,7 +17,13 @@ from fractions import Fraction
 
 from . import linalg
 from .certificate import (
+    COLLAPSE,
     CORE_BASE,
+    REGION,
+    SPLIT,
+    EndToEndProof,
+    Flat,
+    Infeasible,
     Domain,
     EmptyDomainProof,
     LayerwiseProof,
@@ -176,6 +182,19 @@ def _normalised_evidence(ev):
         return LayerwiseProof(tuple(stages))
     if isinstance(ev, (EmptyDomainProof, LinearRankProof)):
         return ev
+    if isinstance(ev, EndToEndProof):
+        def comb(c, what):
+            support = _ints(c.support, f"{what} support")
+            lam = tuple(_num_exact(v, f"{what} multiplier") for v in c.lam)
+            eq = tuple(_num_exact(v, f"{what} multiplier") for v in c.eq)
+            if isinstance(c, Flat):
+                return Flat(support, lam, eq, tuple(tuple(_num_exact(v, "solve entry") for v in r) for r in c.solve))
+            if isinstance(c, Infeasible):
+                return Infeasible(support, lam, eq)
+            raise _Invalid(f"{what}: unknown certificate {type(c).__name__}")
+
+        return EndToEndProof(_ints(ev.tree, "tree codes"), tuple(comb(c, "empty leaf") for c in ev.empty),
+                             tuple(comb(c, "pair") for c in ev.pairs))
     raise _Invalid(f"unknown evidence {type(ev).__name__}")
 
 
@@ -202,6 +221,8 @@ def _check(cert: Certificate) -> str:
             return _check_linear(cert.network, dom)
         if isinstance(ev, LayerwiseProof):
             return _check_layerwise(cert.network, dom, ev)
+        if isinstance(ev, EndToEndProof):
+            return _check_end_to_end(cert.network, dom, ev)
         raise _Invalid("an injective verdict needs a proof")
     raise _Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
 
@@ -460,3 +481,105 @@ def _check_layerwise(net: Network, dom: Domain, proof: LayerwiseProof) -> str:
             raise _Invalid(f"stage {k}: {e}") from None
         received = netmod.image_box(ex.layer, st.domain)
     return f"layerwise proof: {len(expected)} stages, each injective on a convex set containing what it receives"
+
+
+def verify_infeasible(rows, eqs, cert: Infeasible) -> bool:
+    """lam >= 0 and free eq with sum lam a + sum eq e = 0 and constant > 0."""
+    from .pieces import combine
+
+    if len(cert.support) != len(cert.lam) or len(cert.eq) != len(eqs) or len(set(cert.support)) != len(cert.support):
+        return False
+    if any(r < 0 or r >= len(rows) for r in cert.support) or any(v < 0 for v in cert.lam):
+        return False
+    if not rows and not eqs:
+        return False
+    dim = len(rows[0][0]) if rows else len(eqs[0][0])
+    coef, const = combine(rows, eqs, cert.support, cert.lam, cert.eq, dim)
+    return not any(coef) and const > 0
+
+
+def verify_flat(rows, eqs, cert: Flat, n: int) -> bool:
+    """lam > 0 (each) and free eq with the combination identically 0, so every
+    support row is tight; then solve . [A_S; E] = [I, -I] and solve . [c_S; d] = 0."""
+    from .pieces import combine
+
+    if len(cert.support) != len(cert.lam) or len(cert.eq) != len(eqs) or len(set(cert.support)) != len(cert.support):
+        return False
+    if any(r < 0 or r >= len(rows) for r in cert.support) or any(v <= 0 for v in cert.lam):
+        return False
+    B = [rows[r] for r in cert.support] + list(eqs)
+    if not B or len(cert.solve) != n or any(len(m) != len(B) for m in cert.solve):
+        return False
+    coef, const = combine(rows, eqs, cert.support, cert.lam, cert.eq, 2 * n)
+    if any(coef) or const != 0:
+        return False
+    for k, m in enumerate(cert.solve):
+        coef, const = combine(B, [], range(len(B)), m, (), 2 * n)
+        if const != 0 or any(v != (int(t == k) - int(t == n + k)) for t, v in enumerate(coef)):
+            return False
+    return True
+
+
+def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
+    """Replay the piece tree, check each empty leaf, then close every pair of pieces.
+
+    Coverage is recomputed here: the neuron order, every row and every
+    affine output map come from the certificate's own network
+    (exact_inj.pieces); a SPLIT's two closed halves cover their parent, a
+    COLLAPSE is accepted only for a pre-activation that is identically 0,
+    and the pairs must be exactly (i, j) for i <= j over the pieces found.
+    """
+    from .pieces import Walker, pair_system
+
+    w = Walker(net, dom)
+    tokens = proof.tree
+    pos = 0
+    pieces = []
+    stack = [w.root()]
+    while stack:
+        node = stack.pop()
+        if pos >= len(tokens):
+            raise _Invalid("the piece tree ends before every node is closed")
+        tok = tokens[pos]
+        pos += 1
+        if tok == REGION:
+            if not node.complete:
+                raise _Invalid(f"tree code {pos - 1}: a piece must fix every neuron ({node.pos} of {w.neurons} fixed)")
+            pieces.append(node)
+        elif tok in (SPLIT, COLLAPSE):
+            if node.complete:
+                raise _Invalid(f"tree code {pos - 1}: no neuron is left to split")
+            if tok == COLLAPSE:
+                a, c = node.next_pre()
+                if any(a) or c != 0:
+                    raise _Invalid(f"tree code {pos - 1}: collapsing neuron {node.pos} needs a pre-activation "
+                                   "that is identically 0")
+                stack.append(node.child(False))
+            else:
+                stack.append(node.child(False))
+                stack.append(node.child(True))
+        elif 0 <= tok < len(proof.empty):
+            if not verify_infeasible(node.rows(), [], proof.empty[tok]):
+                raise _Invalid(f"tree code {pos - 1}: empty-leaf certificate {tok} does not close its prefix")
+        else:
+            raise _Invalid(f"tree code {pos - 1} = {_num(tok)} is not a valid code")
+    if pos != len(tokens):
+        raise _Invalid(f"the piece tree has {len(tokens) - pos} codes after its last node")
+    R = len(pieces)
+    if len(proof.pairs) != R * (R + 1) // 2:
+        raise _Invalid(f"{R} pieces need {R * (R + 1) // 2} pair certificates, the proof has {len(proof.pairs)}")
+    n = w.n
+    rows = [p.rows() for p in pieces]
+    outs = [p.output() for p in pieces]
+    k = 0
+    for i in range(R):
+        for j in range(i, R):
+            ineq, eqs = pair_system(rows[i], outs[i], rows[j], outs[j], n)
+            cert = proof.pairs[k]
+            ok = (verify_flat(ineq, eqs, cert, n) if isinstance(cert, Flat)
+                  else verify_infeasible(ineq, eqs, cert) if isinstance(cert, Infeasible) else False)
+            if not ok:
+                raise _Invalid(f"pair ({i}, {j}): its certificate does not close it")
+            k += 1
+    return (f"end-to-end proof: {R} pieces cover {dom.describe()}, and none of the {k} pairs of pieces "
+            "holds two distinct points with equal outputs")

@@ -438,12 +438,14 @@ def decide_network(
     progress: Progress | None = None,
     domain: Domain | None = None,
 ) -> Verdict:
-    """Decide a network by the first-stage and layerwise routes (theory section 8).
+    """Decide a network (theory section 8), cheapest routes first.
 
-    The first stage sees the real domain: its collision is the network's.  Each
-    later stage is proved injective on a convex superset of what it receives;
-    if one is not, the layerwise route fails and, without an end-to-end proof
-    (not implemented yet), the answer is unknown with that reason.
+    - first_layer: the first stage sees the real domain; its collision is the network's.
+    - layerwise: each later stage is proved injective on a convex superset of
+      what it receives (the paper's Corollary 1).
+    - When a later stage fails there (its collision may have no preimages):
+      singular_piece and fold witnesses, then the end_to_end route (pieces and
+      pairs of pieces, exact certificates for every pair) on small networks.
     """
     from . import network as netmod
     from .certificate import LayerwiseProof, LinearRankProof, StageProof
@@ -491,8 +493,8 @@ def decide_network(
                 continue
             if v.status is Status.UNKNOWN:
                 info["open_stage"] = k
-                return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
-                               f"{dims}: {label} undecided: {v.reason}", None, {**info, "tried": tried})
+                return _after_layerwise(net, domain, deadline, progress, tried, info, finish, t0, dims,
+                                        f"{label} undecided: {v.reason}", label)
             pair = (v.witness.x, v.witness.y)
         if k == 0 and pair is not None:
             # The first stage sees the network's own domain: equal stage
@@ -503,18 +505,62 @@ def decide_network(
                           "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
         # A collision on a superset of the received set: not a network witness.
         info["layerwise_failed_at"] = k
-        tried.append("singular_pieces")
-        pair = netmod.singular_piece_witness(net, domain)
-        if pair is not None:
-            return finish(Status.NOT_INJECTIVE, "singular_piece",
-                          f"{label} is not injective on what could reach it, and at x the network is affine with a "
-                          f"Jacobian of rank < {net.input_dim}: moving along its null space inside that piece keeps "
-                          "the output fixed", Witness(pair[0], pair[1]), info)
-        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
-                       f"{dims}: {label} is not injective on {received.describe()}, a convex superset of what it "
-                       "receives, so the layerwise route fails; that collision need not have preimages, and the "
-                       "end-to-end route is not implemented yet", None, {**info, "tried": tried})
+        return _after_layerwise(net, domain, deadline, progress, tried, info, finish, t0, dims,
+                                f"{label} is not injective on {received.describe()}, a convex superset of what it "
+                                "receives, so the layerwise route fails (that collision need not have preimages)",
+                                label)
     return finish(Status.INJECTIVE, "layerwise",
                   f"every stage is injective on a convex set containing what it receives "
                   f"(the paper's Corollary 1), starting from {domain.describe()}",
                   LayerwiseProof(tuple(proofs)), info)
+
+
+# The end-to-end route closes every pair of pieces, so its cost grows with the
+# square of the number of pieces; beyond these sizes it is not attempted
+# (docs/networks.md has the measured reach).
+END_TO_END_MAX_NEURONS = 64
+END_TO_END_MAX_INPUTS = 4
+
+
+def _after_layerwise(net, domain, deadline, progress, tried, info, finish, t0, dims, why, label) -> Verdict:
+    """Cheap witnesses, then the end-to-end route, once layerwise reasoning has failed."""
+    from . import endtoend, folds
+    from . import network as netmod
+
+    say = progress or (lambda s: None)
+    tried.append("singular_pieces")
+    pair = netmod.singular_piece_witness(net, domain)
+    if pair is not None:
+        return finish(Status.NOT_INJECTIVE, "singular_piece",
+                      f"{why}; and at x the network is affine with a Jacobian of rank < {net.input_dim}: moving "
+                      "along its null space inside that piece keeps the output fixed", Witness(pair[0], pair[1]), info)
+    if net.output_dim == net.input_dim:
+        tried.append("folds")
+        pair = folds.fold_witness(net, domain, deadline=min(deadline, time.perf_counter() + 30))
+        if pair is not None:
+            return finish(Status.NOT_INJECTIVE, "fold",
+                          f"{why}; and two adjacent pieces have Jacobian determinants of opposite sign, so the "
+                          "map folds over their common facet: points on either side of it collide",
+                          Witness(pair[0], pair[1]), info)
+    neurons = sum(st.layer.out_dim for st in netmod.stages(net) if st.layer.activation == "relu")
+    if neurons > END_TO_END_MAX_NEURONS or net.input_dim > END_TO_END_MAX_INPUTS:
+        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                       f"{dims}: {why}; the end-to-end route is for small networks (at most "
+                       f"{END_TO_END_MAX_NEURONS} ReLUs and {END_TO_END_MAX_INPUTS} inputs; this one has {neurons} "
+                       f"and {net.input_dim})", None, {**info, "tried": tried})
+    tried.append("end_to_end")
+    say(f"end to end: {neurons} ReLUs on {domain.describe()}")
+    r = endtoend.decide(net, domain, deadline, progress=progress)
+    info["end_to_end"] = {"pieces": r.pieces, "pairs_closed": r.pairs_done, "pairs": r.pairs_total, **r.stats}
+    if r.status == "injective":
+        return finish(Status.INJECTIVE, "end_to_end",
+                      f"{why}; end to end, the network's {r.pieces} closed pieces cover {domain.describe()}, and "
+                      f"no pair of them (all {r.pairs_total}) holds two distinct points with equal outputs",
+                      r.proof, info)
+    if r.status == "not_injective":
+        x, y = r.witness
+        return finish(Status.NOT_INJECTIVE, "end_to_end",
+                      f"{why}; end to end, two pieces of the network map distinct points to the same output "
+                      f"({r.reason})", Witness(x, y), info)
+    return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                   f"{dims}: {why}; the end-to-end route stopped: {r.reason}", None, {**info, "tried": tried})

@@ -125,3 +125,50 @@ def _q(x: int | Fraction) -> "flint.fmpq":
     if isinstance(x, Fraction):
         return flint.fmpq(x.numerator, x.denominator)
     return flint.fmpq(int(x))
+
+
+def solve_affine(
+    A: Sequence[Sequence[Fraction]], rhs: Sequence[Fraction], ncols: int, guess: Sequence[float] | None = None
+) -> list[Fraction] | None:
+    """One exact solution of A x = rhs, or None if there is none.
+
+    Free variables take ``guess`` (a float hint, rounded to a nearby rational)
+    or 0, so a float solution from a solver is *repaired* onto the exact
+    solution set rather than replaced.  The caller still checks any sign
+    conditions it needs exactly.
+
+    >>> solve_affine([[Fraction(1), Fraction(1)]], [Fraction(1)], 2, guess=[0.25, 0.75])
+    [Fraction(1, 4), Fraction(3, 4)]
+    >>> solve_affine([[Fraction(1)], [Fraction(1)]], [Fraction(0), Fraction(1)], 1) is None
+    True
+    """
+    rows = len(A)
+    if rows == 0:
+        return [Fraction(_round(guess[j])) if guess is not None else Fraction(0) for j in range(ncols)]
+    M = flint.fmpq_mat(rows, ncols + 1, [_q(x) for r, b in zip(A, rhs) for x in (*r, b)])
+    R, rk = M.rref()
+    pivots: list[int] = []
+    for i in range(rk):
+        j = next(j for j in range(ncols + 1) if R[i, j] != 0)
+        if j == ncols:
+            return None  # 0 = nonzero: inconsistent
+        pivots.append(j)
+    x = [Fraction(0)] * ncols
+    pivot_set = set(pivots)
+    for j in range(ncols):
+        if j not in pivot_set and guess is not None:
+            x[j] = _round(guess[j])
+    for i, j in enumerate(pivots):
+        v = Fraction(int(R[i, ncols].p), int(R[i, ncols].q))
+        for f in range(ncols):
+            if f not in pivot_set and x[f]:
+                e = R[i, f]
+                if e != 0:
+                    v -= Fraction(int(e.p), int(e.q)) * x[f]
+        x[j] = v
+    return x
+
+
+def _round(v: float) -> Fraction:
+    """A short rational near a float hint (hints only; never a verdict)."""
+    return Fraction(float(v)).limit_denominator(1 << 24)

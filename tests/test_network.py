@@ -95,7 +95,7 @@ def test_singular_piece_witness_when_a_later_stage_collapses():
     assert v.status.value == "not_injective" and v.route == "singular_piece"
 
 
-def test_layerwise_failure_is_unknown_not_a_verdict():
+def test_layerwise_failure_goes_end_to_end():
     # [I, -I] after ReLU([B; -B] z) computes B z (injective), but stage 1 alone is not
     # injective on the orthant: only an end-to-end argument decides this (theory section 8).
     B = [[2, 1], [1, 1]]
@@ -104,8 +104,8 @@ def test_layerwise_failure_is_unknown_not_a_verdict():
     for x in ([F(1), F(-2)], [F(3, 4), F(1, 5)]):
         assert net.evaluate(x) == tuple(sum((F(b) * xi for b, xi in zip(r, x)), F(0)) for r in B)
     v = decided(net)
-    assert v.status.value == "unknown" and v.certificate is None
-    assert "layerwise route fails" in v.reason
+    assert v.status.value == "injective" and v.route == "end_to_end"
+    assert "layerwise route fails" in v.reason and v.proof.pairs
 
 
 def test_linear_stage_on_a_degenerate_box():

@@ -1,0 +1,510 @@
+"""The end-to-end route for small networks: pieces, then pairs of pieces (theory section 8).
+
+Layerwise reasoning fails when a later stage is not injective on a convex
+superset of what it receives, although the collision it finds there has no
+preimages.  This route looks at the network as a whole:
+
+1. **Pieces.**  A case-split tree fixes the ReLU neurons in the order of
+   :mod:`exact_inj.pieces`.  A prefix whose closed region is empty is closed
+   by an exact Farkas certificate; a complete pattern is a *piece* P_s, on
+   which the network is affine, N(x) = A_s x + c_s.  The pieces cover the
+   domain (closed halves cover their parent).
+2. **Pairs.**  A collision x != y has x in some piece i and y in some piece j.
+   For each i <= j (swapping x and y gives j > i) the pair system
+   S = { x in P_i, y in P_j, A_i x + c_i = A_j y + c_j } is a polyhedron in
+   v = (x, y), and either
+   - S is empty: an exact Farkas certificate (``Infeasible``), or
+   - x = y on all of S: the rows tight on all of S, proved tight by one
+     strictly positive combination, cut out an affine set on which x - y is
+     an exact linear combination of the equations, equal to 0 (``Flat``), or
+   - some point of S has x_k != y_k: an exact point found by the exact
+     simplex with the strict row x_k - y_k > 0 (or < 0) is a witness.
+
+HiGHS only guides: a max-slack LP per node or pair says which case to try
+and which rows a certificate should use; every certificate is then built in
+rationals (python-flint) from that support and verified before it is kept,
+and the exact phase-1 simplex of :mod:`exact_inj.exact_lp` decides whatever
+the floats could not.  A gap |x - y| >= delta is never used.
+
+Cost: one LP and a small exact solve per pair, and the pairs grow with the
+square of the pieces, so this is for small networks (docs/networks.md has the
+measured reach).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from math import lcm
+
+import highspy
+import numpy as np
+
+from . import linalg
+from .backend import INF, new_highs, pass_lp
+from .certificate import COLLAPSE, REGION, SPLIT, Domain, EndToEndProof, Flat, Infeasible
+from .exact_lp import strict_or_motzkin
+from .model import Network
+from .checker import verify_flat, verify_infeasible
+from .pieces import Prefix, Row, Walker, pair_system
+
+# Float thresholds: they only choose which exact certificate to try first.
+# A wrong choice costs time (the exact fallback runs), never a wrong verdict.
+SLACK_TOL = 1e-9
+"""A max-slack optimum within this of 0 is treated as "thin": implicit equalities."""
+SUPPORT_TOL = 1e-9
+"""Dual values below this are left out of a certificate's support."""
+
+
+class _Stop(Exception):
+    """The time or size limit stopped the search."""
+
+
+@dataclass
+class EndToEndResult:
+    """What the route found: a proof, a witness, or why it stopped."""
+
+    status: str  # "injective", "not_injective" or "unknown"
+    proof: EndToEndProof | None = None
+    witness: tuple[tuple[Fraction, ...], tuple[Fraction, ...]] | None = None
+    pieces: int = 0
+    pairs_done: int = 0
+    pairs_total: int = 0
+    reason: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+def decide(
+    net: Network,
+    domain: Domain,
+    deadline: float,
+    progress=None,
+    max_pieces: int = 20000,
+) -> EndToEndResult:
+    """Decide ``net`` on ``domain`` by pieces and pairs of pieces.
+
+    >>> from exact_inj.model import Layer
+    >>> B = [[2, 1], [1, 1]]
+    >>> net = Network((Layer.from_rows(B + [[-v for v in r] for r in B]),          # ReLU([B; -B] z)
+    ...                Layer.from_rows([[1, 0, -1, 0], [0, 1, 0, -1]], activation="linear")))  # = B z
+    >>> r = decide(net, Domain(), time.perf_counter() + 60)
+    >>> r.status, r.pieces
+    ('injective', 16)
+    """
+    say = progress or (lambda s: None)
+    walker = Walker(net, domain)
+    search = _Search(walker, deadline, say, max_pieces)
+    t0 = time.perf_counter()
+    try:
+        tree, empty, pieces = search.pieces()
+    except _Stop as e:
+        return EndToEndResult("unknown", reason=f"stopped while enumerating pieces: {e}",
+                              pieces=search.n_pieces, stats=search.stats)
+    R = len(pieces)
+    total = R * (R + 1) // 2
+    say(f"end to end: {R} pieces, {total} pairs ({time.perf_counter() - t0:.1f} s)")
+    certs: list = []
+    done = 0
+    last = time.perf_counter()
+    try:
+        outs = [p.output() for p in pieces]
+        rows = [p.rows() for p in pieces]
+        for i in range(R):
+            for j in range(i, R):
+                if time.perf_counter() > deadline:
+                    raise _Stop("time limit")
+                kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j])
+                if kind == "witness":
+                    x, y = ev
+                    if (x != y and domain.contains(x) and domain.contains(y)
+                            and net.evaluate(x) == net.evaluate(y)):
+                        return EndToEndResult("not_injective", witness=(x, y), pieces=R, pairs_done=done,
+                                              pairs_total=total, stats=search.stats,
+                                              reason=f"pieces {i} and {j} collide")
+                    raise _Stop(f"pair ({i}, {j}): a witness failed exact re-evaluation")  # pragma: no cover
+                if kind == "open":
+                    raise _Stop(f"pair ({i}, {j}) could not be closed exactly")
+                certs.append(ev)
+                done += 1
+                now = time.perf_counter()
+                if now - last > 2.0:
+                    last = now
+                    say(f"end to end: {done}/{total} pairs closed ({now - t0:.1f} s)")
+    except _Stop as e:
+        return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
+                              reason=f"{e} after {done} of {total} pairs of {R} pieces")
+    return EndToEndResult("injective", EndToEndProof(tuple(tree), tuple(empty), tuple(certs)), pieces=R,
+                          pairs_done=done, pairs_total=total, stats=search.stats)
+
+
+class _Search:
+    def __init__(self, walker: Walker, deadline: float, say, max_pieces: int):
+        self.w = walker
+        self.n = walker.n
+        self.deadline = deadline
+        self.say = say
+        self.max_pieces = max_pieces
+        self.h = new_highs()
+        self.n_pieces = 0
+        self.stats = {"lp": 0, "exact_fallback": 0, "infeasible_pairs": 0, "flat_pairs": 0}
+
+    # --- pieces ---------------------------------------------------------------------
+
+    def pieces(self):
+        tree: list[int] = []
+        empty: list[Infeasible] = []
+        pieces: list[Prefix] = []
+        root = self.w.root()
+        point = self._interior(root.rows())
+        if point is None:  # the domain itself is empty (callers rule this out)
+            cert = _farkas(root.rows(), [], None)
+            if cert is None:
+                raise _Stop("the domain looks empty but no exact certificate was found")
+            tree.append(len(empty))
+            empty.append(cert)
+            return tree, empty, pieces
+        self._grow(root, point, tree, empty, pieces)
+        return tree, empty, pieces
+
+    def _grow(self, node: Prefix, point, tree, empty, pieces) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _Stop("time limit")
+        if node.complete:
+            tree.append(REGION)
+            pieces.append(node)
+            self.n_pieces += 1
+            if self.n_pieces > self.max_pieces:
+                raise _Stop(f"more than {self.max_pieces} pieces")
+            return
+        a, c = node.next_pre()
+        if not any(a) and c == 0:
+            tree.append(COLLAPSE)
+            self._grow(node.child(False), point, tree, empty, pieces)
+            return
+        tree.append(SPLIT)
+        af = np.array([float(v) for v in a])
+        val = float(af @ point) + float(c) if point is not None else None
+        for active in (True, False):
+            child = node.child(active)
+            if val is not None and ((val > 1e-7) if active else (val < -1e-7)):
+                p = point  # the parent's interior point lies strictly inside this half
+            else:
+                rows = child.rows()
+                p, duals = self._interior_or_duals(rows)
+                if p is None:
+                    cert = _farkas(rows, [], duals)
+                    if cert is not None:
+                        tree.append(len(empty))
+                        empty.append(cert)
+                        continue
+                    # The floats said empty but no exact certificate exists:
+                    # keep splitting (sound, only slower).
+            self._grow(child, p, tree, empty, pieces)
+
+    def _interior(self, rows: list[Row]):
+        return self._interior_or_duals(rows)[0]
+
+    def _interior_or_duals(self, rows: list[Row]):
+        """Max-slack LP: a point deep inside, or (None, dual hint) if it looks empty/thin."""
+        n = self.n
+        if not rows:
+            return np.zeros(n), None
+        A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
+        c = np.array([float(cc) for _, cc in rows])
+        wts = np.linalg.norm(A, axis=1)
+        wts[wts == 0] = 1.0
+        M = np.hstack([A, wts[:, None]])
+        h = self.h
+        pass_lp(h, np.r_[np.zeros(n), 1.0], np.r_[np.full(n, -INF), -INF], np.r_[np.full(n, INF), 1.0],
+                M, np.full(len(rows), -INF), -c, maximize=True)
+        h.run()
+        self.stats["lp"] += 1
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, None
+        sol = h.getSolution()
+        x = np.array(sol.col_value)
+        if x[n] > SLACK_TOL:
+            return x[:n], None
+        return None, np.abs(np.array(sol.row_dual))
+
+    # --- pairs ------------------------------------------------------------------------
+
+    def pair(self, rows_i, out_i, rows_j, out_j):
+        """('infeasible' | 'flat', certificate), ('witness', (x, y)) or ('open', None)."""
+        ineq, eqs = pair_system(rows_i, out_i, rows_j, out_j, self.n)
+        kind, info = self._pair_lp(ineq, eqs)
+        if kind == "empty":
+            cert = _farkas(ineq, eqs, info)
+            if cert is not None:
+                self.stats["infeasible_pairs"] += 1
+                return "infeasible", cert
+        elif kind == "open":
+            cert = _flat(ineq, eqs, (), None, self.n)
+            if cert is not None:
+                self.stats["flat_pairs"] += 1
+                return "flat", cert
+        elif kind == "thin":
+            support, guess = self._implicit(ineq, eqs)
+            if support is not None:
+                cert = _flat(ineq, eqs, support, guess, self.n)
+                if isinstance(cert, Infeasible):
+                    self.stats["infeasible_pairs"] += 1
+                    return "infeasible", cert
+                if cert is not None:
+                    self.stats["flat_pairs"] += 1
+                    return "flat", cert
+        # Either a collision, or the floats misled us: decide exactly.
+        self.stats["exact_fallback"] += 1
+        pt = _exact_distinct_point(ineq, eqs, self.n)
+        if pt is not None:
+            return "witness", pt
+        cert = _exact_pair(ineq, eqs, self.n)
+        return ("open", None) if cert is None else ("infeasible" if isinstance(cert, Infeasible) else "flat", cert)
+
+    def _pair_lp(self, ineq, eqs):
+        """Max-slack LP over the pair system: 'empty' (with dual hint), 'open'
+        (every inequality strictly satisfiable at once) or 'thin'."""
+        N = 2 * self.n
+        A = np.array([[float(v) for v in a] for a, _ in ineq]).reshape(len(ineq), N)
+        c = np.array([float(cc) for _, cc in ineq])
+        E = np.array([[float(v) for v in e] for e, _ in eqs]).reshape(len(eqs), N)
+        d = np.array([float(dd) for _, dd in eqs])
+        wts = np.linalg.norm(A, axis=1)
+        wts[wts == 0] = 1.0
+        M = np.vstack([np.hstack([A, wts[:, None]]), np.hstack([E, np.zeros((len(eqs), 1))])])
+        lo = np.r_[np.full(len(ineq), -INF), -d]
+        up = np.r_[-c, -d]
+        h = self.h
+        pass_lp(h, np.r_[np.zeros(N), 1.0], np.r_[np.full(N, -INF), -INF], np.r_[np.full(N, INF), 1.0],
+                M, lo, up, maximize=True)
+        h.run()
+        self.stats["lp"] += 1
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kInfeasible:
+            _, has, ray = h.getDualRay()
+            return "empty", (np.abs(np.array(ray)) if has else None)
+        if st != highspy.HighsModelStatus.kOptimal:
+            return "thin", None
+        sol = h.getSolution()
+        s = sol.col_value[N]
+        if s > SLACK_TOL:
+            return "open", None
+        if s < -SLACK_TOL:
+            return "empty", np.abs(np.array(sol.row_dual))
+        return "thin", None
+
+    def _implicit(self, ineq, eqs):
+        """Float hint for the rows tight on all of S: a combination lam >= 0,
+        free mu with sum lam a + sum mu e = 0 and sum lam c + sum mu d = 0,
+        of largest support (max sum min(lam_r, 1))."""
+        N = 2 * self.n
+        R, P = len(ineq), len(eqs)
+        # Columns: lam (R), tau (R), mu (P).  Rows: 2n + 1 equations, then tau - lam <= 0.
+        top = np.zeros((N + 1, 2 * R + P))
+        for r, (a, cc) in enumerate(ineq):
+            top[:N, r] = [float(v) for v in a]
+            top[N, r] = float(cc)
+        for q, (e, dd) in enumerate(eqs):
+            top[:N, 2 * R + q] = [float(v) for v in e]
+            top[N, 2 * R + q] = float(dd)
+        link = np.hstack([-np.eye(R), np.eye(R), np.zeros((R, P))])
+        M = np.vstack([top, link])
+        cost = np.r_[np.zeros(R), np.ones(R), np.zeros(P)]
+        lo = np.r_[np.zeros(R), np.zeros(R), np.full(P, -INF)]
+        up = np.r_[np.full(R, INF), np.ones(R), np.full(P, INF)]
+        h = self.h
+        pass_lp(h, cost, lo, up, M, np.r_[np.zeros(N + 1), np.full(R, -INF)], np.zeros(N + 1 + R), maximize=True)
+        h.run()
+        self.stats["lp"] += 1
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, None
+        x = np.array(h.getSolution().col_value)
+        lam, mu = x[:R], x[2 * R:]
+        support = tuple(r for r in range(R) if lam[r] > SUPPORT_TOL)
+        return support, (lam, mu)
+
+
+# --- exact certificates ------------------------------------------------------------------
+
+
+def _scaled(row) -> tuple[list[int], int]:
+    """An integer row (g, c) = s (a, c) with s > 0, and s."""
+    a, c = row
+    s = lcm(*(v.denominator for v in a), c.denominator)
+    return [int(v * s) for v in a] + [int(c * s)], s
+
+
+def _motzkin(strict, nonstrict):
+    """strict_or_motzkin on rows given as (a, c) pairs with Fraction entries."""
+    S = [_scaled(r) for r in strict]
+    T = [_scaled(r) for r in nonstrict]
+    kind, p, q = strict_or_motzkin([g[:-1] for g, _ in S], [g[-1] for g, _ in S],
+                                   [g[:-1] for g, _ in T], [g[-1] for g, _ in T])
+    if kind == "point":
+        return kind, p, q
+    # Multipliers of the scaled rows are multipliers of the original rows times s.
+    return kind, [v * s for v, (_, s) in zip(p, S)], [v * s for v, (_, s) in zip(q, T)]
+
+
+def _farkas(ineq: list[Row], eqs: list[Row], hint) -> Infeasible | None:
+    """An exact certificate that the rows and equations have no common point."""
+    m = len(ineq)
+    dim = len(ineq[0][0]) if ineq else (len(eqs[0][0]) if eqs else 0)
+    candidates = []
+    if hint is not None:
+        hint = np.asarray(hint)
+        sup = [r for r in range(m) if hint[r] > SUPPORT_TOL]
+        if sup:
+            candidates.append(sup)
+    candidates.append(list(range(m)))
+    # Fast path: on the hinted support the multipliers usually are the unique
+    # solution of sum lam a + sum mu e = 0, sum lam c + sum mu d = 1.
+    if len(candidates) > 1:
+        sup = candidates[0]
+        A = [[ineq[r][0][t] for r in sup] + [e[0][t] for e in eqs] for t in range(dim)]
+        A.append([ineq[r][1] for r in sup] + [e[1] for e in eqs])
+        sol = linalg.solve_affine(A, [Fraction(0)] * dim + [Fraction(1)], len(sup) + len(eqs))
+        if sol is not None and all(v >= 0 for v in sol[:len(sup)]):
+            keep = [(r, v) for r, v in zip(sup, sol) if v != 0]
+            cert = Infeasible(tuple(r for r, _ in keep), tuple(v for _, v in keep), tuple(sol[len(sup):]))
+            if verify_infeasible(ineq, eqs, cert):
+                return cert
+    t_row = ((Fraction(0),) * dim, Fraction(-1))  # -t < 0: the homogenising variable is positive
+    for sup in candidates:
+        non = [ineq[r] for r in sup]
+        for e in eqs:
+            non += [e, (tuple(-v for v in e[0]), -e[1])]
+        kind, lam, mu = _motzkin([t_row], non)
+        if kind != "multiplier":
+            continue
+        lam_r = mu[:len(sup)]
+        eq = [mu[len(sup) + 2 * q] - mu[len(sup) + 2 * q + 1] for q in range(len(eqs))]
+        keep = [(r, v) for r, v in zip(sup, lam_r) if v != 0]
+        cert = Infeasible(tuple(r for r, _ in keep), tuple(v for _, v in keep), tuple(eq))
+        if verify_infeasible(ineq, eqs, cert):
+            return cert
+    return None
+
+
+def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:
+    """The Flat certificate for ``support`` (rows tight on all of S), from a float hint."""
+    support = tuple(support)
+    k, P, N = len(support), len(eqs), 2 * n
+    if k:
+        # Unknowns (lam_S, mu); equations: sum lam a + sum mu e = 0, sum lam c + sum mu d = 0, and
+        # the normalisation sum lam = the hint's, so the repaired solution stays near the hint.
+        A = [[ineq[r][0][t] for r in support] + [e[0][t] for e in eqs] for t in range(N)]
+        A.append([ineq[r][1] for r in support] + [e[1] for e in eqs])
+        rhs = [Fraction(0)] * (N + 1)
+        lam_g = [float(guess[0][r]) for r in support] if guess is not None else [1.0] * k
+        mu_g = list(guess[1]) if guess is not None else [0.0] * P
+        A.append([Fraction(1)] * k + [Fraction(0)] * P)
+        rhs.append(linalg._round(sum(lam_g)) or Fraction(1))
+        sol = linalg.solve_affine(A, rhs, k + P, lam_g + mu_g)
+        if sol is None or any(v <= 0 for v in sol[:k]):
+            sol = _positive_combination(ineq, eqs, support)
+            if sol is None:
+                return None
+        lam, mu = tuple(sol[:k]), tuple(sol[k:])
+    else:
+        lam, mu = (), tuple(Fraction(0) for _ in eqs)
+    solve = _solve_difference(ineq, eqs, support, n)
+    if solve is None:
+        return None
+    cert = Flat(support, lam, mu, solve)
+    return cert if verify_flat(ineq, eqs, cert, n) else None
+
+
+def _positive_combination(ineq, eqs, support):
+    """Exactly: lam > 0 on every support row and free mu with the combination
+    identically zero (each Motzkin multiplier of the still-uncovered rows,
+    made strict, covers at least one; their sum covers all), or None."""
+    rows = [ineq[r] for r in support]
+    pairs = []
+    for e in eqs:
+        pairs += [e, (tuple(-v for v in e[0]), -e[1])]
+    lam = [Fraction(0)] * len(rows)
+    mu = [Fraction(0)] * len(eqs)
+    open_ = list(range(len(rows)))
+    while open_:
+        strict = [rows[i] for i in open_]
+        non = [rows[i] for i in range(len(rows)) if i not in open_] + pairs
+        kind, l1, l2 = _motzkin(strict, non)
+        if kind != "multiplier":
+            return None
+        closed = [open_[t] for t, v in enumerate(l1) if v > 0]
+        if not closed:
+            return None
+        for t, v in enumerate(l1):
+            lam[open_[t]] += v
+        others = [i for i in range(len(rows)) if i not in open_]
+        for t, i in enumerate(others):
+            lam[i] += l2[t]
+        for q in range(len(eqs)):
+            mu[q] += l2[len(others) + 2 * q] - l2[len(others) + 2 * q + 1]
+        open_ = [i for i in open_ if i not in closed]
+    return lam + mu
+
+
+def _solve_difference(ineq, eqs, support, n):
+    """Rows m_k with m_k . [A_S; E] = e_k - e_{n+k}, or None."""
+    B = [ineq[r][0] for r in support] + [e[0] for e in eqs]
+    q = len(B)
+    if q == 0:
+        return None
+    Bt = [[B[i][t] for i in range(q)] for t in range(2 * n)]
+    out = []
+    for k in range(n):
+        target = [Fraction(int(t == k)) - Fraction(int(t == n + k)) for t in range(2 * n)]
+        m = linalg.solve_affine(Bt, target, q)
+        if m is None:
+            return None
+        out.append(tuple(m))
+    return tuple(out)
+
+
+def _exact_distinct_point(ineq, eqs, n):
+    """An exact point of S with x != y, or None if there is none (exact simplex)."""
+    N = 2 * n
+    non = list(ineq)
+    for e in eqs:
+        non += [e, (tuple(-v for v in e[0]), -e[1])]
+    t_row = ((Fraction(0),) * N, Fraction(-1))
+    for k in range(n):
+        for sign in (1, -1):
+            d = [Fraction(0)] * N
+            d[k], d[n + k] = Fraction(-sign), Fraction(sign)  # -sign (x_k - y_k) < 0
+            kind, z, t = _motzkin([(tuple(d), Fraction(0)), t_row], non)
+            if kind == "point" and t > 0:
+                v = [zz / t for zz in z]
+                return tuple(v[:n]), tuple(v[n:])
+    return None
+
+
+def _exact_pair(ineq, eqs, n):
+    """Infeasible or Flat, decided without floats (slow; the fallback)."""
+    cert = _farkas(ineq, eqs, None)
+    if cert is not None:
+        return cert
+    # S is nonempty.  The rows tight on all of S: repeatedly, the rows a Motzkin
+    # multiplier of the still-strict rows uses are tight on S.
+    sup = list(range(len(ineq)))
+    pairs = []
+    for e in eqs:
+        pairs += [e, (tuple(-v for v in e[0]), -e[1])]
+    tight: list[int] = []
+    open_ = list(sup)
+    while open_:
+        kind, l1, l2 = _motzkin([ineq[r] for r in open_], [ineq[r] for r in sup if r not in open_] + pairs)
+        if kind != "multiplier":
+            break
+        hit = [open_[t] for t, v in enumerate(l1) if v > 0]
+        if not hit:
+            break
+        tight += hit
+        open_ = [r for r in open_ if r not in hit]
+    cert = _flat(ineq, eqs, tuple(sorted(tight)), None, n)
+    return cert if isinstance(cert, Flat) else None
+
+
