@@ -253,6 +253,36 @@ class Infeasible:
 
 
 @dataclass(frozen=True)
+class Tight:
+    """A prefix region lies in a hyperplane: lam >= 0 with sum lam_r a_r = 0 and
+    sum lam_r c_r = 0 makes every row with lam_r > 0 tight on the region, and
+    one of them has a_r != 0.  On a full-dimensional domain the closed
+    full-dimensional pieces alone cover it (their union is closed and what is
+    left has empty interior), so such a prefix can be dropped."""
+
+    support: tuple[int, ...]
+    lam: tuple[Fraction, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.support)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An exact bound on one output of a piece: lam >= 0 over the piece's rows
+    with sum lam_r a_r = o (upper) or -o (lower), for the output o.x + o_0;
+    then o.x + o_0 <= o_0 - sum lam_r c_r, or >= o_0 + sum lam_r c_r."""
+
+    support: tuple[int, ...]
+    lam: tuple[Fraction, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.support)
+
+
+@dataclass(frozen=True)
 class Flat:
     """Every point of a pair system has x = y.
 
@@ -277,20 +307,27 @@ class EndToEndProof:
     """No two points of the domain collide, pattern pair by pattern pair.
 
     ``tree`` (codes above) splits the network's ReLU neurons in the order of
-    :mod:`exact_inj.pieces`; its REGION leaves, numbered in preorder, are
-    closed pieces covering the domain.  ``pairs`` closes every pair of pieces
-    (i, j) with i <= j, in the order (0,0), (0,1), ..., (1,1), ...: the system
-    x in piece i, y in piece j, N_i(x) = N_j(y) over v = (x, y) -- rows of x's
-    piece, then rows of y's piece, then the output equations -- is either
-    Infeasible or Flat.  Pairs (j, i) follow by swapping x and y."""
+    :mod:`exact_inj.pieces`; a leaf k >= 0 is closed by ``leaves[k]``: an
+    Infeasible prefix is empty, a Tight one lies in a hyperplane (allowed only
+    on a full-dimensional domain).  The REGION leaves, numbered in preorder,
+    are the pieces; they cover the domain.  ``bounds[i][k]`` is (lower,
+    upper) for output k on piece i, each a Bound or None (no bound).  Pieces i
+    and j are *separated* when some output's upper bound on one is below its
+    lower bound on the other.  ``pairs`` closes every other pair (i, j),
+    i <= j, in the order (0,0), (0,1), ..., (1,1), ...: the system x in piece
+    i, y in piece j, N_i(x) = N_j(y) over v = (x, y) -- rows of x's piece,
+    then rows of y's piece, then the output equations -- is Infeasible or
+    Flat.  Pairs (j, i) follow by swapping x and y."""
 
     tree: tuple[int, ...]
-    empty: tuple[Infeasible, ...]
+    leaves: tuple[Union[Infeasible, Tight], ...]
+    bounds: tuple[tuple[tuple[Union[Bound, None], Union[Bound, None]], ...], ...]
     pairs: tuple[Union[Infeasible, Flat], ...]
 
     @property
     def size(self) -> int:
-        return len(self.tree) + sum(c.size for c in self.empty) + sum(c.size for c in self.pairs)
+        return (len(self.tree) + sum(c.size for c in self.leaves) + sum(c.size for c in self.pairs)
+                + sum(b.size for piece in self.bounds for lu in piece for b in lu if b is not None))
 
 
 def _evidence_size(ev) -> int:
@@ -388,14 +425,18 @@ def _proof_to_json(ev) -> dict:
             {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": _proof_to_json(st.proof)}
             for st in ev.stages]}
     if isinstance(ev, EndToEndProof):
-        return {"kind": "end_to_end", "tree": list(ev.tree), "empty": [_combination_to_json(c) for c in ev.empty],
+        return {"kind": "end_to_end", "tree": list(ev.tree), "leaves": [_combination_to_json(c) for c in ev.leaves],
+                "bounds": [[[None if b is None else _combination_to_json(b) for b in lu] for lu in piece]
+                           for piece in ev.bounds],
                 "pairs": [_combination_to_json(c) for c in ev.pairs]}
     raise TypeError(f"unknown evidence {type(ev).__name__}")  # pragma: no cover - closed union
 
 
 def _combination_to_json(c) -> dict:
     d: dict = {"support": list(c.support), "lam": [fraction_to_str(v) for v in c.lam]}
-    if c.eq:
+    if isinstance(c, Tight):
+        d["tight"] = True
+    if getattr(c, "eq", None):
         d["eq"] = [fraction_to_str(v) for v in c.eq]
     if isinstance(c, Flat):
         d["solve"] = [[fraction_to_str(v) for v in row] for row in c.solve]
@@ -414,6 +455,10 @@ def _combination_from_json(c: object, where: str, what: str):
             raise InputError(where, str(e)) from None
 
     lam = nums(c["lam"], "lam")
+    if c.get("tight") is True:
+        return Tight(support, lam)
+    if what.startswith("bound"):
+        return Bound(support, lam)
     eq = nums(c.get("eq", []), "eq")
     if "solve" in c:
         solve = tuple(nums(row, "solve") for row in _as_list(c["solve"], where, f"{what} solve"))
@@ -496,12 +541,22 @@ def _proof_from_json(p: object, where: str) -> Evidence:
             stages.append(StageProof(span[0], span[1], Domain.from_json(st["domain"], where), sub))
         return LayerwiseProof(tuple(stages))
     if kind == "end_to_end":
-        empty = tuple(_combination_from_json(c, where, f"empty leaf {k}")
-                      for k, c in enumerate(_as_list(p.get("empty", []), where, "proof empty")))
-        for k, c in enumerate(empty):
-            if isinstance(c, Flat):
-                raise InputError(where, f"empty leaf {k} must not have \"solve\"")
+        leaves = tuple(_combination_from_json(c, where, f"leaf {k}")
+                       for k, c in enumerate(_as_list(p.get("leaves", []), where, "proof leaves")))
+        if any(isinstance(c, Flat) for c in leaves):
+            raise InputError(where, "a leaf certificate must not have \"solve\"")
+        bounds = []
+        for i, piece in enumerate(_as_list(p.get("bounds", []), where, "proof bounds")):
+            row = []
+            for k, lu in enumerate(_as_list(piece, where, f"bounds of piece {i}")):
+                if not isinstance(lu, list) or len(lu) != 2:
+                    raise InputError(where, f"bounds of piece {i}, output {k} must be [lower, upper]")
+                row.append(tuple(None if b is None else _combination_from_json(b, where, f"bound {i}.{k}")
+                                 for b in lu))
+            bounds.append(tuple(row))
         pairs = tuple(_combination_from_json(c, where, f"pair {k}")
                       for k, c in enumerate(_as_list(p.get("pairs"), where, "proof pairs")))
-        return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), empty, pairs)
+        if any(isinstance(c, Tight) for c in pairs):
+            raise InputError(where, "a pair certificate cannot be \"tight\"")
+        return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), leaves, tuple(bounds), pairs)
     raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, empty_domain, linear_rank, layerwise or end_to_end)")

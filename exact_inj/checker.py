@@ -21,9 +21,11 @@ from .certificate import (
     CORE_BASE,
     REGION,
     SPLIT,
+    Bound,
     EndToEndProof,
     Flat,
     Infeasible,
+    Tight,
     Domain,
     EmptyDomainProof,
     LayerwiseProof,
@@ -184,8 +186,12 @@ def _normalised_evidence(ev):
         return ev
     if isinstance(ev, EndToEndProof):
         def comb(c, what):
+            if c is None:
+                return None
             support = _ints(c.support, f"{what} support")
             lam = tuple(_num_exact(v, f"{what} multiplier") for v in c.lam)
+            if isinstance(c, (Tight, Bound)):
+                return type(c)(support, lam)
             eq = tuple(_num_exact(v, f"{what} multiplier") for v in c.eq)
             if isinstance(c, Flat):
                 return Flat(support, lam, eq, tuple(tuple(_num_exact(v, "solve entry") for v in r) for r in c.solve))
@@ -193,7 +199,8 @@ def _normalised_evidence(ev):
                 return Infeasible(support, lam, eq)
             raise _Invalid(f"{what}: unknown certificate {type(c).__name__}")
 
-        return EndToEndProof(_ints(ev.tree, "tree codes"), tuple(comb(c, "empty leaf") for c in ev.empty),
+        bounds = tuple(tuple(tuple(comb(b, "bound") for b in lu) for lu in piece) for piece in ev.bounds)
+        return EndToEndProof(_ints(ev.tree, "tree codes"), tuple(comb(c, "leaf") for c in ev.leaves), bounds,
                              tuple(comb(c, "pair") for c in ev.pairs))
     raise _Invalid(f"unknown evidence {type(ev).__name__}")
 
@@ -532,6 +539,7 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
     from .pieces import Walker, pair_system
 
     w = Walker(net, dom)
+    full = dom.kind != "box" or all(lo < hi for lo, hi in zip(dom.lower, dom.upper))
     tokens = proof.tree
     pos = 0
     pieces = []
@@ -558,22 +566,41 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
             else:
                 stack.append(node.child(False))
                 stack.append(node.child(True))
-        elif 0 <= tok < len(proof.empty):
-            if not verify_infeasible(node.rows(), [], proof.empty[tok]):
-                raise _Invalid(f"tree code {pos - 1}: empty-leaf certificate {tok} does not close its prefix")
+        elif 0 <= tok < len(proof.leaves):
+            leaf = proof.leaves[tok]
+            if isinstance(leaf, Tight):
+                if not full:
+                    raise _Invalid(f"tree code {pos - 1}: a lower-dimensional prefix may be dropped only on a "
+                                   f"full-dimensional domain, and {dom.describe()} is not one")
+                if not verify_tight(node.rows(), leaf):
+                    raise _Invalid(f"tree code {pos - 1}: leaf certificate {tok} does not put its prefix in a "
+                                   "hyperplane")
+            elif not (isinstance(leaf, Infeasible) and verify_infeasible(node.rows(), [], leaf)):
+                raise _Invalid(f"tree code {pos - 1}: leaf certificate {tok} does not close its prefix")
         else:
             raise _Invalid(f"tree code {pos - 1} = {_num(tok)} is not a valid code")
     if pos != len(tokens):
         raise _Invalid(f"the piece tree has {len(tokens) - pos} codes after its last node")
     R = len(pieces)
-    if len(proof.pairs) != R * (R + 1) // 2:
-        raise _Invalid(f"{R} pieces need {R * (R + 1) // 2} pair certificates, the proof has {len(proof.pairs)}")
     n = w.n
     rows = [p.rows() for p in pieces]
     outs = [p.output() for p in pieces]
+    if len(proof.bounds) != R:
+        raise _Invalid(f"{R} pieces need {R} lists of output bounds, the proof has {len(proof.bounds)}")
+    box = [_piece_box(rows[i], outs[i], proof.bounds[i], i) for i in range(R)]
+    p_out = len(outs[0]) if outs else 0
     k = 0
+    separated = 0
     for i in range(R):
+        bi = box[i]
         for j in range(i, R):
+            bj = box[j]
+            if any((bi[t][1] is not None and bj[t][0] is not None and bi[t][1] < bj[t][0])
+                   or (bj[t][1] is not None and bi[t][0] is not None and bj[t][1] < bi[t][0]) for t in range(p_out)):
+                separated += 1
+                continue
+            if k >= len(proof.pairs):
+                raise _Invalid(f"pair ({i}, {j}) has no certificate (the proof has {len(proof.pairs)})")
             ineq, eqs = pair_system(rows[i], outs[i], rows[j], outs[j], n)
             cert = proof.pairs[k]
             ok = (verify_flat(ineq, eqs, cert, n) if isinstance(cert, Flat)
@@ -581,5 +608,56 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
             if not ok:
                 raise _Invalid(f"pair ({i}, {j}): its certificate does not close it")
             k += 1
+    if k != len(proof.pairs):
+        raise _Invalid(f"the proof has {len(proof.pairs) - k} pair certificates more than the pairs it must close")
+    k += separated
     return (f"end-to-end proof: {R} pieces cover {dom.describe()}, and none of the {k} pairs of pieces "
-            "holds two distinct points with equal outputs")
+            f"holds two distinct points with equal outputs ({separated} pairs separated by output bounds)")
+
+
+def verify_tight(rows, cert: Tight) -> bool:
+    """lam >= 0, sum lam a = 0, sum lam c = 0, and lam_r > 0 on a row with a_r != 0."""
+    from .pieces import combine
+
+    if len(cert.support) != len(cert.lam) or len(set(cert.support)) != len(cert.support) or not rows:
+        return False
+    if any(r < 0 or r >= len(rows) for r in cert.support) or any(v < 0 for v in cert.lam):
+        return False
+    if not any(v > 0 and any(rows[r][0]) for r, v in zip(cert.support, cert.lam)):
+        return False
+    coef, const = combine(rows, [], cert.support, cert.lam, (), len(rows[0][0]))
+    return not any(coef) and const == 0
+
+
+def bound_value(rows, out, cert: Bound, upper: bool):
+    """The bound a Bound certifies on the output o.x + o_0, or None if it is not one."""
+    from .pieces import combine
+
+    o, o0 = out
+    if len(cert.support) != len(cert.lam) or len(set(cert.support)) != len(cert.support):
+        return None
+    if any(r < 0 or r >= len(rows) for r in cert.support) or any(v < 0 for v in cert.lam):
+        return None
+    coef, const = combine(rows, [], cert.support, cert.lam, (), len(o))
+    if any(a != (b if upper else -b) for a, b in zip(coef, o)):
+        return None
+    return o0 - const if upper else o0 + const
+
+
+def _piece_box(rows, outs, bounds, i):
+    if len(bounds) != len(outs):
+        raise _Invalid(f"piece {i} has {len(outs)} outputs but {len(bounds)} bound pairs")
+    box = []
+    for k, (lu, out) in enumerate(zip(bounds, outs)):
+        vals = []
+        for b, upper in zip(lu, (False, True)):
+            if b is None:
+                vals.append(None)
+                continue
+            v = bound_value(rows, out, b, upper) if isinstance(b, Bound) else None
+            if v is None:
+                raise _Invalid(f"piece {i}, output {k}: the {'upper' if upper else 'lower'} bound's "
+                               "certificate is not valid")
+            vals.append(v)
+        box.append(tuple(vals))
+    return box

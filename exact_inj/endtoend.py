@@ -43,10 +43,10 @@ import numpy as np
 
 from . import linalg
 from .backend import INF, new_highs, pass_lp
-from .certificate import COLLAPSE, REGION, SPLIT, Domain, EndToEndProof, Flat, Infeasible
+from .certificate import COLLAPSE, REGION, SPLIT, Bound, Domain, EndToEndProof, Flat, Infeasible, Tight
 from .exact_lp import strict_or_motzkin
 from .model import Network
-from .checker import verify_flat, verify_infeasible
+from .checker import bound_value, verify_flat, verify_infeasible, verify_tight
 from .pieces import Prefix, Row, Walker, pair_system
 
 # Float thresholds: they only choose which exact certificate to try first.
@@ -90,7 +90,7 @@ def decide(
     ...                Layer.from_rows([[1, 0, -1, 0], [0, 1, 0, -1]], activation="linear")))  # = B z
     >>> r = decide(net, Domain(), time.perf_counter() + 60)
     >>> r.status, r.pieces
-    ('injective', 16)
+    ('injective', 4)
     """
     say = progress or (lambda s: None)
     walker = Walker(net, domain)
@@ -106,14 +106,33 @@ def decide(
     say(f"end to end: {R} pieces, {total} pairs ({time.perf_counter() - t0:.1f} s)")
     certs: list = []
     done = 0
+    separated = 0
     last = time.perf_counter()
     try:
         outs = [p.output() for p in pieces]
         rows = [p.rows() for p in pieces]
+        bounds, box = [], []
         for i in range(R):
+            if time.perf_counter() > deadline:
+                raise _Stop("time limit while bounding the pieces' outputs")
+            b, v = search.bounds(rows[i], outs[i])
+            bounds.append(b)
+            box.append(v)
+        p_out = len(outs[0]) if outs else 0
+        for i in range(R):
+            bi = box[i]
             for j in range(i, R):
                 if time.perf_counter() > deadline:
                     raise _Stop("time limit")
+                bj = box[j]
+                # The same exact test as the checker's: an output on which one
+                # piece's upper bound is below the other's lower bound.
+                if any((bi[t][1] is not None and bj[t][0] is not None and bi[t][1] < bj[t][0])
+                       or (bj[t][1] is not None and bi[t][0] is not None and bj[t][1] < bi[t][0])
+                       for t in range(p_out)):
+                    separated += 1
+                    done += 1
+                    continue
                 kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j])
                 if kind == "witness":
                     x, y = ev
@@ -134,8 +153,9 @@ def decide(
     except _Stop as e:
         return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
                               reason=f"{e} after {done} of {total} pairs of {R} pieces")
-    return EndToEndResult("injective", EndToEndProof(tuple(tree), tuple(empty), tuple(certs)), pieces=R,
-                          pairs_done=done, pairs_total=total, stats=search.stats)
+    search.stats["separated_pairs"] = separated
+    return EndToEndResult("injective", EndToEndProof(tuple(tree), tuple(empty), tuple(bounds), tuple(certs)),
+                          pieces=R, pairs_done=done, pairs_total=total, stats=search.stats)
 
 
 class _Search:
@@ -147,7 +167,12 @@ class _Search:
         self.max_pieces = max_pieces
         self.h = new_highs()
         self.n_pieces = 0
-        self.stats = {"lp": 0, "exact_fallback": 0, "infeasible_pairs": 0, "flat_pairs": 0}
+        self.stats = {"lp": 0, "exact_fallback": 0, "infeasible_pairs": 0, "flat_pairs": 0, "thin_prefixes": 0}
+        dom = walker.domain
+        # Lower-dimensional prefixes may be dropped only on a full-dimensional
+        # domain (certificate.Tight says why); on a degenerate box every
+        # prefix is lower-dimensional, so all are split.
+        self.full = dom.kind != "box" or all(lo < hi for lo, hi in zip(dom.lower, dom.upper))
 
     # --- pieces ---------------------------------------------------------------------
 
@@ -194,12 +219,16 @@ class _Search:
                 p, duals = self._interior_or_duals(rows)
                 if p is None:
                     cert = _farkas(rows, [], duals)
+                    if cert is None and self.full:
+                        cert = _tight(rows, duals)
+                        if isinstance(cert, Tight):
+                            self.stats["thin_prefixes"] += 1
                     if cert is not None:
                         tree.append(len(empty))
                         empty.append(cert)
                         continue
-                    # The floats said empty but no exact certificate exists:
-                    # keep splitting (sound, only slower).
+                    # The floats said empty or thin but no exact certificate
+                    # exists: keep splitting (sound, only slower).
             self._grow(child, p, tree, empty, pieces)
 
     def _interior(self, rows: list[Row]):
@@ -227,6 +256,45 @@ class _Search:
         if x[n] > SLACK_TOL:
             return x[:n], None
         return None, np.abs(np.array(sol.row_dual))
+
+    # --- output bounds -----------------------------------------------------------------
+
+    def bounds(self, rows: list[Row], outs: list[Row]):
+        """Exact (lower, upper) Bounds of every output over a piece, and their values."""
+        n = self.n
+        A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
+        c = np.array([float(cc) for _, cc in rows])
+        certs, vals = [], []
+        for o, o0 in outs:
+            of = np.array([float(v) for v in o])
+            pair_c, pair_v = [], []
+            for upper in (False, True):
+                cert = self._bound(rows, A, c, o, of, upper)
+                v = bound_value(rows, (o, o0), cert, upper) if cert is not None else None
+                pair_c.append(cert if v is not None else None)
+                pair_v.append(v)
+            certs.append(tuple(pair_c))
+            vals.append(tuple(pair_v))
+        return tuple(certs), vals
+
+    def _bound(self, rows, A, c, o, of, upper: bool) -> Bound | None:
+        n = self.n
+        h = self.h
+        pass_lp(h, of if upper else -of, np.full(n, -INF), np.full(n, INF), A, np.full(len(rows), -INF), -c,
+                maximize=True)
+        h.run()
+        self.stats["lp"] += 1
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        y = np.abs(np.array(h.getSolution().row_dual))
+        sup = [r for r in range(len(rows)) if y[r] > SUPPORT_TOL]
+        target = list(o) if upper else [-v for v in o]
+        Aeq = [[rows[r][0][t] for r in sup] for t in range(n)]
+        sol = linalg.solve_affine(Aeq, target, len(sup), [float(y[r]) for r in sup])
+        if sol is None or any(v < 0 for v in sol):
+            return None
+        keep = [(r, v) for r, v in zip(sup, sol) if v != 0]
+        return Bound(tuple(r for r, _ in keep), tuple(v for _, v in keep))
 
     # --- pairs ------------------------------------------------------------------------
 
@@ -385,6 +453,40 @@ def _farkas(ineq: list[Row], eqs: list[Row], hint) -> Infeasible | None:
         if verify_infeasible(ineq, eqs, cert):
             return cert
     return None
+
+
+def _tight(rows: list[Row], hint) -> Tight | Infeasible | None:
+    """An exact certificate that a prefix region lies in a hyperplane (or is empty)."""
+    dim = len(rows[0][0])
+    if hint is not None:
+        hint = np.asarray(hint)
+        sup = [r for r in range(len(rows)) if hint[r] > SUPPORT_TOL]
+        if sup:
+            A = [[rows[r][0][t] for r in sup] for t in range(dim)]
+            A.append([rows[r][1] for r in sup])
+            A.append([Fraction(1)] * len(sup))
+            rhs = [Fraction(0)] * (dim + 1) + [linalg._round(float(sum(hint[sup]))) or Fraction(1)]
+            sol = linalg.solve_affine(A, rhs, len(sup), [float(hint[r]) for r in sup])
+            if sol is not None and all(v >= 0 for v in sol):
+                keep = [(r, v) for r, v in zip(sup, sol) if v != 0]
+                cert = Tight(tuple(r for r, _ in keep), tuple(v for _, v in keep))
+                if verify_tight(rows, cert):
+                    return cert
+    # Exactly: the nonzero rows cannot all be strict at once (Motzkin), and the
+    # multiplier's constant says tight (= 0) or empty (> 0).
+    idx = [r for r in range(len(rows)) if any(rows[r][0])]
+    if not idx:
+        return None
+    kind, lam, mu = _motzkin([rows[r] for r in idx], [rows[r] for r in range(len(rows)) if r not in idx])
+    if kind != "multiplier":
+        return None
+    others = [r for r in range(len(rows)) if r not in idx]
+    keep = [(r, v) for r, v in zip(idx + others, list(lam) + list(mu)) if v != 0]
+    cert = Tight(tuple(r for r, _ in keep), tuple(v for _, v in keep))
+    if verify_tight(rows, cert):
+        return cert
+    inf = Infeasible(cert.support, cert.lam, ())
+    return inf if verify_infeasible(rows, [], inf) else None
 
 
 def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:

@@ -48,6 +48,7 @@ class Walker:
         from .network import stages
 
         self.n = net.input_dim
+        self.domain = domain
         st = stages(net)
         self.final = st[-1].layer if st[-1].layer.activation == "linear" else None
         self.relu = [s.layer for s in (st[:-1] if self.final is not None else st)]
