@@ -111,11 +111,12 @@ def decide(
     try:
         outs = [p.output() for p in pieces]
         rows = [p.rows() for p in pieces]
+        fl = [search.floats(r, o) for r, o in zip(rows, outs)]
         bounds, box = [], []
         for i in range(R):
             if time.perf_counter() > deadline:
                 raise _Stop("time limit while bounding the pieces' outputs")
-            b, v = search.bounds(rows[i], outs[i])
+            b, v = search.bounds(rows[i], outs[i], fl[i])
             bounds.append(b)
             box.append(v)
         p_out = len(outs[0]) if outs else 0
@@ -133,7 +134,7 @@ def decide(
                     separated += 1
                     done += 1
                     continue
-                kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j])
+                kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j], fl[i], fl[j])
                 if kind == "witness":
                     x, y = ev
                     if (x != y and domain.contains(x) and domain.contains(y)
@@ -259,14 +260,11 @@ class _Search:
 
     # --- output bounds -----------------------------------------------------------------
 
-    def bounds(self, rows: list[Row], outs: list[Row]):
+    def bounds(self, rows: list[Row], outs: list[Row], fl):
         """Exact (lower, upper) Bounds of every output over a piece, and their values."""
-        n = self.n
-        A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
-        c = np.array([float(cc) for _, cc in rows])
+        A, c, O, _ = fl
         certs, vals = [], []
-        for o, o0 in outs:
-            of = np.array([float(v) for v in o])
+        for (o, o0), of in zip(outs, O):
             pair_c, pair_v = [], []
             for upper in (False, True):
                 cert = self._bound(rows, A, c, o, of, upper)
@@ -298,10 +296,23 @@ class _Search:
 
     # --- pairs ------------------------------------------------------------------------
 
-    def pair(self, rows_i, out_i, rows_j, out_j):
+    def floats(self, rows: list[Row], outs: list[Row]):
+        """A piece's rows and outputs as float arrays, converted once (hints only)."""
+        n = self.n
+        A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
+        c = np.array([float(cc) for _, cc in rows])
+        O = np.array([[float(v) for v in o] for o, _ in outs]).reshape(len(outs), n)
+        o0 = np.array([float(oo) for _, oo in outs])
+        return A, c, O, o0
+
+    def pair(self, rows_i, out_i, rows_j, out_j, fi, fj):
         """('infeasible' | 'flat', certificate), ('witness', (x, y)) or ('open', None)."""
         ineq, eqs = pair_system(rows_i, out_i, rows_j, out_j, self.n)
-        kind, info = self._pair_lp(ineq, eqs)
+        (Ai, ci, Oi, oi), (Aj, cj, Oj, oj) = fi, fj
+        n = self.n
+        A = np.block([[Ai, np.zeros((len(Ai), n))], [np.zeros((len(Aj), n)), Aj]])
+        floats = (A, np.r_[ci, cj], np.hstack([Oi, -Oj]), oi - oj)
+        kind, info = self._pair_lp(*floats)
         if kind == "empty":
             cert = _farkas(ineq, eqs, info)
             if cert is not None:
@@ -313,7 +324,7 @@ class _Search:
                 self.stats["flat_pairs"] += 1
                 return "flat", cert
         elif kind == "thin":
-            support, guess = self._implicit(ineq, eqs)
+            support, guess = self._implicit(*floats)
             if support is not None:
                 cert = _flat(ineq, eqs, support, guess, self.n)
                 if isinstance(cert, Infeasible):
@@ -330,14 +341,11 @@ class _Search:
         cert = _exact_pair(ineq, eqs, self.n)
         return ("open", None) if cert is None else ("infeasible" if isinstance(cert, Infeasible) else "flat", cert)
 
-    def _pair_lp(self, ineq, eqs):
+    def _pair_lp(self, A, c, E, d):
         """Max-slack LP over the pair system: 'empty' (with dual hint), 'open'
         (every inequality strictly satisfiable at once) or 'thin'."""
         N = 2 * self.n
-        A = np.array([[float(v) for v in a] for a, _ in ineq]).reshape(len(ineq), N)
-        c = np.array([float(cc) for _, cc in ineq])
-        E = np.array([[float(v) for v in e] for e, _ in eqs]).reshape(len(eqs), N)
-        d = np.array([float(dd) for _, dd in eqs])
+        ineq, eqs = c, d  # sizes only
         wts = np.linalg.norm(A, axis=1)
         wts[wts == 0] = 1.0
         M = np.vstack([np.hstack([A, wts[:, None]]), np.hstack([E, np.zeros((len(eqs), 1))])])
@@ -362,20 +370,18 @@ class _Search:
             return "empty", np.abs(np.array(sol.row_dual))
         return "thin", None
 
-    def _implicit(self, ineq, eqs):
+    def _implicit(self, A, c, E, d):
         """Float hint for the rows tight on all of S: a combination lam >= 0,
         free mu with sum lam a + sum mu e = 0 and sum lam c + sum mu d = 0,
         of largest support (max sum min(lam_r, 1))."""
         N = 2 * self.n
-        R, P = len(ineq), len(eqs)
+        R, P = len(c), len(d)
         # Columns: lam (R), tau (R), mu (P).  Rows: 2n + 1 equations, then tau - lam <= 0.
         top = np.zeros((N + 1, 2 * R + P))
-        for r, (a, cc) in enumerate(ineq):
-            top[:N, r] = [float(v) for v in a]
-            top[N, r] = float(cc)
-        for q, (e, dd) in enumerate(eqs):
-            top[:N, 2 * R + q] = [float(v) for v in e]
-            top[N, 2 * R + q] = float(dd)
+        top[:N, :R] = A.T
+        top[N, :R] = c
+        top[:N, 2 * R:] = E.T
+        top[N, 2 * R:] = d
         link = np.hstack([-np.eye(R), np.eye(R), np.zeros((R, P))])
         M = np.vstack([top, link])
         cost = np.r_[np.zeros(R), np.ones(R), np.zeros(P)]
