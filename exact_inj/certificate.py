@@ -93,8 +93,10 @@ class Domain:
             return "R^n"
         if self.kind == "orthant":
             return "the nonnegative orthant"
-        return "the box " + " x ".join(f"[{fraction_to_str(a)}, {fraction_to_str(b)}]"
-                                       for a, b in zip(self.lower, self.upper))
+        sides = [f"[{fraction_to_str(a)}, {fraction_to_str(b)}]" for a, b in zip(self.lower, self.upper)]
+        if len(sides) > 8:  # one readable line; the JSON "domain" keeps every bound
+            return f"a box in {len(sides)} coordinates, " + " x ".join(sides[:3]) + " x ..."
+        return "the box " + " x ".join(sides)
 
     def to_json(self) -> dict:
         if self.kind == "box":
