@@ -167,6 +167,7 @@ class _Search:
         self.say = say
         self.max_pieces = max_pieces
         self.h = new_highs()
+        self._thin_duals = None
         self.n_pieces = 0
         self.stats = {"lp": 0, "exact_fallback": 0, "infeasible_pairs": 0, "flat_pairs": 0, "thin_prefixes": 0}
         dom = walker.domain
@@ -182,14 +183,13 @@ class _Search:
         empty: list[Infeasible] = []
         pieces: list[Prefix] = []
         root = self.w.root()
-        point = self._interior(root.rows())
-        if point is None:  # the domain itself is empty (callers rule this out)
-            cert = _farkas(root.rows(), [], None)
-            if cert is None:
-                raise _Stop("the domain looks empty but no exact certificate was found")
-            tree.append(len(empty))
-            empty.append(cert)
-            return tree, empty, pieces
+        point, duals = self._interior_or_duals(root.rows())
+        if point is None and duals is not None:  # the domain looks empty (callers rule this out)
+            cert = _farkas(root.rows(), [], duals)
+            if cert is not None:
+                tree.append(len(empty))
+                empty.append(cert)
+                return tree, empty, pieces
         self._grow(root, point, tree, empty, pieces)
         return tree, empty, pieces
 
@@ -218,10 +218,13 @@ class _Search:
             else:
                 rows = child.rows()
                 p, duals = self._interior_or_duals(rows)
-                if p is None:
-                    cert = _farkas(rows, [], duals)
+                if p is None and (duals is not None or self.full):
+                    # Clearly negative slack: try emptiness first.  Near-zero
+                    # slack: try "lies in a hyperplane" (full domains only; on a
+                    # degenerate box every prefix is thin, so split on).
+                    cert = _farkas(rows, [], duals) if duals is not None else None
                     if cert is None and self.full:
-                        cert = _tight(rows, duals)
+                        cert = _tight(rows, duals if duals is not None else self._thin_duals)
                         if isinstance(cert, Tight):
                             self.stats["thin_prefixes"] += 1
                     if cert is not None:
@@ -238,6 +241,7 @@ class _Search:
     def _interior_or_duals(self, rows: list[Row]):
         """Max-slack LP: a point deep inside, or (None, dual hint) if it looks empty/thin."""
         n = self.n
+        self._thin_duals = None
         if not rows:
             return np.zeros(n), None
         A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
@@ -256,7 +260,11 @@ class _Search:
         x = np.array(sol.col_value)
         if x[n] > SLACK_TOL:
             return x[:n], None
-        return None, np.abs(np.array(sol.row_dual))
+        duals = np.abs(np.array(sol.row_dual))
+        if x[n] >= -SLACK_TOL:
+            self._thin_duals = duals
+            return None, None
+        return None, duals
 
     # --- output bounds -----------------------------------------------------------------
 
