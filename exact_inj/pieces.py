@@ -141,10 +141,31 @@ def _affine(w, b: Fraction, hin, n: int) -> Row:
 def pair_system(rows_i: list[Row], out_i: list[Row], rows_j: list[Row], out_j: list[Row], n: int):
     """The pair system of pieces i and j over v = (x, y): the rows of x's piece,
     then y's, and the equations N_i(x) - N_j(y) = 0 (theory section 8)."""
-    z = (Fraction(0),) * n
-    ineq = [(a + z, c) for a, c in rows_i] + [(z + a, c) for a, c in rows_j]
     eqs = [(a + tuple(-v for v in b), c - d) for (a, c), (b, d) in zip(out_i, out_j)]
-    return ineq, eqs
+    return PairRows(rows_i, rows_j, n), eqs
+
+
+class PairRows:
+    """The inequality rows of a pair system, built on demand: a certificate
+    touches only its support, so padding every row of both pieces to 2n
+    coordinates for every pair would dominate the check."""
+
+    __slots__ = ("rows_i", "rows_j", "zero")
+
+    def __init__(self, rows_i: list[Row], rows_j: list[Row], n: int):
+        self.rows_i, self.rows_j, self.zero = rows_i, rows_j, (Fraction(0),) * n
+
+    def __len__(self) -> int:
+        return len(self.rows_i) + len(self.rows_j)
+
+    def __getitem__(self, r: int) -> Row:
+        if not 0 <= r < len(self):
+            raise IndexError(r)
+        if r < len(self.rows_i):
+            a, c = self.rows_i[r]
+            return a + self.zero, c
+        a, c = self.rows_j[r - len(self.rows_i)]
+        return self.zero + a, c
 
 
 def combine(rows: list[Row], eqs: list[Row], support, lam, eq, dim: int):
