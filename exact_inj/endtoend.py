@@ -46,8 +46,8 @@ from .backend import INF, new_highs, pass_lp
 from .certificate import COLLAPSE, REGION, SPLIT, Bound, Domain, EndToEndProof, Flat, Infeasible, Tight
 from .exact_lp import strict_or_motzkin
 from .model import Network
-from .checker import bound_value, verify_flat, verify_infeasible, verify_tight
-from .pieces import Prefix, Row, Walker, pair_system
+from .checker import bound_value, verify_infeasible, verify_tight
+from .pieces import Prefix, Row, Walker, combine, pair_system
 
 # Float thresholds: they only choose which exact certificate to try first.
 # A wrong choice costs time (the exact fallback runs), never a wrong verdict.
@@ -448,10 +448,10 @@ def _farkas(ineq: list[Row], eqs: list[Row], hint) -> Infeasible | None:
         A.append([ineq[r][1] for r in sup] + [e[1] for e in eqs])
         sol = linalg.solve_affine(A, [Fraction(0)] * dim + [Fraction(1)], len(sup) + len(eqs))
         if sol is not None and all(v >= 0 for v in sol[:len(sup)]):
+            # The equations hold by construction and lam >= 0 was just checked;
+            # engine.certified runs the full checker on the finished proof.
             keep = [(r, v) for r, v in zip(sup, sol) if v != 0]
-            cert = Infeasible(tuple(r for r, _ in keep), tuple(v for _, v in keep), tuple(sol[len(sup):]))
-            if verify_infeasible(ineq, eqs, cert):
-                return cert
+            return Infeasible(tuple(r for r, _ in keep), tuple(v for _, v in keep), tuple(sol[len(sup):]))
     t_row = ((Fraction(0),) * dim, Fraction(-1))  # -t < 0: the homogenising variable is positive
     for sup in candidates:
         non = [ineq[r] for r in sup]
@@ -520,7 +520,10 @@ def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:
         sol = linalg.solve_affine(A, rhs, k + P, lam_g + mu_g)
         if sol is None or any(v <= 0 for v in sol[:k]):
             sol = _positive_combination(ineq, eqs, support)
-            if sol is None:
+            if sol is None or any(v <= 0 for v in sol[:k]):
+                return None
+            coef, const = combine(ineq, eqs, support, sol[:k], sol[k:], N)
+            if any(coef) or const != 0:  # a Motzkin sum with constant > 0: S is empty, not flat
                 return None
         lam, mu = tuple(sol[:k]), tuple(sol[k:])
     else:
@@ -528,8 +531,13 @@ def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:
     solve = _solve_difference(ineq, eqs, support, n)
     if solve is None:
         return None
-    cert = Flat(support, lam, mu, solve)
-    return cert if verify_flat(ineq, eqs, cert, n) else None
+    # By construction lam > 0, the combination is identically 0 and
+    # solve . [A_S; E] = [I, -I]; what remains is solve . [c_S; d] = 0, which
+    # fails exactly when x - y is not forced to 0 (a possible collision).
+    consts = [ineq[r][1] for r in support] + [e[1] for e in eqs]
+    if any(sum((m * c for m, c in zip(row, consts) if m), Fraction(0)) for row in solve):
+        return None
+    return Flat(support, lam, mu, solve)
 
 
 def _positive_combination(ineq, eqs, support):
