@@ -61,13 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser(
         "verify",
-        help="decide injectivity of x -> ReLU(Wx + b) on R^n",
-        description="Decide injectivity of the network in FILE (JSON or NPZ, docs/formats.md) on all of R^n. "
-        "Every verdict is backed by a certificate that has passed the exact checker.",
+        help="decide injectivity of a ReLU layer or network on R^n or a domain",
+        description="Decide injectivity of the layer or network in FILE (JSON, NPZ, ONNX or PyTorch; "
+        "docs/formats.md, docs/model-files.md) on all of R^n or on --domain. Networks go by the cheapest route "
+        "that decides them: first layer, layerwise, singular piece, fold, then end to end for small networks "
+        "(docs/networks.md). Every verdict is backed by a certificate that has passed the exact checker.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    v.add_argument("file", metavar="FILE", help="network file (.json or .npz)")
+    v.add_argument("file", metavar="FILE", help="network file (.json, .npz, .onnx, .pt/.safetensors)")
     v.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     v.add_argument("--certificate", metavar="OUT", help="write the self-contained certificate to OUT")
     v.add_argument("--time-limit", metavar="S", type=_positive_float, default=300.0,
