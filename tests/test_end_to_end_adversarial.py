@@ -1,0 +1,783 @@
+"""Adversarial review of the end-to-end certificate checker (checker._check_end_to_end).
+
+Every test here builds an ``injective`` end-to-end certificate for a network
+that is NOT injective on the stated domain (a collision is exhibited and
+re-evaluated with plain Fractions, independently of exact_inj), or an
+otherwise malformed certificate, and asserts that ``exact_inj.check``
+rejects it.  Most attacks are "almost valid": every part of the proof is
+correct except the one being attacked, so a rejection cannot be an accident.
+
+The "almost valid" proofs are built by :func:`near_proof`: the piece tree
+is grown by the engine (or given by hand), every pair the engine can close
+is closed with its exact certificate, and the pairs that collide get a
+placeholder; each attack then forges only the placeholder or one tree leaf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+
+import exact_inj
+from exact_inj import endtoend
+from exact_inj.certificate import (
+    COLLAPSE,
+    REGION,
+    SPLIT,
+    Bound,
+    Certificate,
+    Domain,
+    EndToEndProof,
+    Flat,
+    Infeasible,
+    Tight,
+)
+from exact_inj.checker import verify_flat, verify_tight
+from exact_inj.io import InputError, loads_exact
+from exact_inj.model import Layer, Network
+from exact_inj.pieces import Walker, pair_system
+from exact_inj.verdict import Status
+
+Z, ONE = F(0), F(1)
+
+
+# --------------------------------------------------------------------------------------
+# Independent helpers
+# --------------------------------------------------------------------------------------
+
+
+def plain_eval(net: Network, x) -> tuple[F, ...]:
+    h = [F(v) for v in x]
+    for layer in net.layers:
+        pre = [sum((F(w) * v for w, v in zip(row, h)), F(0)) + F(b) for row, b in zip(layer.weight, layer.bias)]
+        h = [max(a, F(0)) for a in pre] if layer.activation == "relu" else pre
+    return tuple(h)
+
+
+def in_dom(dom: Domain, x) -> bool:
+    if dom.kind == "orthant":
+        return all(v >= 0 for v in x)
+    if dom.kind == "box":
+        return all(F(lo) <= v <= F(hi) for lo, v, hi in zip(dom.lower, x, dom.upper))
+    return True
+
+
+def assert_collision(net: Network, dom: Domain, x, y) -> None:
+    """The network is not injective on dom: x != y, both in dom, equal outputs."""
+    x, y = tuple(map(F, x)), tuple(map(F, y))
+    assert x != y and in_dom(dom, x) and in_dom(dom, y)
+    assert plain_eval(net, x) == plain_eval(net, y)
+
+
+def cert(net, dom, proof) -> Certificate:
+    return Certificate(net, dom, Status.INJECTIVE, proof)
+
+
+def reject(net, dom, proof) -> str:
+    res = exact_inj.check(cert(net, dom, proof))
+    assert not res.valid, f"UNSOUND: the checker accepted it ({res.reason})"
+    return res.reason
+
+
+def accept(net, dom, proof) -> None:
+    res = exact_inj.check(cert(net, dom, proof))
+    assert res.valid, res.reason
+
+
+def replay(net: Network, dom: Domain, tree):
+    """The pieces (Prefix objects) and the closed prefixes of a tree, by its own walk."""
+    w = Walker(net, dom)
+    pieces, closed = [], []
+    it = iter(tree)
+
+    def rec(node):
+        tok = next(it)
+        if tok == REGION:
+            pieces.append(node)
+        elif tok == SPLIT:
+            rec(node.child(True))
+            rec(node.child(False))
+        elif tok == COLLAPSE:
+            rec(node.child(False))
+        else:
+            closed.append((tok, node))
+
+    rec(w.root())
+    return pieces, closed
+
+
+def near_proof(net: Network, dom: Domain, tree=None, leaves=None, limit=30):
+    """(proof, open_pairs): a proof whose tree, leaves, bounds and pair
+    certificates are exact and valid, except that every pair the engine
+    cannot close (a collision) holds an Infeasible placeholder.  ``open_pairs``
+    lists (index in proof.pairs, i, j) of those."""
+    search = endtoend._Search(Walker(net, dom), time.perf_counter() + limit, lambda s: None, 10_000)
+    if tree is None:
+        tree, leaves, pieces = search.pieces()
+    else:
+        pieces, _ = replay(net, dom, tree)
+    rows = [p.rows() for p in pieces]
+    outs = [p.output() for p in pieces]
+    fl = [search.floats(r, o) for r, o in zip(rows, outs)]
+    bounds, box = [], []
+    for i in range(len(pieces)):
+        b, v = search.bounds(rows[i], outs[i], fl[i])
+        bounds.append(b)
+        box.append(v)
+    p = len(outs[0]) if outs else 0
+    pairs, open_pairs = [], []
+    for i in range(len(pieces)):
+        for j in range(i, len(pieces)):
+            bi, bj = box[i], box[j]
+            if any((bi[t][1] is not None and bj[t][0] is not None and bi[t][1] < bj[t][0])
+                   or (bj[t][1] is not None and bi[t][0] is not None and bj[t][1] < bi[t][0]) for t in range(p)):
+                continue
+            kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j], fl[i], fl[j])
+            if kind in ("infeasible", "flat"):
+                pairs.append(ev)
+            else:
+                open_pairs.append((len(pairs), i, j))
+                pairs.append(Infeasible((), (), (Z,) * p))
+    return EndToEndProof(tuple(tree), tuple(leaves), tuple(bounds), tuple(pairs)), open_pairs
+
+
+def with_pair(proof, k, c):
+    pairs = list(proof.pairs)
+    pairs[k] = c
+    return dataclasses.replace(proof, pairs=tuple(pairs))
+
+
+# --------------------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------------------
+
+# |x| = ReLU(x) + ReLU(-x): x and -x collide on R.
+ABS = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, 1]], activation="linear")))
+# ReLU(x) alone (a final ReLU layer): -1 and -2 collide on R.
+RELU1 = Network((Layer.from_rows([[1]]),))
+# (|x1|, x2) on R^2 through a hidden layer of four: (1, 0) and (-1, 0) collide.
+ABS2 = Network((Layer.from_rows([[1, 0], [-1, 0], [0, 1], [0, -1]]),
+                Layer.from_rows([[1, 1, 0, 0], [0, 0, 1, -1]], activation="linear")))
+# Two ReLU stages: ReLU(ReLU(x) - ReLU(-x)) ... then |.|-like stage: ||x| - 1|.
+TWO_STAGE = Network((Layer.from_rows([[1], [-1]]),
+                     Layer.from_rows([[1, 1], [-1, -1]], [-1, 1]),
+                     Layer.from_rows([[1, 1]], activation="linear")))
+
+
+def test_collisions_are_real():
+    assert_collision(ABS, Domain(), [1], [-1])
+    assert_collision(ABS, Domain.box([-1], [2]), [1], [-1])
+    assert_collision(RELU1, Domain(), [-1], [-2])
+    assert_collision(ABS2, Domain(), [1, 0], [-1, 0])
+    assert_collision(TWO_STAGE, Domain(), [2], [0])
+    assert_collision(TWO_STAGE, Domain.orthant(), [2], [0])
+
+
+# A hand-made proof for ABS on R that is valid except for pair (0, 1).
+# Pieces: A = {x >= 0} (output x), B = {x <= 0} (output -x); the two
+# lower-dimensional prefixes {x = 0} are dropped as Tight.  Pair system
+# (0, 1) over (x, y): rows 0, 1: -x <= 0; rows 2, 3: y <= 0; eq: x + y = 0.
+ABS_TREE = (SPLIT, SPLIT, 0, REGION, SPLIT, REGION, 0)
+ABS_LEAVES = (Tight((0, 1), (ONE, ONE)),)
+ABS_NONE_BOUNDS = (((None, None),), ((None, None),))
+PAIR00 = Flat((), (), (Z,), ((ONE,),))
+PAIR11 = Flat((), (), (Z,), ((F(-1),),))
+# x - y = (x + y) - 2 y = eq - 2 * row 2; every listed row must be tight, but
+# here lam = 0 (rows 0, 2 are NOT tight on the system: x = 1, y = -1 lies in it).
+ZERO_LAM_FLAT = Flat((0, 2), (Z, Z), (Z,), ((Z, F(-2), ONE),))
+
+
+def abs_proof(p01=ZERO_LAM_FLAT, **kw):
+    return EndToEndProof(kw.get("tree", ABS_TREE), kw.get("leaves", ABS_LEAVES), kw.get("bounds", ABS_NONE_BOUNDS),
+                         kw.get("pairs", (PAIR00, p01, PAIR11)))
+
+
+def test_abs_hand_proof_is_valid_except_pair_01():
+    # Sanity of the template: the other pair certificates are right (ABS on
+    # the orthant-like pieces alone), and pair (0, 1) is the only flaw.
+    pieces, _ = replay(ABS, Domain(), ABS_TREE)
+    assert len(pieces) == 2
+    for (i, j), c in (((0, 0), PAIR00), ((1, 1), PAIR11)):
+        ineq, eqs = pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), 1)
+        assert verify_flat(ineq, eqs, c, 1)
+    assert "pair (0, 1)" in reject(ABS, Domain(), abs_proof())
+
+
+# --------------------------------------------------------------------------------------
+# 1. Flat / Infeasible pair certificates
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p01", [
+    ZERO_LAM_FLAT,                                                   # lam = 0: rows not tight
+    Flat((0, 2), (ONE, ONE), (Z,), ((Z, F(-2), ONE),)),              # lam > 0 but sum != 0
+    Flat((0, 2), (ONE, F(-1)), (ONE,), ((Z, F(-2), ONE),)),          # a negative lam
+    Flat((), (), (Z,), ((ONE,),)),                                   # x - y from eq only: wrong
+    Flat((2,), (ONE,), (Z,), ((F(-2), ONE),)),                       # not identically 0
+    Flat((), (), (), ((ONE,),)),                                     # eq multipliers too short
+    Flat((), (), (Z, Z), ((ONE, Z, Z),)),                            # eq multipliers too long
+    Flat((), (), (Z,), ()),                                          # solve has no row
+    Flat((), (), (Z,), ((ONE,), (ONE,))),                            # solve has too many rows
+    Flat((-4, -2), (Z, Z), (Z,), ((Z, F(-2), ONE),)),                # negative (Python) indices
+    Flat((4,), (ONE,), (Z,), ((Z, ONE),)),                           # index past the end
+    Infeasible((), (), (Z,)),                                        # constant 0, not > 0
+    Infeasible((0, 2), (ONE, ONE), (ONE,)),                          # coefficients don't cancel
+    Infeasible((0, 2), (F(-1), F(-1)), (ONE,)),                      # negative lam
+    Infeasible((-1,), (ONE,), (Z,)),                                 # negative index
+    Infeasible((0, 0), (ONE, ONE), (Z,)),                            # repeated index
+    Infeasible((), (), ()),                                          # eq too short
+    Tight((0, 1), (ONE, ONE)),                                       # a Tight as a pair
+    Bound((0,), (ONE,)),                                             # a Bound as a pair
+    None,
+], ids=lambda c: repr(c)[:60])
+def test_abs_pair_01_forgeries(p01):
+    assert_collision(ABS, Domain(), [1], [-1])
+    reject(ABS, Domain(), abs_proof(p01))
+
+
+def test_zero_lam_flat_is_exactly_what_lambda_positive_guards():
+    # Without the lam > 0 requirement, ZERO_LAM_FLAT would pass every other test of verify_flat.
+    pieces, _ = replay(ABS, Domain(), ABS_TREE)
+    ineq, eqs = pair_system(pieces[0].rows(), pieces[0].output(), pieces[1].rows(), pieces[1].output(), 1)
+    assert not verify_flat(ineq, eqs, ZERO_LAM_FLAT, 1)
+    # x = 1, y = -1 satisfies the pair system: the rows named are not tight there.
+    x, y = (F(1),), (F(-1),)
+    v = x + y
+    assert all(sum(a * t for a, t in zip(ineq[r][0], v)) + ineq[r][1] <= 0 for r in range(len(ineq)))
+    assert all(sum(a * t for a, t in zip(e, v)) + d == 0 for e, d in eqs)
+
+
+def test_pairs_missing_extra_or_reordered():
+    p = abs_proof(PAIR00)  # even a "valid-looking" (0, 1) slot
+    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11)))                    # (0, 1) dropped
+    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11, ZERO_LAM_FLAT)))     # reordered
+    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, ZERO_LAM_FLAT, PAIR11, PAIR11)))  # extra
+    reject(ABS, Domain(), dataclasses.replace(p, pairs=()))
+    # Orientation: the (1, 0) system is (0, 1) with x and y swapped; a (1, 0)
+    # certificate in the (0, 1) slot is not accepted either.
+    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, Flat((1, 3), (Z, Z), (Z,), ((Z, F(-2), ONE),)),
+                                                        PAIR11)))
+
+
+# --------------------------------------------------------------------------------------
+# 2. Output bounds and separation
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bounds", [
+    # A's output x: upper "-1" from the row -x <= 0 (sum lam a = -1 != o = 1): not a bound.
+    (((None, Bound((0,), (ONE,))),), ((Bound((0,), (ONE,)), None),)),
+    # B's output -x >= 0 is valid (lower 0); A's forged upper bound via a negative lam.
+    (((None, Bound((0,), (F(-1),))),), ((Bound((0,), (ONE,)), None),)),
+    # negative index into the rows (rows[-1] would be a real row in Python)
+    (((None, Bound((-1,), (ONE,))),), ((Bound((0,), (ONE,)), None),)),
+    (((None, Bound((0, 0), (ONE, ONE))),), ((Bound((0,), (ONE,)), None),)),
+    # a Tight or an Infeasible where a Bound belongs
+    (((None, Tight((0,), (ONE,))),), ((Bound((0,), (ONE,)), None),)),
+    (((None, Infeasible((0,), (ONE,), ())),), ((Bound((0,), (ONE,)), None),)),
+    # wrong number of outputs
+    (((None, None), (None, None)), ((None, None),)),
+    ((), ((None, None),)),
+    (((None, None),),),
+    (((None, None),), ((None, None),), ((None, None),)),
+], ids=range(10))
+def test_abs_forged_separation(bounds):
+    # Pair (0, 1) dropped by a claimed separation of the two pieces' outputs.
+    p = EndToEndProof(ABS_TREE, ABS_LEAVES, bounds, (PAIR00, PAIR11))
+    reject(ABS, Domain(), p)
+
+
+def test_valid_bounds_that_touch_do_not_separate():
+    # On [-1, 2] the pieces of |x| have outputs in [0, 2] and [0, 1]: valid
+    # bounds, touching/overlapping; (0, 1) still needs its certificate.
+    dom = Domain.box([-1], [2])
+    assert_collision(ABS, dom, [1], [-1])
+    proof, open_pairs = near_proof(ABS, dom)
+    assert open_pairs, "the engine should not close the colliding pair"
+    reject(ABS, dom, proof)
+    for k, _, _ in open_pairs:
+        reject(ABS, dom, dataclasses.replace(proof, pairs=proof.pairs[:k] + proof.pairs[k + 1:]))
+
+
+def test_identity_touching_bounds_still_need_the_pair():
+    # ReLU(x) - ReLU(-x) = x on [-1, 1]: pieces' outputs [0, 1] and [-1, 0]
+    # touch at 0, which is NOT a strict separation; the pair must be certified.
+    net = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, -1]], activation="linear")))
+    dom = Domain.box([-1], [1])
+    proof, open_pairs = near_proof(net, dom)
+    assert not open_pairs
+    accept(net, dom, proof)
+    R = len(replay(net, dom, proof.tree)[0])
+    assert len(proof.pairs) == R * (R + 1) // 2  # nothing separated, touching included
+    for k in range(len(proof.pairs)):
+        reject(net, dom, dataclasses.replace(proof, pairs=proof.pairs[:k] + proof.pairs[k + 1:]))
+
+
+def test_piece_cannot_separate_from_itself_unless_empty():
+    # A (lower > upper) claim on a nonempty piece needs a forged bound.
+    p = abs_proof(ZERO_LAM_FLAT)
+    # lower of A's output x: valid 0; "upper" -1 forged with lam on row 0 (a = -1).
+    forged = (((Bound((0,), (ONE,)), Bound((0,), (ONE,))),), ((None, None),))
+    reject(ABS, Domain(), dataclasses.replace(p, bounds=forged, pairs=(ZERO_LAM_FLAT, PAIR11)))
+
+
+# --------------------------------------------------------------------------------------
+# 3. Tree coverage: REGION, COLLAPSE, leaves, Tight on full vs degenerate domains
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tree", [
+    (REGION,),                                  # a piece before any neuron is fixed
+    (SPLIT, REGION, REGION),                    # pieces with neuron 1 unfixed
+    (SPLIT, SPLIT, 0, REGION, SPLIT, REGION),   # ends early
+    ABS_TREE + (REGION,),                       # code after the last node
+    (SPLIT, SPLIT, 0, REGION, SPLIT, REGION, 1),   # leaf index out of range
+    (SPLIT, SPLIT, 0, REGION, SPLIT, REGION, -4),  # unknown negative code
+    (SPLIT, SPLIT, 0, REGION, SPLIT, REGION, 10 ** 40),
+    (COLLAPSE, COLLAPSE, REGION),               # collapsing live neurons: one piece {x = 0}
+    (SPLIT, COLLAPSE, REGION, SPLIT, REGION, 0),   # collapse only where it helps
+    (SPLIT, SPLIT, 0, REGION, 0),               # B = {x <= 0} dropped as "Tight"
+    (SPLIT, SPLIT, 0, REGION, SPLIT, 0, 0),     # B's neuron split, both halves "Tight"
+    (0,),                                       # the whole domain "Tight"
+    (SPLIT, 0, 0),                              # every prefix "Tight"
+], ids=range(13))
+def test_abs_tree_forgeries(tree):
+    # Whatever the tree, give it the pieces' true (ABS on x >= 0) pair certificates
+    # for as many pairs as it has pieces: acceptance would drop the collision.
+    pieces, _ = replay(ABS, Domain(), tree) if _replayable(tree) else ([], [])
+    R = max(1, len(pieces))
+    pairs = tuple(PAIR00 for _ in range(R * (R + 1) // 2))
+    bounds = tuple(((None, None),) for _ in range(R))
+    reject(ABS, Domain(), EndToEndProof(tuple(tree), ABS_LEAVES, bounds, pairs))
+
+
+def _replayable(tree) -> bool:
+    try:
+        pieces, closed = replay(ABS, Domain(), tree)
+        return all(p.complete for p in pieces)
+    except (StopIteration, ValueError, IndexError):
+        return False
+
+
+def test_collapse_of_live_neurons_is_the_only_flaw():
+    # (COLLAPSE, COLLAPSE, REGION) leaves one piece {x = 0} (rows x <= 0 and -x <= 0
+    # after the collapses), whose pair (0, 0) is genuinely Flat.
+    tree = (COLLAPSE, COLLAPSE, REGION)
+    pieces, _ = replay(ABS, Domain(), tree)
+    ineq, eqs = pair_system(pieces[0].rows(), pieces[0].output(), pieces[0].rows(), pieces[0].output(), 1)
+    flat = Flat((0, 1, 2, 3), (ONE, ONE, ONE, ONE), (Z,), ((ONE, Z, F(-1), Z, Z),))
+    assert verify_flat(ineq, eqs, flat, 1)
+    assert "collapsing" in reject(ABS, Domain(), EndToEndProof(tree, (), (((None, None),),), (flat,)))
+
+
+@pytest.mark.parametrize("leaf", [
+    Tight((0,), (ONE,)),                       # a single row with a != 0 cannot cancel
+    Tight((0,), (Z,)),                         # lam = 0 everywhere
+    Tight((), ()),                             # nothing
+    Tight((0, 0), (ONE, ONE)),                 # repeated row
+    Tight((0, -1), (ONE, ONE)),                # negative index (rows[-1] exists in Python)
+    Tight((0, 5), (ONE, ONE)),
+    Tight((0,), (ONE, ONE)),                   # length mismatch
+    Infeasible((0,), (ONE,), ()),
+    Infeasible((0,), (ONE,), (Z,)),            # eq on a prefix
+    Flat((), (), (), ()),
+    Bound((0,), (ONE,)),
+    None,
+], ids=lambda c: repr(c)[:50])
+def test_abs_drop_piece_b_with_forged_leaf(leaf):
+    # Piece B = {x <= 0} closed by leaf 1; A alone is injective (pair (0, 0) Flat).
+    tree = (SPLIT, SPLIT, 0, REGION, 1)
+    p = EndToEndProof(tree, ABS_LEAVES + (leaf,), (((None, None),),), (PAIR00,))
+    reject(ABS, Domain(), p)
+
+
+def test_tight_on_zero_row_only():
+    # N(x) = (ReLU(x), ReLU(0 x)) on R: -1 and -2 collide.  The zero neuron is
+    # split (not collapsed); its rows (0, 0) give sum lam a = 0 and sum lam c = 0
+    # with lam > 0 -- but only on a zero row, which puts nothing in a hyperplane.
+    net = Network((Layer.from_rows([[1], [0]]),))
+    assert_collision(net, Domain(), [-1], [-2])
+    # rows of a full pattern: 0: neuron 0's row, 1: neuron 1's row (0, 0).
+    zero_tight = Tight((1,), (ONE,))
+    zero_plus = Tight((0, 1), (Z, ONE))           # lam = 0 on the row with a != 0
+    for leaf in (zero_tight, zero_plus):
+        tree = (SPLIT, SPLIT, REGION, 0, SPLIT, 0, 0)
+        pieces, closed = replay(net, Domain(), tree)
+        assert len(pieces) == 1
+        assert all(not verify_tight(node.rows(), leaf) for _, node in closed)
+        pair = Flat((), (), (Z, Z), ((ONE, Z),))   # x - y = eq_0 on the piece x >= 0
+        ineq, eqs = pair_system(pieces[0].rows(), pieces[0].output(), pieces[0].rows(), pieces[0].output(), 1)
+        assert verify_flat(ineq, eqs, pair, 1)
+        reject(net, Domain(), EndToEndProof(tree, (leaf,), (((None, None), (None, None)),), (pair,)))
+
+
+def _deg_net_and_box():
+    # N(x1, x2) = ReLU(x2) on [0, 1] x [0, 0]: (0, 0) and (1, 0) collide.
+    net = Network((Layer.from_rows([[0, 1]]),))
+    dom = Domain.box([0, 0], [1, 0])
+    assert_collision(net, dom, [0, 0], [1, 0])
+    return net, dom
+
+
+def test_degenerate_box_whole_domain_tight():
+    # Box rows: 0: x1 <= 1, 1: x2 <= 0, 2: -x1 <= 0, 3: -x2 <= 0.  Rows 1 and 3
+    # cancel with constant 0: the domain lies in {x2 = 0}, a valid Tight
+    # certificate; dropping it leaves no pieces and no pairs.
+    net, dom = _deg_net_and_box()
+    leaf = Tight((1, 3), (ONE, ONE))
+    assert verify_tight(Walker(net, dom).root().rows(), leaf)
+    assert "full-dimensional" in reject(net, dom, EndToEndProof((0,), (leaf,), (), ()))
+
+
+def test_degenerate_box_every_prefix_tight():
+    net, dom = _deg_net_and_box()
+    leaf = Tight((1, 3), (ONE, ONE))
+    reject(net, dom, EndToEndProof((SPLIT, 0, 0), (leaf,), (), ()))
+    # Same on a box degenerate in the OTHER coordinate only (x1 fixed, x2 free):
+    # N(x1, x2) = ReLU(x1) on {1} x [0, 1] collides (1, 0) and (1, 1).
+    net2 = Network((Layer.from_rows([[1, 0]]),))
+    dom2 = Domain.box([1, 0], [1, 1])
+    assert_collision(net2, dom2, [1, 0], [1, 1])
+    leaf2 = Tight((0, 2), (ONE, ONE))
+    assert verify_tight(Walker(net2, dom2).root().rows(), leaf2)
+    reject(net2, dom2, EndToEndProof((0,), (leaf2,), (), ()))
+    reject(net2, dom2, EndToEndProof((SPLIT, 0, 0), (leaf2,), (), ()))
+
+
+def test_degenerate_box_linear_network():
+    # No ReLU at all: N(x1, x2) = x1 on {0} x [0, 1]; (0, 0) and (0, 1) collide.
+    net = Network((Layer.from_rows([[1, 0]], activation="linear"),))
+    dom = Domain.box([0, 0], [0, 1])
+    assert_collision(net, dom, [0, 0], [0, 1])
+    reject(net, dom, EndToEndProof((0,), (Tight((0, 2), (ONE, ONE)),), (), ()))
+    # One piece; rows 0: x1 <= 0, 1: x2 <= 1, 2: -x1 <= 0, 3: -x2 <= 0 (then y's 4..7).
+    # x2 - y2 from "tight" rows 1, 3 / 5, 7 is impossible (1 + 0 != 0): forge with lam = 0 on them.
+    forged = Flat((1, 7), (Z, Z), (Z,), ((Z, Z, ONE), (ONE, ONE, Z)))
+    reject(net, dom, EndToEndProof((REGION,), (), (((None, None),),), (forged,)))
+
+
+def test_full_domains_cannot_be_dropped_whole():
+    # Orthant: rows -x_j <= 0 are independent; a full box: x <= u, -x <= -l
+    # cancel only with constant l - u < 0.
+    for net, dom, x, y in ((ABS2, Domain.orthant(), None, None),
+                           (TWO_STAGE, Domain.orthant(), [2], [0]),
+                           (ABS, Domain.box([-1], [2]), [1], [-1]),
+                           (ABS, Domain(), [1], [-1])):
+        if x is not None:
+            assert_collision(net, dom, x, y)
+        m = len(Walker(net, dom).domain_rows)
+        for leaf in (Tight(tuple(range(m)), (ONE,) * m), Tight((0,), (ONE,)), Tight((), ()),
+                     Infeasible(tuple(range(m)), (ONE,) * m, ())):
+            reject(net, dom, EndToEndProof((0,), (leaf,), (), ()))
+    # (ABS2 on the orthant is injective -- (|x1|, x2) = (x1, x2) there -- and dropping is refused all the same.)
+
+
+def test_empty_pieces_list_needs_no_pairs_only_if_truly_covered():
+    # RELU1 on R: pieces {x >= 0} and {x <= 0}; drop the inactive one.
+    assert_collision(RELU1, Domain(), [-1], [-2])
+    for leaf in (Tight((0,), (ONE,)), Infeasible((0,), (ONE,), ()), Infeasible((), (), ())):
+        reject(RELU1, Domain(), EndToEndProof((SPLIT, REGION, 0), (leaf,), (((None, None),),),
+                                              (Flat((), (), (Z,), ((ONE,),)),)))
+
+
+# --------------------------------------------------------------------------------------
+# 4. Engine-built near proofs: forge only the colliding pairs / pieces
+# --------------------------------------------------------------------------------------
+
+NEAR_CASES = [
+    ("abs_R", ABS, Domain(), [1], [-1]),
+    ("abs_box", ABS, Domain.box([-1], [2]), [1], [-1]),
+    ("relu_R", RELU1, Domain(), [-1], [-2]),
+    ("abs2_R", ABS2, Domain(), [1, 0], [-1, 0]),
+    ("abs2_box", ABS2, Domain.box([-1, -1], [1, 1]), [1, 0], [-1, 0]),
+    ("two_stage_R", TWO_STAGE, Domain(), [2], [0]),
+    ("two_stage_orthant", TWO_STAGE, Domain.orthant(), [2], [0]),
+]
+
+
+@pytest.fixture(scope="module")
+def near():
+    return {name: (net, dom, x, y) + near_proof(net, dom) for name, net, dom, x, y in NEAR_CASES}
+
+
+@pytest.mark.parametrize("name", [c[0] for c in NEAR_CASES])
+def test_near_proof_forge_open_pairs(near, name):
+    net, dom, x, y, proof, open_pairs = near[name]
+    assert_collision(net, dom, x, y)
+    assert open_pairs
+    reject(net, dom, proof)
+    # Every other pair certificate, and every leaf, tried in every open slot.
+    donors = [c for c in proof.pairs] + [c for c in proof.leaves]
+    for k, _, _ in open_pairs:
+        for c in donors:
+            reject(net, dom, with_pair(proof, k, c))
+    # Drop the open pairs altogether.
+    drop = {k for k, _, _ in open_pairs}
+    reject(net, dom, dataclasses.replace(proof, pairs=tuple(c for t, c in enumerate(proof.pairs) if t not in drop)))
+
+
+@pytest.mark.parametrize("name", [c[0] for c in NEAR_CASES])
+def test_near_proof_drop_colliding_piece(near, name):
+    # Replace one colliding piece's REGION by a leaf (each existing leaf, or a
+    # fresh Tight / Infeasible over all rows) and re-close every remaining pair
+    # honestly: only the forged leaf is wrong.
+    net, dom, x, y, proof, open_pairs = near[name]
+    bad_pieces = sorted({i for _, i, _ in open_pairs} | {j for _, _, j in open_pairs})
+    region_pos = [t for t, c in enumerate(proof.tree) if c == REGION]
+    for piece in bad_pieces[:2]:
+        pos = region_pos[piece]
+        candidates = list(range(len(proof.leaves))) + [len(proof.leaves)]
+        for leaf_idx in candidates:
+            tree = proof.tree[:pos] + (leaf_idx,) + proof.tree[pos + 1:]
+            pieces, closed = replay(net, dom, tree)
+            node = [nd for t, nd in closed if t == leaf_idx][-1]
+            m = len(node.rows())
+            extra = (Tight(tuple(range(m)), (ONE,) * m),) if leaf_idx == len(proof.leaves) else ()
+            leaves = proof.leaves + extra
+            p, _ = near_proof(net, dom, tree=tree, leaves=leaves)
+            reject(net, dom, p)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in NEAR_CASES])
+def test_near_proof_random_mutations(near, name):
+    # Random integer / multiplier perturbations of the near proof: a non-injective
+    # network must never get an accepted certificate.
+    net, dom, x, y, proof, open_pairs = near[name]
+    rng = random.Random(sum(map(ord, name)))  # str hash is salted per process
+
+    def mutate_comb(c):
+        if c is None:
+            return Bound((0,), (ONE,))
+        fields = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+        key = rng.choice(list(fields))
+        val = fields[key]
+        if key == "support":
+            val = tuple(v + rng.choice([-1, 1, -5]) if rng.random() < 0.5 else v for v in val) or (rng.randrange(-2, 6),)
+        elif key == "solve":
+            val = tuple(tuple(v + rng.choice([-1, 1, F(1, 2)]) if rng.random() < 0.3 else v for v in r) for r in val)
+        else:
+            val = tuple(v * rng.choice([0, -1, 2, F(1, 3)]) + rng.choice([0, 0, 1]) for v in val) or (ONE,)
+        fields[key] = val
+        return type(c)(**fields)
+
+    for _ in range(60):
+        p = proof
+        for _ in range(rng.randint(1, 3)):
+            what = rng.choice(["tree", "leaf", "bound", "pair", "pair", "swap"])
+            if what == "tree":
+                t = list(p.tree)
+                t[rng.randrange(len(t))] = rng.choice([SPLIT, COLLAPSE, REGION, 0, 1, len(p.leaves)])
+                p = dataclasses.replace(p, tree=tuple(t))
+            elif what == "leaf" and p.leaves:
+                k = rng.randrange(len(p.leaves))
+                p = dataclasses.replace(p, leaves=p.leaves[:k] + (mutate_comb(p.leaves[k]),) + p.leaves[k + 1:])
+            elif what == "bound" and p.bounds:
+                i = rng.randrange(len(p.bounds))
+                k = rng.randrange(len(p.bounds[i]))
+                lu = list(p.bounds[i][k])
+                s = rng.randrange(2)
+                lu[s] = mutate_comb(lu[s])
+                piece = p.bounds[i][:k] + (tuple(lu),) + p.bounds[i][k + 1:]
+                p = dataclasses.replace(p, bounds=p.bounds[:i] + (piece,) + p.bounds[i + 1:])
+            elif what == "pair" and p.pairs:
+                k = rng.randrange(len(p.pairs))
+                p = with_pair(p, k, mutate_comb(p.pairs[k]))
+            elif what == "swap" and len(p.pairs) > 1:
+                a, b = rng.sample(range(len(p.pairs)), 2)
+                pr = list(p.pairs)
+                pr[a], pr[b] = pr[b], pr[a]
+                p = dataclasses.replace(p, pairs=tuple(pr))
+        res = exact_inj.check(cert(net, dom, p))
+        assert not res.valid, f"UNSOUND: accepted mutant {p}"
+
+
+def test_transplant_proofs_across_domains_and_networks():
+    # Valid proofs for injective (network, domain) pairs, moved onto
+    # non-injective ones with the same architecture.
+    def proof_of(net, dom):
+        r = endtoend.decide(net, dom, time.perf_counter() + 30)
+        assert r.status == "injective", r.reason
+        accept(net, dom, r.proof)
+        return r.proof
+
+    p_orth = proof_of(ABS, Domain.orthant())
+    p_box = proof_of(ABS, Domain.box([0], [2]))
+    for p in (p_orth, p_box):
+        reject(ABS, Domain(), p)
+        reject(ABS, Domain.box([-1], [2]), p)
+    # x = ReLU(x) - ReLU(-x) is injective on R; |x| has the same pieces.
+    ident = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, -1]], activation="linear")))
+    p_id = proof_of(ident, Domain())
+    reject(ABS, Domain(), p_id)
+    # With bounds stripped (outputs changed), and pairs re-counted.
+    R = len(replay(ABS, Domain(), p_id.tree)[0])
+    stripped = dataclasses.replace(p_id, bounds=tuple(((None, None),) for _ in range(R)))
+    reject(ABS, Domain(), stripped)
+    for cs in (p_id.pairs * 3)[: R * (R + 1) // 2], tuple(PAIR00 for _ in range(R * (R + 1) // 2)):
+        reject(ABS, Domain(), dataclasses.replace(stripped, pairs=tuple(cs)))
+    # TWO_STAGE on [1, 3] is injective (||x| - 1| = x - 1); on the orthant it is not.
+    p2 = proof_of(TWO_STAGE, Domain.box([1], [3]))
+    reject(TWO_STAGE, Domain.orthant(), p2)
+    reject(TWO_STAGE, Domain.box([0], [3]), p2)
+
+
+# --------------------------------------------------------------------------------------
+# 5. Types: bool, float, numpy, strings, huge numbers
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mut", [
+    lambda p: dataclasses.replace(p, tree=(True,) + p.tree[1:]),                       # bool code
+    lambda p: dataclasses.replace(p, tree=tuple(np.int64(t) for t in p.tree)),
+    lambda p: dataclasses.replace(p, tree=tuple(float(t) for t in p.tree)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((True, 1), (ONE, ONE)),)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), (1.0, 1.0)),)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), ("1", "1")),)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), (np.int64(1), np.int64(1))),)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((np.int64(0), np.int64(1)), (ONE, ONE)),)),
+    lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), (True, True)),)),
+    lambda p: with_pair(p, 1, Flat((0, 2), (1e-300, 1e-300), (0.0,), ((0.0, -2.0, 1.0),))),
+    lambda p: with_pair(p, 1, Flat((0, 2), (F(1, 10 ** 400), F(1, 10 ** 400)), (Z,), ((Z, F(-2), ONE),))),
+    lambda p: with_pair(p, 1, Flat((0, 2), (10 ** 400, 10 ** 400), (Z,), ((Z, F(-2), ONE),))),
+    lambda p: with_pair(p, 1, Infeasible((0, 2), (np.float64(1), np.float64(1)), (np.float64(-1),))),
+], ids=range(13))
+def test_type_confusion(mut):
+    reject(ABS, Domain(), mut(abs_proof()))
+
+
+def test_valid_proof_with_exact_huge_multipliers_still_checks():
+    # Not an attack: a valid proof scaled by 10**400 stays valid (exact arithmetic),
+    # and the same scale cannot rescue the forged pair.
+    big = 10 ** 400
+    scaled = Tight((0, 1), (F(big), F(big)))
+    p = abs_proof(leaves=(scaled,))
+    assert "pair (0, 1)" in reject(ABS, Domain(), p)
+
+
+# --------------------------------------------------------------------------------------
+# 6. JSON parsing
+# --------------------------------------------------------------------------------------
+
+
+def _abs_json(p01=ZERO_LAM_FLAT):
+    return cert(ABS, Domain(), abs_proof(p01)).to_json()
+
+
+def _load(obj):
+    return Certificate.from_json(loads_exact(json.dumps(obj)))
+
+
+def test_json_round_trip_of_forged_proof_still_rejected():
+    c = _load(_abs_json())
+    assert not exact_inj.check(c).valid
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["proof"]["pairs"][1].update(tight=True),                 # pair "tight": parse error
+    lambda d: d["proof"]["leaves"].__setitem__(0, {"support": [0, 1], "lam": ["1", "1"], "solve": [["1"]]}),
+    lambda d: d["proof"].pop("pairs"),
+    lambda d: d["proof"].__setitem__("tree", [True] + d["proof"]["tree"][1:]),
+    lambda d: d["proof"].__setitem__("tree", [-1.0] + d["proof"]["tree"][1:]),
+    lambda d: d["proof"]["pairs"][1].__setitem__("support", [0, True]),
+    lambda d: d["proof"]["pairs"][1].__setitem__("lam", ["nan", "0"]),
+    lambda d: d["proof"]["pairs"][1].__setitem__("lam", ["1/0", "0"]),
+    lambda d: d["proof"]["pairs"][1].__setitem__("lam", [True, False]),
+    lambda d: d["proof"]["bounds"][0].__setitem__(0, [None]),            # [lower] only
+    lambda d: d["proof"]["bounds"][0].__setitem__(0, [None, None, None]),
+    lambda d: d["proof"]["pairs"][1].pop("lam"),
+], ids=range(12))
+def test_json_edits_are_refused_at_parse_time(edit):
+    d = _abs_json()
+    edit(d)
+    with pytest.raises(InputError):
+        _load(d)
+
+
+@pytest.mark.parametrize("edit", [
+    # "tight": true on a bound turns it into a Tight, which is not a bound.
+    lambda d: d["proof"].__setitem__("bounds", [[[None, {"support": [0], "lam": ["1"], "tight": True}]],
+                                                [[{"support": [0], "lam": ["1"]}, None]]]) or
+    d["proof"].__setitem__("pairs", [d["proof"]["pairs"][0], d["proof"]["pairs"][2]]),
+    # "tight": "yes"/1 is not true: the leaf is read as Infeasible (constant 0, not > 0).
+    lambda d: d["proof"]["leaves"][0].update(tight="yes"),
+    lambda d: d["proof"]["leaves"][0].update(tight=1),
+    # missing leaves / bounds default to empty lists
+    lambda d: d["proof"].pop("leaves"),
+    lambda d: d["proof"].pop("bounds"),
+    # eq on the forged pair dropped (it defaults to [])
+    lambda d: d["proof"]["pairs"][1].pop("eq", None) or d["proof"]["pairs"][1].__setitem__("lam", ["0", "0"]),
+    # unknown domain-looking keys are ignored, and the domain stays R^n
+    lambda d: d.__setitem__("domain", {"kind": "reals", "lower": ["1"], "upper": ["1"]}),
+], ids=range(7))
+def test_json_edits_parse_but_are_rejected(edit):
+    d = _abs_json()
+    edit(d)
+    c = _load(d)
+    assert not exact_inj.check(c).valid
+
+
+def test_json_degenerate_box_tight_rejected():
+    net, dom = _deg_net_and_box()
+    d = cert(net, dom, EndToEndProof((0,), (Tight((1, 3), (ONE, ONE)),), (), ())).to_json()
+    assert d["proof"]["leaves"][0]["tight"] is True
+    assert not exact_inj.check(_load(d)).valid
+
+
+# --------------------------------------------------------------------------------------
+# 7. Domains
+# --------------------------------------------------------------------------------------
+
+
+def test_domain_dimension_and_type_attacks():
+    net, dom = _deg_net_and_box()
+    leaf = Tight((1, 3), (ONE, ONE))
+    p = EndToEndProof((0,), (leaf,), (), ())
+    # A box with float / numpy bounds, or of the wrong length, is refused.
+    for bad in (Domain("box", (0.0, 0.0), (1.0, 0.0)), Domain("box", (np.int64(0), 0), (1, 0)),
+                Domain("box", (F(0),), (F(1),)), Domain("box", (F(0), F(0), F(0)), (F(1), F(0), F(1))),
+                Domain("box", (), ()), Domain("box", None, None), Domain("cube")):
+        assert not exact_inj.check(cert(net, bad, p)).valid
+    # A degenerate box written with Fractions that are equal but differently spelt.
+    d2 = Domain("box", (F(0), F(2, 4)), (F(1), F(1, 2)))
+    assert_collision(Network((Layer.from_rows([[0, 1]]),)), d2, [0, F(1, 2)], [1, F(1, 2)])
+    assert not exact_inj.check(cert(net, d2, p)).valid
+
+
+# --------------------------------------------------------------------------------------
+# 8. Malformed Python-built proofs must be rejected, not crash
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bounds", [
+    (((None,),), ((None, None),)),           # [lower] only
+    (((),), ((None, None),)),                # no bound at all
+], ids=["one", "zero"])
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="checker._piece_box does not check len(lu) == 2; the separation test then "
+                          "indexes bi[t][1] and raises IndexError instead of rejecting (Python-built "
+                          "certificates only; JSON parsing enforces [lower, upper])")
+def test_short_bound_pairs_are_rejected_not_raised(bounds):
+    res = exact_inj.check(cert(ABS, Domain(), abs_proof(bounds=bounds)))
+    assert not res.valid
+
+
+@pytest.mark.parametrize("mut", [
+    lambda p: dataclasses.replace(p, bounds=(None, ((None, None),))),
+    lambda p: dataclasses.replace(p, leaves=None),
+    lambda p: dataclasses.replace(p, pairs=None),
+    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), None)),
+    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), (None,))),
+    lambda p: dataclasses.replace(p, tree=None),
+], ids=["bounds-None", "leaves-None", "pairs-None", "solve-None", "solve-row-None", "tree-None"])
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="_normalised_evidence iterates EndToEndProof fields without checking their "
+                          "types: a None raises TypeError out of check() (Python-built certificates only)")
+def test_none_fields_are_rejected_not_raised(mut):
+    res = exact_inj.check(cert(ABS, Domain(), mut(abs_proof())))
+    assert not res.valid
