@@ -457,6 +457,8 @@ def _combination_from_json(c: object, where: str, what: str):
             raise InputError(where, str(e)) from None
 
     lam = nums(c["lam"], "lam")
+    if "tight" in c and ("solve" in c or "eq" in c or c["tight"] is not True):
+        raise InputError(where, f"{what}: \"tight\" must be true and comes without \"eq\" or \"solve\"")
     if c.get("tight") is True:
         return Tight(support, lam)
     if what.startswith("bound"):

@@ -199,9 +199,12 @@ def _normalised_evidence(ev):
                 return Infeasible(support, lam, eq)
             raise _Invalid(f"{what}: unknown certificate {type(c).__name__}")
 
-        bounds = tuple(tuple(tuple(comb(b, "bound") for b in lu) for lu in piece) for piece in ev.bounds)
-        return EndToEndProof(_ints(ev.tree, "tree codes"), tuple(comb(c, "leaf") for c in ev.leaves), bounds,
-                             tuple(comb(c, "pair") for c in ev.pairs))
+        try:
+            bounds = tuple(tuple(tuple(comb(b, "bound") for b in lu) for lu in piece) for piece in ev.bounds)
+            return EndToEndProof(_ints(ev.tree, "tree codes"), tuple(comb(c, "leaf") for c in ev.leaves), bounds,
+                                 tuple(comb(c, "pair") for c in ev.pairs))
+        except (TypeError, AttributeError) as e:  # a field that is not a sequence of the right things
+            raise _Invalid(f"malformed end-to-end proof ({type(e).__name__}: {str(e)[:80]})") from None
     raise _Invalid(f"unknown evidence {type(ev).__name__}")
 
 
@@ -649,6 +652,8 @@ def _piece_box(rows, outs, bounds, i):
         raise _Invalid(f"piece {i} has {len(outs)} outputs but {len(bounds)} bound pairs")
     box = []
     for k, (lu, out) in enumerate(zip(bounds, outs)):
+        if not isinstance(lu, (tuple, list)) or len(lu) != 2:
+            raise _Invalid(f"piece {i}, output {k}: bounds must be a (lower, upper) pair")
         vals = []
         for b, upper in zip(lu, (False, True)):
             if b is None:
