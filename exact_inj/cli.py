@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         help="decide injectivity of a ReLU layer or network on R^n or a domain",
         description="Decide injectivity of the layer or network in FILE (JSON, NPZ, ONNX or PyTorch; "
         "docs/formats.md, docs/model-files.md) on all of R^n or on --domain. Networks go by the cheapest route "
-        "that decides them: first layer, layerwise, singular piece, fold, then end to end for small networks "
+        "that decides them: first layer, layerwise, lifted, singular piece, fold, then end to end for small networks "
         "(docs/networks.md). Every verdict is backed by a certificate that has passed the exact checker.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

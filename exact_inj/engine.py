@@ -444,8 +444,9 @@ def decide_network(
     - layerwise: each later stage is proved injective on a convex superset of
       what it receives (the paper's Corollary 1).
     - When a later stage fails there (its collision may have no preimages):
-      singular_piece and fold witnesses, then the end_to_end route (pieces and
-      pairs of pieces, exact certificates for every pair) on small networks.
+      lifted (stage 1's collision has preimages), singular_piece and fold
+      witnesses, then the end_to_end route (pieces and pairs of pieces, exact
+      certificates for every pair) on small networks.
     """
     from . import network as netmod
     from .certificate import LayerwiseProof, LinearRankProof, StageProof
@@ -503,12 +504,20 @@ def decide_network(
             return finish(Status.NOT_INJECTIVE, "first_layer",
                           f"the first stage is not injective on {domain.describe()} ({why}), "
                           "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
-        # A collision on a superset of the received set: not a network witness.
+        # A collision on a superset of the received set: not a network witness
+        # unless both points have preimages (a lifted witness).
         info["layerwise_failed_at"] = k
+        why = (f"{label} is not injective on {received.describe()}, a convex superset of what it receives, so "
+               "the layerwise route fails")
+        if pair is not None:
+            tried.append("lift")
+            lifted = netmod.lifted_witness(net, domain, k, tuple(pair[0]), tuple(pair[1]))
+            if lifted is not None:
+                return finish(Status.NOT_INJECTIVE, "lifted",
+                              f"{why}; but both points of its collision have preimages in {domain.describe()}, "
+                              "and those collide through the whole network", Witness(lifted[0], lifted[1]), info)
         return _after_layerwise(net, domain, deadline, progress, tried, info, finish, t0, dims,
-                                f"{label} is not injective on {received.describe()}, a convex superset of what it "
-                                "receives, so the layerwise route fails (that collision need not have preimages)",
-                                label)
+                                f"{why} (that collision need not have preimages)", label)
     return finish(Status.INJECTIVE, "layerwise",
                   f"every stage is injective on a convex set containing what it receives "
                   f"(the paper's Corollary 1), starting from {domain.describe()}",

@@ -248,3 +248,47 @@ def _affine_piece(net: Network, x: list[Fraction]):
         return out
 
     return A, pres, dirs_of
+
+
+def lifted_witness(net: Network, domain: Domain, stage: int, h, h2):
+    """A cheap witness source (theory section 8): a collision h != h2 of stage
+    ``stage`` found on a convex superset of what it receives is a network
+    witness once both points have preimages.  For stage 1 the preimage of h
+    under stage 0, z -> ReLU(W z + b) on the domain, is a polyhedron (rows with
+    h_i > 0 are equations W_i z + b_i = h_i, rows with h_i = 0 say
+    W_i z + b_i <= 0), decided here by the exact simplex.  Returns (z, z2),
+    re-verified by exact evaluation, or None (always None for later stages).
+
+    >>> ident = Layer.from_rows([[1, 0], [0, 1]])                      # ReLU(I z): onto the orthant
+    >>> net = Network((ident, Layer.from_rows([[1, 1]], activation="linear")))
+    >>> z, z2 = lifted_witness(net, Domain(), 1, (Fraction(1), Fraction(0)), (Fraction(0), Fraction(1)))
+    >>> z != z2 and net.evaluate(z) == net.evaluate(z2)
+    True
+    """
+    from .endtoend import _motzkin
+
+    st = stages(net)
+    if stage != 1 or len(st) < 2 or st[0].layer.activation != "relu" or h == h2:
+        return None
+    first = st[0].layer
+    n = first.in_dim
+    G, hh = domain.constraints(n)
+    t_row = ((Fraction(0),) * n, Fraction(-1))
+    pre = []
+    for target in (h, h2):
+        if len(target) != first.out_dim or any(v < 0 for v in target):
+            return None
+        rows = [(tuple(g), -b) for g, b in zip(G, hh)]
+        for w, b, v in zip(first.weight, first.bias, target):
+            if v > 0:
+                rows += [(tuple(w), b - v), (tuple(-x for x in w), v - b)]
+            else:
+                rows.append((tuple(w), b))
+        kind, z, t = _motzkin([t_row], rows)
+        if kind != "point" or t <= 0:
+            return None
+        pre.append(tuple(v / t for v in z))
+    z, z2 = pre
+    if z != z2 and domain.contains(z) and domain.contains(z2) and net.evaluate(z) == net.evaluate(z2):
+        return z, z2
+    return None

@@ -144,3 +144,34 @@ def test_network_instances(name):
 def test_every_network_instance_has_an_expected_answer():
     files = {p.name for p in NETS.glob("*.json")} - {"expected.json"}
     assert files == set(NET_EXPECTED)
+
+
+def test_lifted_witness_when_stage_one_collides_inside_the_range():
+    # ReLU(I z) maps the orthant onto itself, so a collision of stage 1 found on the
+    # orthant has preimages: it lifts to a network witness without any end-to-end work,
+    # even at 30 inputs and 90 ReLUs (far beyond the end-to-end route's reach).
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 30
+    W = rng.integers(-3, 4, size=(2 * n, n))
+    W[-1] = W[0]
+    net = Network((Layer.from_rows(np.eye(n, dtype=int).tolist()), Layer.from_rows(W.tolist()),
+                   Layer.from_rows(rng.integers(-2, 3, size=(n, 2 * n)).tolist(), activation="linear")))
+    v = decided(net, Domain.orthant())
+    assert v.status.value == "not_injective" and v.route == "lifted"
+    assert all(c >= 0 for c in v.witness.x + v.witness.y)
+
+
+def test_lift_refuses_points_without_preimages():
+    # ReLU([B; -B] z) never outputs two positive entries of a +/- pair, so (1, 0, 1, 0)
+    # has no preimage and must not lift.
+    B = [[2, 1], [1, 1]]
+    net = Network((Layer.from_rows(B + [[-v for v in r] for r in B]),
+                   Layer.from_rows([[1, 0, -1, 0], [0, 1, 0, -1]], activation="linear")))
+    h = (F(1), F(0), F(1), F(0))
+    h2 = (F(2), F(0), F(2), F(0))
+    assert netmod.lifted_witness(net, Domain(), 1, h, h2) is None
+    # Both of these have preimages, but they are not a collision of stage 1
+    # (B z = (3, 2) and (-3, -2)): the lifted pair fails the exact re-evaluation.
+    assert netmod.lifted_witness(net, Domain(), 1, (F(3), F(2), F(0), F(0)), (F(0), F(0), F(3), F(2))) is None
