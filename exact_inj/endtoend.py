@@ -235,9 +235,6 @@ class _Search:
                     # exists: keep splitting (sound, only slower).
             self._grow(child, p, tree, empty, pieces)
 
-    def _interior(self, rows: list[Row]):
-        return self._interior_or_duals(rows)[0]
-
     def _interior_or_duals(self, rows: list[Row]):
         """Max-slack LP: a point deep inside, or (None, dual hint) if it looks empty/thin."""
         n = self.n
@@ -353,11 +350,10 @@ class _Search:
         """Max-slack LP over the pair system: 'empty' (with dual hint), 'open'
         (every inequality strictly satisfiable at once) or 'thin'."""
         N = 2 * self.n
-        ineq, eqs = c, d  # sizes only
         wts = np.linalg.norm(A, axis=1)
         wts[wts == 0] = 1.0
-        M = np.vstack([np.hstack([A, wts[:, None]]), np.hstack([E, np.zeros((len(eqs), 1))])])
-        lo = np.r_[np.full(len(ineq), -INF), -d]
+        M = np.vstack([np.hstack([A, wts[:, None]]), np.hstack([E, np.zeros((len(d), 1))])])
+        lo = np.r_[np.full(len(c), -INF), -d]
         up = np.r_[-c, -d]
         h = self.h
         pass_lp(h, np.r_[np.zeros(N), 1.0], np.r_[np.full(N, -INF), -INF], np.r_[np.full(N, INF), 1.0],
