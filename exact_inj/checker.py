@@ -541,7 +541,7 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
     COLLAPSE is accepted only for a pre-activation that is identically 0,
     and the pairs must be exactly (i, j) for i <= j over the pieces found.
     """
-    from .pieces import Walker, pair_system
+    from .pieces import Walker, pair_system, separated
 
     w = Walker(net, dom)
     full = dom.kind != "box" or all(lo < hi for lo, hi in zip(dom.lower, dom.upper))
@@ -596,16 +596,12 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
     if len(proof.bounds) != R:
         raise _Invalid(f"{R} pieces need {R} lists of output bounds, the proof has {len(proof.bounds)}")
     box = [_piece_box(rows[i], outs[i], _q_bounds(proof.bounds[i]), i, zero) for i in range(R)]
-    p_out = len(outs[0]) if outs else 0
     k = 0
-    separated = 0
+    n_separated = 0
     for i in range(R):
-        bi = box[i]
         for j in range(i, R):
-            bj = box[j]
-            if any((bi[t][1] is not None and bj[t][0] is not None and bi[t][1] < bj[t][0])
-                   or (bj[t][1] is not None and bi[t][0] is not None and bj[t][1] < bi[t][0]) for t in range(p_out)):
-                separated += 1
+            if separated(box[i], box[j]):
+                n_separated += 1
                 continue
             if k >= len(proof.pairs):
                 raise _Invalid(f"pair ({i}, {j}) has no certificate (the proof has {len(proof.pairs)})")
@@ -618,9 +614,9 @@ def _check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
             k += 1
     if k != len(proof.pairs):
         raise _Invalid(f"the proof has {len(proof.pairs) - k} pair certificates more than the pairs it must close")
-    k += separated
+    k += n_separated
     return (f"end-to-end proof: {R} pieces cover {dom.describe()}, and none of the {k} pairs of pieces "
-            f"holds two distinct points with equal outputs ({separated} pairs separated by output bounds)")
+            f"holds two distinct points with equal outputs ({n_separated} pairs separated by output bounds)")
 
 
 def verify_tight(rows, cert: Tight) -> bool:
@@ -673,12 +669,8 @@ def _piece_box(rows, outs, bounds, i, zero=None):
     return box
 
 
-def _q(x) -> "flint.fmpq":
-    return flint.fmpq(x.numerator, x.denominator)
-
-
 def _q_rows(rows):
-    return [(tuple(_q(v) for v in a), _q(c)) for a, c in rows]
+    return [(tuple(linalg.to_fmpq(v) for v in a), linalg.to_fmpq(c)) for a, c in rows]
 
 
 def _q_comb(c):
@@ -687,11 +679,11 @@ def _q_comb(c):
 
     if c is None or not isinstance(c, (Infeasible, Flat, Bound, Tight)):
         return c
-    out = replace(c, lam=tuple(_q(v) for v in c.lam))
+    out = replace(c, lam=tuple(linalg.to_fmpq(v) for v in c.lam))
     if isinstance(c, (Infeasible, Flat)):
-        out = replace(out, eq=tuple(_q(v) for v in c.eq))
+        out = replace(out, eq=tuple(linalg.to_fmpq(v) for v in c.eq))
     if isinstance(c, Flat):
-        out = replace(out, solve=tuple(tuple(_q(v) for v in row) for row in c.solve))
+        out = replace(out, solve=tuple(tuple(linalg.to_fmpq(v) for v in row) for row in c.solve))
     return out
 
 

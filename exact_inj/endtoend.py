@@ -36,7 +36,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import lcm
 
 import highspy
 import numpy as np
@@ -44,10 +43,10 @@ import numpy as np
 from . import linalg
 from .backend import INF, new_highs, pass_lp
 from .certificate import COLLAPSE, REGION, SPLIT, Bound, Domain, EndToEndProof, Flat, Infeasible, Tight
-from .exact_lp import strict_or_motzkin
+from .exact_lp import equations_as_rows, motzkin_rows
 from .model import Network
 from .checker import bound_value, verify_infeasible, verify_tight
-from .pieces import Prefix, Row, Walker, combine, pair_system
+from .pieces import Prefix, Row, Walker, combine, pair_system, separated
 
 # Float thresholds: they only choose which exact certificate to try first.
 # A wrong choice costs time (the exact fallback runs), never a wrong verdict.
@@ -106,7 +105,7 @@ def decide(
     say(f"end to end: {R} pieces, {total} pairs ({time.perf_counter() - t0:.1f} s)")
     certs: list = []
     done = 0
-    separated = 0
+    n_separated = 0
     last = time.perf_counter()
     try:
         outs = [p.output() for p in pieces]
@@ -119,19 +118,12 @@ def decide(
             b, v = search.bounds(rows[i], outs[i], fl[i])
             bounds.append(b)
             box.append(v)
-        p_out = len(outs[0]) if outs else 0
         for i in range(R):
-            bi = box[i]
             for j in range(i, R):
                 if time.perf_counter() > deadline:
                     raise _Stop("time limit")
-                bj = box[j]
-                # The same exact test as the checker's: an output on which one
-                # piece's upper bound is below the other's lower bound.
-                if any((bi[t][1] is not None and bj[t][0] is not None and bi[t][1] < bj[t][0])
-                       or (bj[t][1] is not None and bi[t][0] is not None and bj[t][1] < bi[t][0])
-                       for t in range(p_out)):
-                    separated += 1
+                if separated(box[i], box[j]):  # the checker's own test
+                    n_separated += 1
                     done += 1
                     continue
                 kind, ev = search.pair(rows[i], outs[i], rows[j], outs[j], fl[i], fl[j])
@@ -154,7 +146,7 @@ def decide(
     except _Stop as e:
         return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
                               reason=f"{e} after {done} of {total} pairs of {R} pieces")
-    search.stats["separated_pairs"] = separated
+    search.stats["separated_pairs"] = n_separated
     return EndToEndResult("injective", EndToEndProof(tuple(tree), tuple(empty), tuple(bounds), tuple(certs)),
                           pieces=R, pairs_done=done, pairs_total=total, stats=search.stats)
 
@@ -167,7 +159,6 @@ class _Search:
         self.say = say
         self.max_pieces = max_pieces
         self.h = new_highs()
-        self._thin_duals = None
         self.n_pieces = 0
         self.stats = {"lp": 0, "exact_fallback": 0, "infeasible_pairs": 0, "flat_pairs": 0, "thin_prefixes": 0}
         dom = walker.domain
@@ -183,14 +174,14 @@ class _Search:
         empty: list[Infeasible] = []
         pieces: list[Prefix] = []
         root = self.w.root()
-        point, duals = self._interior_or_duals(root.rows())
-        if point is None and duals is not None:  # the domain looks empty (callers rule this out)
-            cert = _farkas(root.rows(), [], duals)
+        kind, hint = self._max_slack(root.rows())
+        if kind == "empty":  # the domain looks empty (callers rule this out)
+            cert = _farkas(root.rows(), [], hint)
             if cert is not None:
                 tree.append(len(empty))
                 empty.append(cert)
                 return tree, empty, pieces
-        self._grow(root, point, tree, empty, pieces)
+        self._grow(root, hint if kind == "inside" else None, tree, empty, pieces)
         return tree, empty, pieces
 
     def _grow(self, node: Prefix, point, tree, empty, pieces) -> None:
@@ -217,30 +208,31 @@ class _Search:
                 p = point  # the parent's interior point lies strictly inside this half
             else:
                 rows = child.rows()
-                p, duals = self._interior_or_duals(rows)
-                if p is None and (duals is not None or self.full):
-                    # Clearly negative slack: try emptiness first.  Near-zero
-                    # slack: try "lies in a hyperplane" (full domains only; on a
-                    # degenerate box every prefix is thin, so split on).
-                    cert = _farkas(rows, [], duals) if duals is not None else None
-                    if cert is None and self.full:
-                        cert = _tight(rows, duals if duals is not None else self._thin_duals)
-                        if isinstance(cert, Tight):
-                            self.stats["thin_prefixes"] += 1
-                    if cert is not None:
-                        tree.append(len(empty))
-                        empty.append(cert)
-                        continue
-                    # The floats said empty or thin but no exact certificate
-                    # exists: keep splitting (sound, only slower).
+                kind, hint = self._max_slack(rows)
+                p = hint if kind == "inside" else None
+                # Clearly negative slack: try emptiness first.  Otherwise try
+                # "lies in a hyperplane" (full domains only; on a degenerate
+                # box every prefix is thin, so split on).
+                cert = _farkas(rows, [], hint) if kind == "empty" else None
+                if cert is None and kind != "inside" and self.full:
+                    cert = _tight(rows, hint)
+                    if isinstance(cert, Tight):
+                        self.stats["thin_prefixes"] += 1
+                if cert is not None:
+                    tree.append(len(empty))
+                    empty.append(cert)
+                    continue
+                # The floats said empty or thin but no exact certificate
+                # exists: keep splitting (sound, only slower).
             self._grow(child, p, tree, empty, pieces)
 
-    def _interior_or_duals(self, rows: list[Row]):
-        """Max-slack LP: a point deep inside, or (None, dual hint) if it looks empty/thin."""
+    def _max_slack(self, rows: list[Row]):
+        """Max-slack LP over a prefix: ('inside', a point deep inside), ('empty',
+        dual hint) for clearly negative slack, ('thin', dual hint) for slack
+        near 0, or ('unknown', None) if HiGHS gave no optimum."""
         n = self.n
-        self._thin_duals = None
         if not rows:
-            return np.zeros(n), None
+            return "inside", np.zeros(n)
         A = np.array([[float(v) for v in a] for a, _ in rows]).reshape(len(rows), n)
         c = np.array([float(cc) for _, cc in rows])
         wts = np.linalg.norm(A, axis=1)
@@ -252,16 +244,12 @@ class _Search:
         h.run()
         self.stats["lp"] += 1
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return None, None
+            return "unknown", None
         sol = h.getSolution()
         x = np.array(sol.col_value)
         if x[n] > SLACK_TOL:
-            return x[:n], None
-        duals = np.abs(np.array(sol.row_dual))
-        if x[n] >= -SLACK_TOL:
-            self._thin_duals = duals
-            return None, None
-        return None, duals
+            return "inside", x[:n]
+        return ("thin" if x[n] >= -SLACK_TOL else "empty"), np.abs(np.array(sol.row_dual))
 
     # --- output bounds -----------------------------------------------------------------
 
@@ -406,25 +394,6 @@ class _Search:
 # --- exact certificates ------------------------------------------------------------------
 
 
-def _scaled(row) -> tuple[list[int], int]:
-    """An integer row (g, c) = s (a, c) with s > 0, and s."""
-    a, c = row
-    s = lcm(*(v.denominator for v in a), c.denominator)
-    return [int(v * s) for v in a] + [int(c * s)], s
-
-
-def _motzkin(strict, nonstrict):
-    """strict_or_motzkin on rows given as (a, c) pairs with Fraction entries."""
-    S = [_scaled(r) for r in strict]
-    T = [_scaled(r) for r in nonstrict]
-    kind, p, q = strict_or_motzkin([g[:-1] for g, _ in S], [g[-1] for g, _ in S],
-                                   [g[:-1] for g, _ in T], [g[-1] for g, _ in T])
-    if kind == "point":
-        return kind, p, q
-    # Multipliers of the scaled rows are multipliers of the original rows times s.
-    return kind, [v * s for v, (_, s) in zip(p, S)], [v * s for v, (_, s) in zip(q, T)]
-
-
 def _farkas(ineq: list[Row], eqs: list[Row], hint) -> Infeasible | None:
     """An exact certificate that the rows and equations have no common point."""
     m = len(ineq)
@@ -450,10 +419,7 @@ def _farkas(ineq: list[Row], eqs: list[Row], hint) -> Infeasible | None:
             return Infeasible(tuple(r for r, _ in keep), tuple(v for _, v in keep), tuple(sol[len(sup):]))
     t_row = ((Fraction(0),) * dim, Fraction(-1))  # -t < 0: the homogenising variable is positive
     for sup in candidates:
-        non = [ineq[r] for r in sup]
-        for e in eqs:
-            non += [e, (tuple(-v for v in e[0]), -e[1])]
-        kind, lam, mu = _motzkin([t_row], non)
+        kind, lam, mu = motzkin_rows([t_row], [ineq[r] for r in sup] + equations_as_rows(eqs))
         if kind != "multiplier":
             continue
         lam_r = mu[:len(sup)]
@@ -475,7 +441,7 @@ def _tight(rows: list[Row], hint) -> Tight | Infeasible | None:
             A = [[rows[r][0][t] for r in sup] for t in range(dim)]
             A.append([rows[r][1] for r in sup])
             A.append([Fraction(1)] * len(sup))
-            rhs = [Fraction(0)] * (dim + 1) + [linalg._round(float(sum(hint[sup]))) or Fraction(1)]
+            rhs = [Fraction(0)] * (dim + 1) + [linalg.round_hint(float(sum(hint[sup]))) or Fraction(1)]
             sol = linalg.solve_affine(A, rhs, len(sup), [float(hint[r]) for r in sup])
             if sol is not None and all(v >= 0 for v in sol):
                 keep = [(r, v) for r, v in zip(sup, sol) if v != 0]
@@ -487,7 +453,7 @@ def _tight(rows: list[Row], hint) -> Tight | Infeasible | None:
     idx = [r for r in range(len(rows)) if any(rows[r][0])]
     if not idx:
         return None
-    kind, lam, mu = _motzkin([rows[r] for r in idx], [rows[r] for r in range(len(rows)) if r not in idx])
+    kind, lam, mu = motzkin_rows([rows[r] for r in idx], [rows[r] for r in range(len(rows)) if r not in idx])
     if kind != "multiplier":
         return None
     others = [r for r in range(len(rows)) if r not in idx]
@@ -512,7 +478,7 @@ def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:
         lam_g = [float(guess[0][r]) for r in support] if guess is not None else [1.0] * k
         mu_g = list(guess[1]) if guess is not None else [0.0] * P
         A.append([Fraction(1)] * k + [Fraction(0)] * P)
-        rhs.append(linalg._round(sum(lam_g)) or Fraction(1))
+        rhs.append(linalg.round_hint(sum(lam_g)) or Fraction(1))
         sol = linalg.solve_affine(A, rhs, k + P, lam_g + mu_g)
         if sol is None or any(v <= 0 for v in sol[:k]):
             sol = _positive_combination(ineq, eqs, support)
@@ -536,35 +502,42 @@ def _flat(ineq, eqs, support, guess, n) -> Flat | Infeasible | None:
     return Flat(support, lam, mu, solve)
 
 
-def _positive_combination(ineq, eqs, support):
-    """Exactly: lam > 0 on every support row and free mu with the combination
-    identically zero (each Motzkin multiplier of the still-uncovered rows,
-    made strict, covers at least one; their sum covers all), or None."""
-    rows = [ineq[r] for r in support]
-    pairs = []
-    for e in eqs:
-        pairs += [e, (tuple(-v for v in e[0]), -e[1])]
-    lam = [Fraction(0)] * len(rows)
+def _tight_rows(ineq, eqs, support):
+    """Exactly: the rows of ``support`` tight on all of {support rows, eqs}
+    (assumed nonempty), with multipliers.
+
+    Make the still-open rows strict: a Motzkin multiplier shows the rows it
+    uses are tight (its combination is identically 0 with constant >= 0, and
+    = 0 when the set is nonempty); repeat on the rest until the open rows can
+    all be strict at once.  Returns (tight rows, lam over ``support`` (> 0
+    exactly on the tight rows), mu over ``eqs``); the sum of the multipliers
+    found is the combination.
+    """
+    pairs = equations_as_rows(eqs)
+    lam = [Fraction(0)] * len(support)
     mu = [Fraction(0)] * len(eqs)
-    open_ = list(range(len(rows)))
+    open_ = list(range(len(support)))
     while open_:
-        strict = [rows[i] for i in open_]
-        non = [rows[i] for i in range(len(rows)) if i not in open_] + pairs
-        kind, l1, l2 = _motzkin(strict, non)
-        if kind != "multiplier":
-            return None
-        closed = [open_[t] for t, v in enumerate(l1) if v > 0]
-        if not closed:
-            return None
+        closed_ = [i for i in range(len(support)) if i not in open_]
+        kind, l1, l2 = motzkin_rows([ineq[support[i]] for i in open_], [ineq[support[i]] for i in closed_] + pairs)
+        hit = [open_[t] for t, v in enumerate(l1) if v > 0] if kind == "multiplier" else []
+        if not hit:
+            break
         for t, v in enumerate(l1):
             lam[open_[t]] += v
-        others = [i for i in range(len(rows)) if i not in open_]
-        for t, i in enumerate(others):
+        for t, i in enumerate(closed_):
             lam[i] += l2[t]
         for q in range(len(eqs)):
-            mu[q] += l2[len(others) + 2 * q] - l2[len(others) + 2 * q + 1]
-        open_ = [i for i in open_ if i not in closed]
-    return lam + mu
+            mu[q] += l2[len(closed_) + 2 * q] - l2[len(closed_) + 2 * q + 1]
+        open_ = [i for i in open_ if i not in hit]
+    return [support[i] for i in range(len(support)) if i not in open_], lam, mu
+
+
+def _positive_combination(ineq, eqs, support):
+    """lam > 0 on every support row and free mu with the combination
+    identically zero (exactly), or None if some support row is not tight."""
+    tight, lam, mu = _tight_rows(ineq, eqs, support)
+    return lam + mu if len(tight) == len(support) else None
 
 
 def _solve_difference(ineq, eqs, support, n):
@@ -587,15 +560,13 @@ def _solve_difference(ineq, eqs, support, n):
 def _exact_distinct_point(ineq, eqs, n):
     """An exact point of S with x != y, or None if there is none (exact simplex)."""
     N = 2 * n
-    non = list(ineq)
-    for e in eqs:
-        non += [e, (tuple(-v for v in e[0]), -e[1])]
+    non = list(ineq) + equations_as_rows(eqs)
     t_row = ((Fraction(0),) * N, Fraction(-1))
     for k in range(n):
         for sign in (1, -1):
             d = [Fraction(0)] * N
             d[k], d[n + k] = Fraction(-sign), Fraction(sign)  # -sign (x_k - y_k) < 0
-            kind, z, t = _motzkin([(tuple(d), Fraction(0)), t_row], non)
+            kind, z, t = motzkin_rows([(tuple(d), Fraction(0)), t_row], non)
             if kind == "point" and t > 0:
                 v = [zz / t for zz in z]
                 return tuple(v[:n]), tuple(v[n:])
@@ -607,23 +578,8 @@ def _exact_pair(ineq, eqs, n):
     cert = _farkas(ineq, eqs, None)
     if cert is not None:
         return cert
-    # S is nonempty.  The rows tight on all of S: repeatedly, the rows a Motzkin
-    # multiplier of the still-strict rows uses are tight on S.
-    sup = list(range(len(ineq)))
-    pairs = []
-    for e in eqs:
-        pairs += [e, (tuple(-v for v in e[0]), -e[1])]
-    tight: list[int] = []
-    open_ = list(sup)
-    while open_:
-        kind, l1, l2 = _motzkin([ineq[r] for r in open_], [ineq[r] for r in sup if r not in open_] + pairs)
-        if kind != "multiplier":
-            break
-        hit = [open_[t] for t, v in enumerate(l1) if v > 0]
-        if not hit:
-            break
-        tight += hit
-        open_ = [r for r in open_ if r not in hit]
+    # S is nonempty: find the rows tight on all of it exactly.
+    tight, _, _ = _tight_rows(ineq, eqs, list(range(len(ineq))))
     cert = _flat(ineq, eqs, tuple(sorted(tight)), None, n)
     return cert if isinstance(cert, Flat) else None
 

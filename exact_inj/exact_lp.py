@@ -18,6 +18,7 @@ Callers still verify what it returns.
 from __future__ import annotations
 
 from fractions import Fraction
+from math import lcm
 from typing import Sequence
 
 
@@ -109,3 +110,37 @@ def strict_or_motzkin(
     z = [y[j] for j in range(n)]
     t = y[n + 1]
     return ("point", z, t)
+
+
+def motzkin_rows(strict, nonstrict):
+    """:func:`strict_or_motzkin` on rows given as pairs (a, c) of Fractions,
+    meaning a.z + c t < 0 (strict) or <= 0 (non-strict).
+
+    Each row is scaled by a positive integer to integers first; the
+    multipliers returned are those of the rows as given.
+
+    >>> F = Fraction
+    >>> motzkin_rows([((F(1, 2),), F(0))], [((F(-1, 3),), F(0))])[0]   # x/2 < 0 and -x/3 <= 0
+    'multiplier'
+    """
+    S = [_scaled(r) for r in strict]
+    T = [_scaled(r) for r in nonstrict]
+    kind, p, q = strict_or_motzkin([g[:-1] for g, _ in S], [g[-1] for g, _ in S],
+                                   [g[:-1] for g, _ in T], [g[-1] for g, _ in T])
+    if kind == "point":
+        return kind, p, q
+    # Multipliers of the scaled rows are multipliers of the original rows times s.
+    return kind, [v * s for v, (_, s) in zip(p, S)], [v * s for v, (_, s) in zip(q, T)]
+
+
+def equations_as_rows(eqs):
+    """Each equation e.z + d = 0 as the two rows e.z + d <= 0 and -e.z - d <= 0
+    (a free multiplier of the equation is the difference of theirs)."""
+    return [r for e, d in eqs for r in ((e, d), (tuple(-v for v in e), -d))]
+
+
+def _scaled(row) -> tuple[list[int], int]:
+    """An integer row (g, c) = s (a, c) with s > 0, and s."""
+    a, c = row
+    s = lcm(*(v.denominator for v in a), c.denominator)
+    return [int(v * s) for v in a] + [int(c * s)], s

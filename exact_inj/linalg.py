@@ -114,14 +114,15 @@ def primitive(v: Sequence[int]) -> list[int]:
 def solve_square(A: Sequence[Sequence[int | Fraction]], rhs: Sequence[int | Fraction]) -> list[Fraction] | None:
     """Solve A x = rhs exactly for square A; None if A is singular."""
     n = len(A)
-    M = flint.fmpq_mat(n, n, [_q(x) for r in A for x in r])
+    M = flint.fmpq_mat(n, n, [to_fmpq(x) for r in A for x in r])
     if M.rank() < n:
         return None
-    sol = M.solve(flint.fmpq_mat(n, 1, [_q(x) for x in rhs]))
+    sol = M.solve(flint.fmpq_mat(n, 1, [to_fmpq(x) for x in rhs]))
     return [Fraction(int(sol[i, 0].p), int(sol[i, 0].q)) for i in range(n)]
 
 
-def _q(x: int | Fraction) -> "flint.fmpq":
+def to_fmpq(x: int | Fraction) -> "flint.fmpq":
+    """An exact rational as python-flint's fmpq."""
     if isinstance(x, Fraction):
         return flint.fmpq(x.numerator, x.denominator)
     return flint.fmpq(int(x))
@@ -144,8 +145,8 @@ def solve_affine(
     """
     rows = len(A)
     if rows == 0:
-        return [Fraction(_round(guess[j])) if guess is not None else Fraction(0) for j in range(ncols)]
-    M = flint.fmpq_mat(rows, ncols + 1, [_q(x) for r, b in zip(A, rhs) for x in (*r, b)])
+        return [Fraction(round_hint(guess[j])) if guess is not None else Fraction(0) for j in range(ncols)]
+    M = flint.fmpq_mat(rows, ncols + 1, [to_fmpq(x) for r, b in zip(A, rhs) for x in (*r, b)])
     R, rk = M.rref()
     pivots: list[int] = []
     for i in range(rk):
@@ -157,7 +158,7 @@ def solve_affine(
     pivot_set = set(pivots)
     for j in range(ncols):
         if j not in pivot_set and guess is not None:
-            x[j] = _round(guess[j])
+            x[j] = round_hint(guess[j])
     for i, j in enumerate(pivots):
         v = Fraction(int(R[i, ncols].p), int(R[i, ncols].q))
         for f in range(ncols):
@@ -169,6 +170,6 @@ def solve_affine(
     return x
 
 
-def _round(v: float) -> Fraction:
+def round_hint(v: float) -> Fraction:
     """A short rational near a float hint (hints only; never a verdict)."""
     return Fraction(float(v)).limit_denominator(1 << 24)

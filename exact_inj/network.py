@@ -265,7 +265,7 @@ def lifted_witness(net: Network, domain: Domain, stage: int, h, h2):
     >>> z != z2 and net.evaluate(z) == net.evaluate(z2)
     True
     """
-    from .endtoend import _motzkin
+    from .exact_lp import equations_as_rows, motzkin_rows
 
     st = stages(net)
     if stage != 1 or len(st) < 2 or st[0].layer.activation != "relu" or h == h2:
@@ -281,10 +281,10 @@ def lifted_witness(net: Network, domain: Domain, stage: int, h, h2):
         rows = [(tuple(g), -b) for g, b in zip(G, hh)]
         for w, b, v in zip(first.weight, first.bias, target):
             if v > 0:
-                rows += [(tuple(w), b - v), (tuple(-x for x in w), v - b)]
+                rows += equations_as_rows([(tuple(w), b - v)])
             else:
                 rows.append((tuple(w), b))
-        kind, z, t = _motzkin([t_row], rows)
+        kind, z, t = motzkin_rows([t_row], rows)
         if kind != "point" or t <= 0:
             return None
         pre.append(tuple(v / t for v in z))

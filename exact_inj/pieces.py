@@ -189,3 +189,11 @@ def combine(rows: list[Row], eqs: list[Row], support, lam, eq, dim: int, zero=No
                     coef[t] += mu * v
             const += mu * d
     return coef, const
+
+
+def separated(box_i, box_j) -> bool:
+    """Two pieces cannot collide: on some output, one piece's upper bound is
+    strictly below the other's lower bound (a box is a (lower, upper) pair
+    per output, None where there is no bound)."""
+    return any((ui is not None and lj is not None and ui < lj) or (uj is not None and li is not None and uj < li)
+               for (li, ui), (lj, uj) in zip(box_i, box_j))
