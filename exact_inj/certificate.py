@@ -10,6 +10,8 @@ Evidence kinds
 - :class:`TreeProof`: a case-split tree over the rows (verdict injective).
 - :class:`StructuralProof`: rows forming [B; -DB] with the bias condition
   (verdict injective, by the sub-layer rule).
+- :class:`ConvStructuralProof`: the same rule for a convolution [C; -DC],
+  with rank C = n shown by frequencies modulo a prime (verdict injective).
 """
 
 from __future__ import annotations
@@ -188,6 +190,30 @@ class StructuralProof:
 
 
 @dataclass(frozen=True)
+class ConvStructuralProof:
+    """A convolutional layer [C; -D C] shown injective through its kernel.
+
+    ``channel_pairs`` (o_k, o'_k): output channel o'_k's kernel is -d_k times
+    channel o_k's (d_k > 0), with the bias condition d_k b_o + b_o' >= 0.
+    With periodic padding whose outputs cover every shift, the operator C of
+    the channels o_k is block-circulant; it has full column rank when its
+    symbol has rank ``in_channels`` at every frequency modulo the prime
+    ``modulus``, using ``roots[t]`` of order ``input_size[t]`` (exact_inj/
+    modrank.py).  Then n independent rows of C and their partners form the
+    structural rule's [B; -DB] (theory section 8, "Convolutions"), though
+    no row is ever named.  The checker verifies the prime, the orders, the
+    channel pairs, the bias condition and every frequency itself."""
+
+    channel_pairs: tuple[tuple[int, int], ...]
+    modulus: int
+    roots: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.channel_pairs) + 1 + len(self.roots)
+
+
+@dataclass(frozen=True)
 class EmptyDomainProof:
     """The domain has no points, so nothing in it can collide."""
 
@@ -336,7 +362,7 @@ def _evidence_size(ev) -> int:
     return getattr(ev, "size", 0)
 
 
-Evidence = Union[Witness, TreeProof, StructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
+Evidence = Union[Witness, TreeProof, StructuralProof, ConvStructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
                  EndToEndProof]
 
 
@@ -418,6 +444,11 @@ def _proof_to_json(ev) -> dict:
         return {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
     if isinstance(ev, StructuralProof):
         return {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
+    if isinstance(ev, ConvStructuralProof):
+        # The modulus and roots are written as decimal strings: they exceed
+        # 2^53, which some JSON readers would round.
+        return {"kind": "conv_structural", "channel_pairs": [list(p) for p in ev.channel_pairs],
+                "modulus": str(ev.modulus), "roots": [str(r) for r in ev.roots]}
     if isinstance(ev, EmptyDomainProof):
         return {"kind": "empty_domain"}
     if isinstance(ev, LinearRankProof):
@@ -476,6 +507,16 @@ def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
     return tuple(v)
 
 
+def _decimal_int(v: object, where: str, what: str) -> int:
+    # Big integers travel as decimal strings (a JSON integer literal is
+    # accepted too); anything else, such as "1e5" or "0x10", is refused.
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 40:
+        return int(v)
+    raise InputError(where, f"{what} must be a non-negative integer written in decimal")
+
+
 def _witness_from_json(w: object, where: str) -> Witness:
     if not isinstance(w, dict) or "x" not in w or "y" not in w:
         raise InputError(where, "a not_injective certificate needs \"witness\": {\"x\": [...], \"y\": [...]}")
@@ -527,6 +568,17 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                 raise InputError(where, f"pair {k} must have two row indices")
             pairs.append((t[0], t[1]))
         return StructuralProof(tuple(pairs))
+    if kind == "conv_structural":
+        pairs = []
+        for k, pr in enumerate(_as_list(p.get("channel_pairs"), where, "proof channel_pairs")):
+            t = _int_list(pr, where, f"channel pair {k}")
+            if len(t) != 2:
+                raise InputError(where, f"channel pair {k} must have two channel indices")
+            pairs.append((t[0], t[1]))
+        modulus = _decimal_int(p.get("modulus"), where, "proof modulus")
+        roots = tuple(_decimal_int(r, where, f"root {k}")
+                      for k, r in enumerate(_as_list(p.get("roots"), where, "proof roots")))
+        return ConvStructuralProof(tuple(pairs), modulus, roots)
     if kind == "empty_domain":
         return EmptyDomainProof()
     if kind == "linear_rank":
@@ -563,4 +615,4 @@ def _proof_from_json(p: object, where: str) -> Evidence:
         if any(isinstance(c, Tight) for c in pairs):
             raise InputError(where, "a pair certificate cannot be \"tight\"")
         return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), leaves, tuple(bounds), pairs)
-    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, empty_domain, linear_rank, layerwise or end_to_end)")
+    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise or end_to_end)")

@@ -36,6 +36,7 @@ from .certificate import (
     Certificate,
     Core,
     Status,
+    ConvStructuralProof,
     StructuralProof,
     TreeProof,
     Witness,
@@ -176,6 +177,9 @@ def _normalised_evidence(ev):
         return TreeProof(cores, _ints(ev.tree, "tree codes"))
     if isinstance(ev, StructuralProof):
         return StructuralProof(tuple(_ints(p, "structural pair") for p in ev.pairs))
+    if isinstance(ev, ConvStructuralProof):
+        return ConvStructuralProof(tuple(_ints(p, "channel pair") for p in ev.channel_pairs),
+                                   _ints([ev.modulus], "modulus")[0], _ints(ev.roots, "roots"))
     if isinstance(ev, LayerwiseProof):
         stages = []
         for st in ev.stages:
@@ -225,6 +229,8 @@ def _check(cert: Certificate) -> str:
         if isinstance(ev, StructuralProof):
             # Injective on R^n, hence on every subset of it.
             return _check_structural(cert.network, ev)
+        if isinstance(ev, ConvStructuralProof):
+            return _check_conv_structural(cert.network, ev)
         if isinstance(ev, EmptyDomainProof):
             if not dom.is_empty():
                 raise _Invalid("the domain is not empty")
@@ -399,17 +405,95 @@ def _check_structural(net: Network, proof: StructuralProof) -> str:
     used = [i for p in proof.pairs for i in p]
     if any(not (0 <= i < m) for i in used) or len(set(used)) != len(used):
         raise _Invalid("structural pairs name rows outside the layer or repeat a row")
-    W, b = layer.weight, layer.bias
-    if linalg.rank_q([W[i] for i, _ in proof.pairs], n) != n:
-        raise _Invalid("the rows named as B are not linearly independent")
+    # Rows are read sparsely (a convolution's rows come from its kernel), so
+    # a big conv layer is checked without its dense operator.
+    b = layer.bias
+    B = []
     for k, (i, j) in enumerate(proof.pairs):
-        piv = next(c for c in range(n) if W[i][c] != 0)
-        d = -W[j][piv] / W[i][piv]
-        if d <= 0 or any(W[j][c] != -d * W[i][c] for c in range(n)):
+        wi, wj = layer.sparse_row(i), layer.sparse_row(j)
+        if not wi:
+            raise _Invalid(f"pair {k}: row {i} is zero")
+        c = min(wi)
+        d = -wj.get(c, Fraction(0)) / wi[c]
+        if d <= 0 or wj.keys() != wi.keys() or any(wj[c] != -d * v for c, v in wi.items()):
             raise _Invalid(f"pair {k}: row {j} is not a negative multiple of row {i}")
         if d * b[i] + b[j] < 0:
             raise _Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({_num(d * b[i] + b[j])})")
+        B.append(wi)
+    if not _independent(B, n):
+        raise _Invalid("the rows named as B are not linearly independent")
     return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
+
+
+# Below this many entries B's rank is computed exactly over Q; above it, mod
+# a prime first (rank mod p = n proves rank n over Q: exact_inj/modrank.py).
+_EXACT_RANK_ENTRIES = 40_000
+
+
+def _independent(rows: list[dict[int, Fraction]], n: int) -> bool:
+    """The n sparse rows are linearly independent over Q, decided exactly."""
+    from . import modrank
+
+    if n * n > _EXACT_RANK_ENTRIES:
+        # Two primes: an unlucky prime (one dividing det B) costs a second
+        # try.  If both fail, det B is very likely 0; the exact rank below
+        # settles it when that is affordable, and otherwise the proof is
+        # refused (never accepted on a guess).
+        for p in ((1 << 61) - 1, (1 << 62) - 57):
+            if modrank.rows_have_full_rank(rows, n, p):
+                return True
+        if n * n > 100 * _EXACT_RANK_ENTRIES:
+            return False
+    dense = [[r.get(c, Fraction(0)) for c in range(n)] for r in rows]
+    return linalg.rank_q(dense, n) == n
+
+
+def _check_conv_structural(net: Network, proof: ConvStructuralProof) -> str:
+    """Theory section 8 ("Convolutions") with the rank shown by frequencies.
+
+    Recomputed here: the layer is a periodic convolution whose outputs cover
+    every shift, the prime, the orders of the roots, every channel pair and
+    its bias condition, and the symbol's rank at every frequency."""
+    from . import modrank
+
+    layer = net.layers[0] if net.is_single_relu_layer else None
+    spec = getattr(layer, "spec", None)
+    if spec is None:
+        raise _Invalid("a conv_structural proof applies to a single ReLU convolutional layer only")
+    if spec.padding != "periodic" or any(o < s for o, s in zip(spec.output_size, spec.input_size)):
+        raise _Invalid("a conv_structural proof needs periodic padding with at least as many output "
+                       "positions as input positions in every dimension")
+    p, roots, sizes = proof.modulus, proof.roots, spec.input_size
+    if not (modrank.PRIME_FLOOR <= p < modrank.PRIME_CEILING) or not modrank.is_prime(p):
+        raise _Invalid(f"modulus {p} is not a prime in [2^61, 2^62)")
+    if len(roots) != len(sizes):
+        raise _Invalid(f"{len(roots)} roots for {len(sizes)} spatial dimensions")
+    for t, (r, N) in enumerate(zip(roots, sizes)):
+        if not modrank.has_order(r, N, p):
+            raise _Invalid(f"root {t} does not have order {N} modulo the prime")
+    used = [c for pr in proof.channel_pairs for c in pr]
+    if any(not (0 <= c < spec.out_channels) for c in used) or len(set(used)) != len(used):
+        raise _Invalid("channel pairs name channels outside the layer or repeat a channel")
+    flat = [spec.channel_kernel(o) for o in range(spec.out_channels)]
+    for k, (o, o2) in enumerate(proof.channel_pairs):
+        a, c = flat[o], flat[o2]
+        piv = next((i for i, v in enumerate(a) if v != 0), None)
+        if piv is None:
+            raise _Invalid(f"channel pair {k}: channel {o} has a zero kernel")
+        d = -c[piv] / a[piv]
+        if d <= 0 or any(y != -d * x for x, y in zip(a, c)):
+            raise _Invalid(f"channel pair {k}: channel {o2}'s kernel is not a negative multiple of channel {o}'s")
+        if d * spec.bias[o] + spec.bias[o2] < 0:
+            raise _Invalid(f"channel pair {k}: bias condition d*b_{o} + b_{o2} >= 0 fails "
+                           f"({_num(d * spec.bias[o] + spec.bias[o2])})")
+    bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, [o for o, _ in proof.channel_pairs],
+                                         sizes, p, roots)
+    if bad is not None:
+        raise _Invalid(f"the symbol of channels {[o for o, _ in proof.channel_pairs]} has rank < "
+                       f"{spec.in_channels} modulo the prime at frequency {list(bad)}")
+    n = spec.in_dim
+    return (f"convolutional [C; -DC] proof: {len(proof.channel_pairs)} channel pairs, C of full column rank {n} "
+            f"(symbol full rank at all {n // spec.in_channels} frequencies mod a prime), bias condition holds")
 
 
 # sympy's rref on big rational matrices is slow (theory notes, section 4), so

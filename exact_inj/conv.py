@@ -37,6 +37,7 @@ convolution reads it the same way here as in those frameworks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 from itertools import product
 from math import prod
@@ -44,7 +45,7 @@ from typing import Any, Sequence
 
 from .model import Layer
 
-__all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvSpec", "conv_operator", "normalize_pads"]
+__all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
 
 PADDINGS = ("zero", "periodic")
 
@@ -225,27 +226,26 @@ class ConvSpec:
     def in_dim(self) -> int:
         return self.in_channels * prod(self.input_size)
 
+    def describe(self) -> str:
+        """E.g. "2-D convolution 3 -> 12 channels on 32x32, periodic padding".
+
+        >>> ConvSpec.build([[[1, -1]]], 1, 1, [3], "periodic", 0).describe()
+        '1-D convolution 1 -> 1 channels on 3, periodic padding'
+        """
+        return (f"{len(self.input_size)}-D convolution {self.in_channels} -> {self.out_channels} channels on "
+                f"{'x'.join(map(str, self.input_size))}, {self.padding} padding")
+
     @property
     def out_dim(self) -> int:
         return self.out_channels * prod(self.output_size)
 
-    def operator(self) -> list[tuple[Fraction, ...]]:
-        """The dense operator, ``out_dim`` rows of ``in_dim`` Fractions (order: module doc)."""
-        n_in, n_out = self.in_dim, self.out_dim
-        if n_in * n_out > MAX_OPERATOR_ENTRIES:
-            raise ValueError(
-                f"the convolution operator would be {n_out} x {n_in} = {n_in * n_out} entries, "
-                f"more than the {MAX_OPERATOR_ENTRIES} this tool densifies"
-            )
-        N, out_size, pads = self.input_size, self.output_size, self.pads
-        periodic = self.padding == "periodic"
-        # Row-major strides of one input channel, e.g. (W, 1) for (H, W).
-        strides = tuple(prod(N[t + 1 :]) for t in range(len(N)))
-        plane = prod(N)
-        rows: list[tuple[Fraction, ...]] = []
+    @cached_property
+    def _taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
+        """Per output channel, its non-zero taps (input channel, offset, value).
+
+        Zero taps are skipped so that sparse kernels cost nothing."""
+        out = []
         for o in range(self.out_channels):
-            # Non-zero taps of output channel o: (input channel, offset, value).
-            # Zero taps are skipped so that sparse kernels cost nothing.
             taps = []
             for c in range(self.in_channels):
                 for q in product(*map(range, self.kernel_size)):
@@ -254,35 +254,197 @@ class ConvSpec:
                         w = w[i]
                     if w:
                         taps.append((c, q, w))
-            for p in product(*map(range, out_size)):
-                row = [_ZERO] * n_in
-                for c, q, w in taps:
-                    idx = c * plane
-                    for t in range(len(N)):
-                        s = p[t] + q[t] - pads[t][0]  # position in the unpadded input
-                        if periodic:
-                            s %= N[t]
-                        elif not 0 <= s < N[t]:
-                            break  # a zero-padding position contributes nothing
-                        idx += s * strides[t]
-                    else:
-                        # "+=", not "=": with periodic padding a kernel longer
-                        # than the input wraps several taps onto one input.
-                        row[idx] += w
-                rows.append(tuple(row))
+            out.append(tuple(taps))
+        return tuple(out)
+
+    def _columns(self, p: tuple[int, ...], q: tuple[int, ...], c: int) -> int | None:
+        """The input index tap q of channel c reads at output position p, or
+        None where it reads a zero-padding position."""
+        N, pads = self.input_size, self.pads
+        idx = c
+        for t in range(len(N)):
+            s = p[t] + q[t] - pads[t][0]  # position in the unpadded input
+            if self.padding == "periodic":
+                s %= N[t]
+            elif not 0 <= s < N[t]:
+                return None
+            idx = idx * N[t] + s
+        return idx
+
+    def channel_kernel(self, o: int) -> list[Fraction]:
+        """Output channel o's kernel, flattened (input channel, then offsets)."""
+
+        def flat(x):
+            return [v for e in x for v in flat(e)] if isinstance(x, tuple) else [x]
+
+        return flat(self.kernel[o])
+
+    def sparse_row(self, i: int) -> dict[int, Fraction]:
+        """Row ``i`` of the operator as {column: non-zero value}, built from
+        the kernel alone (cost: the taps of one output channel)."""
+        per = prod(self.output_size)
+        o, r = divmod(i, per)
+        p = []
+        for size in reversed(self.output_size):
+            r, s = divmod(r, size)
+            p.append(s)
+        p = tuple(reversed(p))
+        row: dict[int, Fraction] = {}
+        for c, q, w in self._taps[o]:
+            idx = self._columns(p, q, c)
+            if idx is not None:
+                # "+=", not "=": with periodic padding a kernel longer than
+                # the input wraps several taps onto one input.
+                v = row.get(idx, _ZERO) + w
+                if v:
+                    row[idx] = v
+                else:
+                    row.pop(idx, None)
+        return row
+
+    def operator(self) -> list[tuple[Fraction, ...]]:
+        """The dense operator, ``out_dim`` rows of ``in_dim`` Fractions (order: module doc)."""
+        n_in, n_out = self.in_dim, self.out_dim
+        if n_in * n_out > MAX_OPERATOR_ENTRIES:
+            raise OperatorTooLarge(
+                f"the convolution operator would be {n_out} x {n_in} = {n_in * n_out} entries, "
+                f"more than the {MAX_OPERATOR_ENTRIES} this tool densifies"
+            )
+        rows: list[tuple[Fraction, ...]] = []
+        for i in range(n_out):
+            row = [_ZERO] * n_in
+            for c, v in self.sparse_row(i).items():
+                row[c] = v
+            rows.append(tuple(row))
         return rows
+
+    @cached_property
+    def _integer_taps(self) -> tuple[tuple[int, tuple[tuple[int, tuple[int, ...], int], ...], int], ...]:
+        """Per output channel: scale s, the taps times s (integers), bias times s."""
+        from .linalg import common_denominator
+
+        out = []
+        for o, taps in enumerate(self._taps):
+            ints, s = common_denominator([w for _, _, w in taps] + [self.bias[o]])
+            out.append((s, tuple((c, q, v) for (c, q, _), v in zip(taps, ints)), ints[-1]))
+        return tuple(out)
+
+    def apply_operator(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
+        """C x + bias, exactly, by direct convolution (the dense operator is
+        never built): integers over one common denominator, one division per
+        output."""
+        from .linalg import common_denominator
+
+        if len(x) != self.in_dim:
+            raise ValueError(f"input has {len(x)} entries, expected {self.in_dim}")
+        X, D = common_denominator([Fraction(v) for v in x])
+        out: list[Fraction] = []
+        for s, taps, b in self._integer_taps:
+            for p in product(*map(range, self.output_size)):
+                acc = b * D
+                for c, q, w in taps:
+                    idx = self._columns(p, q, c)
+                    if idx is not None:
+                        acc += w * X[idx]
+                out.append(Fraction(acc, s * D))
+        return tuple(out)
 
     def bias_vector(self) -> tuple[Fraction, ...]:
         """The bias of each output row: a channel's bias repeated at every position."""
         per = prod(self.output_size)
         return tuple(b for b in self.bias for _ in range(per))
 
-    def layer(self, activation: str = "relu") -> Layer:
-        # The convolution becomes an ordinary dense Layer.  Its structure
-        # (shared kernels, sparsity, Toeplitz/circulant blocks) is dropped
-        # here; the engine may later exploit it by keeping the ConvSpec beside
-        # the Layer, but every verdict stays about this exact dense operator.
-        return Layer(tuple(self.operator()), self.bias_vector(), activation)
+    def layer(self, activation: str = "relu") -> "ConvLayer":
+        """This convolution as a network layer, kept in structured form."""
+        return ConvLayer(self, activation)
+
+    def to_json(self) -> dict:
+        """The ``"type": "conv"`` layer object (docs/formats.md), numbers as strings."""
+        from .io import fraction_to_str
+
+        def nested(x):
+            return fraction_to_str(x) if isinstance(x, Fraction) else [nested(v) for v in x]
+
+        return {
+            "type": "conv",
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "input_size": list(self.input_size),
+            "padding": self.padding,
+            "pad": [list(p) for p in self.pads],
+            "kernel": nested(self.kernel),
+            "bias": [fraction_to_str(b) for b in self.bias],
+        }
+
+
+class OperatorTooLarge(ValueError):
+    """A route needs the dense operator of a convolution larger than
+    :data:`MAX_OPERATOR_ENTRIES`; the engine answers ``unknown`` instead."""
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A convolutional layer x -> act(C x + b), kept as its kernel.
+
+    It offers what :class:`~exact_inj.model.Layer` offers (``in_dim``,
+    ``out_dim``, ``bias``, ``pre_activation``, ``apply``, ``sparse_row``), and
+    evaluation never builds the operator.  ``weight``, the dense operator, is
+    built on first use only, by the routes that need a dense matrix, and
+    raises :class:`OperatorTooLarge` above :data:`MAX_OPERATOR_ENTRIES`.
+
+    >>> L = ConvSpec.build([[[1, -1]]], 1, 1, [3], "periodic", 0).layer()
+    >>> L.in_dim, L.out_dim, L.sparse_row(1)
+    (3, 2, {1: Fraction(1, 1), 2: Fraction(-1, 1)})
+    >>> L.apply((Fraction(1), Fraction(5), Fraction(2)))
+    (Fraction(0, 1), Fraction(3, 1))
+    """
+
+    spec: ConvSpec
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        from .model import ACTIVATIONS
+
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r} (expected one of {', '.join(ACTIVATIONS)})"
+            )
+
+    @property
+    def in_dim(self) -> int:
+        return self.spec.in_dim
+
+    @property
+    def out_dim(self) -> int:
+        return self.spec.out_dim
+
+    @cached_property
+    def bias(self) -> tuple[Fraction, ...]:
+        return self.spec.bias_vector()
+
+    @cached_property
+    def weight(self) -> tuple[tuple[Fraction, ...], ...]:
+        return tuple(self.spec.operator())
+
+    @property
+    def dense_entries(self) -> int:
+        return self.in_dim * self.out_dim
+
+    def dense(self) -> Layer:
+        """The same layer as a dense :class:`~exact_inj.model.Layer`."""
+        return Layer(self.weight, self.bias, self.activation)
+
+    def sparse_row(self, i: int) -> dict[int, Fraction]:
+        return self.spec.sparse_row(i)
+
+    def pre_activation(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
+        return self.spec.apply_operator(x)
+
+    def apply(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
+        from .model import relu
+
+        pre = self.pre_activation(x)
+        return tuple(relu(a) for a in pre) if self.activation == "relu" else pre
 
 
 def conv_operator(

@@ -27,9 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import backend, formulation, linalg
+from . import backend, convproof, formulation, linalg
 from .certificate import Certificate, Domain, EmptyDomainProof, StructuralProof, Witness
 from .checker import check
+from .conv import MAX_OPERATOR_ENTRIES, ConvLayer
 from .model import Layer, Network
 from .search import LayerData, NodeLP, SearchStats, finish_witness, make_witness, strict_point, tree_search
 from .verdict import Status, Verdict
@@ -69,6 +70,26 @@ def decide_layer(
     if domain.is_empty():
         return done(Status.INJECTIVE, "instant", f"{domain.describe()} is empty, so nothing in it can collide",
                     EmptyDomainProof())
+    if isinstance(layer, ConvLayer):
+        # Structured first: the kernel alone can prove [C; -DC] injective,
+        # at sizes whose dense operator could never be built.  Certificates
+        # stay about `net`, the convolution as given; only the dense routes
+        # below see its operator, and only when it is small enough.
+        tried.append("conv_structural")
+        proof, how = convproof.structural_proof(layer)
+        if proof is not None:
+            return done(Status.INJECTIVE, "structural",
+                        f"a {layer.spec.describe()}: its output channels pair up as [C; -DC] with D > 0 and the "
+                        f"bias condition, and the operator C of the first channel of each pair has full column "
+                        f"rank {layer.in_dim}, shown by {how} modulo a prime; so the layer is injective on R^n"
+                        + ("" if domain.kind == "reals" else f" and hence on {domain.describe()}"),
+                        proof, {"conv": how})
+        if layer.dense_entries > MAX_OPERATOR_ENTRIES:
+            return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                           f"a {layer.spec.describe()}: {how}; its dense operator ({layer.out_dim} x "
+                           f"{layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} entries the general routes build",
+                           None, {"tried": tried, "conv": how, "operator_entries": layer.dense_entries})
+        layer = layer.dense()
     data = LayerData(layer, domain)
     n, m = data.n, data.m
     if domain.kind != "reals":

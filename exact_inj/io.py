@@ -499,8 +499,8 @@ def _nested_exact(x: Any, depth: int, where: str, path: str | None) -> Any:
     return [_nested_exact(v, depth - 1, f"{where}[{i}]", path) for i, v in enumerate(x)]
 
 
-def _conv_layer_from_json(obj: dict, at: str, path: str | None) -> Layer:
-    """A ``"type": "conv"`` layer: the exact convolution operator as a dense Layer."""
+def _conv_layer_from_json(obj: dict, at: str, path: str | None):
+    """A ``"type": "conv"`` layer, kept as its kernel (a :class:`~exact_inj.conv.ConvLayer`)."""
     from .conv import PADDINGS, ConvSpec
 
     for key in obj:
@@ -606,15 +606,20 @@ def network_to_json(net: Network) -> dict:
     out: dict[str, Any] = {}
     if net.name:
         out["name"] = net.name
-    out["layers"] = [
-        {
-            "weight": [[fraction_to_str(v) for v in row] for row in layer.weight],
-            "bias": [fraction_to_str(v) for v in layer.bias],
-            "activation": layer.activation,
-        }
-        for layer in net.layers
-    ]
+    out["layers"] = [_layer_to_json(layer) for layer in net.layers]
     return out
+
+
+def _layer_to_json(layer) -> dict[str, Any]:
+    # A convolution is written as its kernel: a certificate for a big conv
+    # layer must not embed its dense operator.
+    if hasattr(layer, "spec"):
+        return {**layer.spec.to_json(), "activation": layer.activation}
+    return {
+        "weight": [[fraction_to_str(v) for v in row] for row in layer.weight],
+        "bias": [fraction_to_str(v) for v in layer.bias],
+        "activation": layer.activation,
+    }
 
 
 # --------------------------------------------------------------------------

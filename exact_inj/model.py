@@ -92,6 +92,12 @@ class Layer:
 
         return scaled_integer_rows(self.weight, self.bias)
 
+    def sparse_row(self, i: int) -> dict[int, Fraction]:
+        """Row i as {column: non-zero value}: the form rows of a convolution
+        (exact_inj/conv.py) are read in too, so checks that read a few rows
+        work on both without building a dense operator."""
+        return {c: v for c, v in enumerate(self.weight[i]) if v}
+
     def pre_activation(self, x: Sequence[Fraction]) -> Vector:
         """W x + b, exactly.
 

@@ -9,7 +9,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvSpec, conv_operator, normalize_pads
+from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec, conv_operator, normalize_pads
 from exact_inj.io import InputError, load_network
 from exact_inj.model import Layer
 
@@ -77,7 +77,8 @@ def test_same_padding_periodic_is_square_circulant():
 def test_spec_layer_bias_repeated_per_position():
     spec = ConvSpec.build([[[1]], [[2]]], 1, 2, [3], "zero", 0, [5, "-1/2"])
     layer = spec.layer("linear")
-    assert isinstance(layer, Layer) and layer.activation == "linear"
+    assert isinstance(layer, ConvLayer) and layer.activation == "linear"
+    assert isinstance(layer.dense(), Layer) and layer.dense().weight == layer.weight
     assert layer.bias == (F(5),) * 3 + (F(-1, 2),) * 3
     assert layer.weight[4] == (F(0), F(2), F(0))
 

@@ -22,7 +22,7 @@ import pytest
 import sympy
 
 import exact_inj
-from exact_inj.certificate import StructuralProof, TreeProof, Witness
+from exact_inj.certificate import ConvStructuralProof, StructuralProof, TreeProof, Witness
 from exact_inj.model import Layer, Network
 
 INSTANCES = Path(__file__).resolve().parent.parent / "instances"
@@ -97,7 +97,7 @@ def assert_verdict(v, W, b, expected: str) -> None:
         # Also through the package's own evaluator (same answer, other code).
         assert layer.apply(w.x) == layer.apply(w.y)
     else:
-        assert isinstance(cert.evidence, (TreeProof, StructuralProof))
+        assert isinstance(cert.evidence, (TreeProof, StructuralProof, ConvStructuralProof))
 
 
 def rank(rows) -> int:

@@ -1,0 +1,149 @@
+"""Proofs for convolutional layers found through the kernel, not the matrix.
+
+A DCGAN-style layer [C; -s^2 C] is injective when the operator C has full
+column rank at the given size (theory section 8, "Convolutions"): n
+independent rows of C and their negative multiples form the structural
+rule's [B; -DB].  This module finds such proofs for a
+:class:`~exact_inj.conv.ConvLayer` without building its dense operator:
+
+1. **Channel pairs**: output channels whose kernels are negative multiples of
+   each other, with the bias condition d b_o + b_o' >= 0 (one check per
+   channel instead of one per row).
+2. **Rank of C**, exactly, by one of
+   - *frequencies* (periodic padding, outputs covering every shift): the
+     symbol has full rank at each of the N frequencies modulo a prime
+     (:class:`~exact_inj.certificate.ConvStructuralProof`; nothing but the
+     kernel is ever built);
+   - *named rows* (any padding): n rows of C independent modulo a prime,
+     selected by one modular elimination of C's transpose
+     (:class:`~exact_inj.certificate.StructuralProof`; the checker reads those
+     n rows sparsely and recomputes their rank mod p).
+
+A rank mod p that falls short proves nothing (exact_inj/modrank.py), so a
+failure here only means "not shown": the engine goes on to the dense routes
+when the operator is small enough, and otherwise answers unknown.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from . import modrank
+from .certificate import ConvStructuralProof, StructuralProof
+from .conv import ConvLayer, ConvSpec
+
+# Primes tried before a frequency or row-rank test is given up: one unlucky
+# prime (dividing a non-zero minor) is already rare near 2^61.
+PRIMES_TRIED = 3
+
+
+def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
+    """Disjoint channel pairs (o, o') with K_o' = -d K_o, d > 0, and
+    d b_o + b_o' >= 0; each channel is used at most once.
+
+    >>> from exact_inj.conv import ConvSpec
+    >>> L = ConvSpec.build([[[1, 2]], [[-3, -6]], [[0, 1]]], 1, 3, [4], "periodic", [[0, 1]], [0, 0, 0]).layer()
+    >>> channel_pairs(L)
+    ((0, 1),)
+    """
+    spec = layer.spec
+    flat = [spec.channel_kernel(o) for o in range(spec.out_channels)]
+    groups: dict[tuple, list[int]] = {}
+    for o, k in enumerate(flat):
+        piv = next((v for v in k if v != 0), None)
+        if piv is None:
+            continue
+        groups.setdefault(tuple(v / abs(piv) for v in k), []).append(o)
+    used: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for key, idx in groups.items():
+        neg = tuple(-v for v in key)
+        opp = groups.get(neg)
+        if not opp or key < neg:
+            continue
+        for o in idx:
+            for o2 in opp:
+                if o2 in used or o in used:
+                    continue
+                a, c = flat[o], flat[o2]
+                piv = next(i for i, v in enumerate(a) if v != 0)
+                d = -c[piv] / a[piv]
+                if d * spec.bias[o] + spec.bias[o2] >= 0:
+                    pairs.append((o, o2))
+                    used.update((o, o2))
+                    break
+    return tuple(pairs)
+
+
+def full_column_rank(spec: ConvSpec, chans: list[int]):
+    """Show that the operator of output channels ``chans`` has full column
+    rank, modulo a prime (which proves it over Q).
+
+    Returns ``("frequencies", (p, roots))`` (periodic padding covering every
+    shift), ``("rows", picked)`` (indices, into the rows of ``chans`` in
+    channel-major order, of n rows independent mod p), or ``(None, note)``
+    saying why it was not shown.
+
+    >>> from exact_inj.conv import ConvSpec
+    >>> full_column_rank(ConvSpec.build([[[1, 1]]], 1, 1, [3], "zero", [[1, 0]]), [0])
+    ('rows', [0, 1, 2])
+    >>> full_column_rank(ConvSpec.build([[[1, -1]]], 1, 1, [3], "periodic", [[1, 0]]), [0])[0] is None
+    True
+    """
+    n = spec.in_dim
+    per = prod(spec.output_size)
+    if len(chans) * per < n:
+        return None, f"channels {chans} give {len(chans) * per} rows, fewer than n = {n}"
+    if spec.padding == "periodic" and all(o >= s for o, s in zip(spec.output_size, spec.input_size)):
+        for attempt in range(PRIMES_TRIED):
+            p, roots = modrank.primes_with_roots(spec.input_size, skip=attempt)
+            bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, chans, spec.input_size, p, roots)
+            if bad is None:
+                return "frequencies", (p, roots)
+        return None, (f"the symbol of channels {chans} is rank-deficient at frequency {list(bad)} modulo "
+                      f"{PRIMES_TRIED} primes, so their operator is very likely not of full column rank")
+    try:
+        modrank.check_size(len(chans) * per, n, "row selection")
+    except ValueError as e:
+        return None, str(e)
+    sparse = [spec.sparse_row(o * per + r) for o in chans for r in range(per)]
+    # First guess: the first n of these rows (whole channels, all positions),
+    # a square system that is generically nonsingular.  Testing it costs one
+    # n x n elimination, what the checker spends anyway; choosing rows from
+    # all of them costs an n x (rows) elimination, several times more.
+    if modrank.rows_have_full_rank(sparse[:n], n, modrank.primes_with_roots([1])[0]):
+        return "rows", list(range(n))
+    for attempt in range(PRIMES_TRIED):
+        p, _ = modrank.primes_with_roots([1], skip=attempt)
+        picked = modrank.independent_rows(sparse, n, p)
+        if picked is not None:
+            return "rows", picked
+    return None, f"the rows of channels {chans} have rank < {n} modulo {PRIMES_TRIED} primes"
+
+
+def structural_proof(layer: ConvLayer) -> tuple[ConvStructuralProof | StructuralProof | None, str]:
+    """A proof that the layer is injective on R^n, or None; and a one-line
+    note of what was shown or tried (for the verdict's reason and ``info``).
+
+    Never builds the dense operator; where the row route's matrix mod p would
+    exceed :data:`~exact_inj.modrank.MAX_MODULAR_ENTRIES` the note says so.
+    """
+    spec = layer.spec
+    pairs = channel_pairs(layer)
+    if not pairs:
+        return None, "no pair of output channels with kernels K and -dK (d > 0) meets the bias condition"
+    chans = [o for o, _ in pairs]
+    how, what = full_column_rank(spec, chans)
+    if how == "frequencies":
+        return ConvStructuralProof(pairs, *what), "frequencies"
+    if how == "rows":
+        per = prod(spec.output_size)
+        partner = dict(pairs)
+        out = []
+        for k in what:
+            o, r = divmod(k, per)
+            o = chans[o]
+            out.append((o * per + r, partner[o] * per + r))
+        return StructuralProof(tuple(out)), "named rows"
+    return None, what
