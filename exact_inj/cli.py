@@ -15,6 +15,7 @@ import time
 from . import __version__
 from .argtypes import positive_float as _positive_float
 from .io import InputError, fraction_to_str
+from .conv import OperatorTooLarge
 from .verdict import Status
 
 EXIT_INJECTIVE = 0
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         return _export(args)
     except InputError as e:
         print(f"exact-inj: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OperatorTooLarge as e:
+        # verify answers unknown instead; the other commands need the dense
+        # matrix of every layer, so a huge convolution is input they refuse.
+        where = getattr(args, "file", None) or args.command
+        print(f"exact-inj: {where}: {e}; `{args.command}` needs it dense", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("exact-inj: interrupted", file=sys.stderr)

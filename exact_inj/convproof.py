@@ -147,3 +147,102 @@ def structural_proof(layer: ConvLayer) -> tuple[ConvStructuralProof | Structural
             out.append((o * per + r, partner[o] * per + r))
         return StructuralProof(tuple(out)), "named rows"
     return None, what
+
+
+# Patch sizes tried by :func:`few_rows_witness`, per spatial dimension.
+_PATCH_LIMIT = 64
+
+
+def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]] | None:
+    """A collision of a convolution with fewer than 2n non-zero rows on R^n,
+    built from its kernel (theory section 7; the dense route's rule, made
+    local).
+
+    Along a direction u that no non-zero row is orthogonal to, one of u, -u
+    has fewer than n rows positive (the "active" rows); far out along it the
+    others are strictly negative.  A null vector v of the active rows then
+    gives x and x + eps v with the same output.  v is sought on a small
+    patch J of input positions (all channels): rows that do not touch J are
+    orthogonal to any v supported on J, so only the active rows touching J
+    constrain it, and once they are fewer than |J| a null vector exists.
+    Convolution rows are local, so a patch a few kernels wide suffices and
+    the exact null space is that of a small matrix.  Returns None when the
+    rule does not apply; the pair is still to be checked by the caller.
+
+    >>> from exact_inj.conv import ConvSpec
+    >>> L = ConvSpec.build([[[1, 2, -1]]], 1, 1, [40], "periodic", "same").layer()
+    >>> x, y = few_rows_witness(L)
+    >>> x != y and L.apply(x) == L.apply(y)
+    True
+    """
+    import numpy as np
+
+    from . import linalg
+
+    spec = layer.spec
+    n, m = layer.in_dim, layer.out_dim
+    rows = [layer.sparse_row(i) for i in range(m)]
+    if sum(1 for r in rows if r) >= 2 * n:
+        return None
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        # Wide range: a row orthogonal to u by chance must be rare among many.
+        u = [int(v) if v else 1 for v in rng.integers(-(1 << 20), 1 << 20, size=n)]
+        dots = [sum(w * u[c] for c, w in r.items()) for r in rows]
+        if all(d != 0 for d, r in zip(dots, rows) if r):
+            break
+    else:
+        return None
+    sign = 1 if sum(1 for d in dots if d > 0) < n else -1
+    active = [i for i, d in enumerate(dots) if sign * d > 0]
+    if len(active) >= n:  # pragma: no cover - excluded by counting (fewer than 2n non-zero rows)
+        return None
+    # Input columns of each spatial position, and the active rows touching each column.
+    plane = prod(spec.input_size)
+    touching: dict[int, list[int]] = {}
+    for i in active:
+        for c in rows[i]:
+            touching.setdefault(c, []).append(i)
+    strides = [prod(spec.input_size[t + 1:]) for t in range(len(spec.input_size))]
+    for P in range(1, _PATCH_LIMIT + 1):
+        sizes = [min(P, N) for N in spec.input_size]
+        positions = [sum(s * k for s, k in zip(strides, q)) for q in _grid(sizes)]
+        J = sorted(c * plane + pos for c in range(spec.in_channels) for pos in positions)
+        near = sorted({i for c in J for i in touching.get(c, ())})
+        if len(near) < len(J):
+            break
+        if sizes == list(spec.input_size):
+            return None
+    else:
+        return None
+    col = {c: k for k, c in enumerate(J)}
+    sub = [linalg.common_denominator([rows[i].get(c, Fraction(0)) for c in J])[0] for i in near]
+    basis = linalg.nullspace(sub, len(J)) if sub else [[1] + [0] * (len(J) - 1)]
+    if not basis:  # pragma: no cover - fewer rows than columns
+        return None
+    vJ = linalg.primitive(basis[0])
+    v = {c: Fraction(vJ[col[c]]) for c in J if vJ[col[c]]}
+    # Far enough out that every non-active row is strictly negative at x.
+    b = layer.bias
+    t = Fraction(1)
+    for i, (d, r) in enumerate(zip(dots, rows)):
+        if r and sign * d < 0 and b[i] >= 0:
+            t = max(t, Fraction(b[i], -sign * d) + 1)
+    x = [sign * t * c for c in u]
+    # Those rows stay negative at x + eps v while eps |w.v| < -(w.x + b).
+    eps = Fraction(1)
+    for i, (d, r) in enumerate(zip(dots, rows)):
+        if r and sign * d < 0:
+            wv = sum(w * v[c] for c, w in r.items() if c in v)
+            if wv:
+                eps = min(eps, (-(sign * t * d + b[i]) / abs(wv)) / 2)
+    y = list(x)
+    for c, val in v.items():
+        y[c] += eps * val
+    return tuple(x), tuple(y)
+
+
+def _grid(sizes: list[int]):
+    from itertools import product
+
+    return product(*map(range, sizes))

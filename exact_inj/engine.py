@@ -30,7 +30,7 @@ import numpy as np
 from . import backend, convproof, formulation, linalg
 from .certificate import Certificate, Domain, EmptyDomainProof, StructuralProof, Witness
 from .checker import check
-from .conv import MAX_OPERATOR_ENTRIES, ConvLayer
+from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, OperatorTooLarge
 from .model import Layer, Network
 from .search import LayerData, NodeLP, SearchStats, finish_witness, make_witness, strict_point, tree_search
 from .verdict import Status, Verdict
@@ -75,6 +75,16 @@ def decide_layer(
         # at sizes whose dense operator could never be built.  Certificates
         # stay about `net`, the convolution as given; only the dense routes
         # below see its operator, and only when it is small enough.
+        if domain.kind == "reals" and layer.out_dim < 2 * layer.in_dim:
+            tried.append("conv_few_rows")
+            pair = convproof.few_rows_witness(layer)
+            if pair is not None:
+                return done(Status.NOT_INJECTIVE, "instant",
+                            f"a {layer.spec.describe()}: {layer.in_dim} inputs -> {layer.out_dim} ReLU units, fewer "
+                            f"than 2n = {2 * layer.in_dim}: far out along a generic direction fewer than n rows are "
+                            "active, and moving along their null space (found on a small patch of the input) keeps "
+                            "the output fixed (the paper's Corollary 2; theory section 7)",
+                            Witness(*pair))
         tried.append("conv_structural")
         proof, how = convproof.structural_proof(layer)
         if proof is not None:
@@ -469,10 +479,20 @@ def decide_network(
       witnesses, then the end_to_end route (pieces and pairs of pieces, exact
       certificates for every pair) on small networks.
     """
+    t0 = time.perf_counter()
+    try:
+        return _decide_network(net, time_limit, max_nodes, milp, progress, domain, t0)
+    except OperatorTooLarge as e:
+        # Only the structured conv routes avoid the dense operator; a route
+        # past them that needs it stops here, with the reason.
+        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                       f"a route needs a convolution's dense operator: {e}", None, {"tried": ["stages"]})
+
+
+def _decide_network(net, time_limit, max_nodes, milp, progress, domain, t0) -> Verdict:
     from . import network as netmod
     from .certificate import LayerwiseProof, LinearRankProof, StageProof
 
-    t0 = time.perf_counter()
     deadline = t0 + time_limit
     domain = domain or Domain()
     stages = netmod.stages(net)

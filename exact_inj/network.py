@@ -81,9 +81,12 @@ def image_box(layer: Layer, domain: Domain) -> Domain:
         return Domain.orthant() if layer.activation == "relu" else Domain.reals()
     lo, hi = domain.lower, domain.upper
     lower, upper = [], []
-    for row, b in zip(layer.weight, layer.bias):
-        a = b + sum((w * (l if w >= 0 else u) for w, l, u in zip(row, lo, hi)), Fraction(0))
-        c = b + sum((w * (u if w >= 0 else l) for w, l, u in zip(row, lo, hi)), Fraction(0))
+    # Sparse rows: a convolution's rows come from its kernel, so a big conv
+    # stage gets its box without a dense operator.
+    for i, b in enumerate(layer.bias):
+        row = layer.sparse_row(i)
+        a = b + sum((w * (lo[j] if w >= 0 else hi[j]) for j, w in row.items()), Fraction(0))
+        c = b + sum((w * (hi[j] if w >= 0 else lo[j]) for j, w in row.items()), Fraction(0))
         if layer.activation == "relu":
             a, c = max(a, Fraction(0)), max(c, Fraction(0))
         lower.append(a)
