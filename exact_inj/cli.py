@@ -257,7 +257,9 @@ def _human(path: str, net, verdict) -> str:
     }[verdict.status]
     dom = verdict.certificate.domain if verdict.certificate is not None else None
     on = "" if dom is None or dom.kind == "reals" else f" on {dom.describe()}"
-    if net.is_single_relu_layer:
+    if net.is_single_relu_layer and hasattr(layer, "spec"):
+        shape = f"x -> ReLU(Cx + b), C a {layer.spec.describe()}, {layer.in_dim} inputs, {layer.out_dim} rows"
+    elif net.is_single_relu_layer:
         shape = f"x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows"
     else:
         acts = " -> ".join(f"{L.out_dim} {L.activation}" for L in net.layers)
