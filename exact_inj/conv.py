@@ -1,11 +1,12 @@
 """Convolutional layers as exact linear operators.
 
 A multi-channel convolution with stride 1 at a fixed input size is a linear
-map, so it is one ordinary :class:`~exact_inj.model.Layer` whose weight is the
-convolution operator (theory notes, section 8).  This module builds that
-operator exactly; the JSON reader (``"type": "conv"``), the ONNX importer
-(``Conv``) and the PyTorch importer (``Conv1d``/``Conv2d``) all go through it,
-so the three agree on one definition.
+map x -> C x (theory notes, section 8).  A :class:`ConvLayer` keeps it as its
+kernel: it evaluates by direct convolution, hands out single rows sparsely,
+and builds the dense operator C only when a route asks for ``weight``.  The
+JSON reader (``"type": "conv"``), the ONNX importer (``Conv``) and the PyTorch
+importer (``Conv1d``/``Conv2d``) all go through :class:`ConvSpec`, so the
+three agree on one definition; docs/conv.md says how such layers are decided.
 
 Definition (cross-correlation, as in ONNX, PyTorch and most frameworks; the
 kernel is *not* flipped)::
@@ -49,10 +50,10 @@ __all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "Operato
 
 PADDINGS = ("zero", "periodic")
 
-# The operator is built dense (a Layer is a dense matrix).  A convolution on a
-# real image is far larger than anything the exact engine can decide, and
-# densifying it would take minutes and gigabytes before failing; refuse it
-# early instead, with its size in the message.
+# The dense operator is built only for the routes that need a matrix (the
+# kernel routes of convproof.py never do).  On a real image it would take
+# minutes and gigabytes before those routes failed anyway, so above this size
+# it is refused (OperatorTooLarge), with the size in the message.
 MAX_OPERATOR_ENTRIES = 4_000_000
 
 _ZERO = Fraction(0)

@@ -5,8 +5,8 @@ Two input formats (docs/formats.md is the reference):
 * JSON: ``{"layers": [{"weight": [[...]], "bias": [...], "activation": "relu"}]}``.
   A JSON number means the decimal it spells (``0.1`` is 1/10, never the binary
   double nearest to it); a string may hold ``"p/q"`` or a decimal.
-  A layer may instead be ``{"type": "conv", ...}``: a convolution, read as its
-  exact operator (exact_inj/conv.py).
+  A layer may instead be ``{"type": "conv", ...}``: a convolution, kept as its
+  kernel (a :class:`~exact_inj.conv.ConvLayer`; exact_inj/conv.py).
 * NPZ: arrays ``weight_0``, ``bias_0``, ``activation_0``, ``weight_1``, ...;
   a binary float is taken at its exact value.
 

@@ -17,7 +17,11 @@ the node.  The ops between two ``Relu`` nodes compose into one affine map
 (W2 b1 + b2)), so ACAS Xu's input normalisation (a ``Sub`` of a constant
 before the first ``MatMul``) becomes part of the first layer.  Each ``Relu``
 closes a ``"relu"`` layer; an affine part after the last ``Relu`` becomes a
-final ``"linear"`` layer.
+final ``"linear"`` layer.  A ``Conv`` of the layer's input followed by nothing
+but a per-channel constant ``Add``/``Sub`` (its bias) and shape-only ops
+before the ``Relu`` (or the end) stays a structured
+:class:`~exact_inj.conv.ConvLayer`, so its operator is never built; any other
+``Conv`` is composed densely (:func:`_conv_layer`).
 
 Exactness: every float in the file (float16, bfloat16, float32 or float64) is
 taken at its exact binary value, ``Fraction(float(x))``; Gemm's ``alpha`` and
@@ -34,12 +38,14 @@ of 1.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from fractions import Fraction
 from math import lcm, prod
 from typing import Any
 
 import numpy as np
 
+from .conv import ConvLayer, ConvSpec
 from .io import InputError, _read_bytes
 from .model import Layer, Network
 
@@ -190,13 +196,45 @@ class _Affine:
         return prod(self.shape)
 
     def is_identity(self) -> bool:
+        return self.c_zero and self._is_identity_map()
+
+    def _is_identity_map(self) -> bool:
+        """A z + c with A = I (c arbitrary)."""
         return (
             self.A is None
             and self.coef is None
-            and self.c_zero
             and self.size == self.n
             and bool((self.src == np.arange(self.n)).all())
         )
+
+    def channel_bias(self, channels: int) -> list[Fraction] | None:
+        """If this is ``z + c`` with ``c`` constant over each of ``channels``
+        equal blocks of ``z`` (a per-channel bias of a convolution's
+        channel-major output), that constant per channel; otherwise None."""
+        if not self._is_identity_map():
+            return None
+        per = self.n // channels
+        c = self.c.tolist()
+        blocks = [c[o * per : (o + 1) * per] for o in range(channels)]
+        if any(v != b[0] for b in blocks for v in b):
+            return None
+        return [b[0] for b in blocks]
+
+    def then(self, after: "_Affine") -> None:
+        """Follow this map by ``after``, an _Affine over this one's output:
+        afterwards this is ``after(self(z))``."""
+        if after.A is None:  # selection form: pick (and scale) this map's rows
+            self.gather(after.src, after.shape)
+            if after.coef is not None:
+                if self.A is None:
+                    self.coef = after.coef if self.coef is None else self.coef * after.coef
+                else:
+                    self.A = self.A * after.coef[:, None]
+                self.c = self.c * after.coef
+        else:
+            self.linear(after.A, after.shape)
+        if not after.c_zero:
+            self.add_flat(after.c)
 
     def gather(self, idx: np.ndarray, shape: tuple[int, ...]) -> None:
         """Entry i of the new tensor is entry idx[i] of the old one."""
@@ -270,6 +308,44 @@ class _Affine:
     def layer(self, activation: str) -> Layer:
         W = tuple(tuple(row) for row in self.dense().tolist())
         return Layer(W, tuple(self.c.tolist()), activation)
+
+
+def _apply_conv(state: _Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
+    """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
+
+    Raises OperatorTooLarge (a ValueError) above MAX_OPERATOR_ENTRIES."""
+    rows = spec.operator()
+    L = np.empty((len(rows), spec.in_dim), dtype=object)
+    L[:] = rows
+    state.linear(L, shape)
+    if any(spec.bias):
+        b = np.empty(spec.out_dim, dtype=object)
+        b[:] = list(spec.bias_vector())
+        state.add_flat(b)
+
+
+def _conv_layer(spec: ConvSpec, after: _Affine, activation: str) -> Layer | ConvLayer:
+    """The layer ``z -> act(after(conv(z)))``, for a convolution of the layer's input.
+
+    Both importers defer a convolution that starts a layer: the ops after it
+    go into ``after`` (an _Affine over the convolution's output), and only
+    when the layer closes (a ReLU, or the end) is it known what follows.  If
+    ``after`` adds nothing but a per-channel constant (a separate bias, or no
+    op at all), the layer stays a structured ConvLayer with that constant
+    folded into its bias: the engine can then decide it through the kernel,
+    however large its operator.  Otherwise (a Gemm, a second convolution, a
+    constant that varies over positions, a Flatten then MatMul, ...) the layer
+    is the exact dense composition, the same matrix as if the convolution had
+    been densified when it was met.  Raises OperatorTooLarge (a ValueError)
+    if that needs an operator above MAX_OPERATOR_ENTRIES.
+    """
+    extra = after.channel_bias(spec.out_channels)
+    if extra is not None:
+        return replace(spec, bias=tuple(b + e for b, e in zip(spec.bias, extra))).layer(activation)
+    state = _Affine((spec.in_dim,))
+    _apply_conv(state, spec, (spec.out_dim,))
+    state.then(after)
+    return state.layer(activation)
 
 
 # --------------------------------------------------------------------------
@@ -349,8 +425,11 @@ class _Importer:
             self.fail(f"the graph must have exactly one output, found {len(g.output)}")
         var = inputs[0].name
         state = _Affine(self.input_shape(inputs[0]))
-        layers: list[Layer] = []
+        layers: list[Layer | ConvLayer] = []
         last_was_relu = False
+        # A Conv of the layer's input, deferred (see _conv_layer): (spec,
+        # node label).  While it is set, ``state`` is over the Conv's output.
+        conv: tuple[ConvSpec, str] | None = None
         used: dict[str, str] = {}  # chain tensor -> label of the node that consumed it
 
         for index, node in enumerate(g.node):
@@ -387,11 +466,22 @@ class _Importer:
                 self.fail(f"{op} node {label} uses the chain's tensor {var!r} twice; only affine chains are supported")
             used[var] = label
             if op == "Relu":
+                if conv is not None:
+                    layers.append(self.close_conv(conv, state, "relu"))
+                    conv = None
                 # relu(relu(v)) = relu(v): a Relu straight after a Relu adds nothing.
-                if not (last_was_relu and state.is_identity()):
+                elif not (last_was_relu and state.is_identity()):
                     layers.append(state.layer("relu"))
                 state = _Affine(state.shape)
                 last_was_relu = True
+            elif op == "Conv" and conv is None and state.is_identity():
+                # The Conv reads the layer's input itself: defer it, so that
+                # it can stay structured if only a bias and a Relu (or the
+                # end) follow.  Later ops act on its output.
+                spec = self.conv_spec(state.shape, ins, chain[0], attrs, label)
+                conv = (spec, label)
+                state = _Affine((1, spec.out_channels, *spec.output_size))
+                last_was_relu = False
             else:
                 self.apply(op, node, label, ins, chain[0], attrs, state)
                 last_was_relu = False
@@ -402,7 +492,9 @@ class _Importer:
                 f"the graph output {g.output[0].name!r} is not the end of the chain from the input "
                 f"(the chain ends at {var!r})"
             )
-        if not state.is_identity() or not layers:
+        if conv is not None:
+            layers.append(self.close_conv(conv, state, "linear"))
+        elif not state.is_identity() or not layers:
             layers.append(state.layer("linear"))
         out_dims = [d.dim_value for d in g.output[0].type.tensor_type.shape.dim]
         if out_dims and all(v > 0 for v in out_dims) and prod(out_dims) != layers[-1].out_dim:
@@ -599,12 +691,25 @@ class _Importer:
             state.add(C * beta if beta != 1 else C)
 
     def conv(self, state: _Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
-        from .conv import ConvSpec
+        """A Conv applied densely (one that does not start a layer)."""
+        spec = self.conv_spec(state.shape, ins, pos, attrs, label)
+        try:
+            _apply_conv(state, spec, (1, spec.out_channels, *spec.output_size))
+        except ValueError as e:  # OperatorTooLarge
+            self.fail(f"Conv node {label}: {e}")
 
+    def close_conv(self, conv: tuple[ConvSpec, str], after: _Affine, activation: str) -> Layer | ConvLayer:
+        spec, label = conv
+        try:
+            return _conv_layer(spec, after, activation)
+        except ValueError as e:  # OperatorTooLarge, when it has to be dense
+            self.fail(f"Conv node {label}: {e}")
+
+    def conv_spec(self, S: tuple[int, ...], ins: list[str], pos: int, attrs: dict, label: str) -> ConvSpec:
+        """The Conv node's convolution on a chain tensor of shape S (the dense operator is not built)."""
         if pos != 0:
             self.fail(f"Conv node {label}: the chain's tensor must be the data input X, not the weights")
         W = self.const_input(ins, 1, "Conv", label, "weight")
-        S = state.shape
         d = W.ndim - 2
         if d not in (1, 2):
             self.fail(f"Conv node {label}: only 1-D and 2-D convolutions are supported (weight shape {list(W.shape)})")
@@ -642,17 +747,9 @@ class _Importer:
         if len(ins) >= 3 and ins[2]:
             bias = list(self.exact(ins[2]).ravel())
         try:
-            spec = ConvSpec.build(W.tolist(), int(S[1]), int(W.shape[0]), list(S[2:]), "zero", pads, bias)
-            rows = spec.operator()
+            return ConvSpec.build(W.tolist(), int(S[1]), int(W.shape[0]), list(S[2:]), "zero", pads, bias)
         except (ValueError, TypeError) as e:
             self.fail(f"Conv node {label}: {e}")
-        L = np.empty((len(rows), spec.in_dim), dtype=object)
-        L[:] = rows
-        state.linear(L, (1, spec.out_channels, *spec.output_size))
-        if bias is not None:
-            b = np.empty(spec.out_dim, dtype=object)
-            b[:] = list(spec.bias_vector())
-            state.add_flat(b)
 
 
 def _identity(k: int) -> np.ndarray:

@@ -4,7 +4,10 @@ Supported modules: ``Linear``, ``ReLU``, ``Conv1d`` and ``Conv2d`` (stride 1,
 dilation 1, groups 1, ``padding_mode`` ``"zeros"`` or ``"circular"``),
 ``Flatten`` and ``Identity``.  As in the ONNX importer, the affine modules
 between two ReLUs compose exactly into one layer, and weights are taken at
-their exact binary values (float16, bfloat16, float32, float64).
+their exact binary values (float16, bfloat16, float32, float64).  A
+convolution that starts a layer and is followed only by a ReLU (or the end)
+stays a structured :class:`~exact_inj.conv.ConvLayer`; other convolutions
+are composed densely (``onnx_import._conv_layer``).
 
 Three ways in (docs/model-files.md):
 
@@ -40,9 +43,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .conv import ConvLayer, ConvSpec
 from .io import InputError, _read_bytes
 from .model import Layer, Network
-from .onnx_import import _Affine, _fractions
+from .onnx_import import _Affine, _apply_conv, _conv_layer, _fractions
 
 __all__ = [
     "ARCHITECTURE_KEY",
@@ -176,8 +180,6 @@ def network_from_state_dict(
     Without ``architecture`` the bare-state-dict convention applies (module
     docstring).  Every problem is an InputError.
     """
-    from .conv import ConvSpec
-
     arch = _infer_mlp(params, path) if architecture is None else architecture
     if not isinstance(arch, Mapping) or not isinstance(arch.get("modules"), list):
         raise InputError(path, "architecture must be an object {\"input_shape\": ..., \"modules\": [...]}")
@@ -199,8 +201,19 @@ def network_from_state_dict(
     if arch.get("input_shape") is not None:
         shape = tuple(int(v) for v in arch["input_shape"])
     state: _Affine | None = None
-    layers: list[Layer] = []
+    layers: list[Layer | ConvLayer] = []
     last_relu = False
+    # A Conv module that starts a layer, deferred as in the ONNX importer
+    # (onnx_import._conv_layer): (spec, module index, type).  While it is
+    # set, ``state`` is over the convolution's output.
+    conv: tuple[ConvSpec, int, str] | None = None
+
+    def close_conv(activation: str) -> Layer | ConvLayer:
+        spec, ck, ckind = conv
+        try:
+            return _conv_layer(spec, state, activation)
+        except ValueError as e:  # OperatorTooLarge, when it has to be dense
+            raise InputError(path, f"module {ck} ({ckind}): {e}") from None
 
     def ensure(s: tuple[int, ...]) -> _Affine:
         nonlocal state
@@ -224,7 +237,10 @@ def network_from_state_dict(
             if shape is None:
                 raise InputError(path, f"module {k} (ReLU) comes first: give input_shape")
             st = ensure(shape)
-            if not (last_relu and st.is_identity()):  # relu(relu(v)) = relu(v)
+            if conv is not None:
+                layers.append(close_conv("relu"))
+                conv = None
+            elif not (last_relu and st.is_identity()):  # relu(relu(v)) = relu(v)
                 layers.append(st.layer("relu"))
             state = _Affine(shape)
             last_relu = True
@@ -262,7 +278,6 @@ def network_from_state_dict(
             mode = mod.get("padding_mode", "zeros")
             if mode not in ("zeros", "circular"):
                 raise InputError(path, f"module {k} ({kind}): padding_mode {mode!r} is not supported (zeros or circular)")
-            st = ensure(shape)
             kernel = _fractions(W, f"{k}.weight", path)
             bias = None if B is None else list(_fractions(B, f"{k}.bias", path).ravel())
             try:
@@ -270,22 +285,24 @@ def network_from_state_dict(
                     kernel.tolist(), int(shape[0]), int(W.shape[0]), list(shape[1:]),
                     "periodic" if mode == "circular" else "zero", mod.get("padding", 0), bias,
                 )
-                rows = spec.operator()
+                out_shape = (spec.out_channels, *spec.output_size)
+                if conv is None and (state is None or state.is_identity()):
+                    # The convolution starts a layer: defer it, so that it
+                    # stays structured if only a ReLU (or the end) follows.
+                    conv = (spec, k, kind)
+                    state = _Affine(out_shape)
+                else:
+                    _apply_conv(ensure(shape), spec, out_shape)
             except (ValueError, TypeError) as e:
                 raise InputError(path, f"module {k} ({kind}): {e}") from None
-            L = np.empty((len(rows), spec.in_dim), dtype=object)
-            L[:] = rows
-            shape = (spec.out_channels, *spec.output_size)
-            st.linear(L, shape)
-            if bias is not None:
-                b = np.empty(spec.out_dim, dtype=object)
-                b[:] = list(spec.bias_vector())
-                st.add_flat(b)
+            shape = out_shape
     if unused:
         raise InputError(path, f"parameters {sorted(unused)} belong to no Linear or Conv module of the architecture")
     if state is None:
         raise InputError(path, "the model computes nothing (no Linear or Conv module)")
-    if not state.is_identity() or not layers:
+    if conv is not None:
+        layers.append(close_conv("linear"))
+    elif not state.is_identity() or not layers:
         layers.append(state.layer("linear"))
     try:
         return Network(tuple(layers), name)

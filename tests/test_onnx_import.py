@@ -9,7 +9,9 @@ agree within that rounding (a relative tolerance), not bit for bit.
 from __future__ import annotations
 
 import os
+import time
 from fractions import Fraction as F
+from itertools import product
 from math import prod
 
 import numpy as np
@@ -19,7 +21,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
+from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
 from exact_inj.io import InputError, load_network  # noqa: E402
+from exact_inj.model import Layer  # noqa: E402
 from exact_inj.onnx_import import load_onnx, network_from_onnx_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -299,6 +303,8 @@ def test_conv_models(x_shape, k, attrs, conv_out, bias):
     net = network_from_onnx_model(model)
     assert [(L.in_dim, L.out_dim, L.activation) for L in net.layers] == [
         (prod(x_shape), prod(conv_out), "relu"), (prod(conv_out), 3, "linear")]
+    # Conv -> Relu stays a structured ConvLayer; the Gemm after it is dense.
+    assert [type(L) for L in net.layers] == [ConvLayer, Layer]
     assert_matches_reference(net, model, trials=4)
 
 
@@ -412,3 +418,272 @@ def test_conv_relu_conv_chain():
     net = network_from_onnx_model(model)
     assert [(L.in_dim, L.out_dim, L.activation) for L in net.layers] == [(40, 60, "relu"), (60, 24, "relu")]
     assert_matches_reference(net, model, trials=4)
+
+
+# --------------------------------------------------------------------------
+# Structured convolutions: a Conv that starts a layer and is followed only by
+# a per-channel bias and a Relu (or the end) stays a ConvLayer
+# --------------------------------------------------------------------------
+
+
+def exact_array(a):
+    """An object array of the exact values of a float array."""
+    out = np.empty(a.size, dtype=object)
+    out[:] = [F(float(v)) for v in a.ravel()]
+    return out.reshape(a.shape)
+
+
+def direct_conv(x, w, b, pads):
+    """Zero-padded stride-1 cross-correlation of x (C, *N) with w (O, C, *k), in Fractions,
+    written independently of exact_inj.conv: y[o, p] = b[o] + sum(w[o] * window at p)."""
+    N, k = x.shape[1:], w.shape[2:]
+    xp = np.full((x.shape[0], *(n + a + e for n, (a, e) in zip(N, pads))), F(0), dtype=object)
+    xp[(slice(None), *(slice(a, a + n) for n, (a, _) in zip(N, pads)))] = x
+    out_size = tuple(xp.shape[1 + t] - k[t] + 1 for t in range(len(N)))
+    y = np.empty((w.shape[0], *out_size), dtype=object)
+    for o in range(w.shape[0]):
+        for p in product(*map(range, out_size)):
+            window = xp[(slice(None), *(slice(p[t], p[t] + k[t]) for t in range(len(N))))]
+            y[(o, *p)] = b[o] + sum((w[o] * window).ravel().tolist(), F(0))
+    return y
+
+
+def direct_operator(w, in_shape, pads):
+    """The convolution's matrix, column j = direct_conv of the j-th unit vector."""
+    n = prod(in_shape)
+    zero = [F(0)] * w.shape[0]
+    cols = []
+    for j in range(n):
+        e = np.full(n, F(0), dtype=object)
+        e[j] = F(1)
+        cols.append(direct_conv(e.reshape(in_shape), w, zero, pads).ravel().tolist())
+    return tuple(zip(*cols))
+
+
+def rational_inputs(rng, n, trials=3):
+    return [[F(int(rng.integers(-9, 10)), int(rng.integers(1, 8))) for _ in range(n)] for _ in range(trials)]
+
+
+def relu_all(v):
+    return [max(a, F(0)) for a in v]
+
+
+@pytest.mark.parametrize(
+    "x_shape, k, pads, bias_kind",
+    [
+        ([1, 2, 4, 3], (3, 2, 3, 3), [1, 1, 1, 1], "input"),  # Conv's own B
+        ([1, 2, 4, 3], (3, 2, 2, 3), [0, 2, 1, 0], "none"),
+        ([1, 1, 4, 4], (2, 1, 2, 2), [0, 0, 0, 0], "add_c11"),  # Conv, then Add of shape (C, 1, 1)
+        ([1, 3, 6], (2, 3, 3), [1, 2], "add_1c1"),  # 1-D, Add of shape (1, C, 1)
+        ([1, 2, 3, 3], (2, 2, 2, 2), [1, 0, 0, 1], "input+sub_1c11"),  # B, then Sub of (1, C, 1, 1)
+    ],
+)
+def test_conv_relu_is_structured(x_shape, k, pads, bias_kind):
+    rng = np.random.default_rng(11)
+    w = arr(rng, *k)
+    d = len(k) - 2
+    B = arr(rng, k[0])
+    K = arr(rng, *((1,) * (bias_kind != "add_c11") + (k[0],) + (1,) * d))  # per-channel constant
+    nodes = [helper.make_node("Conv", ["x", "W"] + (["B"] if "input" in bias_kind else []), ["c"],
+                              name="conv", pads=pads)]
+    inits = [init("W", w), init("B", B), init("K", K)]
+    tail = "c"
+    if "add" in bias_kind or "sub" in bias_kind:
+        nodes.append(helper.make_node("Sub" if "sub" in bias_kind else "Add", ["c", "K"], ["cb"], name="bias"))
+        tail = "cb"
+    nodes.append(helper.make_node("Relu", [tail], ["y"], name="relu"))
+    out_size = [n + pads[t] + pads[t + d] - k[2 + t] + 1 for t, n in enumerate(x_shape[2:])]
+    model = make_model(nodes, inits, x_shape, [1, k[0], *out_size])
+    net = network_from_onnx_model(model)
+
+    (L,) = net.layers
+    assert isinstance(L, ConvLayer) and L.activation == "relu"
+    assert "weight" not in L.__dict__  # nothing densified on import
+
+    # The bias the ONNX graph adds, per output channel, exactly.
+    b = [F(0)] * k[0]
+    if "input" in bias_kind:
+        b = [u + F(float(v)) for u, v in zip(b, B)]
+    if "add" in bias_kind or "sub" in bias_kind:
+        sign = -1 if "sub" in bias_kind else 1
+        b = [u + sign * F(float(v)) for u, v in zip(b, K.ravel())]
+    pad_pairs = [(pads[t], pads[t + d]) for t in range(d)]
+    wx = exact_array(w)
+    # Weight and bias are what the dense import produced: the exact operator.
+    spec = ConvSpec.build(wx.tolist(), x_shape[1], k[0], x_shape[2:], "zero", pad_pairs, b)
+    assert L.spec == spec
+    assert L.weight == tuple(spec.operator()) == direct_operator(wx, x_shape[1:], pad_pairs)
+    assert L.bias == tuple(v for v in b for _ in range(prod(out_size)))
+    for x in rational_inputs(rng, prod(x_shape)):
+        want = relu_all(direct_conv(np.array(x, dtype=object).reshape(x_shape[1:]), wx, b, pad_pairs).ravel())
+        assert list(net.evaluate(x)) == want
+    assert_matches_reference(net, model, trials=3)
+
+
+def test_conv_relu_flatten_gemm_exact():
+    rng = np.random.default_rng(12)
+    w, B, V, c = arr(rng, 3, 2, 2, 2), arr(rng, 3), arr(rng, 4, 36), arr(rng, 4)
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["a"], name="conv", pads=[1, 0, 1, 0]),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "V", "c"], ["y"], name="head", transB=1)]
+    model = make_model(nodes, [init("W", w), init("B", B), init("V", V), init("c", c)], [1, 2, 3, 4], [1, 4])
+    net = network_from_onnx_model(model)
+    assert [type(L) for L in net.layers] == [ConvLayer, Layer]
+    assert [(L.in_dim, L.out_dim, L.activation) for L in net.layers] == [(24, 36, "relu"), (36, 4, "linear")]
+    wx, Bx, Vx, cx = map(exact_array, (w, B, V, c))
+    assert net.layers[1].weight == tuple(tuple(r) for r in Vx.tolist())
+    for x in rational_inputs(rng, 24):
+        h = relu_all(direct_conv(np.array(x, dtype=object).reshape(2, 3, 4), wx, Bx, [(1, 1), (0, 0)]).ravel())
+        want = [sum((Vx[i, j] * h[j] for j in range(36)), cx[i]) for i in range(4)]
+        assert list(net.evaluate(x)) == want
+    assert_matches_reference(net, model)
+
+
+def test_big_conv_imports_structured_and_verifies_through_kernel():
+    # A DCGAN-style [C; -C/4] layer: channels 6..11 are -1/4 times channels
+    # 0..5.  Its operator, 4800 x 1200, is over the densification cap, so
+    # only the structured layer makes this decidable at all.
+    import exact_inj
+
+    rng = np.random.default_rng(13)
+    half = rng.integers(-3, 4, size=(6, 3, 3, 3)).astype(np.float32)
+    w = np.concatenate([half, -0.25 * half])  # -1/4 is exact in float32
+    nodes = [helper.make_node("Conv", ["x", "W"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["y"], name="relu")]
+    model = make_model(nodes, [init("W", w)], [1, 3, 20, 20], [1, 12, 20, 20])
+    t = time.perf_counter()
+    net = network_from_onnx_model(model)
+    elapsed = time.perf_counter() - t
+    (L,) = net.layers
+    assert isinstance(L, ConvLayer) and L.activation == "relu"
+    assert L.dense_entries > MAX_OPERATOR_ENTRIES
+    assert "weight" not in L.__dict__
+    assert elapsed < 5, elapsed  # the kernel only: far below densifying 5.8M entries
+    assert L.spec.kernel[6] == tuple(tuple(tuple(-v / 4 for v in r) for r in c) for c in L.spec.kernel[0])
+    v = exact_inj.verify(net, time_limit=120)
+    assert v.status.value == "injective" and v.route == "structural", (v.status, v.route)
+    assert exact_inj.check(v.certificate).valid
+    assert "weight" not in L.__dict__
+
+
+def conv_chain_model(rng, tail_nodes, tail_inits, out_shape, in_shape=(1, 2, 3, 3), k=(2, 2, 2, 2), pads=(1, 0, 1, 0)):
+    # By default the Conv maps (1, 2, 3, 3) to (1, 2, 4, 2): 18 -> 16 numbers.
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", pads=list(pads))] + tail_nodes
+    inits = [init("W", arr(rng, *k)), init("B", arr(rng, k[0]))] + tail_inits
+    return make_model(nodes, inits, list(in_shape), out_shape)
+
+
+def dense_reference(net, model, in_dim, ops):
+    """Exact evaluation of the ONNX chain by an in-test direct convolution,
+    then ``ops`` (functions on the flat exact vector)."""
+    inits = {t.name: exact_array(numpy_helper.to_array(t)) for t in model.graph.initializer}
+    conv = model.graph.node[0]
+    pads = list(helper.get_attribute_value(conv.attribute[0]))
+    d = len(pads) // 2
+    in_shape = [v.dim_value for v in model.graph.input[0].type.tensor_type.shape.dim][1:]
+    rng = np.random.default_rng(14)
+    for x in rational_inputs(rng, in_dim):
+        h = direct_conv(np.array(x, dtype=object).reshape(in_shape), inits["W"], inits["B"],
+                        [(pads[t], pads[t + d]) for t in range(d)]).ravel().tolist()
+        for op in ops:
+            h = op(h, inits)
+        assert list(net.evaluate(x)) == h
+
+
+def test_conv_not_followed_by_relu_stays_dense():
+    rng = np.random.default_rng(15)
+    # Conv -> Flatten -> Gemm: one affine map, one dense linear layer.
+    model = conv_chain_model(rng, [helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+                                   helper.make_node("Gemm", ["f", "V"], ["y"], name="head", transB=1)],
+                             [init("V", arr(rng, 3, 16))], [1, 3])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.in_dim, L.out_dim, L.activation) for L in net.layers] == [(Layer, 18, 3, "linear")]
+    gemm = lambda h, c: [sum((c["V"][i, j] * h[j] for j in range(16)), F(0)) for i in range(3)]  # noqa: E731
+    dense_reference(net, model, 18, [gemm])
+    assert_matches_reference(net, model)
+
+
+def test_conv_then_non_channel_constant_is_dense():
+    rng = np.random.default_rng(16)
+    # An Add that varies over positions is not a bias of the convolution.
+    model = conv_chain_model(rng, [helper.make_node("Add", ["c", "P"], ["a"], name="add"),
+                                   helper.make_node("Relu", ["a"], ["y"], name="relu")],
+                             [init("P", arr(rng, 1, 2, 4, 2))], [1, 2, 4, 2])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.activation) for L in net.layers] == [(Layer, "relu")]
+    add = lambda h, c: relu_all([a + p for a, p in zip(h, c["P"].ravel())])  # noqa: E731
+    dense_reference(net, model, 18, [add])
+    assert_matches_reference(net, model)
+    # An Add that broadcasts the tensor to a batch of 2 (it grows): dense too.
+    model = conv_chain_model(rng, [helper.make_node("Add", ["c", "P"], ["a"], name="add"),
+                                   helper.make_node("Relu", ["a"], ["y"], name="relu")],
+                             [init("P", arr(rng, 2, 1, 1, 1))], [2, 2, 4, 2])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.in_dim, L.out_dim) for L in net.layers] == [(Layer, 18, 32)]
+    grow = lambda h, c: relu_all([a + p for p in c["P"].ravel() for a in h])  # noqa: E731
+    dense_reference(net, model, 18, [grow])
+    assert_matches_reference(net, model)
+
+
+def test_conv_then_constant_minus_chain_is_dense():
+    rng = np.random.default_rng(17)
+    model = conv_chain_model(rng, [helper.make_node("Sub", ["K", "c"], ["a"], name="flip"),
+                                   helper.make_node("Relu", ["a"], ["y"], name="relu")],
+                             [init("K", arr(rng, 2, 1, 1))], [1, 2, 4, 2])
+    net = network_from_onnx_model(model)
+    assert [type(L) for L in net.layers] == [Layer]
+    flip = lambda h, c: relu_all([c["K"][i // 8, 0, 0] - a for i, a in enumerate(h)])  # noqa: E731
+    dense_reference(net, model, 18, [flip])
+
+
+def test_conv_at_the_end_is_a_linear_conv_layer():
+    rng = np.random.default_rng(18)
+    model = conv_chain_model(rng, [helper.make_node("Identity", ["c"], ["y"], name="id")], [], [1, 2, 4, 2])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.activation) for L in net.layers] == [(ConvLayer, "linear")]
+    dense_reference(net, model, 18, [])
+    assert_matches_reference(net, model)
+
+
+def test_conv_after_gemm_and_conv_after_conv_are_dense():
+    rng = np.random.default_rng(19)
+    # Gemm -> Reshape -> Conv -> Relu: the Conv does not read the layer's input.
+    nodes = [helper.make_node("Gemm", ["x", "G"], ["g"], name="g"),
+             helper.make_node("Reshape", ["g", "s"], ["gs"], name="rs"),
+             helper.make_node("Conv", ["gs", "W"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    inits = [init("G", arr(rng, 4, 8)), init("s", np.array([1, 2, 2, 2], dtype=np.int64)), init("W", arr(rng, 3, 2, 3, 3))]
+    model = make_model(nodes, inits, [1, 4], [1, 3, 2, 2])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.in_dim, L.out_dim) for L in net.layers] == [(Layer, 4, 12)]
+    assert_matches_reference(net, model)
+    # Conv -> Conv -> Relu: the two compose into one dense layer.
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "W2"], ["b"], name="c2"),
+             helper.make_node("Relu", ["b"], ["y"], name="relu")]
+    inits = [init("W1", arr(rng, 3, 2, 3, 3)), init("B1", arr(rng, 3)), init("W2", arr(rng, 2, 3, 2, 2))]
+    model = make_model(nodes, inits, [1, 2, 4, 4], [1, 2, 3, 3])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.in_dim, L.out_dim) for L in net.layers] == [(Layer, 32, 18)]
+    assert_matches_reference(net, model)
+
+
+def test_conv_then_flatten_relu_is_structured():
+    # Shape-only ops move no entry, so Conv -> Flatten -> Relu is the conv layer.
+    rng = np.random.default_rng(20)
+    model = conv_chain_model(rng, [helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+                                   helper.make_node("Relu", ["f"], ["y"], name="relu")], [], [1, 16])
+    net = network_from_onnx_model(model)
+    assert [(type(L), L.activation) for L in net.layers] == [(ConvLayer, "relu")]
+    dense_reference(net, model, 18, [lambda h, c: relu_all(h)])
+
+
+def test_too_large_conv_that_must_be_dense_is_refused_naming_the_conv():
+    # Conv -> Flatten -> Gemm composes densely: over the cap, the error names the Conv node.
+    rng = np.random.default_rng(21)
+    model = conv_chain_model(rng, [helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+                                   helper.make_node("Gemm", ["f", "V"], ["y"], name="head", transB=1)],
+                             [init("V", np.ones((1, 4 * 40 * 40), np.float32))], [1, 1],
+                             in_shape=(1, 4, 40, 40), k=(4, 4, 2, 1), pads=(1, 0, 0, 0))
+    expect_error(model, "Conv node 'conv': the convolution operator would be", "more than")

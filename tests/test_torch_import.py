@@ -1,6 +1,8 @@
 """PyTorch import: live nn.Sequential, safetensors and weights-only .pt files.
 
-Skips cleanly when torch (or safetensors) is not installed.  Exact networks
+The tests that need torch (or safetensors) skip cleanly when it is not
+installed; those on :func:`network_from_state_dict` with numpy arrays run
+without it.  Exact networks
 are compared with the model run in float64, where they agree to ~1e-12.
 """
 
@@ -10,15 +12,22 @@ import os
 import subprocess
 import sys
 from fractions import Fraction as F
+from itertools import product
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # the tests marked needs_torch skip; network_from_state_dict on numpy arrays still runs
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
-nn = torch.nn
+nn = torch.nn if torch is not None else None
 
+from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
 from exact_inj.io import InputError, load_network  # noqa: E402
+from exact_inj.model import Layer  # noqa: E402
 from exact_inj.torch_import import (  # noqa: E402
     architecture_of,
     load_torch,
@@ -43,6 +52,7 @@ def mlp():
     return nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
 
 
+@needs_torch
 def test_mlp_folds_adjacent_linears():
     model = mlp()
     net = network_from_sequential(model)
@@ -50,6 +60,7 @@ def test_mlp_folds_adjacent_linears():
     assert_matches_model(net, model, (3,))
 
 
+@needs_torch
 def test_exact_float32_values():
     lin = nn.Linear(1, 1)
     with torch.no_grad():
@@ -71,14 +82,18 @@ def test_exact_float32_values():
         (lambda: [nn.Conv2d(1, 2, 2, bias=False), nn.Identity(), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)], (1, 4, 4)),
     ],
 )
+@needs_torch
 def test_conv_models(layers, shape):
     torch.manual_seed(1)
     model = nn.Sequential(*layers())
     net = network_from_sequential(model, shape)
     assert net.input_dim == int(np.prod(shape))
+    # Every model here starts with Conv -> (Identity ->) ReLU: a structured layer.
+    assert isinstance(net.layers[0], ConvLayer) and isinstance(net.layers[-1], Layer)
     assert_matches_model(net, model, shape)
 
 
+@needs_torch
 def test_safetensors_roundtrip_with_architecture(tmp_path):
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
@@ -90,6 +105,7 @@ def test_safetensors_roundtrip_with_architecture(tmp_path):
         assert load_network(p) == want  # io dispatches by extension
 
 
+@needs_torch
 def test_bare_state_dict_mlp_convention(tmp_path):
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
@@ -98,6 +114,7 @@ def test_bare_state_dict_mlp_convention(tmp_path):
     assert load_network(p) == network_from_sequential(model)
 
 
+@needs_torch
 def test_bare_state_dict_ambiguous_layouts_refused(tmp_path):
     # Flatten first (indices start at 1), Dropout after ReLU (gap of 2), a
     # convolution (needs the input size): all need the architecture.
@@ -114,6 +131,7 @@ def test_bare_state_dict_ambiguous_layouts_refused(tmp_path):
         assert "does not record ReLU or Flatten" in str(info.value) and "\n" not in str(info.value)
 
 
+@needs_torch
 def test_explicit_architecture_for_bare_state_dict(tmp_path):
     torch.manual_seed(4)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU())  # trailing ReLU: invisible in the state dict
@@ -125,6 +143,7 @@ def test_explicit_architecture_for_bare_state_dict(tmp_path):
     assert net == network_from_sequential(model, (2, 2))
 
 
+@needs_torch
 def test_whole_pickled_model_is_never_unpickled(tmp_path):
     p = str(tmp_path / "whole.pt")
     torch.save(mlp(), p)
@@ -132,6 +151,7 @@ def test_whole_pickled_model_is_never_unpickled(tmp_path):
         load_network(p)
 
 
+@needs_torch
 def test_unsupported_modules_and_options():
     for model, fragment in [
         (nn.Sequential(nn.Linear(2, 2), nn.Tanh()), "module 1 is a Tanh"),
@@ -144,6 +164,7 @@ def test_unsupported_modules_and_options():
         assert fragment in str(info.value)
 
 
+@needs_torch
 def test_shape_errors():
     with pytest.raises(InputError, match="missing Flatten"):
         network_from_sequential(nn.Sequential(nn.Conv1d(1, 1, 2), nn.Linear(3, 1)), (1, 4))
@@ -154,6 +175,7 @@ def test_shape_errors():
                                 {"input_shape": None, "modules": [{"type": "Linear"}]})
 
 
+@needs_torch
 def test_corrupt_files(tmp_path):
     for name, data in [("x.pt", b"not a zip"), ("x.safetensors", b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}")]:
         p = tmp_path / name
@@ -163,6 +185,7 @@ def test_corrupt_files(tmp_path):
         assert str(info.value).startswith(str(p) + ": ") and "\n" not in str(info.value)
 
 
+@needs_torch
 def test_safetensors_without_torch(tmp_path):
     # A safetensors file needs neither torch nor pickle: load it with torch hidden.
     pytest.importorskip("safetensors")
@@ -182,3 +205,141 @@ def test_safetensors_without_torch(tmp_path):
     from exact_inj.io import network_from_json, loads_exact
 
     assert network_from_json(loads_exact(out.stdout)) == want
+
+
+# --------------------------------------------------------------------------
+# Structured convolutions, without torch: network_from_state_dict reads numpy
+# arrays with an explicit architecture.  A Conv module that starts a layer and
+# is followed by a ReLU (or the end) stays a ConvLayer; otherwise it is dense.
+# --------------------------------------------------------------------------
+
+
+def exact_array(a):
+    out = np.empty(a.size, dtype=object)
+    out[:] = [F(float(v)) for v in a.ravel()]
+    return out.reshape(a.shape)
+
+
+def direct_conv(x, w, b, pads, periodic):
+    """Stride-1 cross-correlation of x (C, *N) with w (O, C, *k), zero or periodic
+    padding, in Fractions, independently of exact_inj.conv."""
+    N, k = x.shape[1:], w.shape[2:]
+    xp = x
+    for t, (n, (a, e)) in enumerate(zip(N, pads)):
+        if periodic:
+            xp = np.take(xp, [(s - a) % n for s in range(n + a + e)], axis=1 + t)
+        else:
+            shape = list(xp.shape)
+            shape[1 + t] = n + a + e
+            z = np.full(shape, F(0), dtype=object)
+            index = [slice(None)] * len(shape)
+            index[1 + t] = slice(a, a + n)
+            z[tuple(index)] = xp
+            xp = z
+    out_size = tuple(xp.shape[1 + t] - k[t] + 1 for t in range(len(N)))
+    y = np.empty((w.shape[0], *out_size), dtype=object)
+    for o in range(w.shape[0]):
+        for p in product(*map(range, out_size)):
+            window = xp[(slice(None), *(slice(p[t], p[t] + k[t]) for t in range(len(N))))]
+            y[(o, *p)] = b[o] + sum((w[o] * window).ravel().tolist(), F(0))
+    return y
+
+
+def rational_inputs(rng, n, trials=3):
+    return [[F(int(rng.integers(-9, 10)), int(rng.integers(1, 8))) for _ in range(n)] for _ in range(trials)]
+
+
+def relu_all(v):
+    return [max(a, F(0)) for a in v]
+
+
+def conv_module(d, padding, mode="zeros"):
+    return {"type": f"Conv{d}d", "padding": padding, "padding_mode": mode}
+
+
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_state_dict_conv_relu_linear_is_structured(mode):
+    rng = np.random.default_rng(30)
+    w, b = rng.standard_normal((3, 2, 3, 2)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    V, c = rng.standard_normal((2, 3 * 4 * 5)).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    pads = [[1, 1], [1, 0]]
+    arch = {"input_shape": [2, 4, 5], "modules": [conv_module(2, pads, mode), {"type": "ReLU"},
+                                                   {"type": "Flatten"}, {"type": "Linear"}]}
+    net = network_from_state_dict({"0.weight": w, "0.bias": b, "3.weight": V, "3.bias": c}, arch)
+    assert [type(L) for L in net.layers] == [ConvLayer, Layer]
+    L = net.layers[0]
+    assert "weight" not in L.__dict__ and L.activation == "relu"
+    wx, bx, Vx, cx = map(exact_array, (w, b, V, c))
+    padding = "periodic" if mode == "circular" else "zero"
+    assert L.spec == ConvSpec.build(wx.tolist(), 2, 3, [4, 5], padding, pads, bx.tolist())
+    # The dense operator is what the former dense import built: columns are
+    # the direct convolution of unit vectors.
+    zero = [F(0)] * 3
+    for j in range(40):
+        e = np.full(40, F(0), dtype=object)
+        e[j] = F(1)
+        col = direct_conv(e.reshape(2, 4, 5), wx, zero, pads, mode == "circular").ravel().tolist()
+        assert [row[j] for row in L.weight] == col
+    for x in rational_inputs(rng, 40):
+        h = relu_all(direct_conv(np.array(x, dtype=object).reshape(2, 4, 5), wx, bx, pads, mode == "circular").ravel())
+        want = [sum((Vx[i, j] * h[j] for j in range(60)), cx[i]) for i in range(2)]
+        assert list(net.evaluate(x)) == want
+
+
+def test_state_dict_conv_without_relu_is_dense():
+    rng = np.random.default_rng(31)
+    w, V = rng.standard_normal((2, 1, 3)).astype(np.float32), rng.standard_normal((1, 12)).astype(np.float32)
+    arch = {"input_shape": [1, 6], "modules": [conv_module(1, [[1, 1]]), {"type": "Flatten"}, {"type": "Linear"}]}
+    net = network_from_state_dict({"0.weight": w, "2.weight": V}, arch)
+    assert [(type(L), L.in_dim, L.out_dim, L.activation) for L in net.layers] == [(Layer, 6, 1, "linear")]
+    wx, Vx = exact_array(w), exact_array(V)
+    for x in rational_inputs(rng, 6):
+        h = direct_conv(np.array(x, dtype=object).reshape(1, 6), wx, [F(0)] * 2, [(1, 1)], False).ravel()
+        assert list(net.evaluate(x)) == [sum((Vx[0, j] * h[j] for j in range(12)), F(0))]
+
+
+def test_state_dict_conv_conv_relu_is_dense_and_conv_at_end_is_linear_conv():
+    rng = np.random.default_rng(32)
+    w1, w2 = rng.standard_normal((2, 1, 2)).astype(np.float32), rng.standard_normal((1, 2, 2)).astype(np.float32)
+    b1 = rng.standard_normal(2).astype(np.float32)
+    arch = {"input_shape": [1, 5], "modules": [conv_module(1, [[1, 0]], "circular"), conv_module(1, 0),
+                                                {"type": "ReLU"}, conv_module(1, [[0, 1]])]}
+    net = network_from_state_dict({"0.weight": w1, "0.bias": b1, "1.weight": w2, "3.weight": w2[:, :1] * 2}, arch)
+    # Conv -> Conv compose into one dense layer; the Conv after the ReLU
+    # starts a layer and reaches the end: a linear ConvLayer.
+    assert [(type(L), L.in_dim, L.out_dim, L.activation) for L in net.layers] == [
+        (Layer, 5, 4, "relu"), (ConvLayer, 4, 4, "linear")]
+    w1x, b1x, w2x = exact_array(w1), exact_array(b1), exact_array(w2)
+    w3x = exact_array(w2[:, :1] * 2)
+    for x in rational_inputs(rng, 5):
+        h = direct_conv(np.array(x, dtype=object).reshape(1, 5), w1x, b1x, [(1, 0)], True)
+        h = relu_all(direct_conv(h, w2x, [F(0)], [(0, 0)], False).ravel())
+        want = direct_conv(np.array(h, dtype=object).reshape(1, 4), w3x, [F(0)], [(0, 1)], False).ravel().tolist()
+        assert list(net.evaluate(x)) == want
+
+
+def test_state_dict_big_conv_stays_structured_and_verifies():
+    # 3 -> 12 channels on 32x32, circular: the operator (12288 x 3072) is far
+    # over the densification cap, yet the [C; -C/4] layer is proved through
+    # its kernel.
+    import exact_inj
+
+    rng = np.random.default_rng(33)
+    half = rng.integers(-3, 4, size=(6, 3, 3, 3)).astype(np.float32)
+    w = np.concatenate([half, -0.25 * half])
+    arch = {"input_shape": [3, 32, 32], "modules": [conv_module(2, [[1, 1], [1, 1]], "circular"), {"type": "ReLU"}]}
+    net = network_from_state_dict({"0.weight": w}, arch)
+    (L,) = net.layers
+    assert isinstance(L, ConvLayer) and L.dense_entries > MAX_OPERATOR_ENTRIES
+    assert "weight" not in L.__dict__
+    v = exact_inj.verify(net, time_limit=120)
+    assert v.status.value == "injective" and v.route == "structural", (v.status, v.route)
+    assert exact_inj.check(v.certificate).valid
+
+
+def test_state_dict_too_large_dense_conv_names_the_module():
+    w = np.ones((4, 4, 1, 1), np.float32)
+    arch = {"input_shape": [4, 40, 40], "modules": [conv_module(2, 0), {"type": "Flatten"}, {"type": "Linear"}]}
+    with pytest.raises(InputError) as info:
+        network_from_state_dict({"0.weight": w, "2.weight": np.ones((1, 6400), np.float32)}, arch)
+    assert "module 0 (Conv2d): the convolution operator would be" in str(info.value)
