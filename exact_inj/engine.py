@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import backend, convproof, formulation, linalg
+from . import backend, convproof, formulation, linalg, modrank
 from .certificate import Certificate, Domain, EmptyDomainProof, StructuralProof, Witness
 from .checker import check
 from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, OperatorTooLarge
@@ -330,6 +330,13 @@ def find_structural_pairs(layer: Layer) -> tuple[tuple[int, int], ...] | None:
                     break
             if candidates and candidates[-1][0] == i:
                 break  # one pair per direction is all a basis can use
+    if len(candidates) >= n and len(candidates) * n <= modrank.MAX_MODULAR_ENTRIES:
+        # One elimination mod a prime picks n independent rows among the
+        # candidates (independent mod p implies independent over Q); the
+        # greedy exact loop below costs a rank per candidate, O(n^4) in all.
+        picked = modrank.independent_rows([layer.sparse_row(i) for i, _ in candidates], n, (1 << 61) - 1)
+        if picked is not None:
+            return tuple(candidates[k] for k in picked)
     chosen: list[tuple[int, int]] = []
     for i, j in candidates:
         if linalg.rank_q([W[p] for p, _ in chosen] + [W[i]], n) == len(chosen) + 1:
