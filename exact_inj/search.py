@@ -340,6 +340,9 @@ class _WarmLP:
         self.size = size  # the first `size` rows (columns) are switchable
         self.on = np.ones(self.size, dtype=bool)
         self.lps = 0
+        # Set by the search: one LP on a wide layer can take minutes, so
+        # each solve gets only the time left (a timed-out solve is "fail").
+        self.deadline: float | None = None
 
     def switch(self, on: np.ndarray) -> None:
         diff = np.nonzero(on != self.on)[0]
@@ -354,6 +357,8 @@ class _WarmLP:
 
     def run(self) -> backend.Outcome:
         self.lps += 1
+        if self.deadline is not None:
+            self.h.setOptionValue("time_limit", max(self.deadline - time.perf_counter(), 0.001))
         self.h.run()
         return backend.highs_outcome(self.h)
 
@@ -497,6 +502,7 @@ def tree_search(
     n, M = data.n, data.M
     stats = SearchStats()
     lp = NodeLP(data)
+    lp.deadline = deadline
     clp: CoreLP | None = None
     store = CoreStore(M)
     out: list[int] = []
@@ -519,13 +525,15 @@ def tree_search(
             stats.core_lps = clp.lps if clp else 0
             stats.notes.append(f"node limit {max_nodes} reached")
             return SearchResult("limit", stats=stats)
+        # The deadline every node: on a wide layer one node (LPs, an exact
+        # null space) can take a second, so 64 nodes would overrun by minutes.
+        now = time.perf_counter()
+        if now > deadline:
+            stats.open_cases = len(stack) + 1
+            stats.lps, stats.cores = lp.lps, len(store.cores)
+            stats.core_lps = clp.lps if clp else 0
+            return SearchResult("limit", stats=stats)
         if stats.nodes & 63 == 0:
-            now = time.perf_counter()
-            if now > deadline:
-                stats.open_cases = len(stack) + 1
-                stats.lps, stats.cores = lp.lps, len(store.cores)
-                stats.core_lps = clp.lps if clp else 0
-                return SearchResult("limit", stats=stats)
             if poll is not None:
                 w = poll()
                 if w is not None:
@@ -562,6 +570,7 @@ def tree_search(
                 # exists the node LP below finds the point instead.
                 if clp is None:
                     clp = CoreLP(data)
+                    clp.deadline = deadline
                 sol = clp.solve(on, data.mask_to_bool(undecided).astype(float))
                 if sol is not None:
                     k = store.lookup(sol[0], in_play) if not data.k else None
@@ -588,6 +597,13 @@ def tree_search(
                         stats.repair_failures += 1
                 else:
                     stats.repair_failures += 1
+            if k is None and time.perf_counter() > deadline:
+                # The exact LP is pure Python and slow on wide layers: not
+                # started once the time is up (the node stays open).
+                stats.open_cases = len(stack) + 1
+                stats.lps, stats.cores = lp.lps, len(store.cores)
+                stats.core_lps = clp.lps if clp else 0
+                return SearchResult("limit", stats=stats)
             if k is None:
                 stats.exact_lps += 1
                 ev = exact_node(data, in_play)

@@ -192,14 +192,17 @@ def test_progress_goes_to_stderr_never_stdout(tmp_path, capsys, monkeypatch):
     clock.perf_counter = fast_clock
     monkeypatch.setattr(search, "time", clock)
     p = write(tmp_path, "hard5.json", gaussian_layer(0, 34, 5))
-    code = cli.main(["verify", str(p), "--json", "--max-nodes", "200", "--milp", "none"])
+    # A long time limit: the fake clock runs 3 s a reading, and the search
+    # reads it at every node (and before every LP), so the default limit
+    # would end the run before the first progress report at node 64.
+    code = cli.main(["verify", str(p), "--json", "--max-nodes", "200", "--milp", "none", "--time-limit", "1000000"])
     cap = capsys.readouterr()
     assert code == 3, cap
     assert "nodes" in cap.err  # progress lines were produced ...
     assert len(cap.out.strip().splitlines()) == 1  # ... and none reached stdout
     assert json.loads(cap.out)["verdict"] == "unknown"
     # Human-readable mode: the result lines are on stdout, progress on stderr.
-    code = cli.main(["verify", str(p), "--max-nodes", "200", "--milp", "none"])
+    code = cli.main(["verify", str(p), "--max-nodes", "200", "--milp", "none", "--time-limit", "1000000"])
     cap = capsys.readouterr()
     assert code == 3 and "UNKNOWN" in cap.out and "nodes" in cap.err
     assert not any(line.startswith("exact-inj: [") for line in cap.out.splitlines())
