@@ -129,7 +129,15 @@ def linear_witness(layer: Layer, domain: Domain) -> tuple[tuple, tuple] | None:
     n = layer.in_dim
     rows = [list(r) for r in layer.weight] + degenerate_rows(domain, n)
     Wi = [linalg.common_denominator(r)[0] for r in rows]
-    basis = linalg.nullspace(Wi, n)
+    if len(Wi) < n:
+        # Fewer rows than columns: a null vector already lives on the first
+        # len + 1 columns, a small system, where the whole basis of a wide
+        # stage (say 2 x 12288) would have n - 2 vectors of n entries.
+        k = len(Wi) + 1
+        sub = linalg.nullspace([r[:k] for r in Wi], k)
+        basis = [sub[0] + [0] * (n - k)]
+    else:
+        basis = linalg.nullspace(Wi, n)
     if not basis:
         return None
     v = [Fraction(c) for c in linalg.primitive(basis[0])]
