@@ -413,7 +413,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--s", default="1", help="the scale s of -s^2 C, an exact number (default 1)")
     d.add_argument("--padding", choices=("periodic", "zero"), default="periodic")
     d.add_argument("--bias", action="store_true", help="biases meeting s^2 b_k + b_(k+c) >= 0")
-    d.add_argument("--near-miss", metavar="EPS", help="move one entry of -s^2 C by EPS (breaks injectivity)")
+    d.add_argument("--near-miss", metavar="EPS", help="move one entry of -s^2 C by EPS (breaks the pairing of that channel only: with one channel in C the layer is then usually not injective, with more it may still be; verify decides)")
     d.add_argument("--seed", type=_nonneg_int, default=0)
     d.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
     return c
