@@ -149,7 +149,8 @@ def linear_witness(layer: Layer, domain: Domain) -> tuple[tuple, tuple] | None:
         x = tuple(mid)
         y = tuple(a + room * c for a, c in zip(mid, v))
     elif domain.kind == "orthant":
-        x = tuple(Fraction(sum(abs(c) for c in v)) for _ in range(n))
+        far = Fraction(sum(abs(c) for c in v))  # once: it is the same for every coordinate
+        x = tuple(far for _ in range(n))
         y = tuple(a + c for a, c in zip(x, v))
     else:
         x = tuple(Fraction(0) for _ in range(n))
