@@ -303,6 +303,21 @@ class ConvSpec:
                     row.pop(idx, None)
         return row
 
+    def position_major(self, indices: Sequence[int]) -> list[dict[int, Fraction]]:
+        """The named rows, sorted by output position then channel, with the
+        columns renumbered position-major (input position, then channel).
+
+        A rank or determinant is unchanged by permuting rows and columns, and
+        in this order a convolution's rows form a band about (kernel rows /
+        2) x width x channels wide (exact_inj/modrank.py banded_full_rank),
+        where channel-major order spreads each row over the whole matrix.
+        """
+        per = prod(self.output_size)
+        plane = prod(self.input_size)
+        cin = self.in_channels
+        order = sorted(indices, key=lambda i: (i % per, i // per))
+        return [{(c % plane) * cin + c // plane: v for c, v in self.sparse_row(i).items()} for i in order]
+
     def operator(self) -> list[tuple[Fraction, ...]]:
         """The dense operator, ``out_dim`` rows of ``in_dim`` Fractions (order: module doc)."""
         n_in, n_out = self.in_dim, self.out_dim

@@ -586,6 +586,60 @@ def test_rows_rank_mod_p_is_sound(p):
         assert stats["unlucky"] >= 1, stats  # small primes do lose rank: the soundness test had teeth
 
 
+def _rank_mod(dense, ncols: int, p: int) -> int:
+    """Rank over F_p of the rows scaled to integers (each by the lcm of its denominators)."""
+    M = []
+    for row in dense:
+        den = lcm(*(x.denominator for x in row)) if row else 1
+        M.append([int(x * den) % p for x in row])
+    rk = 0
+    for col in range(ncols):
+        piv = next((i for i in range(rk, len(M)) if M[i][col]), None)
+        if piv is None:
+            continue
+        M[rk], M[piv] = M[piv], M[rk]
+        inv = pow(M[rk][col], -1, p)
+        for i in range(rk + 1, len(M)):
+            f = M[i][col] * inv % p
+            M[i] = [(a - f * b) % p for a, b in zip(M[i], M[rk])]
+        rk += 1
+    return rk
+
+
+@pytest.mark.parametrize("p", [modrank.SMALL_PRIME, 2, 3])
+def test_banded_full_rank_is_sound_and_complete_mod_p(p):
+    """banded_full_rank (partial pivoting inside the band read off the rows): True only for
+    matrices of full rank over Q, False exactly when singular mod p; on banded, permuted
+    (wide band) and rank-deficient squares, with small primes where reductions lose rank."""
+    rng = np.random.default_rng([23, p])
+    stats = Counter()
+    for _ in range(400):
+        n = 1 + int(rng.integers(9))
+        bl, bu, dens = int(rng.integers(0, 4)), int(rng.integers(0, 4)), rng.random()
+        rows = [{c: v for c in range(max(0, i - bl), min(n, i + bu + 1))
+                 if rng.random() < dens and (v := rand_q(rng, -3, 3, (1, 2, 3)))} for i in range(n)]
+        if rng.random() < 0.3:  # permuted rows: the band is re-read, never assumed
+            rows = [rows[k] for k in rng.permutation(n)]
+        if rng.random() < 0.2 and n > 1:  # a repeated row: singular
+            rows[-1] = dict(rows[0])
+        dense = [[r.get(c, F(0)) for c in range(n)] for r in rows]
+        rk = exact_rank(dense, n)
+        mod_p = _rank_mod(dense, n, p) if p in (2, 3) else None
+        got = modrank.banded_full_rank(rows, p)
+        assert got is not None
+        if got:
+            assert rk == n, rows
+        if p == modrank.SMALL_PRIME:
+            assert got == (rk == n), rows
+        elif mod_p is not None:
+            assert got == (mod_p == n), (rows, p)
+        stats["full" if rk == n else "deficient"] += 1
+        stats["unlucky"] += rk == n and not got
+    assert stats["full"] >= 80 and stats["deficient"] >= 80, stats
+    if p <= 3:
+        assert stats["unlucky"] >= 1, stats
+
+
 # =====================================================================================
 # (3) the engine on small [C; -dC] variants against the brute-force reference
 # =====================================================================================
