@@ -141,6 +141,13 @@ def _num_exact(v, what: str) -> Fraction:
     raise _Invalid(f"{what} must be exact (int or Fraction), not {type(v).__name__}")
 
 
+def _pair(vs, what: str) -> tuple[int, int]:
+    t = _ints(vs, what)
+    if len(t) != 2:
+        raise _Invalid(f"a {what} must have two entries, got {len(t)}")
+    return t
+
+
 def _ints(vs, what: str) -> tuple[int, ...]:
     vs = tuple(vs)
     if not all(_is_int(v) for v in vs):
@@ -181,11 +188,14 @@ def _normalised_evidence(ev):
                            None if c.multiplier is None else tuple(_num_exact(v, "multiplier") for v in c.multiplier),
                            _ints(c.domain_support, "core domain_support")) for c in ev.cores)
         return TreeProof(cores, _ints(ev.tree, "tree codes"))
-    if isinstance(ev, StructuralProof):
-        return StructuralProof(tuple(_ints(p, "structural pair") for p in ev.pairs))
-    if isinstance(ev, ConvStructuralProof):
-        return ConvStructuralProof(tuple(_ints(p, "channel pair") for p in ev.channel_pairs),
-                                   _ints([ev.modulus], "modulus")[0], _ints(ev.roots, "roots"))
+    if isinstance(ev, (StructuralProof, ConvStructuralProof)):
+        try:
+            if isinstance(ev, StructuralProof):
+                return StructuralProof(tuple(_pair(p, "structural pair") for p in ev.pairs))
+            return ConvStructuralProof(tuple(_pair(p, "channel pair") for p in ev.channel_pairs),
+                                       _ints([ev.modulus], "modulus")[0], _ints(ev.roots, "roots"))
+        except TypeError as e:  # a field that is not a sequence (Python-built proofs)
+            raise _Invalid(f"malformed {type(ev).__name__} ({str(e)[:80]})") from None
     if isinstance(ev, LayerwiseProof):
         stages = []
         for st in ev.stages:
@@ -449,8 +459,11 @@ def _independent(rows: list[dict[int, Fraction]], n: int) -> bool:
         # settles it when that is affordable, and otherwise the proof is
         # refused (never accepted on a guess).
         for p in ((1 << 61) - 1, (1 << 62) - 57):
-            if modrank.rows_have_full_rank(rows, n, p):
-                return True
+            try:
+                if modrank.rows_have_full_rank(rows, n, p):
+                    return True
+            except ValueError:  # above the memory budget: not checkable here, so not accepted
+                return False
         if n * n > 100 * _EXACT_RANK_ENTRIES:
             return False
     dense = [[r.get(c, Fraction(0)) for c in range(n)] for r in rows]
@@ -487,14 +500,19 @@ def _check_conv_structural(net: Network, proof: ConvStructuralProof) -> str:
         piv = next((i for i, v in enumerate(a) if v != 0), None)
         if piv is None:
             raise _Invalid(f"channel pair {k}: channel {o} has a zero kernel")
+        if len(a) != len(c):  # pragma: no cover - ConvSpec forbids ragged kernels
+            raise _Invalid(f"channel pair {k}: the kernels have different sizes")
         d = -c[piv] / a[piv]
         if d <= 0 or any(y != -d * x for x, y in zip(a, c)):
             raise _Invalid(f"channel pair {k}: channel {o2}'s kernel is not a negative multiple of channel {o}'s")
         if d * spec.bias[o] + spec.bias[o2] < 0:
             raise _Invalid(f"channel pair {k}: bias condition d*b_{o} + b_{o2} >= 0 fails "
                            f"({_num(d * spec.bias[o] + spec.bias[o2])})")
-    bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, [o for o, _ in proof.channel_pairs],
-                                         sizes, p, roots)
+    try:
+        bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, [o for o, _ in proof.channel_pairs],
+                                             sizes, p, roots)
+    except ValueError as e:  # more frequencies than are visited: not checkable here, so not accepted
+        raise _Invalid(f"cannot be checked: {e}") from None
     if bad is not None:
         raise _Invalid(f"the symbol of channels {[o for o, _ in proof.channel_pairs]} has rank < "
                        f"{spec.in_channels} modulo the prime at frequency {list(bad)}")

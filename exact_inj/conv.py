@@ -116,6 +116,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _leaves(x: Any):
+    if isinstance(x, tuple):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
 def _nested_shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
     """Shape of a rectangular nested list of the given depth; ValueError if ragged."""
     if depth == 0:
@@ -151,6 +159,32 @@ class ConvSpec:
     padding: str
     pads: tuple[tuple[int, int], ...]
     bias: tuple[Fraction, ...]
+
+    def __post_init__(self) -> None:
+        # What build() guarantees, re-checked here so that no malformed spec
+        # can exist however it was made (as Layer does): the checker reads
+        # kernels, biases and pads from a spec, and a ragged kernel or a
+        # float bias would make its comparisons mean something else.
+        if not (_is_int(self.in_channels) and _is_int(self.out_channels) and self.in_channels >= 1
+                and self.out_channels >= 1):
+            raise ValueError("in_channels and out_channels must be positive integers")
+        if not isinstance(self.input_size, tuple) or len(self.input_size) not in (1, 2) or not all(
+                _is_int(v) and v >= 1 for v in self.input_size):
+            raise ValueError(f"input_size must be a tuple of 1 or 2 positive integers, got {self.input_size!r}")
+        d = len(self.input_size)
+        shape = _nested_shape(self.kernel, 2 + d, "kernel")
+        if shape[:2] != (self.out_channels, self.in_channels):
+            raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
+        if not all(type(v) is Fraction for v in _leaves(self.kernel)):
+            raise TypeError("kernel entries must be fractions.Fraction")
+        if not isinstance(self.bias, tuple) or len(self.bias) != self.out_channels or not all(
+                type(v) is Fraction for v in self.bias):
+            raise ValueError(f"bias must be {self.out_channels} fractions.Fraction, one per output channel")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding {self.padding!r} is not one of {', '.join(map(repr, PADDINGS))}")
+        if not isinstance(self.pads, tuple) or len(self.pads) != d or not all(
+                isinstance(pr, tuple) and len(pr) == 2 and all(_is_int(v) and v >= 0 for v in pr) for pr in self.pads):
+            raise ValueError(f"pads must be {d} (before, after) pairs of non-negative integers, got {self.pads!r}")
 
     @classmethod
     def build(

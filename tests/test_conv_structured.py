@@ -1255,3 +1255,80 @@ def test_big_rank_deficient_pairs_are_not_accepted():
     assert time.perf_counter() - t0 < 5
     assert v.status is Status.UNKNOWN, (v.status, v.reason)
     assert "dense operator" in v.reason
+
+
+# =====================================================================================
+# (6) regressions from the soundness review of 2026-12-02
+# =====================================================================================
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("kernel", ((((F(1), F(2)),), ((F(1),),)),), ValueError),       # ragged: channel 1 shorter
+    ("kernel", (((1.0, 2.0),),), TypeError),                        # floats
+    ("bias", (0.5,), ValueError),                                   # a float bias
+    ("bias", (), ValueError),                                       # too short
+    ("pads", ((1, -1),), ValueError),                               # negative pad
+    ("padding", "circular", ValueError),
+    ("in_channels", 2, ValueError),                                 # does not match the kernel
+])
+def test_conv_spec_refuses_what_build_would_refuse(field, value, error):
+    """A ConvSpec made directly (not by build) is validated too: the checker trusts specs, and a
+    ragged kernel or a float bias once let it accept a false injectivity claim."""
+    base = ConvSpec.build([[[1, 2]]], 1, 1, [4], "periodic", [[0, 1]], [0])
+    fields = {f: getattr(base, f) for f in ("kernel", "in_channels", "out_channels", "input_size", "padding",
+                                           "pads", "bias")}
+    fields[field] = value
+    with pytest.raises(error):
+        ConvSpec(**fields)
+
+
+@pytest.mark.parametrize("evidence", [
+    StructuralProof(None), StructuralProof(((0,),)), StructuralProof(((0, 1, 2),)),
+    ConvStructuralProof(None, 5, (1,)), ConvStructuralProof(((0,),), 5, (1,)), ConvStructuralProof(((0, 1),), 5, None),
+    ConvStructuralProof(((0, 1),), None, (1,)),
+])
+def test_malformed_python_proofs_are_rejected_not_raised(evidence):
+    layer = ConvSpec.build([[[1, 2]], [[-1, -2]]], 1, 2, [4], "periodic", [[0, 1]], [0, 0]).layer()
+    res = exact_inj.check(Certificate(Network((layer,)), Domain(), Status.INJECTIVE, evidence))
+    assert res.valid is False and res.reason
+
+
+def test_too_many_frequencies_is_not_checkable():
+    """A certificate is a few numbers whatever the layer's size: above modrank.MAX_FREQUENCIES
+    the checker refuses it instead of running for minutes."""
+    size = (2048, 1024)
+    assert size[0] * size[1] > modrank.MAX_FREQUENCIES
+    layer = ConvSpec.build([[[[1]]], [[[-1]]]], 1, 2, list(size), "periodic", 0, [0, 0]).layer()
+    p, roots = modrank.primes_with_roots(size)
+    t = time.perf_counter()
+    res = exact_inj.check(Certificate(Network((layer,)), Domain(), Status.INJECTIVE,
+                                      ConvStructuralProof(((0, 1),), p, roots)))
+    assert res.valid is False and "cannot be checked" in res.reason
+    assert time.perf_counter() - t < 5
+
+
+def test_conv_routes_respect_the_time_limit():
+    """A zero-padded 2 -> 4 channel [C; -C] layer on 48 x 48 with C singular: the kernel routes
+    give up within the limit instead of running three modular eliminations (58 s before)."""
+    K = [[[[1, 1, 1], [1, 1, 1], [1, 1, 1]]] * 2] * 2   # both C channels equal: C is singular
+    neg = [[[[-v for v in row] for row in k] for k in ch] for ch in K]
+    layer = ConvSpec.build(K + neg, 2, 4, [48, 48], "zero", 1).layer()
+    t = time.perf_counter()
+    v = exact_inj.verify(Network((layer,)), time_limit=2)
+    assert v.status.value == "unknown"
+    assert time.perf_counter() - t < 10, v.reason
+
+
+def test_folding_a_linear_conv_into_the_next_stage_is_fast():
+    """stages() folds a linear conv into the next layer in python-flint (41 s in Fractions before)."""
+    from exact_inj import network as netmod
+
+    rng = np.random.default_rng(3)
+    lin = ConvSpec.build(rng.integers(-2, 3, size=(2, 1, 3, 3)).tolist(), 1, 2, [12, 12], "zero", 1).layer("linear")
+    relu = ConvSpec.build(rng.integers(-2, 3, size=(4, 2, 3, 3)).tolist(), 2, 4, [12, 12], "zero", 1).layer()
+    net = Network((lin, relu))
+    t = time.perf_counter()
+    (stage,) = netmod.stages(net)
+    assert time.perf_counter() - t < 10
+    x = tuple(F(int(v), 7) for v in rng.integers(-5, 6, size=144))
+    assert stage.layer.apply(x) == net.evaluate(x)
