@@ -26,6 +26,7 @@ when the operator is small enough, and otherwise answers unknown.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from math import prod
 
@@ -76,7 +77,7 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def full_column_rank(spec: ConvSpec, chans: list[int]):
+def full_column_rank(spec: ConvSpec, chans: list[int], deadline: float | None = None):
     """Show that the operator of output channels ``chans`` has full column
     rank, modulo a prime (which proves it over Q).
 
@@ -91,14 +92,36 @@ def full_column_rank(spec: ConvSpec, chans: list[int]):
     >>> full_column_rank(ConvSpec.build([[[1, -1]]], 1, 1, [3], "periodic", [[1, 0]]), [0])[0] is None
     True
     """
+    try:
+        return _full_column_rank(spec, chans, deadline)
+    except TimeoutError as e:
+        return None, str(e)
+
+
+def _past(deadline: float | None, cost: float = 0.0) -> bool:
+    """Past the deadline, or too close to it for a step of about ``cost``
+    seconds (one flint elimination cannot be interrupted)."""
+    return deadline is not None and time.perf_counter() + cost > deadline
+
+
+# Seconds per n^2 x rows entry operation of python-flint's nmod_mat
+# elimination near 2^61, measured on this machine (3072^3 in about 5 s with
+# the list building): used only to skip a step that cannot finish in time.
+_NMOD_SECONDS_PER_OP = 2e-10
+
+
+def _full_column_rank(spec: ConvSpec, chans: list[int], deadline: float | None):
     n = spec.in_dim
     per = prod(spec.output_size)
     if len(chans) * per < n:
         return None, f"channels {chans} give {len(chans) * per} rows, fewer than n = {n}"
     if spec.padding == "periodic" and all(o >= s for o, s in zip(spec.output_size, spec.input_size)):
+        if prod(spec.input_size) > modrank.MAX_FREQUENCIES:
+            return None, f"{prod(spec.input_size)} frequencies, more than the {modrank.MAX_FREQUENCIES} visited"
         for attempt in range(PRIMES_TRIED):
             p, roots = modrank.primes_with_roots(spec.input_size, skip=attempt)
-            bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, chans, spec.input_size, p, roots)
+            bad = modrank.symbol_rank_deficiency(spec.kernel, spec.in_channels, chans, spec.input_size, p, roots,
+                                                 deadline)
             if bad is None:
                 return "frequencies", (p, roots)
         return None, (f"the symbol of channels {chans} is rank-deficient at frequency {list(bad)} modulo "
@@ -110,16 +133,22 @@ def full_column_rank(spec: ConvSpec, chans: list[int]):
     # elimination mod p; choosing rows from all of them costs an n x (rows)
     # elimination, several times more again.
     first = [o * per + r for o in chans for r in range(per)][:n]
-    if modrank.banded_full_rank(spec.position_major(first)):
+    if modrank.banded_full_rank(spec.position_major(first), deadline=deadline):
         return "rows", list(range(n))
+    if _past(deadline):
+        raise TimeoutError("time limit reached after the banded elimination")
     try:
         modrank.check_size(len(chans) * per, n, "row selection")
     except ValueError as e:
         return None, str(e)
     sparse = [spec.sparse_row(o * per + r) for o in chans for r in range(per)]
+    if _past(deadline, _NMOD_SECONDS_PER_OP * n ** 3):
+        raise TimeoutError("not enough time left for a dense elimination mod p")
     if modrank.rows_have_full_rank(sparse[:n], n, modrank.primes_with_roots([1])[0]):
         return "rows", list(range(n))
     for attempt in range(PRIMES_TRIED):
+        if _past(deadline, _NMOD_SECONDS_PER_OP * n * n * len(sparse)):
+            raise TimeoutError("not enough time left to select rows mod p")
         p, _ = modrank.primes_with_roots([1], skip=attempt)
         picked = modrank.independent_rows(sparse, n, p)
         if picked is not None:
@@ -127,7 +156,8 @@ def full_column_rank(spec: ConvSpec, chans: list[int]):
     return None, f"the rows of channels {chans} have rank < {n} modulo {PRIMES_TRIED} primes"
 
 
-def structural_proof(layer: ConvLayer) -> tuple[ConvStructuralProof | StructuralProof | None, str]:
+def structural_proof(layer: ConvLayer, deadline: float | None = None
+                     ) -> tuple[ConvStructuralProof | StructuralProof | None, str]:
     """A proof that the layer is injective on R^n, or None; and a one-line
     note of what was shown or tried (for the verdict's reason and ``info``).
 
@@ -139,7 +169,7 @@ def structural_proof(layer: ConvLayer) -> tuple[ConvStructuralProof | Structural
     if not pairs:
         return None, "no pair of output channels with kernels K and -dK (d > 0) meets the bias condition"
     chans = [o for o, _ in pairs]
-    how, what = full_column_rank(spec, chans)
+    how, what = full_column_rank(spec, chans, deadline)
     if how == "frequencies":
         return ConvStructuralProof(pairs, *what), "frequencies"
     if how == "rows":

@@ -86,7 +86,7 @@ def decide_layer(
                             "the output fixed (the paper's Corollary 2; theory section 7)",
                             Witness(*pair))
         tried.append("conv_structural")
-        proof, how = convproof.structural_proof(layer)
+        proof, how = convproof.structural_proof(layer, deadline)
         if proof is not None:
             return done(Status.INJECTIVE, "structural",
                         f"a {layer.spec.describe()}: its output channels pair up as [C; -DC] with D > 0 and the "
@@ -94,11 +94,14 @@ def decide_layer(
                         f"rank {layer.in_dim}, shown by {how} modulo a prime; so the layer is injective on R^n"
                         + ("" if domain.kind == "reals" else f" and hence on {domain.describe()}"),
                         proof, {"conv": how})
-        if layer.dense_entries > MAX_OPERATOR_ENTRIES:
+        if layer.dense_entries > MAX_OPERATOR_ENTRIES or time.perf_counter() > deadline:
+            why = (f"its dense operator ({layer.out_dim} x {layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} "
+                   "entries the general routes build" if layer.dense_entries > MAX_OPERATOR_ENTRIES
+                   else "and the time limit was reached")
             return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
-                           f"a {layer.spec.describe()}: {how}; its dense operator ({layer.out_dim} x "
-                           f"{layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} entries the general routes build",
-                           None, {"tried": tried, "conv": how, "operator_entries": layer.dense_entries})
+                           f"a {layer.spec.describe()}: {how}; {why}",
+                           None, {"tried": tried, "conv": how, "operator_entries": layer.dense_entries,
+                                  "time_limit": time_limit})
         layer = layer.dense()
     data = LayerData(layer, domain)
     n, m = data.n, data.m

@@ -28,6 +28,7 @@ an order is checked against every prime factor) rather than trusting them.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from math import lcm, prod
 from itertools import product
@@ -187,8 +188,15 @@ def independent_rows(rows: Sequence[Mapping[int, Fraction]], ncols: int, p: int)
     return pivots
 
 
+# Frequencies the symbol test visits at most (about 50 us each for a small
+# kernel): a certificate is a few numbers whatever the layer's size, so the
+# checker's cost is bounded here rather than by the certificate.
+MAX_FREQUENCIES = 1 << 20
+
+
 def symbol_rank_deficiency(
-    kernel: Sequence, in_channels: int, channels: Iterable[int], sizes: Sequence[int], p: int, roots: Sequence[int]
+    kernel: Sequence, in_channels: int, channels: Iterable[int], sizes: Sequence[int], p: int, roots: Sequence[int],
+    deadline: float | None = None,
 ) -> tuple[int, ...] | None:
     """The first frequency at which the symbol of the convolution restricted
     to output ``channels`` has rank < ``in_channels`` mod p, or None if it has
@@ -198,7 +206,8 @@ def symbol_rank_deficiency(
     ``kernel[o][c]`` is a nested tuple over the kernel offsets (1-D or 2-D),
     ``sizes`` the input size N_t per dimension, ``roots[t]`` an element of
     order N_t mod p (checked by the caller).  Entries are scaled to integers
-    by one common denominator, which changes no rank.
+    by one common denominator, which changes no rank.  Raises ValueError above
+    :data:`MAX_FREQUENCIES`, TimeoutError past ``deadline`` (perf_counter).
 
     >>> F = Fraction
     >>> p, roots = primes_with_roots([3])
@@ -216,7 +225,11 @@ def symbol_rank_deficiency(
     # Powers r_t^(j q) for every frequency j_t and offset q_t, per dimension.
     powers = [[[pow(r, (j * q) % N, p) for q in range(k)] for j in range(N)]
               for r, N, k in zip(roots, sizes, ksize)]
-    for freq in product(*map(range, sizes)):
+    if prod(sizes) > MAX_FREQUENCIES:
+        raise ValueError(f"{prod(sizes)} frequencies, more than the {MAX_FREQUENCIES} this tool visits")
+    for count, freq in enumerate(product(*map(range, sizes))):
+        if deadline is not None and count % 256 == 0 and time.perf_counter() > deadline:
+            raise TimeoutError("time limit reached in the frequency test")
         weights = [prod(powers[t][freq[t]][q[t]] for t in range(len(q))) % p for q in offsets]
         entries = [sum(w * v for w, v in zip(weights, ints[(o, c)])) % p
                    for o in channels for c in range(in_channels)]
@@ -245,7 +258,7 @@ SMALL_PRIME = (1 << 31) - 1
 
 
 def banded_full_rank(rows: Sequence[Mapping[int, Fraction]], p: int = SMALL_PRIME,
-                     max_window: int = 2_000_000) -> bool | None:
+                     max_window: int = 2_000_000, deadline: float | None = None) -> bool | None:
     """Is the square matrix of these sparse rows (n rows over columns 0..n-1,
     in the order given) nonsingular mod p?  Gaussian elimination with partial
     pivoting inside the band, as LAPACK's gbtrf does it.
@@ -259,6 +272,7 @@ def banded_full_rank(rows: Sequence[Mapping[int, Fraction]], p: int = SMALL_PRIM
     mod p, hence rank n over Q (module docstring).  Returns False when a
     column has no pivot (singular mod p: proves nothing), None when the
     window would exceed ``max_window`` entries (use another method).
+    Raises TimeoutError past ``deadline`` (perf_counter).
 
     Cost: n steps of O(bl (bl + bu)) numpy work, against O(n^3) for a dense
     elimination; a "same" convolution ordered position-major has bl, bu of
@@ -295,6 +309,8 @@ def banded_full_rank(rows: Sequence[Mapping[int, Fraction]], p: int = SMALL_PRIM
     # Active rows r = i .. i + bl, columns i .. i + bl + bu.
     W = np.stack([window_row(r, 0) for r in range(bl + 1)])
     for i in range(n):
+        if deadline is not None and i % 256 == 0 and time.perf_counter() > deadline:
+            raise TimeoutError("time limit reached in the banded elimination")
         nz = np.flatnonzero(W[:, 0])
         if len(nz) == 0:
             return False
