@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+import flint
+
 from . import linalg
 from .certificate import Domain
 from .model import Layer, Network
@@ -67,9 +69,18 @@ def compose(first: Layer, second: Layer) -> Layer:
     if first.activation != "linear":
         raise ValueError("only a linear layer folds into the next one")
     W1, b1, W2, b2 = first.weight, first.bias, second.weight, second.bias
-    n = first.in_dim
-    W = tuple(tuple(sum((row2[j] * W1[j][c] for j in range(len(W1))), Fraction(0)) for c in range(n)) for row2 in W2)
-    b = tuple(sum((row2[j] * b1[j] for j in range(len(b1))), bb) for row2, bb in zip(W2, b2))
+    # The products in python-flint: Fraction sums cost m n k Python
+    # operations (a 576 x 288 by 288 x 144 fold took 41 s that way).
+    M1 = flint.fmpq_mat(len(W1), first.in_dim, [linalg.to_fmpq(v) for r in W1 for v in r])
+    M2 = flint.fmpq_mat(len(W2), len(W1), [linalg.to_fmpq(v) for r in W2 for v in r])
+    c1 = flint.fmpq_mat(len(b1), 1, [linalg.to_fmpq(v) for v in b1])
+    P, q = M2 * M1, M2 * c1
+
+    def frac(x) -> Fraction:
+        return Fraction(int(x.p), int(x.q))
+
+    W = tuple(tuple(frac(P[i, j]) for j in range(P.ncols())) for i in range(P.nrows()))
+    b = tuple(frac(q[i, 0]) + bb for i, bb in enumerate(b2))
     return Layer(W, b, second.activation)
 
 
