@@ -41,6 +41,7 @@ exit codes:
 examples:
   exact-inj verify instances/lemma1_counterexample.json
   exact-inj verify layer.json --json --certificate cert.json --time-limit 60
+  exact-inj verify instances/conv/dcgan_periodic_32x32.json
   exact-inj check cert.json
 """
 
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Decide injectivity of the layer or network in FILE (JSON, NPZ, ONNX or PyTorch; "
         "docs/formats.md, docs/model-files.md) on all of R^n or on --domain. Networks go by the cheapest route "
         "that decides them: first layer, layerwise, lifted, singular piece, fold, then end to end for small networks "
-        "(docs/networks.md). Every verdict is backed by a certificate that has passed the exact checker.",
+        "(docs/networks.md). Convolutional layers are decided through their kernels first, at any size "
+        "(docs/conv.md). Every verdict is backed by a certificate that has passed the exact checker.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
