@@ -166,6 +166,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+# Longer vectors are shortened on screen (an image has thousands of inputs);
+# --json and --certificate always hold every coordinate.
+SHOWN_COORDINATES = 24
+
+
+def _vector(v) -> str:
+    """(1/2, 0, 3) in full, or the first coordinates of a long vector and a count."""
+    head = ", ".join(fraction_to_str(a) for a in v[:SHOWN_COORDINATES])
+    if len(v) <= SHOWN_COORDINATES:
+        return f"({head})"
+    return f"({head}, ...)  [{len(v)} coordinates; --json or --certificate gives all]"
+
+
 def _verify(args) -> int:
     from .api import verify
     from .io import load_network
@@ -274,9 +287,9 @@ def _human(path: str, net, verdict) -> str:
     if verdict.status is Status.NOT_INJECTIVE:
         w = verdict.witness
         fx = net.evaluate(w.x)
-        lines.append(f"  x      = ({', '.join(fraction_to_str(v) for v in w.x)})")
-        lines.append(f"  y      = ({', '.join(fraction_to_str(v) for v in w.y)})")
-        lines.append(f"  f(x) = f(y) = ({', '.join(fraction_to_str(v) for v in fx)})")
+        lines.append(f"  x      = {_vector(w.x)}")
+        lines.append(f"  y      = {_vector(w.y)}")
+        lines.append(f"  f(x) = f(y) = {_vector(fx)}")
     elif verdict.status is Status.INJECTIVE:
         lines.append(f"  meaning: {verdict.meaning()}")
     if verdict.certificate is not None:

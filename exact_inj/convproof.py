@@ -281,3 +281,70 @@ def _grid(sizes: list[int]):
     from itertools import product
 
     return product(*map(range, sizes))
+
+
+def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
+    """A non-zero rational v with C v = 0 for a periodic convolution, from
+    the two frequencies whose Fourier vectors are rational: 0 (constant
+    images) and, for even N_t, N_t / 2 (signs alternating along dimension t).
+
+    On such an image x[c, s] = v_c * prod_t sign_t^(s_t), every row of C gives
+    sum_(c, q) K[o, c, q] v_c prod_t sign_t^(p_t + q_t - before_t) = (unit) x
+    (K^(sign) v)_o, with K^(sign)[o, c] = sum_q K[o, c, q] prod_t sign_t^(q_t)
+    (with periodic padding the wrap mod N_t keeps the sign, N_t being even
+    when sign_t = -1).  So a null vector of that small C_out x C_in matrix
+    gives C x = 0, and x, x + t(that image) collide: the layer is not
+    injective.  Typical cases: kernels summing to zero (edge or difference
+    filters), fewer output than input channels.  Returns (v over all n
+    inputs, a phrase naming the image) or None.
+
+    >>> from exact_inj.conv import ConvSpec
+    >>> L = ConvSpec.build([[[1, -2, 1]]], 1, 1, [6], "periodic", "same").layer()
+    >>> periodic_null_vector(L)[1]
+    'a constant image'
+    """
+    from itertools import product as _product
+
+    from . import linalg
+
+    spec = layer.spec
+    if spec.padding != "periodic":
+        return None
+    d = len(spec.input_size)
+    choices = [[1, -1] if N % 2 == 0 else [1] for N in spec.input_size]
+    offsets = list(_product(*map(range, spec.kernel_size)))
+    for signs in _product(*choices):
+        M = []
+        for o in range(spec.out_channels):
+            row = []
+            for c in range(spec.in_channels):
+                acc = Fraction(0)
+                for q in offsets:
+                    w = spec.kernel[o][c]
+                    for i in q:
+                        w = w[i]
+                    if w:
+                        sgn = 1
+                        for t in range(d):
+                            if signs[t] < 0 and q[t] % 2:
+                                sgn = -sgn
+                        acc += sgn * w
+                row.append(acc)
+            M.append(linalg.common_denominator(row)[0])
+        basis = linalg.nullspace(M, spec.in_channels)
+        if not basis:
+            continue
+        vc = linalg.primitive(basis[0])
+        v = []
+        for c in range(spec.in_channels):
+            for pos in _product(*map(range, spec.input_size)):
+                sgn = 1
+                for t in range(d):
+                    if signs[t] < 0 and pos[t] % 2:
+                        sgn = -sgn
+                v.append(Fraction(sgn * vc[c]))
+        what = "a constant image" if all(sg == 1 for sg in signs) else (
+            "an image alternating in sign along " + " and ".join(
+                ("rows", "columns")[t] if d == 2 else "its length" for t in range(d) if signs[t] < 0))
+        return v, what
+    return None

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from . import backend, convproof, formulation, linalg, modrank
+from . import network as netmod
 from .certificate import Certificate, Domain, EmptyDomainProof, StructuralProof, Witness
 from .checker import check
 from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, OperatorTooLarge
@@ -94,6 +95,15 @@ def decide_layer(
                         f"rank {layer.in_dim}, shown by {how} modulo a prime; so the layer is injective on R^n"
                         + ("" if domain.kind == "reals" else f" and hence on {domain.describe()}"),
                         proof, {"conv": how})
+        tried.append("conv_null_image")
+        null = convproof.periodic_null_vector(layer)
+        pair = netmod.pair_along(null[0], domain) if null is not None else None
+        if pair is not None:
+            return done(Status.NOT_INJECTIVE, "instant",
+                        f"a {layer.spec.describe()}: it maps {null[1]} (with a suitable value per input "
+                        "channel) to zero, so adding it to any input changes no output: C v = 0 for v != 0, "
+                        "read off the kernel at one of the frequencies whose Fourier vectors are rational",
+                        Witness(*pair))
         if layer.dense_entries > MAX_OPERATOR_ENTRIES or time.perf_counter() > deadline:
             why = (f"its dense operator ({layer.out_dim} x {layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} "
                    "entries the general routes build" if layer.dense_entries > MAX_OPERATOR_ENTRIES

@@ -151,12 +151,25 @@ def linear_witness(layer: Layer, domain: Domain) -> tuple[tuple, tuple] | None:
         basis = linalg.nullspace(Wi, n)
     if not basis:
         return None
-    v = [Fraction(c) for c in linalg.primitive(basis[0])]
+    # v is zero on the coordinates a box fixes (their unit rows are in E).
+    return pair_along([Fraction(c) for c in linalg.primitive(basis[0])], domain)
+
+
+def pair_along(v: list[Fraction], domain: Domain) -> tuple[tuple, tuple] | None:
+    """x != y = x + t v (t > 0), both in the domain; None if the domain
+    leaves no room along v (a box fixing a coordinate where v is not zero).
+    For a direction with W v = 0, such a pair collides under x -> W x.
+
+    >>> pair_along([Fraction(1), Fraction(-2)], Domain.orthant())
+    ((Fraction(3, 1), Fraction(3, 1)), (Fraction(4, 1), Fraction(1, 1)))
+    """
+    n = len(v)
     if domain.kind == "box":
-        # From the centre of the box, move within it along v (v is zero on
-        # the degenerate coordinates, so those stay fixed).
+        # From the centre of the box, move within it along v.
         mid = [(l + u) / 2 for l, u in zip(domain.lower, domain.upper)]
         room = min(((u - l) / 2 / abs(c) for l, u, c in zip(domain.lower, domain.upper, v) if c), default=Fraction(1))
+        if room <= 0:
+            return None
         x = tuple(mid)
         y = tuple(a + room * c for a, c in zip(mid, v))
     elif domain.kind == "orthant":

@@ -1244,7 +1244,8 @@ def test_big_conv_without_pairs_is_unknown_quickly():
 
 def test_big_rank_deficient_pairs_are_not_accepted():
     """A big [C; -C] whose kernels sum to 0 on one input channel (rank C < n: not injective) must not
-    come back injective: the frequency test sees the deficiency and the answer is "unknown"."""
+    come back injective: the frequency test sees the deficiency, and the null-image route then
+    gives a witness (a constant image on that channel)."""
     rng = np.random.default_rng(9)
     C = rng.integers(-3, 4, size=(6, 3, 3, 3))
     C[:, 1, 2, 2] = -C[:, 1].reshape(6, -1)[:, :-1].sum(axis=1)
@@ -1253,8 +1254,8 @@ def test_big_rank_deficient_pairs_are_not_accepted():
     t0 = time.perf_counter()
     v = exact_inj.verify(Network((layer,)), time_limit=60)
     assert time.perf_counter() - t0 < 5
-    assert v.status is Status.UNKNOWN, (v.status, v.reason)
-    assert "dense operator" in v.reason
+    assert v.status is Status.NOT_INJECTIVE and v.route == "instant", (v.status, v.reason)
+    assert "constant image" in v.reason and exact_inj.check(v.certificate).valid
 
 
 # =====================================================================================
@@ -1332,3 +1333,74 @@ def test_folding_a_linear_conv_into_the_next_stage_is_fast():
     assert time.perf_counter() - t < 10
     x = tuple(F(int(v), 7) for v in rng.integers(-5, 6, size=144))
     assert stage.layer.apply(x) == net.evaluate(x)
+
+
+# =====================================================================================
+# (7) null images of periodic convolutions (constant and alternating images)
+# =====================================================================================
+
+
+def test_periodic_null_vector_is_a_null_vector_of_the_reference_operator():
+    """Whenever convproof.periodic_null_vector returns v, the in-test operator maps v to 0 and
+    v != 0; and on specs where it applies it is found whenever the in-test symbol at frequency 0
+    is singular (kernels summing to zero are made common)."""
+    from exact_inj import convproof
+
+    found = checked = 0
+    for seed in range(300):
+        K, cin, cout, N, padding, pad, bias = random_spec(seed)
+        if seed % 3 == 0:  # make the taps of channel 0 sum to zero: constant images vanish there
+            flat = K[0]
+            for c in range(cin):
+                vals = list(_leaves_of(flat[c]))
+                total = sum((F(v) for v in vals), F(0))
+                _set_first(flat[c], F(_first(flat[c])) - total)
+        spec = ConvSpec.build(K, cin, cout, list(N), "periodic", pad, bias)
+        got = convproof.periodic_null_vector(spec.layer())
+        ks = ksize_of(K)
+        rows = ref_operator(K, N, "periodic", ref_pads(pad, ks))
+        if got is not None:
+            v, _ = got
+            assert any(v)
+            assert all(sum((a * b for a, b in zip(r, v)), F(0)) == 0 for r in rows), (K, N, pad)
+            found += 1
+        sym0 = [[sum((F(x) for x in _leaves_of(K[o][c])), F(0)) for c in range(cin)] for o in range(cout)]
+        if exact_rank(sym0, cin) < cin:
+            checked += 1
+            assert got is not None, (K, N, pad)
+    assert found >= 60 and checked >= 60, (found, checked)
+
+
+def _leaves_of(x):
+    if isinstance(x, list):
+        for v in x:
+            yield from _leaves_of(v)
+    else:
+        yield x
+
+
+def _first(x):
+    while isinstance(x, list):
+        x = x[0]
+    return x
+
+
+def _set_first(x, value):
+    while isinstance(x[0], list):
+        x = x[0]
+    x[0] = value
+
+
+def test_laplacian_layer_at_scale_is_not_injective_by_its_constant_image():
+    """A 3 -> 8 channel periodic layer on 32 x 32 whose every kernel is a multiple of the discrete
+    Laplacian (sum 0): constant images vanish, so an exact witness comes at once, on R^n, the
+    orthant and a box, with no dense operator."""
+    lap = [[0, 1, 0], [1, -4, 1], [0, 1, 0]]
+    K = [[[[m * v for v in row] for row in lap] for m in (1, -2, 3)] for _ in range(8)]
+    layer = ConvSpec.build(K, 3, 8, [32, 32], "periodic", "same", [1, 0, 0, 0, "-1/2", 0, 0, 2]).layer()
+    for dom in (Domain(), Domain.orthant(), Domain.box([F(0)] * 3072, [F(1)] * 3072)):
+        v = exact_inj.verify(Network((layer,)), time_limit=30, domain=dom)
+        assert v.status.value == "not_injective" and v.route == "instant", v.reason
+        assert exact_inj.check(v.certificate).valid
+        assert dom.contains(v.witness.x) and dom.contains(v.witness.y)
+    assert "weight" not in layer.__dict__
