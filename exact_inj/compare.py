@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .certificate import Certificate, Domain, Witness
 from .checker import check
+from .conv import OperatorTooLarge
 from .heuristics import (
     HEURISTICS,
     INJECTIVE,
@@ -303,8 +304,13 @@ def compare(
     for k, path in enumerate(files, 1):
         net = load_network(path)
         if not net.is_single_relu_layer:
-            raise InputError(path, "only a single ReLU layer is decided so far (networks are planned, issue #7)")
+            raise InputError(path, "compare runs the heuristics on a single ReLU layer; "
+                                   "decide a network with `exact-inj verify`")
         layer: Layer = net.layers[0]
+        try:
+            layer.weight  # noqa: B018 - the heuristics read the dense matrix: fail before any work
+        except OperatorTooLarge as e:
+            raise InputError(path, f"{e}; the heuristics need it dense") from None
         verdict = verify(net, time_limit=time_limit, milp=milp)
         say(f"[{k}/{len(files)}] {path}: exact {verdict.status.value} ({verdict.seconds:.3f} s)")
         engine_cert_file = None
