@@ -598,6 +598,17 @@ def _after_layerwise(net, domain, deadline, progress, tried, info, finish, t0, d
     from . import network as netmod
 
     say = progress or (lambda s: None)
+    if net.output_dim < net.input_dim:
+        # Every piece is singular; this route reads sparse rows only, so it
+        # also answers for convolutional stages too large to make dense.
+        tried.append("narrow")
+        pair = netmod.narrow_witness(net, domain)
+        if pair is not None:
+            return finish(Status.NOT_INJECTIVE, "singular_piece",
+                          f"{why}; but the network has {net.output_dim} outputs for {net.input_dim} inputs: at x it "
+                          f"is affine with a Jacobian of rank at most {net.output_dim} < {net.input_dim}, and moving "
+                          "along its null space inside that piece keeps the output fixed", Witness(pair[0], pair[1]),
+                          info)
     tried.append("singular_pieces")
     pair = netmod.singular_piece_witness(net, domain)
     if pair is not None:

@@ -247,6 +247,103 @@ def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: i
     return None
 
 
+def narrow_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 20):
+    """A witness for a network with fewer outputs p than inputs n, built from
+    sparse rows (so convolutional layers are never made dense).
+
+    At a point x where no ReLU neuron is exactly 0 the network is affine
+    nearby, with a p x n Jacobian J: rank J <= p < n.  J is computed in
+    reverse mode (p backward passes, each costing the non-zeros of the active
+    rows), a null vector v lives on its first p + 1 columns, and the step
+    along v is bounded exactly so that no neuron changes sign and the pair
+    stays in the domain.  The pair is re-verified by exact evaluation before
+    it is returned; None if no try gives one.  This is singular_piece_witness
+    for the case p < n, where every piece is singular, at the cost of the
+    rows' non-zeros instead of n dense Jacobian columns.
+
+    >>> wide = Network((Layer.from_rows([[1, 2, 0], [0, 1, -1]]), Layer.from_rows([[1, 1]], activation="linear")))
+    >>> x, y = narrow_witness(wide, Domain())
+    >>> x != y and wide.evaluate(x) == wide.evaluate(y)
+    True
+    """
+    import numpy as np
+
+    n, p = net.input_dim, net.output_dim
+    if p >= n:
+        return None
+    rows_of = [[layer.sparse_row(i) for i in range(layer.out_dim)] for layer in net.layers]
+    rng = np.random.default_rng(seed)
+    zero = Fraction(0)
+    for _ in range(tries):
+        if domain.kind == "box":
+            if domain.is_empty():
+                return None
+            u = rng.random(n)
+            x = [lo + (hi - lo) * Fraction(float(t)) for lo, hi, t in zip(domain.lower, domain.upper, u)]
+        else:
+            g = rng.standard_normal(n)
+            x = [Fraction(float(abs(t) if domain.kind == "orthant" else t)) for t in g]
+        h, pres, masks = x, [], []
+        for layer in net.layers:
+            pre = layer.pre_activation(h)
+            if layer.activation == "relu":
+                if any(a == 0 for a in pre):
+                    break
+                masks.append([a > 0 for a in pre])
+                pres.extend(pre)
+                h = [a if a > 0 else zero for a in pre]
+            else:
+                masks.append([True] * len(pre))
+                h = pre
+        else:
+            k = p + 1
+            J = []
+            for out in range(p):
+                grad = {out: Fraction(1)}  # d(output out) / d(this layer's output), sparse
+                for rows, mask in zip(reversed(rows_of), reversed(masks)):
+                    nxt: dict[int, Fraction] = {}
+                    for i, gi in grad.items():
+                        if mask[i]:
+                            for c, w in rows[i].items():
+                                nxt[c] = nxt.get(c, zero) + gi * w
+                    grad = nxt
+                J.append([grad.get(c, zero) for c in range(k)])
+            sub = [linalg.common_denominator(r)[0] for r in J]
+            basis = linalg.nullspace(sub, k)
+            if not basis:  # pragma: no cover - p rows, p + 1 columns
+                continue
+            v = {c: Fraction(a) for c, a in enumerate(linalg.primitive(basis[0])) if a}
+            # Directional derivatives of the ReLU neurons' pre-activations along v.
+            dirs, g = [], v
+            for layer, rows, mask in zip(net.layers, rows_of, masks):
+                d = [sum((w * g[c] for c, w in r.items() if c in g), zero) for r in rows]
+                if layer.activation == "relu":
+                    dirs.extend(d)
+                g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
+            bound = None
+            for pre, dk in zip(pres, dirs):
+                if dk:
+                    r = abs(pre / dk)
+                    bound = r if bound is None or r < bound else bound
+            for j, c in v.items():
+                room = None
+                if domain.kind == "box":
+                    room = (domain.upper[j] - x[j]) / c if c > 0 else (domain.lower[j] - x[j]) / c
+                elif domain.kind == "orthant" and c < 0:
+                    room = x[j] / -c
+                if room is not None:
+                    bound = room if bound is None or room < bound else bound
+            if bound is not None and bound <= 0:
+                continue
+            eps = Fraction(1) if bound is None or bound > 2 else bound / 2
+            y = list(x)
+            for j, c in v.items():
+                y[j] += eps * c
+            if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
+                return tuple(x), tuple(y)
+    return None
+
+
 def _affine_piece(net: Network, x: list[Fraction]):
     """(A, pre-activations of the ReLU neurons at x, direction map) of the affine
     piece containing x, or None if some ReLU neuron is exactly 0 there."""

@@ -1404,3 +1404,70 @@ def test_laplacian_layer_at_scale_is_not_injective_by_its_constant_image():
         assert exact_inj.check(v.certificate).valid
         assert dom.contains(v.witness.x) and dom.contains(v.witness.y)
     assert "weight" not in layer.__dict__
+
+
+# =====================================================================================
+# (8) networks with fewer outputs than inputs, through sparse rows
+# =====================================================================================
+
+
+def test_cnn_classifier_beyond_the_dense_limit_is_not_injective():
+    """conv 1 -> 8 channels on 28 x 28 (6272 x 784 operator, above the 4M dense limit) then a
+    10-output linear layer: 784 inputs, 10 outputs, so never injective; the narrow-piece route
+    gives an exact witness from sparse rows, and the conv is never made dense."""
+    rng = np.random.default_rng(0)
+    conv = ConvSpec.build(rng.integers(-3, 4, size=(8, 1, 3, 3)).tolist(), 1, 8, [28, 28], "zero", 1,
+                          [0, 1, 0, 0, "1/2", 0, 0, 0]).layer()
+    dense = Layer.from_rows(rng.integers(-2, 3, size=(10, 6272)).tolist(), activation="linear")
+    net = Network((conv, dense))
+    assert conv.dense_entries > MAX_OPERATOR_ENTRIES
+    t = time.perf_counter()
+    v = exact_inj.verify(net, time_limit=60)
+    assert time.perf_counter() - t < 30
+    assert v.status is Status.NOT_INJECTIVE and v.route == "singular_piece", v.reason
+    assert exact_inj.check(v.certificate).valid
+    assert "weight" not in conv.__dict__
+    # The collision, replayed with this file's own convolution and matrix product.
+    K = [[[list(map(F, r)) for r in ch] for ch in o] for o in (conv.spec.kernel)]
+    for z in (v.witness.x, v.witness.y):
+        assert len(z) == 784
+    hx = [max(a, F(0)) for a in ref_conv(K, (28, 28), "zero", [(1, 1), (1, 1)], list(v.witness.x), conv.spec.bias)]
+    hy = [max(a, F(0)) for a in ref_conv(K, (28, 28), "zero", [(1, 1), (1, 1)], list(v.witness.y), conv.spec.bias)]
+    W = dense.weight
+    assert [sum((w * a for w, a in zip(r, hx)), F(0)) for r in W] == [sum((w * a for w, a in zip(r, hy)), F(0))
+                                                                       for r in W]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_narrow_witness_collides_on_random_narrow_networks(seed):
+    """network.narrow_witness on random small dense networks with fewer outputs than inputs:
+    whenever it returns a pair, the pair is distinct, in the domain, and collides (evaluated here
+    with plain Fraction arithmetic); on R^n it always finds one."""
+    from exact_inj import network as netmod
+
+    rng = np.random.default_rng([77, seed])
+    n = 2 + int(rng.integers(4))
+    widths = [n] + [1 + int(rng.integers(6)) for _ in range(int(rng.integers(1, 3)))] + [int(rng.integers(1, n))]
+    layers = []
+    for k in range(len(widths) - 1):
+        W = [[rand_q(rng, -3, 3) for _ in range(widths[k])] for _ in range(widths[k + 1])]
+        b = [rand_q(rng, -2, 2) for _ in range(widths[k + 1])]
+        layers.append(Layer.from_rows(W, b, "linear" if k == len(widths) - 2 else "relu"))
+    net = Network(tuple(layers))
+    for dom in (Domain(), Domain.orthant(), Domain.box([F(-1)] * n, [F(2)] * n)):
+        pair = netmod.narrow_witness(net, dom, seed=seed)
+        if dom.kind == "reals":
+            assert pair is not None
+        if pair is None:
+            continue
+        x, y = pair
+        assert x != y and dom.contains(x) and dom.contains(y)
+
+        def ev(z):
+            h = list(z)
+            for L in layers:
+                pre = [sum((w * a for w, a in zip(r, h)), bb) for r, bb in zip(L.weight, L.bias)]
+                h = [max(a, F(0)) for a in pre] if L.activation == "relu" else pre
+            return h
+
+        assert ev(x) == ev(y)
