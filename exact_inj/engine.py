@@ -572,7 +572,10 @@ def _decide_network(net, time_limit, max_nodes, milp, progress, domain, t0) -> V
                "the layerwise route fails")
         if pair is not None:
             tried.append("lift")
-            lifted = netmod.lifted_witness(net, domain, k, tuple(pair[0]), tuple(pair[1]))
+            try:
+                lifted = netmod.lifted_witness(net, domain, k, tuple(pair[0]), tuple(pair[1]))
+            except OperatorTooLarge:
+                lifted = None  # it solves in stage 0's dense rows; the routes below may still answer
             if lifted is not None:
                 return finish(Status.NOT_INJECTIVE, "lifted",
                               f"{why}; but both points of its collision have preimages in {domain.describe()}, "
