@@ -507,6 +507,17 @@ def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
     return tuple(v)
 
 
+def _index_pairs(v: object, where: str, key: str, item: str, noun: str) -> tuple[tuple[int, int], ...]:
+    """A JSON list of [i, j] index pairs (structural rows, conv channels)."""
+    pairs = []
+    for k, pr in enumerate(_as_list(v, where, f"proof {key}")):
+        t = _int_list(pr, where, f"{item} {k}")
+        if len(t) != 2:
+            raise InputError(where, f"{item} {k} must have two {noun} indices")
+        pairs.append((t[0], t[1]))
+    return tuple(pairs)
+
+
 def _decimal_int(v: object, where: str, what: str) -> int:
     # Big integers travel as decimal strings (a JSON integer literal is
     # accepted too); anything else, such as "1e5" or "0x10", is refused.
@@ -561,24 +572,13 @@ def _proof_from_json(p: object, where: str) -> Evidence:
             cores.append(Core(support, mult, dsup))
         return TreeProof(tuple(cores), _int_list(p.get("tree"), where, "proof tree"))
     if kind == "structural":
-        pairs = []
-        for k, pr in enumerate(_as_list(p.get("pairs"), where, "proof pairs")):
-            t = _int_list(pr, where, f"pair {k}")
-            if len(t) != 2:
-                raise InputError(where, f"pair {k} must have two row indices")
-            pairs.append((t[0], t[1]))
-        return StructuralProof(tuple(pairs))
+        return StructuralProof(_index_pairs(p.get("pairs"), where, "pairs", "pair", "row"))
     if kind == "conv_structural":
-        pairs = []
-        for k, pr in enumerate(_as_list(p.get("channel_pairs"), where, "proof channel_pairs")):
-            t = _int_list(pr, where, f"channel pair {k}")
-            if len(t) != 2:
-                raise InputError(where, f"channel pair {k} must have two channel indices")
-            pairs.append((t[0], t[1]))
+        pairs = _index_pairs(p.get("channel_pairs"), where, "channel_pairs", "channel pair", "channel")
         modulus = _decimal_int(p.get("modulus"), where, "proof modulus")
         roots = tuple(_decimal_int(r, where, f"root {k}")
                       for k, r in enumerate(_as_list(p.get("roots"), where, "proof roots")))
-        return ConvStructuralProof(tuple(pairs), modulus, roots)
+        return ConvStructuralProof(pairs, modulus, roots)
     if kind == "empty_domain":
         return EmptyDomainProof()
     if kind == "linear_rank":
