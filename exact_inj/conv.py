@@ -275,7 +275,7 @@ class ConvSpec:
         return self.out_channels * prod(self.output_size)
 
     @cached_property
-    def _taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
+    def taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
         """Per output channel, its non-zero taps (input channel, offset, value).
 
         Zero taps are skipped so that sparse kernels cost nothing."""
@@ -308,11 +308,7 @@ class ConvSpec:
 
     def channel_kernel(self, o: int) -> list[Fraction]:
         """Output channel o's kernel, flattened (input channel, then offsets)."""
-
-        def flat(x):
-            return [v for e in x for v in flat(e)] if isinstance(x, tuple) else [x]
-
-        return flat(self.kernel[o])
+        return list(_leaves(self.kernel[o]))
 
     def sparse_row(self, i: int) -> dict[int, Fraction]:
         """Row ``i`` of the operator as {column: non-zero value}, built from
@@ -325,7 +321,7 @@ class ConvSpec:
             p.append(s)
         p = tuple(reversed(p))
         row: dict[int, Fraction] = {}
-        for c, q, w in self._taps[o]:
+        for c, q, w in self.taps[o]:
             idx = self._columns(p, q, c)
             if idx is not None:
                 # "+=", not "=": with periodic padding a kernel longer than
@@ -374,7 +370,7 @@ class ConvSpec:
         from .linalg import common_denominator
 
         out = []
-        for o, taps in enumerate(self._taps):
+        for o, taps in enumerate(self.taps):
             ints, s = common_denominator([w for _, _, w in taps] + [self.bias[o]])
             out.append((s, tuple((c, q, v) for (c, q, _), v in zip(taps, ints)), ints[-1]))
         return tuple(out)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
+from itertools import product
 from math import prod
 
 from . import modrank
@@ -241,7 +242,7 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     strides = [prod(spec.input_size[t + 1:]) for t in range(len(spec.input_size))]
     for P in range(1, _PATCH_LIMIT + 1):
         sizes = [min(P, N) for N in spec.input_size]
-        positions = [sum(s * k for s, k in zip(strides, q)) for q in _grid(sizes)]
+        positions = [sum(s * k for s, k in zip(strides, q)) for q in product(*map(range, sizes))]
         J = sorted(c * plane + pos for c in range(spec.in_channels) for pos in positions)
         near = sorted({i for c in J for i in touching.get(c, ())})
         if len(near) < len(J):
@@ -277,12 +278,6 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     return tuple(x), tuple(y)
 
 
-def _grid(sizes: list[int]):
-    from itertools import product
-
-    return product(*map(range, sizes))
-
-
 def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
     """A non-zero rational v with C v = 0 for a periodic convolution, from
     the two frequencies whose Fourier vectors are rational: 0 (constant
@@ -303,46 +298,30 @@ def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
     >>> periodic_null_vector(L)[1]
     'a constant image'
     """
-    from itertools import product as _product
-
     from . import linalg
 
     spec = layer.spec
     if spec.padding != "periodic":
         return None
     d = len(spec.input_size)
+
+    def sign_at(signs, pos) -> int:  # prod_t sign_t^(pos_t)
+        return -1 if sum(pos[t] for t in range(d) if signs[t] < 0) % 2 else 1
+
     choices = [[1, -1] if N % 2 == 0 else [1] for N in spec.input_size]
-    offsets = list(_product(*map(range, spec.kernel_size)))
-    for signs in _product(*choices):
+    for signs in product(*choices):
         M = []
-        for o in range(spec.out_channels):
-            row = []
-            for c in range(spec.in_channels):
-                acc = Fraction(0)
-                for q in offsets:
-                    w = spec.kernel[o][c]
-                    for i in q:
-                        w = w[i]
-                    if w:
-                        sgn = 1
-                        for t in range(d):
-                            if signs[t] < 0 and q[t] % 2:
-                                sgn = -sgn
-                        acc += sgn * w
-                row.append(acc)
+        for taps in spec.taps:
+            row = [Fraction(0)] * spec.in_channels
+            for c, q, w in taps:
+                row[c] += sign_at(signs, q) * w
             M.append(linalg.common_denominator(row)[0])
         basis = linalg.nullspace(M, spec.in_channels)
         if not basis:
             continue
         vc = linalg.primitive(basis[0])
-        v = []
-        for c in range(spec.in_channels):
-            for pos in _product(*map(range, spec.input_size)):
-                sgn = 1
-                for t in range(d):
-                    if signs[t] < 0 and pos[t] % 2:
-                        sgn = -sgn
-                v.append(Fraction(sgn * vc[c]))
+        v = [Fraction(sign_at(signs, pos) * vc[c])
+             for c in range(spec.in_channels) for pos in product(*map(range, spec.input_size))]
         what = "a constant image" if all(sg == 1 for sg in signs) else (
             "an image alternating in sign along " + " and ".join(
                 ("rows", "columns")[t] if d == 2 else "its length" for t in range(d) if signs[t] < 0))
