@@ -203,15 +203,10 @@ def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: i
 
     rng = np.random.default_rng(seed)
     n = net.input_dim
+    if domain.kind == "box" and domain.is_empty():
+        return None
     for _ in range(tries):
-        if domain.kind == "box":
-            if domain.is_empty():
-                return None
-            u = rng.random(n)
-            x = [lo + (hi - lo) * Fraction(float(t)) for lo, hi, t in zip(domain.lower, domain.upper, u)]
-        else:
-            g = rng.standard_normal(n) * 10.0 ** int(rng.integers(-1, 3))
-            x = [Fraction(float(abs(t) if domain.kind == "orthant" else t)) for t in g]
+        x = _random_point(rng, domain, n, spread=True)
         piece = _affine_piece(net, x)
         if piece is None:
             continue
@@ -221,26 +216,9 @@ def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: i
         if not basis:
             continue
         v = [Fraction(c) for c in linalg.primitive(basis[0])]
-        # Largest step keeping every neuron's sign: pre-activations move
-        # affinely along v inside the piece, pre_k + s d_k.
-        bound = None
-        for pre, d in zip(pres, dirs_of(v)):
-            if d:
-                r = abs(pre / d)
-                bound = r if bound is None or r < bound else bound
-        if domain.kind == "box":
-            for j, c in enumerate(v):
-                if c:
-                    room = (domain.upper[j] - x[j]) / c if c > 0 else (domain.lower[j] - x[j]) / c
-                    bound = room if bound is None or room < bound else bound
-        elif domain.kind == "orthant":
-            for j, c in enumerate(v):
-                if c < 0:
-                    room = x[j] / -c
-                    bound = room if bound is None or room < bound else bound
-        if bound is not None and bound <= 0:
+        eps = _safe_step(pres, dirs_of(v), x, [(j, c) for j, c in enumerate(v) if c], domain)
+        if eps is None:
             continue
-        eps = Fraction(1) if bound is None or bound > 2 else bound / 2
         y = [a + eps * c for a, c in zip(x, v)]
         if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
             return tuple(x), tuple(y)
@@ -274,15 +252,10 @@ def narrow_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 20)
     rows_of = [[layer.sparse_row(i) for i in range(layer.out_dim)] for layer in net.layers]
     rng = np.random.default_rng(seed)
     zero = Fraction(0)
+    if domain.kind == "box" and domain.is_empty():
+        return None
     for _ in range(tries):
-        if domain.kind == "box":
-            if domain.is_empty():
-                return None
-            u = rng.random(n)
-            x = [lo + (hi - lo) * Fraction(float(t)) for lo, hi, t in zip(domain.lower, domain.upper, u)]
-        else:
-            g = rng.standard_normal(n)
-            x = [Fraction(float(abs(t) if domain.kind == "orthant" else t)) for t in g]
+        x = _random_point(rng, domain, n, spread=False)
         h, pres, masks = x, [], []
         for layer in net.layers:
             pre = layer.pre_activation(h)
@@ -320,28 +293,49 @@ def narrow_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 20)
                 if layer.activation == "relu":
                     dirs.extend(d)
                 g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
-            bound = None
-            for pre, dk in zip(pres, dirs):
-                if dk:
-                    r = abs(pre / dk)
-                    bound = r if bound is None or r < bound else bound
-            for j, c in v.items():
-                room = None
-                if domain.kind == "box":
-                    room = (domain.upper[j] - x[j]) / c if c > 0 else (domain.lower[j] - x[j]) / c
-                elif domain.kind == "orthant" and c < 0:
-                    room = x[j] / -c
-                if room is not None:
-                    bound = room if bound is None or room < bound else bound
-            if bound is not None and bound <= 0:
+            eps = _safe_step(pres, dirs, x, list(v.items()), domain)
+            if eps is None:
                 continue
-            eps = Fraction(1) if bound is None or bound > 2 else bound / 2
             y = list(x)
             for j, c in v.items():
                 y[j] += eps * c
             if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
                 return tuple(x), tuple(y)
     return None
+
+
+def _random_point(rng, domain: Domain, n: int, spread: bool) -> list[Fraction]:
+    """A seeded random rational point of a non-empty domain (exact float values):
+    uniform in a box, Gaussian elsewhere (folded into the orthant), scaled by a
+    random power of ten when ``spread``."""
+    if domain.kind == "box":
+        u = rng.random(n)
+        return [lo + (hi - lo) * Fraction(float(t)) for lo, hi, t in zip(domain.lower, domain.upper, u)]
+    g = rng.standard_normal(n) * 10.0 ** int(rng.integers(-1, 3)) if spread else rng.standard_normal(n)
+    return [Fraction(float(abs(t) if domain.kind == "orthant" else t)) for t in g]
+
+
+def _safe_step(pres, dirs, x, v_items, domain: Domain) -> Fraction | None:
+    """A step eps > 0 along v (its non-zero entries ``v_items`` as (j, v_j))
+    that keeps every ReLU neuron's sign (pre-activations move as pre_k +
+    eps d_k inside the piece) and x + eps v in the domain: half the largest
+    such step, at most 1; None if there is no room."""
+    bound = None
+    for pre, d in zip(pres, dirs):
+        if d:
+            r = abs(pre / d)
+            bound = r if bound is None or r < bound else bound
+    for j, c in v_items:
+        room = None
+        if domain.kind == "box":
+            room = (domain.upper[j] - x[j]) / c if c > 0 else (domain.lower[j] - x[j]) / c
+        elif domain.kind == "orthant" and c < 0:
+            room = x[j] / -c
+        if room is not None:
+            bound = room if bound is None or room < bound else bound
+    if bound is not None and bound <= 0:
+        return None
+    return Fraction(1) if bound is None or bound > 2 else bound / 2
 
 
 def _affine_piece(net: Network, x: list[Fraction]):
