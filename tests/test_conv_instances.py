@@ -6,7 +6,7 @@ not from a brute-force reference.  What is checked here, independently of the
 engine: the verdict and route, that `exact_inj.check` accepts the certificate
 after a JSON round trip, that the certificate holds the layer as its kernel
 (small file), and for a witness that the two inputs really collide, by a direct
-convolution written in this file.
+convolution (and, for dense layers, a matrix product) written in this file.
 """
 
 from __future__ import annotations
@@ -74,6 +74,14 @@ def direct_conv(layer: dict, x: list[F]) -> list[F]:
     return out
 
 
+def dense(layer: dict, x: list[F]) -> list[F]:
+    """A plain {"weight", "bias", "activation"} layer, in Fractions."""
+    W = layer["weight"]
+    b = layer.get("bias", [0] * len(W))
+    pre = [sum((F(w) * a for w, a in zip(row, x)), F(bb)) for row, bb in zip(W, b)]
+    return [max(a, F(0)) for a in pre] if layer.get("activation", "relu") == "relu" else pre
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED), ids=lambda s: s.removesuffix(".json"))
 def test_conv_instance(name):
     exp = EXPECTED[name]
@@ -92,7 +100,8 @@ def test_conv_instance(name):
         layers = json.loads((CONV / name).read_text())["layers"]
         fx, fy = list(w.x), list(w.y)
         for layer in layers:
-            fx, fy = direct_conv(layer, fx), direct_conv(layer, fy)
+            step = direct_conv if layer.get("type") == "conv" else dense
+            fx, fy = step(layer, fx), step(layer, fy)
         assert fx == fy
 
 
