@@ -64,13 +64,13 @@ SOUNDNESS = {
 
 def _new_highs(time_limit: float | None):
     # The package's quiet, single-threaded HiGHS (its banner would go to stdout).
-    from exact_inj.backend import new_highs
+    from exact_inj.solver import new_highs
 
     return new_highs(time_limit)
 
 
 def _pass_model(h, cost, col_lower, col_upper, A, row_lower, row_upper, integrality=None, maximize=False):
-    from exact_inj.backend import pass_lp
+    from exact_inj.solver import pass_lp
 
     pass_lp(h, cost, col_lower, col_upper, np.asarray(A, dtype=float), row_lower, row_upper, integrality, maximize)
 

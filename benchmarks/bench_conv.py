@@ -36,9 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import exact_inj  # noqa: E402
-from exact_inj import construct  # noqa: E402
-from exact_inj.certificate import Certificate  # noqa: E402
-from exact_inj.conv import MAX_OPERATOR_ENTRIES  # noqa: E402
+from exact_inj.studies import construct
+from exact_inj.certify.schema import Certificate  # noqa: E402
+from exact_inj.model.conv import MAX_OPERATOR_ENTRIES  # noqa: E402
 from exact_inj.io import network_from_json, loads_exact  # noqa: E402
 from exact_inj.model import Network  # noqa: E402
 

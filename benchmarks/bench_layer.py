@@ -134,7 +134,7 @@ def run_engine(net, time_limit: float, recheck: bool) -> dict:
         text = json.dumps(v.certificate.to_json(), separators=(",", ":"))
         row["certificate_bytes"] = len(text.encode())
         if recheck:
-            from exact_inj.certificate import Certificate
+            from exact_inj.certify.schema import Certificate
 
             t1 = time.perf_counter()
             res = exact_inj.check(Certificate.from_json(json.loads(text)))

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_tree_variants.py --n 6 --seed 0
 
-Each variant sets module constants of exact_inj.search and decides the same
+Each variant sets module constants of exact_inj.layer.search and decides the same
 iid Gaussian bias-free layer (m = round(6.7 n), numpy default_rng(seed)).
 Node and leaf counts are deterministic; seconds are noisy on shared cores, so
 compare them only within one run.
@@ -23,9 +23,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from exact_inj import search
-from exact_inj.checker import check
-from exact_inj.certificate import Certificate, Domain
+from exact_inj.layer import search
+from exact_inj.certify.check import check
+from exact_inj.certify.schema import Certificate
+from exact_inj.model.domain import Domain
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status
 

@@ -13,11 +13,13 @@ True
 from __future__ import annotations
 
 from .api import check, load_certificate, verify
-from .certificate import Certificate
-from .checker import CheckResult
-from .io import InputError, load_network
-from .model import Layer, Network
-from .verdict import Status, Verdict
+from .certify.schema import Certificate
+from .certify.check import CheckResult
+from .errors import InputError
+from .io.load import load_network
+from .model.network import Layer, Network
+from .certify.schema import Status
+from .verdict import Verdict
 
 __version__ = "0.1.0"
 

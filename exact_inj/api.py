@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .certificate import Certificate, Domain
-from .checker import CheckResult
-from .checker import check as _check
-from .io import InputError, load_json_file, load_network
-from .model import Network
+from .certify.schema import Certificate
+from .model.domain import Domain
+from .certify.check import CheckResult
+from .certify.check import check as _check
+from .errors import InputError
+from .io.json import load_json_file
+from .io.load import load_network
+from .model.network import Network
 from .verdict import Verdict
 
 
@@ -36,7 +39,7 @@ def verify(
     ('not_injective', True)
     >>> fig2.layers[0].apply(v.witness.x) == fig2.layers[0].apply(v.witness.y)
     True
-    >>> from exact_inj.certificate import Domain
+    >>> from exact_inj.model import Domain
     >>> one = Network((Layer.from_rows([[1]]),))          # ReLU(x): not injective on R
     >>> verify(one, domain=Domain.box([1], [2])).status.value
     'injective'
@@ -44,7 +47,8 @@ def verify(
     net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
     if time_limit <= 0:
         raise ValueError("time_limit must be positive")
-    from .engine import decide_layer, decide_network
+    from .layer.decide import decide_layer
+    from .network.decide import decide_network
 
     domain = domain or Domain()
     if not domain.dim_ok(net.input_dim):
@@ -66,8 +70,9 @@ def check(certificate: Certificate | str | os.PathLike) -> CheckResult:
 
     >>> from fractions import Fraction
     >>> from exact_inj.model import Layer, Network
-    >>> from exact_inj.certificate import Certificate, Domain, Witness
-    >>> from exact_inj.verdict import Status
+    >>> from exact_inj.certify.schema import Certificate, Witness
+    >>> from exact_inj.model import Domain
+    >>> from exact_inj.certify.schema import Status
     >>> net = Network((Layer.from_rows([[1], [-1]], [-1, -1]),))
     >>> cert = Certificate(net, Domain(), Status.NOT_INJECTIVE,
     ...                    Witness((Fraction(-1),), (Fraction(1),)))

@@ -7,25 +7,15 @@ a :class:`Verdict` answers, and its evidence is read separately through
 
 from __future__ import annotations
 
-import enum
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .certificate import Certificate
+from .certify.check import check
+from .certify.schema import Certificate, Status, Witness, proof_kind
+from .numbers import fraction_to_str
 
-
-class Status(enum.Enum):
-    """The three answers the engine gives."""
-
-    INJECTIVE = "injective"
-    """No two distinct inputs in the domain share an output; a checked proof backs it."""
-
-    NOT_INJECTIVE = "not_injective"
-    """Two distinct rational inputs in the domain have exactly equal outputs."""
-
-    UNKNOWN = "unknown"
-    """Undecided within the limits; the verdict carries what is known instead."""
+__all__ = ["Status", "Verdict", "certified"]
 
 
 @dataclass(frozen=True)
@@ -44,20 +34,16 @@ class Verdict:
     seconds: float
     route: str
     reason: str
-    certificate: "Certificate | None" = None
+    certificate: Certificate | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def witness(self):
-        from .certificate import Witness
-
         ev = self.certificate.evidence if self.certificate else None
         return ev if isinstance(ev, Witness) else None
 
     @property
     def proof(self):
-        from .certificate import Witness
-
         ev = self.certificate.evidence if self.certificate else None
         return None if ev is None or isinstance(ev, Witness) else ev
 
@@ -74,8 +60,6 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's --json object (docs/cli.md)."""
-        from .io import fraction_to_str
-
         out: dict[str, Any] = {
             "verdict": self.status.value,
             "seconds": round(self.seconds, 6),
@@ -89,12 +73,38 @@ class Verdict:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
         if self.proof is not None:
-            from .certificate import _proof_to_json
-
             # The kind names of docs/certificates.md, from the one serialiser.
-            out["proof_kind"] = _proof_to_json(self.proof)["kind"]
+            out["proof_kind"] = proof_kind(self.proof)
         if self.certificate is not None:
             out["domain"] = self.certificate.domain.to_json()
         out["meaning"] = self.meaning()
         out["info"] = self.info
         return out
+
+
+def certified(net, domain, status, route, reason, evidence, info, t0) -> Verdict:
+    """The verdict for this evidence, only after the exact checker accepted it.
+
+    This is the one door every injective / not_injective answer leaves by:
+    evidence that fails its own check turns into UNKNOWN with an
+    internal-error note, never into a verdict (docs/architecture.md).
+    """
+    cert = Certificate(net, domain, status, evidence)
+    res = check(cert, crosscheck=isinstance(evidence, Witness))
+    info = dict(info)
+    info["check_seconds"] = round(res.seconds, 6)
+    if res.crosscheck_seconds is not None:
+        info["crosscheck_seconds"] = round(res.crosscheck_seconds, 6)
+    info["certificate_size"] = _size(evidence)
+    if not res.valid:  # pragma: no cover - would be an engine bug
+        info["internal_error"] = f"certificate failed the exact check: {res.reason}"
+        return Verdict(Status.UNKNOWN, time.perf_counter() - t0, "limit",
+                       "the engine's evidence failed its own exact check (please report)", None, info)
+    info["check"] = res.reason
+    return Verdict(status, time.perf_counter() - t0, route, reason, cert, info)
+
+
+def _size(evidence) -> int:
+    if isinstance(evidence, Witness):
+        return 2 * len(evidence.x)
+    return evidence.size

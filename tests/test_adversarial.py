@@ -21,18 +21,8 @@ from fractions import Fraction
 import pytest
 
 import exact_inj
-from exact_inj.certificate import (
-    Certificate,
-    Core,
-    Domain,
-    EmptyDomainProof,
-    LayerwiseProof,
-    LinearRankProof,
-    StageProof,
-    StructuralProof,
-    TreeProof,
-    Witness,
-)
+from exact_inj.certify.schema import Certificate, Core, EmptyDomainProof, LayerwiseProof, LinearRankProof, StageProof, StructuralProof, TreeProof, Witness
+from exact_inj.model.domain import Domain
 from exact_inj.io import InputError
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status
@@ -218,7 +208,7 @@ def test_large_rank_leaf_modular_shortcut_is_sound():
     # have entries that are multiples of / near the prime 2^61 - 1: rank over Q
     # is n - 1, and the layer collides along e_n.  The tree puts every row in
     # P first, so its first leaf is the rank leaf under test.
-    from exact_inj import linalg
+    from exact_inj.exact import linalg
 
     p = (1 << 61) - 1
     n, m = 40, 60
@@ -233,7 +223,7 @@ def test_large_rank_leaf_modular_shortcut_is_sound():
 def test_large_rank_full_rank_mod_p_deficient():
     # Full rank over Q but rank-deficient mod p: the shortcut must fall back to
     # the exact rank (the completeness side of the shortcut).
-    from exact_inj import linalg
+    from exact_inj.exact import linalg
 
     p = (1 << 61) - 1
     n = 50

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 import exact_inj
-from exact_inj import backend, formulation, milp_worker
-from exact_inj.certificate import Certificate, Domain
-from exact_inj.engine import witness_from_negative_set
+from exact_inj import solver as backend
+from exact_inj.layer import formulation
+from exact_inj.layer import milp_worker
+from exact_inj.certify.schema import Certificate
+from exact_inj.model.domain import Domain
+from exact_inj.layer.rules import witness_from_negative_set
 from exact_inj.model import Layer, Network
-from exact_inj.search import LayerData
+from exact_inj.layer.search import LayerData
 from exact_inj.verdict import Status
 
 

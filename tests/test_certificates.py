@@ -27,17 +27,9 @@ import pytest
 import sympy
 
 import exact_inj
-from exact_inj import cli
-from exact_inj.certificate import (
-    CORE_BASE,
-    RANK_LEAF,
-    Certificate,
-    Core,
-    Domain,
-    StructuralProof,
-    TreeProof,
-    Witness,
-)
+from exact_inj.cli import app as cli
+from exact_inj.certify.schema import CORE_BASE, RANK_LEAF, Certificate, Core, StructuralProof, TreeProof, Witness
+from exact_inj.model.domain import Domain
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import exact_inj
-from exact_inj import cli
+from exact_inj.cli import app as cli
 
 FIG2_NOT = {"name": "fig2_not", "layers": [{"weight": [[2, 1], [-2, 2], [-1.5, -2], [2, -1]]}]}
 FIG2_INJ = {"name": "fig2_inj", "layers": [{"weight": [[2, 1], [-2, 1], [-2, -1], [2, -1]]}]}
@@ -179,7 +179,7 @@ def test_progress_goes_to_stderr_never_stdout(tmp_path, capsys, monkeypatch):
     # In process, with the search's clock sped up so that it reports at every check.
     import types
 
-    import exact_inj.search as search
+    import exact_inj.layer.search as search
 
     real = search.time.perf_counter
     ticks = [0.0]

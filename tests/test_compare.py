@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import exact_inj
-from exact_inj import compare as C
-from exact_inj.heuristics import HEURISTICS, INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, Claim, ball_domain
+from exact_inj.studies import compare as C
+from exact_inj.studies.heuristics import HEURISTICS, INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, Claim, ball_domain
 from exact_inj.io import InputError, load_network
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status, Verdict
@@ -186,7 +186,7 @@ def test_opposite_checked_verdicts_refute():
 
 
 def test_supported_claim_against_a_proof_is_a_conflict_not_a_refutation():
-    from exact_inj.certificate import Witness
+    from exact_inj.certify.schema import Witness
 
     net, v = _verdict([[1], [-1]], [1, -1])
     fake = Witness((F(0),), (F(1),))

@@ -9,7 +9,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec, conv_operator, normalize_pads
+from exact_inj.model.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec, conv_operator, normalize_pads
 from exact_inj.io import InputError, load_network
 from exact_inj.model import Layer
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import exact_inj
-from exact_inj.certificate import Certificate, Witness
+from exact_inj.certify.schema import Certificate, Witness
 from exact_inj.io import loads_exact
 
 CONV = Path(__file__).resolve().parents[1] / "instances" / "conv"

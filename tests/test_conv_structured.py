@@ -47,9 +47,11 @@ import pytest
 import sympy
 
 import exact_inj
-from exact_inj import cli, modrank
-from exact_inj.certificate import Certificate, ConvStructuralProof, Domain, StructuralProof
-from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec
+from exact_inj.cli import app as cli
+from exact_inj.exact import modrank
+from exact_inj.certify.schema import Certificate, ConvStructuralProof, StructuralProof
+from exact_inj.model.domain import Domain
+from exact_inj.model.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec
 from exact_inj.io import InputError, network_from_json
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status
@@ -1177,7 +1179,7 @@ def test_structural_proof_on_zero_padded_conv_mutants():
 
 
 def _big_dcgan(padding):
-    from exact_inj.construct import dcgan
+    from exact_inj.studies.construct import dcgan
 
     return network_from_json(dcgan(3, 6, [32, 32], 3, padding=padding, bias=True, seed=1))
 
@@ -1344,7 +1346,7 @@ def test_periodic_null_vector_is_a_null_vector_of_the_reference_operator():
     """Whenever convproof.periodic_null_vector returns v, the in-test operator maps v to 0 and
     v != 0; and on specs where it applies it is found whenever the in-test symbol at frequency 0
     is singular (kernels summing to zero are made common)."""
-    from exact_inj import convproof
+    from exact_inj.layer import convproof
 
     found = checked = 0
     for seed in range(300):

@@ -102,7 +102,7 @@ class DCase:
         return orthant_constraints(self.n)
 
     def domain(self):
-        from exact_inj.certificate import Domain
+        from exact_inj.model.domain import Domain
 
         return Domain.box(self.lower, self.upper) if self.is_box else Domain.orthant()
 
@@ -531,7 +531,7 @@ def _other_domains(case: DCase, seed: int):
 
 
 def _engine_domain(lo, up):
-    from exact_inj.certificate import Domain
+    from exact_inj.model.domain import Domain
 
     if all(v is None for v in lo + up):
         return Domain.reals()
@@ -729,7 +729,7 @@ def test_reference_procedures_agree_full():
 
 
 def test_engine_known_domain_answers(engine):
-    from exact_inj.certificate import Domain
+    from exact_inj.model.domain import Domain
 
     for W, b, lo, up, expected, why in KNOWN:
         net = _net(as_fraction_matrix(W), [F(v) for v in b])
@@ -787,7 +787,7 @@ def test_certificate_rejected_on_other_box_full(engine):
 
 def test_certificate_rejected_on_other_kind_of_domain(engine):
     # The same check across domain kinds: box -> orthant / R^n and back.
-    from exact_inj.certificate import Domain
+    from exact_inj.model.domain import Domain
 
     pairs = [
         # (W, b, domain with the certificate, other domain)

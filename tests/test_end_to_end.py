@@ -2,7 +2,7 @@
 and the checker's rejection of mutated proofs.
 
 Everything the engine and the checker claim is re-derived here independently
-of exact_inj.pieces and exact_inj.checker: a plain Fraction evaluation of the
+of exact_inj.model.pieces and exact_inj.certify.check: a plain Fraction evaluation of the
 network, the closed prefix rows of an activation pattern built straight from
 the layer definitions, and a small reference checker written from the
 docstrings of certificate.EndToEndProof / Infeasible / Tight / Bound / Flat.
@@ -22,23 +22,13 @@ import numpy as np
 import pytest
 
 import exact_inj
-from exact_inj import endtoend
-from exact_inj.certificate import (
-    COLLAPSE,
-    REGION,
-    SPLIT,
-    Bound,
-    Certificate,
-    Domain,
-    EndToEndProof,
-    Flat,
-    Infeasible,
-    Tight,
-)
-from exact_inj.checker import verify_tight
+from exact_inj.network import endtoend
+from exact_inj.certify.schema import COLLAPSE, REGION, SPLIT, Bound, Certificate, EndToEndProof, Flat, Infeasible, Tight
+from exact_inj.model.domain import Domain
+from exact_inj.certify.network import verify_tight
 from exact_inj.io import InputError
 from exact_inj.model import Layer, Network
-from exact_inj.pieces import Walker
+from exact_inj.model.pieces import Walker
 from exact_inj.verdict import Status
 
 # --------------------------------------------------------------------------------------

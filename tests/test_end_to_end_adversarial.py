@@ -25,23 +25,13 @@ import numpy as np
 import pytest
 
 import exact_inj
-from exact_inj import endtoend
-from exact_inj.certificate import (
-    COLLAPSE,
-    REGION,
-    SPLIT,
-    Bound,
-    Certificate,
-    Domain,
-    EndToEndProof,
-    Flat,
-    Infeasible,
-    Tight,
-)
-from exact_inj.checker import verify_flat, verify_tight
+from exact_inj.network import endtoend
+from exact_inj.certify.schema import COLLAPSE, REGION, SPLIT, Bound, Certificate, EndToEndProof, Flat, Infeasible, Tight
+from exact_inj.model.domain import Domain
+from exact_inj.certify.network import verify_flat, verify_tight
 from exact_inj.io import InputError, loads_exact
 from exact_inj.model import Layer, Network
-from exact_inj.pieces import Walker, pair_system
+from exact_inj.model.pieces import Walker, pair_system
 from exact_inj.verdict import Status
 
 Z, ONE = F(0), F(1)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exact_inj import experiment as ex
+from exact_inj.studies.experiment import run as ex
 from exact_inj.io import InputError
 
 RATIOS = ex.parse_ratios("1:6:0.5")
@@ -313,7 +313,7 @@ def test_no_matplotlib_is_a_message_not_a_failure(tmp_path, monkeypatch, capsys)
 
 def test_wired_into_the_cli(tmp_path):
     """Through `python -m exact_inj`, once cli.py wires the subcommand in."""
-    from exact_inj import cli as main_cli
+    from exact_inj.cli import app as main_cli
 
     if "experiment" not in main_cli._parser().format_help():
         pytest.skip("exact_inj/cli.py does not wire `experiment` yet")

@@ -1,4 +1,4 @@
-"""Fold witnesses (exact_inj.folds): known folds, injective networks, domains, ACAS Xu.
+"""Fold witnesses (exact_inj.network.folds): known folds, injective networks, domains, ACAS Xu.
 
 Every witness is re-checked here with a plain Fraction evaluation written in
 this file, so a bug in Network.evaluate could not make a wrong pair pass.
@@ -14,9 +14,9 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
-from exact_inj import folds
-from exact_inj.certificate import Domain
-from exact_inj.folds import fold_witness
+from exact_inj.network import folds
+from exact_inj.model.domain import Domain
+from exact_inj.network.folds import fold_witness
 from exact_inj.model import Layer, Network
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -20,16 +20,8 @@ import numpy as np
 import pytest
 
 import exact_inj
-from exact_inj.compare import refute
-from exact_inj.heuristics import (
-    HEURISTICS,
-    INJECTIVE,
-    NO_COUNTEREXAMPLE,
-    NOT_INJECTIVE,
-    Claim,
-    lemma1_reduction,
-    run_heuristic,
-)
+from exact_inj.studies.compare import refute
+from exact_inj.studies.heuristics import HEURISTICS, INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, Claim, lemma1_reduction, run_heuristic
 from exact_inj.io import load_network
 from exact_inj.model import Layer, Network
 from exact_inj.verdict import Status
@@ -269,7 +261,7 @@ def test_ball_bias_bound_right_on_the_ball():
     # Independent reason it is right: every row is active on the ball, and the
     # rows have rank 2, so f is affine and injective there.
     assert _all_rows_active_on_ball(L, F(1))
-    assert exact_inj.linalg.rank_q(L.weight, 2) == 2
+    assert exact_inj.exact.linalg.rank_q(L.weight, 2) == 2
 
 
 def test_ball_bias_bound_wrong_if_read_on_reals_and_not_refuted():

@@ -22,7 +22,7 @@ import pytest
 import sympy
 
 import exact_inj
-from exact_inj.certificate import ConvStructuralProof, StructuralProof, TreeProof, Witness
+from exact_inj.certify.schema import ConvStructuralProof, StructuralProof, TreeProof, Witness
 from exact_inj.model import Layer, Network
 
 INSTANCES = Path(__file__).resolve().parent.parent / "instances"
@@ -47,7 +47,7 @@ def raw_layer(path: Path) -> tuple[list[list[F]], list[F]]:
     (layer,) = obj["layers"]
     assert layer.get("activation", "relu") == "relu"
     if layer.get("type") == "conv":
-        # A conv layer's dense operator comes from exact_inj.conv, itself tested
+        # A conv layer's dense operator comes from exact_inj.model.conv, itself tested
         # against a direct numpy convolution in tests/test_conv.py.
         dense = exact_inj.load_network(path).layers[0]
         return [list(r) for r in dense.weight], list(dense.bias)

@@ -14,7 +14,8 @@ import pytest
 
 import exact_inj
 from exact_inj import network as netmod
-from exact_inj.certificate import Certificate, Domain
+from exact_inj.certify.schema import Certificate
+from exact_inj.model.domain import Domain
 from exact_inj.model import Layer, Network
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "onnx"

@@ -95,7 +95,7 @@ class NetCase:
                              for W, b, act in self.layers))
 
     def engine_domain(self):
-        from exact_inj.certificate import Domain
+        from exact_inj.model.domain import Domain
 
         if self.domain == "reals":
             return Domain()
@@ -664,7 +664,7 @@ def engine_run(engine, seed, count):
     key = (seed, count)
     if key in _ENGINE_CACHE:
         return _ENGINE_CACHE[key]
-    from exact_inj.certificate import Certificate
+    from exact_inj.certify.schema import Certificate
 
     cases, refs = reference_answers(seed, count)
     failures, stats, routes = [], Counter(), Counter()

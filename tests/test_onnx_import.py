@@ -21,10 +21,10 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
+from exact_inj.model.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
 from exact_inj.io import InputError, load_network  # noqa: E402
 from exact_inj.model import Layer  # noqa: E402
-from exact_inj.onnx_import import load_onnx, network_from_onnx_model  # noqa: E402
+from exact_inj.io.onnx import load_onnx, network_from_onnx_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -435,7 +435,7 @@ def exact_array(a):
 
 def direct_conv(x, w, b, pads):
     """Zero-padded stride-1 cross-correlation of x (C, *N) with w (O, C, *k), in Fractions,
-    written independently of exact_inj.conv: y[o, p] = b[o] + sum(w[o] * window at p)."""
+    written independently of exact_inj.model.conv: y[o, p] = b[o] + sum(w[o] * window at p)."""
     N, k = x.shape[1:], w.shape[2:]
     xp = np.full((x.shape[0], *(n + a + e for n, (a, e) in zip(N, pads))), F(0), dtype=object)
     xp[(slice(None), *(slice(a, a + n) for n, (a, _) in zip(N, pads)))] = x

@@ -25,15 +25,7 @@ import pytest
 
 from exact_inj.io import load_network
 from exact_inj.model import Layer
-from exact_inj.stability import (
-    add_parser,
-    check_stability,
-    inv_sqrt_lower,
-    run,
-    sqrt_lower,
-    sqrt_upper,
-    stability,
-)
+from exact_inj.studies.stability.search import add_parser, check_stability, inv_sqrt_lower, run, sqrt_lower, sqrt_upper, stability
 
 INSTANCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "instances")
 

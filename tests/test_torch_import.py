@@ -25,16 +25,10 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same.:UserWarning")
 nn = torch.nn if torch is not None else None
 
-from exact_inj.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
+from exact_inj.model.conv import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec  # noqa: E402
 from exact_inj.io import InputError, load_network  # noqa: E402
 from exact_inj.model import Layer  # noqa: E402
-from exact_inj.torch_import import (  # noqa: E402
-    architecture_of,
-    load_torch,
-    network_from_sequential,
-    network_from_state_dict,
-    save_sequential,
-)
+from exact_inj.io.torch import architecture_of, load_torch, network_from_sequential, network_from_state_dict, save_sequential
 
 
 def assert_matches_model(net, model, input_shape, trials=3, seed=0):
@@ -222,7 +216,7 @@ def exact_array(a):
 
 def direct_conv(x, w, b, pads, periodic):
     """Stride-1 cross-correlation of x (C, *N) with w (O, C, *k), zero or periodic
-    padding, in Fractions, independently of exact_inj.conv."""
+    padding, in Fractions, independently of exact_inj.model.conv."""
     N, k = x.shape[1:], w.shape[2:]
     xp = x
     for t, (n, (a, e)) in enumerate(zip(N, pads)):

@@ -7,7 +7,7 @@ from fractions import Fraction as F
 import pytest
 
 from exact_inj.io import InputError
-from exact_inj.vnnlib import Box, BoxUnion, load_vnnlib, parse_vnnlib
+from exact_inj.io.vnnlib import Box, BoxUnion, load_vnnlib, parse_vnnlib
 
 # The shape of a VNN-COMP 2021 ACAS Xu property (prop_1), shortened.
 ACAS_PROP = """\

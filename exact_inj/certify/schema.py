@@ -16,112 +16,31 @@ Evidence kinds
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
 
-from .io import InputError, fraction_to_str, network_from_json, network_to_json, parse_exact
-from .model import Network, Vector
-from .verdict import Status
+from ..errors import InputError
+from ..io.json import network_from_json, network_to_json
+from ..model import Domain, Network, Vector
+from ..numbers import fraction_to_str, parse_exact
 
 FORMAT = "exact_inj/certificate"
 VERSION = 1
 
 
-@dataclass(frozen=True)
-class Domain:
-    """The convex input set a verdict is about: all of R^n, the nonnegative
-    orthant, or a box lower <= x <= upper (degenerate sides allowed).
+class Status(enum.Enum):
+    """The three answers the engine gives."""
 
-    Each is { x : G x <= h } for the rows :meth:`constraints` lists, in a
-    fixed order that certificates refer to (row m + j of a tree is
-    constraint j): a box lists x_j <= u_j for every j, then -x_j <= -l_j;
-    the orthant lists -x_j <= 0.
+    INJECTIVE = "injective"
+    """No two distinct inputs in the domain share an output; a checked proof backs it."""
 
-    >>> Domain.box([0, "1/2"], [1, "1/2"]).constraints(2)[1]
-    [Fraction(1, 1), Fraction(1, 2), Fraction(0, 1), Fraction(-1, 2)]
-    """
+    NOT_INJECTIVE = "not_injective"
+    """Two distinct rational inputs in the domain have exactly equal outputs."""
 
-    kind: str = "reals"
-    lower: tuple[Fraction, ...] | None = None
-    upper: tuple[Fraction, ...] | None = None
-
-    KINDS = ("reals", "orthant", "box")
-
-    @classmethod
-    def reals(cls) -> "Domain":
-        return cls("reals")
-
-    @classmethod
-    def orthant(cls) -> "Domain":
-        return cls("orthant")
-
-    @classmethod
-    def box(cls, lower, upper) -> "Domain":
-        lo = tuple(Fraction(v) if not isinstance(v, float) else _no_float(v) for v in lower)
-        hi = tuple(Fraction(v) if not isinstance(v, float) else _no_float(v) for v in upper)
-        if len(lo) != len(hi) or not lo:
-            raise ValueError("a box needs lower and upper bounds of the same, nonzero length")
-        return cls("box", lo, hi)
-
-    def dim_ok(self, n: int) -> bool:
-        return self.kind != "box" or len(self.lower) == n
-
-    def constraints(self, n: int) -> tuple[list[list[Fraction]], list[Fraction]]:
-        """(G, h) with the domain = { x : G x <= h }."""
-        if self.kind == "reals":
-            return [], []
-        eye = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
-        if self.kind == "orthant":
-            return [[-v for v in row] for row in eye], [Fraction(0)] * n
-        return eye + [[-v for v in row] for row in eye], list(self.upper) + [-v for v in self.lower]
-
-    def is_empty(self) -> bool:
-        return self.kind == "box" and any(lo > hi for lo, hi in zip(self.lower, self.upper))
-
-    def contains(self, x) -> bool:
-        if self.kind == "reals":
-            return True
-        if self.kind == "orthant":
-            return all(v >= 0 for v in x)
-        return all(lo <= v <= hi for lo, v, hi in zip(self.lower, x, self.upper))
-
-    def base_point(self, n: int) -> list[Fraction]:
-        """A point of a nonempty domain."""
-        return list(self.lower) if self.kind == "box" else [Fraction(0)] * n
-
-    def describe(self) -> str:
-        if self.kind == "reals":
-            return "R^n"
-        if self.kind == "orthant":
-            return "the nonnegative orthant"
-        sides = [f"[{fraction_to_str(a)}, {fraction_to_str(b)}]" for a, b in zip(self.lower, self.upper)]
-        if len(sides) > 8:  # one readable line; the JSON "domain" keeps every bound
-            return f"a box in {len(sides)} coordinates, " + " x ".join(sides[:3]) + " x ..."
-        return "the box " + " x ".join(sides)
-
-    def to_json(self) -> dict:
-        if self.kind == "box":
-            return {"kind": "box", "lower": [fraction_to_str(v) for v in self.lower],
-                    "upper": [fraction_to_str(v) for v in self.upper]}
-        return {"kind": self.kind}
-
-    @classmethod
-    def from_json(cls, obj: object, where: str) -> "Domain":
-        if not isinstance(obj, dict) or obj.get("kind") not in cls.KINDS:
-            raise InputError(where, f"unsupported domain {str(obj)[:80]} (kinds: {', '.join(cls.KINDS)})")
-        if obj["kind"] != "box":
-            return cls(obj["kind"])
-        try:
-            lo = [parse_exact(v, f"domain lower[{k}]") for k, v in enumerate(_as_list(obj.get("lower"), where, "domain lower"))]
-            hi = [parse_exact(v, f"domain upper[{k}]") for k, v in enumerate(_as_list(obj.get("upper"), where, "domain upper"))]
-            return cls.box(lo, hi)
-        except (ValueError, ZeroDivisionError) as e:
-            raise InputError(where, str(e)) from None
-
-
-def _no_float(v: float) -> Fraction:
-    raise TypeError(f"refusing float {v!r} as a domain bound: give an int, Fraction or string")
+    UNKNOWN = "unknown"
+    """Undecided within the limits; the verdict carries what is known instead."""
 
 
 @dataclass(frozen=True)
@@ -335,7 +254,7 @@ class EndToEndProof:
     """No two points of the domain collide, pattern pair by pattern pair.
 
     ``tree`` (codes above) splits the network's ReLU neurons in the order of
-    :mod:`exact_inj.pieces`; a leaf k >= 0 is closed by ``leaves[k]``: an
+    :mod:`exact_inj.model.pieces`; a leaf k >= 0 is closed by ``leaves[k]``: an
     Infeasible prefix is empty, a Tight one lies in a hyperplane (allowed only
     on a full-dimensional domain).  The REGION leaves, numbered in preorder,
     are the pieces; they cover the domain.  ``bounds[i][k]`` is (lower,
@@ -400,7 +319,7 @@ class Certificate:
                 w["active_rank"] = ev.active_rank
             out["witness"] = w
         else:
-            out["proof"] = _proof_to_json(ev)
+            out["proof"] = proof_to_json(ev)
         return out
 
 
@@ -430,7 +349,12 @@ class Certificate:
         return cls(network, domain, verdict, evidence)
 
 
-def _proof_to_json(ev) -> dict:
+def proof_kind(ev) -> str:
+    """The kind name of a proof, as docs/certificates.md spells it (``"tree"``, ...)."""
+    return proof_to_json(ev)["kind"]
+
+
+def proof_to_json(ev) -> dict:
     """The JSON form of a proof (docs/certificates.md)."""
     if isinstance(ev, TreeProof):
         cores = []
@@ -455,7 +379,7 @@ def _proof_to_json(ev) -> dict:
         return {"kind": "linear_rank"}
     if isinstance(ev, LayerwiseProof):
         return {"kind": "layerwise", "stages": [
-            {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": _proof_to_json(st.proof)}
+            {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": proof_to_json(st.proof)}
             for st in ev.stages]}
     if isinstance(ev, EndToEndProof):
         return {"kind": "end_to_end", "tree": list(ev.tree), "leaves": [_combination_to_json(c) for c in ev.leaves],

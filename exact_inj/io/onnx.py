@@ -11,7 +11,7 @@ every node takes the chain's current tensor and constants (initializers or
   flattening, so they change nothing in the flat vector);
 * ``Relu``.
 
-Any other op is an :class:`~exact_inj.io.InputError` naming the op type and
+Any other op is an :class:`~exact_inj.errors.InputError` naming the op type and
 the node.  The ops between two ``Relu`` nodes compose into one affine map
 ``x -> A x + c``, computed exactly (W2 (W1 x + b1) + b2 = (W2 W1) x +
 (W2 b1 + b2)), so ACAS Xu's input normalisation (a ``Sub`` of a constant
@@ -20,8 +20,8 @@ closes a ``"relu"`` layer; an affine part after the last ``Relu`` becomes a
 final ``"linear"`` layer.  A ``Conv`` of the layer's input followed by nothing
 but a per-channel constant ``Add``/``Sub`` (its bias) and shape-only ops
 before the ``Relu`` (or the end) stays a structured
-:class:`~exact_inj.conv.ConvLayer`, so its operator is never built; any other
-``Conv`` is composed densely (:func:`_conv_layer`).
+:class:`~exact_inj.model.conv.ConvLayer`, so its operator is never built; any other
+``Conv`` is composed densely (:func:`conv_layer`).
 
 Exactness: every float in the file (float16, bfloat16, float32 or float64) is
 taken at its exact binary value, ``Fraction(float(x))``; Gemm's ``alpha`` and
@@ -38,28 +38,23 @@ of 1.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from fractions import Fraction
-from math import lcm, prod
+from math import prod
 from typing import Any
 
 import numpy as np
 
-from .conv import ConvLayer, ConvSpec
-from .io import InputError, _read_bytes
-from .model import Layer, Network
+from ..errors import InputError
+from ..model import ConvLayer, ConvSpec, Layer, Network
+from .chain import Affine, apply_conv, conv_layer, exact_array, zeros
+from .files import read_bytes
+
+_ONE = Fraction(1)
 
 __all__ = ["SUPPORTED_OPS", "load_onnx", "network_from_onnx_bytes", "network_from_onnx_model"]
 
 SUPPORTED_OPS = ("Add", "Constant", "Conv", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape", "Sub")
 
-_ZERO = Fraction(0)
-_ONE = Fraction(1)
-
-# Below this many multiply-adds a product is summed in Fractions (numpy object
-# arrays); above it, both sides go to integers over a common denominator and
-# python-flint multiplies them, which is ~100x faster on MNIST-sized maps.
-_FLINT_THRESHOLD = 100_000
 
 # Attributes each op may carry.  Anything else is refused, so that a variant
 # this importer does not model (a legacy broadcast axis, a stride) cannot be
@@ -90,7 +85,7 @@ def _require_onnx(path: str | None):
 def load_onnx(path: str | os.PathLike) -> Network:
     """Load an ``.onnx`` file as an exact :class:`Network`; every problem is an InputError."""
     p = os.fspath(path)
-    return network_from_onnx_bytes(_read_bytes(p), p)
+    return network_from_onnx_bytes(read_bytes(p), p)
 
 
 def network_from_onnx_bytes(data: bytes, path: str | None = None) -> Network:
@@ -115,237 +110,9 @@ def network_from_onnx_model(model: Any, path: str | None = None, name: str = "")
 # --------------------------------------------------------------------------
 
 
-def _fractions(arr: np.ndarray, what: str, path: str | None) -> np.ndarray:
-    """An object array of exact Fractions with the shape of ``arr``."""
-    if arr.dtype == object:
-        return arr
-    kind = arr.dtype.kind
-    if kind in "iu" or kind == "b":
-        flat = [Fraction(int(v)) for v in arr.ravel().tolist()]
-    elif kind == "f" or arr.dtype.name == "bfloat16":
-        # float16/bfloat16/float32 widen to float64 exactly, and Fraction(float)
-        # is the float's exact binary value.
-        wide = arr.astype(np.float64)
-        bad = ~np.isfinite(wide)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputError(path, f"{what}{list(idx)} is {wide[idx]}; numbers must be finite")
-        flat = [Fraction(v) for v in wide.ravel().tolist()]
-    else:
-        raise InputError(path, f"{what} has dtype {arr.dtype}; expected a float or integer tensor")
-    out = np.empty(len(flat), dtype=object)
-    out[:] = flat
-    return out.reshape(arr.shape)
-
-
-def _zeros(shape: tuple[int, ...]) -> np.ndarray:
-    return np.full(shape, _ZERO, dtype=object)
-
-
-def _exact_matmul(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """X @ Y for 2-D object arrays of Fractions, exactly."""
-    a, b = X.shape
-    c = Y.shape[1]
-    if a * b * c <= _FLINT_THRESHOLD:
-        return X.dot(Y)
-    import flint
-
-    def scaled(M: np.ndarray) -> tuple[list[list[int]], int]:
-        flat = M.ravel().tolist()
-        D = lcm(*(v.denominator for v in flat))
-        ints = [v.numerator * (D // v.denominator) for v in flat]
-        cols = M.shape[1]
-        return [ints[i : i + cols] for i in range(0, len(ints), cols)], D
-
-    Xi, dx = scaled(X)
-    Yi, dy = scaled(Y)
-    P = flint.fmpz_mat(Xi) * flint.fmpz_mat(Yi)
-    D = dx * dy
-    out = np.empty(a * c, dtype=object)
-    out[:] = [Fraction(int(v), D) for v in P.entries()]
-    return out.reshape(a, c)
-
-
 # --------------------------------------------------------------------------
 # The chain's current tensor, as an affine function of the network input
 # --------------------------------------------------------------------------
-
-
-class _Affine:
-    """A tensor of shape ``shape`` whose C-order entries are ``A z + c``.
-
-    ``z`` is the input of the layer being built (the network input, or the
-    output of the last Relu).  ``A`` is kept in *selection* form while it only
-    picks (and scales) entries of ``z`` -- the state after Flatten, Sub or a
-    Relu -- so that e.g. MNIST's first Gemm is not multiplied by a 784 x 784
-    identity: ``A[i, src[i]] = coef[i]``.  It becomes dense at the first
-    matrix product.
-    """
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        self.n = prod(shape)
-        self.src: np.ndarray | None = np.arange(self.n)
-        self.coef: np.ndarray | None = None  # None: all ones
-        self.A: np.ndarray | None = None
-        self.c = _zeros((self.n,))
-        self.c_zero = True
-
-    @property
-    def size(self) -> int:
-        return prod(self.shape)
-
-    def is_identity(self) -> bool:
-        return self.c_zero and self._is_identity_map()
-
-    def _is_identity_map(self) -> bool:
-        """A z + c with A = I (c arbitrary)."""
-        return (
-            self.A is None
-            and self.coef is None
-            and self.size == self.n
-            and bool((self.src == np.arange(self.n)).all())
-        )
-
-    def channel_bias(self, channels: int) -> list[Fraction] | None:
-        """If this is ``z + c`` with ``c`` constant over each of ``channels``
-        equal blocks of ``z`` (a per-channel bias of a convolution's
-        channel-major output), that constant per channel; otherwise None."""
-        if not self._is_identity_map():
-            return None
-        per = self.n // channels
-        c = self.c.tolist()
-        blocks = [c[o * per : (o + 1) * per] for o in range(channels)]
-        if any(v != b[0] for b in blocks for v in b):
-            return None
-        return [b[0] for b in blocks]
-
-    def then(self, after: "_Affine") -> None:
-        """Follow this map by ``after``, an _Affine over this one's output:
-        afterwards this is ``after(self(z))``."""
-        if after.A is None:  # selection form: pick (and scale) this map's rows
-            self.gather(after.src, after.shape)
-            if after.coef is not None:
-                if self.A is None:
-                    self.coef = after.coef if self.coef is None else self.coef * after.coef
-                else:
-                    self.A = self.A * after.coef[:, None]
-                self.c = self.c * after.coef
-        else:
-            self.linear(after.A, after.shape)
-        if not after.c_zero:
-            self.add_flat(after.c)
-
-    def gather(self, idx: np.ndarray, shape: tuple[int, ...]) -> None:
-        """Entry i of the new tensor is entry idx[i] of the old one."""
-        if self.A is None:
-            self.src = self.src[idx]
-            if self.coef is not None:
-                self.coef = self.coef[idx]
-        else:
-            self.A = self.A[idx]
-        self.c = self.c[idx]
-        self.shape = shape
-
-    def broadcast_to(self, shape: tuple[int, ...]) -> None:
-        if shape != self.shape:
-            idx = np.broadcast_to(np.arange(self.size).reshape(self.shape), shape).ravel()
-            self.gather(idx, shape)
-
-    def transpose2d(self) -> None:
-        r, s = self.shape
-        self.gather(np.arange(self.size).reshape(r, s).T.ravel(), (s, r))
-
-    def negate(self) -> None:
-        if self.A is None:
-            ones = np.full(self.size, _ONE, dtype=object)
-            self.coef = -(self.coef if self.coef is not None else ones)
-        else:
-            self.A = -self.A
-        self.c = -self.c
-
-    def add(self, K: np.ndarray) -> None:
-        """Add a constant (numpy broadcasting; the tensor may grow)."""
-        shape = tuple(np.broadcast_shapes(self.shape, K.shape))
-        self.broadcast_to(shape)
-        self.c = self.c + np.broadcast_to(K, shape).ravel()
-        self.c_zero = False
-
-    def add_flat(self, v: np.ndarray) -> None:
-        self.c = self.c + v
-        self.c_zero = False
-
-    def linear(self, L: np.ndarray, shape: tuple[int, ...]) -> None:
-        """Apply the matrix L (new size x old size) to the flattened tensor."""
-        if self.A is None:
-            if self.coef is None and len(self.src) == self.n and bool(
-                (np.sort(self.src) == np.arange(self.n)).all()
-            ):
-                A = np.empty((L.shape[0], self.n), dtype=object)
-                A[:, self.src] = L  # a permutation: just move L's columns
-            else:
-                A = _zeros((L.shape[0], self.n))
-                for i, j in enumerate(self.src.tolist()):
-                    col = L[:, i] if self.coef is None else L[:, i] * self.coef[i]
-                    A[:, j] = A[:, j] + col
-            self.A = A
-            self.src = self.coef = None
-        else:
-            self.A = _exact_matmul(L, self.A)
-        if self.c_zero:
-            self.c = _zeros((L.shape[0],))
-        else:
-            self.c = _exact_matmul(L, self.c.reshape(-1, 1)).ravel()
-        self.shape = shape
-
-    def dense(self) -> np.ndarray:
-        if self.A is not None:
-            return self.A
-        A = _zeros((self.size, self.n))
-        A[np.arange(self.size), self.src] = _ONE if self.coef is None else self.coef
-        return A
-
-    def layer(self, activation: str) -> Layer:
-        W = tuple(tuple(row) for row in self.dense().tolist())
-        return Layer(W, tuple(self.c.tolist()), activation)
-
-
-def _apply_conv(state: _Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
-    """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
-
-    Raises OperatorTooLarge (a ValueError) above MAX_OPERATOR_ENTRIES."""
-    rows = spec.operator()
-    L = np.empty((len(rows), spec.in_dim), dtype=object)
-    L[:] = rows
-    state.linear(L, shape)
-    if any(spec.bias):
-        b = np.empty(spec.out_dim, dtype=object)
-        b[:] = list(spec.bias_vector())
-        state.add_flat(b)
-
-
-def _conv_layer(spec: ConvSpec, after: _Affine, activation: str) -> Layer | ConvLayer:
-    """The layer ``z -> act(after(conv(z)))``, for a convolution of the layer's input.
-
-    Both importers defer a convolution that starts a layer: the ops after it
-    go into ``after`` (an _Affine over the convolution's output), and only
-    when the layer closes (a ReLU, or the end) is it known what follows.  If
-    ``after`` adds nothing but a per-channel constant (a separate bias, or no
-    op at all), the layer stays a structured ConvLayer with that constant
-    folded into its bias: the engine can then decide it through the kernel,
-    however large its operator.  Otherwise (a Gemm, a second convolution, a
-    constant that varies over positions, a Flatten then MatMul, ...) the layer
-    is the exact dense composition, the same matrix as if the convolution had
-    been densified when it was met.  Raises OperatorTooLarge (a ValueError)
-    if that needs an operator above MAX_OPERATOR_ENTRIES.
-    """
-    extra = after.channel_bias(spec.out_channels)
-    if extra is not None:
-        return replace(spec, bias=tuple(b + e for b, e in zip(spec.bias, extra))).layer(activation)
-    state = _Affine((spec.in_dim,))
-    _apply_conv(state, spec, (spec.out_dim,))
-    state.then(after)
-    return state.layer(activation)
 
 
 # --------------------------------------------------------------------------
@@ -376,7 +143,7 @@ class _Importer:
 
     def exact(self, name: str) -> np.ndarray:
         if name not in self._exact_cache:
-            self._exact_cache[name] = _fractions(self.consts[name], f"constant {name!r}", self.path)
+            self._exact_cache[name] = exact_array(self.consts[name], f"constant {name!r}", self.path)
         return self._exact_cache[name]
 
     def set_const(self, name: str, value: np.ndarray) -> None:
@@ -424,10 +191,10 @@ class _Importer:
         if len(g.output) != 1:
             self.fail(f"the graph must have exactly one output, found {len(g.output)}")
         var = inputs[0].name
-        state = _Affine(self.input_shape(inputs[0]))
+        state = Affine(self.input_shape(inputs[0]))
         layers: list[Layer | ConvLayer] = []
         last_was_relu = False
-        # A Conv of the layer's input, deferred (see _conv_layer): (spec,
+        # A Conv of the layer's input, deferred (see conv_layer): (spec,
         # node label).  While it is set, ``state`` is over the Conv's output.
         conv: tuple[ConvSpec, str] | None = None
         used: dict[str, str] = {}  # chain tensor -> label of the node that consumed it
@@ -472,7 +239,7 @@ class _Importer:
                 # relu(relu(v)) = relu(v): a Relu straight after a Relu adds nothing.
                 elif not (last_was_relu and state.is_identity()):
                     layers.append(state.layer("relu"))
-                state = _Affine(state.shape)
+                state = Affine(state.shape)
                 last_was_relu = True
             elif op == "Conv" and conv is None and state.is_identity():
                 # The Conv reads the layer's input itself: defer it, so that
@@ -480,7 +247,7 @@ class _Importer:
                 # end) follow.  Later ops act on its output.
                 spec = self.conv_spec(state.shape, ins, chain[0], attrs, label)
                 conv = (spec, label)
-                state = _Affine((1, spec.out_channels, *spec.output_size))
+                state = Affine((1, spec.out_channels, *spec.output_size))
                 last_was_relu = False
             else:
                 self.apply(op, node, label, ins, chain[0], attrs, state)
@@ -591,7 +358,7 @@ class _Importer:
 
     # -- ops on the chain ---------------------------------------------------
 
-    def apply(self, op: str, node: Any, label: str, ins: list[str], pos: int, attrs: dict, state: _Affine) -> None:
+    def apply(self, op: str, node: Any, label: str, ins: list[str], pos: int, attrs: dict, state: Affine) -> None:
         if op in ("Identity", "Flatten", "Reshape"):
             if pos != 0:
                 self.fail(f"{op} node {label}: the chain's tensor must be the data input")
@@ -616,13 +383,13 @@ class _Importer:
         else:  # pragma: no cover - _ALLOWED_ATTRS and this dispatch list the same ops
             self.fail(f"unsupported op {op} at node {label}")
 
-    def add_const(self, state: _Affine, K: np.ndarray, op: str, label: str) -> None:
+    def add_const(self, state: Affine, K: np.ndarray, op: str, label: str) -> None:
         try:
             state.add(K)
         except ValueError:
             self.fail(f"{op} node {label}: shapes {list(state.shape)} and {list(K.shape)} do not broadcast")
 
-    def matmul(self, state: _Affine, W: np.ndarray, pos: int, label: str, scale: Fraction, what: str = "MatMul") -> None:
+    def matmul(self, state: Affine, W: np.ndarray, pos: int, label: str, scale: Fraction, what: str = "MatMul") -> None:
         """v @ W (pos 0) or W @ v (pos 1), numpy matmul semantics, times ``scale``."""
         S = state.shape
         if W.ndim not in (1, 2):
@@ -659,7 +426,7 @@ class _Importer:
             L = L * scale
         state.linear(np.ascontiguousarray(L), tuple(out))
 
-    def gemm(self, state: _Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
+    def gemm(self, state: Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
         if len(ins) not in (2, 3):
             self.fail(f"Gemm node {label} must have 2 or 3 inputs")
         if pos == 2:
@@ -690,18 +457,18 @@ class _Importer:
                 self.fail(f"Gemm node {label}: C of shape {list(C.shape)} does not broadcast to {list(state.shape)}")
             state.add(C * beta if beta != 1 else C)
 
-    def conv(self, state: _Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
+    def conv(self, state: Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
         """A Conv applied densely (one that does not start a layer)."""
         spec = self.conv_spec(state.shape, ins, pos, attrs, label)
         try:
-            _apply_conv(state, spec, (1, spec.out_channels, *spec.output_size))
+            apply_conv(state, spec, (1, spec.out_channels, *spec.output_size))
         except ValueError as e:  # OperatorTooLarge
             self.fail(f"Conv node {label}: {e}")
 
-    def close_conv(self, conv: tuple[ConvSpec, str], after: _Affine, activation: str) -> Layer | ConvLayer:
+    def close_conv(self, conv: tuple[ConvSpec, str], after: Affine, activation: str) -> Layer | ConvLayer:
         spec, label = conv
         try:
-            return _conv_layer(spec, after, activation)
+            return conv_layer(spec, after, activation)
         except ValueError as e:  # OperatorTooLarge, when it has to be dense
             self.fail(f"Conv node {label}: {e}")
 
@@ -753,6 +520,6 @@ class _Importer:
 
 
 def _identity(k: int) -> np.ndarray:
-    I = _zeros((k, k))
+    I = zeros((k, k))
     I[np.arange(k), np.arange(k)] = _ONE
     return I

@@ -6,7 +6,7 @@ dilation 1, groups 1, ``padding_mode`` ``"zeros"`` or ``"circular"``),
 between two ReLUs compose exactly into one layer, and weights are taken at
 their exact binary values (float16, bfloat16, float32, float64).  A
 convolution that starts a layer and is followed only by a ReLU (or the end)
-stays a structured :class:`~exact_inj.conv.ConvLayer`; other convolutions
+stays a structured :class:`~exact_inj.model.conv.ConvLayer`; other convolutions
 are composed densely (``onnx_import._conv_layer``).
 
 Three ways in (docs/model-files.md):
@@ -43,10 +43,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .conv import ConvLayer, ConvSpec
-from .io import InputError, _read_bytes
-from .model import Layer, Network
-from .onnx_import import _Affine, _apply_conv, _conv_layer, _fractions
+from ..model.conv import ConvLayer, ConvSpec
+from ..errors import InputError
+from .files import read_bytes
+from ..model.network import Layer, Network
+from .chain import Affine, apply_conv, conv_layer, exact_array
 
 __all__ = [
     "ARCHITECTURE_KEY",
@@ -142,7 +143,7 @@ def _infer_mlp(params: Mapping[str, Any], path: str | None) -> dict:
             raise InputError(
                 path,
                 f"state dict key {key!r} is not K.weight or K.bias of an nn.Sequential; "
-                "save the model with exact_inj.torch_import.save_sequential",
+                "save the model with exact_inj.io.torch.save_sequential",
             )
         indices.setdefault(int(m.group(1)), set()).add(m.group(2))
     if not indices:
@@ -151,7 +152,7 @@ def _infer_mlp(params: Mapping[str, Any], path: str | None) -> dict:
     hint = (
         "a bare state dict does not record ReLU or Flatten modules; only Linear modules at indices "
         "0, 2, 4, ... (read as Linear, ReLU, ..., Linear) are accepted without the architecture; "
-        "save the model with exact_inj.torch_import.save_sequential or pass architecture="
+        "save the model with exact_inj.io.torch.save_sequential or pass architecture="
     )
     if ks != list(range(0, 2 * len(ks), 2)):
         raise InputError(path, f"parameters at module indices {ks}: {hint}")
@@ -200,7 +201,7 @@ def network_from_state_dict(
     shape: tuple[int, ...] | None = None
     if arch.get("input_shape") is not None:
         shape = tuple(int(v) for v in arch["input_shape"])
-    state: _Affine | None = None
+    state: Affine | None = None
     layers: list[Layer | ConvLayer] = []
     last_relu = False
     # A Conv module that starts a layer, deferred as in the ONNX importer
@@ -211,14 +212,14 @@ def network_from_state_dict(
     def close_conv(activation: str) -> Layer | ConvLayer:
         spec, ck, ckind = conv
         try:
-            return _conv_layer(spec, state, activation)
+            return conv_layer(spec, state, activation)
         except ValueError as e:  # OperatorTooLarge, when it has to be dense
             raise InputError(path, f"module {ck} ({ckind}): {e}") from None
 
-    def ensure(s: tuple[int, ...]) -> _Affine:
+    def ensure(s: tuple[int, ...]) -> Affine:
         nonlocal state
         if state is None:
-            state = _Affine(s)
+            state = Affine(s)
         return state
 
     for k, mod in enumerate(modules):
@@ -242,7 +243,7 @@ def network_from_state_dict(
                 conv = None
             elif not (last_relu and st.is_identity()):  # relu(relu(v)) = relu(v)
                 layers.append(st.layer("relu"))
-            state = _Affine(shape)
+            state = Affine(shape)
             last_relu = True
             continue
         last_relu = False
@@ -258,13 +259,13 @@ def network_from_state_dict(
                     path, f"module {k} (Linear) expects {W.shape[1]} inputs but receives shape {list(shape)} (missing Flatten?)"
                 )
             st = ensure(shape)
-            L = _fractions(W, f"{k}.weight", path)
+            L = exact_array(W, f"{k}.weight", path)
             shape = (W.shape[0],)
             st.linear(L, shape)
             if B is not None:
                 if B.shape != (W.shape[0],):
                     raise InputError(path, f"module {k} (Linear): bias has shape {list(B.shape)}; expected [{W.shape[0]}]")
-                st.add_flat(_fractions(B, f"{k}.bias", path))
+                st.add_flat(exact_array(B, f"{k}.bias", path))
         else:  # Conv1d / Conv2d
             d = 1 if kind == "Conv1d" else 2
             if W.ndim != d + 2:
@@ -278,8 +279,8 @@ def network_from_state_dict(
             mode = mod.get("padding_mode", "zeros")
             if mode not in ("zeros", "circular"):
                 raise InputError(path, f"module {k} ({kind}): padding_mode {mode!r} is not supported (zeros or circular)")
-            kernel = _fractions(W, f"{k}.weight", path)
-            bias = None if B is None else list(_fractions(B, f"{k}.bias", path).ravel())
+            kernel = exact_array(W, f"{k}.weight", path)
+            bias = None if B is None else list(exact_array(B, f"{k}.bias", path).ravel())
             try:
                 spec = ConvSpec.build(
                     kernel.tolist(), int(shape[0]), int(W.shape[0]), list(shape[1:]),
@@ -290,9 +291,9 @@ def network_from_state_dict(
                     # The convolution starts a layer: defer it, so that it
                     # stays structured if only a ReLU (or the end) follows.
                     conv = (spec, k, kind)
-                    state = _Affine(out_shape)
+                    state = Affine(out_shape)
                 else:
-                    _apply_conv(ensure(shape), spec, out_shape)
+                    apply_conv(ensure(shape), spec, out_shape)
             except (ValueError, TypeError) as e:
                 raise InputError(path, f"module {k} ({kind}): {e}") from None
             shape = out_shape
@@ -393,7 +394,7 @@ def _load_pt(data: bytes, path: str | None) -> tuple[dict, dict | None]:
             raise InputError(
                 path,
                 "holds pickled Python objects (a whole model?), which are never unpickled here; "
-                "save model.state_dict() or use exact_inj.torch_import.save_sequential",
+                "save model.state_dict() or use exact_inj.io.torch.save_sequential",
             ) from None
         raise InputError(path, f"not a readable PyTorch file ({type(e).__name__}: {text[:200]})") from None
     arch = None
@@ -423,4 +424,4 @@ def load_torch(path: str | os.PathLike, architecture: Mapping | None = None) -> 
     Linear/ReLU convention.
     """
     p = os.fspath(path)
-    return network_from_torch_bytes(_read_bytes(p), p, architecture)
+    return network_from_torch_bytes(read_bytes(p), p, architecture)

@@ -35,7 +35,7 @@ reading ``x < 1`` as ``x <= 1`` would change the domain.
 ``is_union = True``, the boxes and their bounding box) when the disjunction
 leaves more than one distinct non-empty box.  Empty disjuncts are dropped; an
 empty input set is an error.  Every problem is an
-:class:`~exact_inj.io.InputError` naming the file and line.
+:class:`~exact_inj.errors.InputError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from .io import InputError, _parse_number_text, _read_bytes
+from ..errors import InputError
+from ..numbers import parse_number_text
+from .files import read_bytes
 
 __all__ = ["MAX_BOXES", "Box", "BoxUnion", "load_vnnlib", "parse_vnnlib"]
 
@@ -212,7 +214,7 @@ class _Reader:
             if _VAR_RE.fullmatch(e.text):
                 return None
             try:
-                return _parse_number_text(e.text)
+                return parse_number_text(e.text)
             except ValueError:
                 self.fail(e.line, f"{e.text!r} is neither a declared variable nor an exact number")
         items = e.items
@@ -395,7 +397,7 @@ def load_vnnlib(path: str | os.PathLike) -> Box | BoxUnion:
     Box(lower=(Fraction(-1, 2),), upper=(Fraction(3, 5),))
     """
     p = os.fspath(path)
-    data = _read_bytes(p)
+    data = read_bytes(p)
     if not data.strip():
         raise InputError(p, "file is empty")
     if b"\x00" in data:

@@ -4,7 +4,7 @@ A DCGAN-style layer [C; -s^2 C] is injective when the operator C has full
 column rank at the given size (theory section 8, "Convolutions"): n
 independent rows of C and their negative multiples form the structural
 rule's [B; -DB].  This module finds such proofs for a
-:class:`~exact_inj.conv.ConvLayer` without building its dense operator:
+:class:`~exact_inj.model.conv.ConvLayer` without building its dense operator:
 
 1. **Channel pairs**: output channels whose kernels are negative multiples of
    each other, with the bias condition d b_o + b_o' >= 0 (one check per
@@ -12,11 +12,11 @@ rule's [B; -DB].  This module finds such proofs for a
 2. **Rank of C**, exactly, by one of
    - *frequencies* (periodic padding, outputs covering every shift): the
      symbol has full rank at each of the N frequencies modulo a prime
-     (:class:`~exact_inj.certificate.ConvStructuralProof`; nothing but the
+     (:class:`~exact_inj.certify.schema.ConvStructuralProof`; nothing but the
      kernel is ever built);
    - *named rows* (any padding): n rows of C independent modulo a prime,
      selected by one modular elimination of C's transpose
-     (:class:`~exact_inj.certificate.StructuralProof`; the checker reads those
+     (:class:`~exact_inj.certify.schema.StructuralProof`; the checker reads those
      n rows sparsely and recomputes their rank mod p).
 
 A rank mod p that falls short proves nothing (exact_inj/modrank.py), so a
@@ -31,9 +31,9 @@ from fractions import Fraction
 from itertools import product
 from math import prod
 
-from . import modrank
-from .certificate import ConvStructuralProof, StructuralProof
-from .conv import ConvLayer, ConvSpec
+from ..exact import modrank
+from ..certify.schema import ConvStructuralProof, StructuralProof
+from ..model.conv import ConvLayer, ConvSpec
 
 # Primes tried before a frequency or row-rank test is given up: one unlucky
 # prime (dividing a non-zero minor) is already rare near 2^61.
@@ -44,7 +44,7 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
     """Disjoint channel pairs (o, o') with K_o' = -d K_o, d > 0, and
     d b_o + b_o' >= 0; each channel is used at most once.
 
-    >>> from exact_inj.conv import ConvSpec
+    >>> from exact_inj.model import ConvSpec
     >>> L = ConvSpec.build([[[1, 2]], [[-3, -6]], [[0, 1]]], 1, 3, [4], "periodic", [[0, 1]], [0, 0, 0]).layer()
     >>> channel_pairs(L)
     ((0, 1),)
@@ -87,7 +87,7 @@ def full_column_rank(spec: ConvSpec, chans: list[int], deadline: float | None = 
     channel-major order, of n rows independent mod p), or ``(None, note)``
     saying why it was not shown.
 
-    >>> from exact_inj.conv import ConvSpec
+    >>> from exact_inj.model import ConvSpec
     >>> full_column_rank(ConvSpec.build([[[1, 1]]], 1, 1, [3], "zero", [[1, 0]]), [0])
     ('rows', [0, 1, 2])
     >>> full_column_rank(ConvSpec.build([[[1, -1]]], 1, 1, [3], "periodic", [[1, 0]]), [0])[0] is None
@@ -163,7 +163,7 @@ def structural_proof(layer: ConvLayer, deadline: float | None = None
     note of what was shown or tried (for the verdict's reason and ``info``).
 
     Never builds the dense operator; where the row route's matrix mod p would
-    exceed :data:`~exact_inj.modrank.MAX_MODULAR_ENTRIES` the note says so.
+    exceed :data:`~exact_inj.exact.modrank.MAX_MODULAR_ENTRIES` the note says so.
     """
     spec = layer.spec
     pairs = channel_pairs(layer)
@@ -205,7 +205,7 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     the exact null space is that of a small matrix.  Returns None when the
     rule does not apply; the pair is still to be checked by the caller.
 
-    >>> from exact_inj.conv import ConvSpec
+    >>> from exact_inj.model import ConvSpec
     >>> L = ConvSpec.build([[[1, 2, -1]]], 1, 1, [40], "periodic", "same").layer()
     >>> x, y = few_rows_witness(L)
     >>> x != y and L.apply(x) == L.apply(y)
@@ -213,7 +213,7 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     """
     import numpy as np
 
-    from . import linalg
+    from ..exact import linalg
 
     spec = layer.spec
     n, m = layer.in_dim, layer.out_dim
@@ -293,12 +293,12 @@ def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
     filters), fewer output than input channels.  Returns (v over all n
     inputs, a phrase naming the image) or None.
 
-    >>> from exact_inj.conv import ConvSpec
+    >>> from exact_inj.model import ConvSpec
     >>> L = ConvSpec.build([[[1, -2, 1]]], 1, 1, [6], "periodic", "same").layer()
     >>> periodic_null_vector(L)[1]
     'a constant image'
     """
-    from . import linalg
+    from ..exact import linalg
 
     spec = layer.spec
     if spec.padding != "periodic":

@@ -1,4 +1,4 @@
-"""The MILP witness search as a separate program: `python -m exact_inj.milp_worker IN OUT`.
+"""The MILP witness search as a separate program: `python -m exact_inj.layer.milp_worker IN OUT`.
 
 The engine runs it beside the proof search (theory notes, section 11: neither
 should wait for the other).  A plain subprocess rather than multiprocessing:
@@ -19,14 +19,15 @@ import sys
 
 import numpy as np
 
-from . import backend, formulation
+from .. import solver
+from ..layer import formulation
 
 
 def run(spec: dict) -> dict:
     Wf = np.array(spec["Wf"], dtype=float)
     bf = np.array(spec["bf"], dtype=float)
     model = formulation.witness_milp(Wf, bf)
-    solve = backend.solve_milp_pulp if spec.get("solver") == "cbc" else backend.solve_milp_highs
+    solve = solver.solve_milp_pulp if spec.get("solver") == "cbc" else solver.solve_milp_highs
     out, x = solve(model, float(spec["time_limit"]))
     if x is None:
         return {"kind": "none", "outcome": out.value}

@@ -21,9 +21,12 @@ from typing import Callable
 import flint
 import numpy as np
 
-from . import backend, exact_lp, formulation, linalg
-from .certificate import CORE_BASE, RANK_LEAF, Core, Domain, TreeProof, Witness
-from .model import Layer
+from .. import solver
+from ..exact import lp as exact_lp, linalg
+from ..layer import formulation
+from ..certify.schema import CORE_BASE, RANK_LEAF, Core, TreeProof, Witness
+from ..model.domain import Domain
+from ..model.network import Layer
 
 # A multiplier entry counts as part of the LP's support above this fraction of
 # the largest entry.  It only chooses which rows to try: the support is then
@@ -331,8 +334,8 @@ class _WarmLP:
     """A HiGHS model whose rows (or columns) are switched on and off by bounds."""
 
     def __init__(self, model: dict, by_rows: bool, size: int):
-        self.h = backend.new_highs()
-        backend.pass_lp(
+        self.h = solver.new_highs()
+        solver.pass_lp(
             self.h, model["cost"], model["col_lower"], model["col_upper"], model["A"],
             model["row_lower"], model["row_upper"], maximize=model["maximize"],
         )
@@ -347,20 +350,20 @@ class _WarmLP:
     def switch(self, on: np.ndarray) -> None:
         diff = np.nonzero(on != self.on)[0]
         if len(diff):
-            lower = np.full(len(diff), -backend.INF if self.by_rows else 0.0)
-            upper = np.where(on[diff], 0.0 if self.by_rows else backend.INF, backend.INF if self.by_rows else 0.0)
+            lower = np.full(len(diff), -solver.INF if self.by_rows else 0.0)
+            upper = np.where(on[diff], 0.0 if self.by_rows else solver.INF, solver.INF if self.by_rows else 0.0)
             if self.by_rows:
                 self.h.changeRowsBounds(len(diff), diff.astype(np.int32), lower, upper)
             else:
                 self.h.changeColsBounds(len(diff), diff.astype(np.int32), lower, upper)
             self.on = on.copy()
 
-    def run(self) -> backend.Outcome:
+    def run(self) -> solver.Outcome:
         self.lps += 1
         if self.deadline is not None:
             self.h.setOptionValue("time_limit", max(self.deadline - time.perf_counter(), 0.001))
         self.h.run()
-        return backend.highs_outcome(self.h)
+        return solver.highs_outcome(self.h)
 
 
 class NodeLP(_WarmLP):
@@ -373,7 +376,7 @@ class NodeLP(_WarmLP):
         ('multiplier', lam) if not, ('fail',) if the solver is unsure."""
         self.switch(on)
         out = self.run()
-        if out is not backend.Outcome.OPTIMAL:
+        if out is not solver.Outcome.OPTIMAL:
             return ("fail",)
         s = self.h.getInfo().objective_function_value
         sol = self.h.getSolution()
@@ -398,7 +401,7 @@ class CoreLP(_WarmLP):
         """(lambda, mu) minimising the priced rows' weight, or None."""
         self.switch(on)
         self.h.changeColsCost(len(price), np.arange(len(price), dtype=np.int32), price.astype(float))
-        if self.run() is not backend.Outcome.OPTIMAL:
+        if self.run() is not solver.Outcome.OPTIMAL:
             return None
         x = np.maximum(np.array(self.h.getSolution().col_value), 0.0)
         return x[: self.size], x[self.size:]

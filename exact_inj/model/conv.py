@@ -44,7 +44,10 @@ from itertools import product
 from math import prod
 from typing import Any, Sequence
 
-from .model import Layer
+from ..errors import OperatorTooLarge
+from ..exact.linalg import common_denominator
+from ..numbers import exact, fraction_to_str
+from .network import ACTIVATIONS, Layer, relu
 
 __all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
 
@@ -199,8 +202,6 @@ class ConvSpec:
     ) -> "ConvSpec":
         """Validate and normalise; entries may be Fractions, ints or strings
         (``Layer.from_rows`` rules: floats are refused).  Raises ValueError."""
-        from .model import _exact
-
         if not _is_int(in_channels) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
         if not _is_int(out_channels) or out_channels < 1:
@@ -223,7 +224,7 @@ class ConvSpec:
         pads = normalize_pads(pad, ksize)
 
         def conv(x: Any, depth: int) -> Any:
-            return _exact(x) if depth == 0 else tuple(conv(v, depth - 1) for v in x)
+            return exact(x) if depth == 0 else tuple(conv(v, depth - 1) for v in x)
 
         K = conv(kernel, 2 + d)
         if bias is None:
@@ -231,7 +232,7 @@ class ConvSpec:
         else:
             if len(bias) != out_channels:
                 raise ValueError(f"bias has {len(bias)} entries but there are {out_channels} output channels")
-            B = tuple(_exact(v) for v in bias)
+            B = tuple(exact(v) for v in bias)
         spec = cls(K, in_channels, out_channels, tuple(int(v) for v in input_size), padding, pads, B)
         spec.output_size  # noqa: B018 - validates that the output is non-empty
         return spec
@@ -367,8 +368,6 @@ class ConvSpec:
     @cached_property
     def _integer_taps(self) -> tuple[tuple[int, tuple[tuple[int, tuple[int, ...], int], ...], int], ...]:
         """Per output channel: scale s, the taps times s (integers), bias times s."""
-        from .linalg import common_denominator
-
         out = []
         for o, taps in enumerate(self.taps):
             ints, s = common_denominator([w for _, _, w in taps] + [self.bias[o]])
@@ -379,8 +378,6 @@ class ConvSpec:
         """C x + bias, exactly, by direct convolution (the dense operator is
         never built): integers over one common denominator, one division per
         output."""
-        from .linalg import common_denominator
-
         if len(x) != self.in_dim:
             raise ValueError(f"input has {len(x)} entries, expected {self.in_dim}")
         X, D = common_denominator([Fraction(v) for v in x])
@@ -406,8 +403,6 @@ class ConvSpec:
 
     def to_json(self) -> dict:
         """The ``"type": "conv"`` layer object (docs/formats.md), numbers as strings."""
-        from .io import fraction_to_str
-
         def nested(x):
             return fraction_to_str(x) if isinstance(x, Fraction) else [nested(v) for v in x]
 
@@ -421,11 +416,6 @@ class ConvSpec:
             "kernel": nested(self.kernel),
             "bias": [fraction_to_str(b) for b in self.bias],
         }
-
-
-class OperatorTooLarge(ValueError):
-    """A route needs the dense operator of a convolution larger than
-    :data:`MAX_OPERATOR_ENTRIES`; the engine answers ``unknown`` instead."""
 
 
 @dataclass(frozen=True)
@@ -449,8 +439,6 @@ class ConvLayer:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        from .model import ACTIVATIONS
-
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {self.activation!r} (expected one of {', '.join(ACTIVATIONS)})"
@@ -487,8 +475,6 @@ class ConvLayer:
         return self.spec.apply_operator(x)
 
     def apply(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        from .model import relu
-
         pre = self.pre_activation(x)
         return tuple(relu(a) for a in pre) if self.activation == "relu" else pre
 

@@ -14,6 +14,9 @@ from functools import cached_property
 from operator import mul
 from typing import Sequence
 
+from ..exact.linalg import common_denominator, scaled_integer_rows
+from ..numbers import exact
+
 ACTIVATIONS = ("relu", "linear")
 
 Vector = tuple[Fraction, ...]
@@ -74,8 +77,8 @@ class Layer:
         >>> Layer.from_rows([[1, "1/2"], ["0.1", 0]]).weight[1][0]
         Fraction(1, 10)
         """
-        W = tuple(tuple(_exact(v) for v in row) for row in weight)
-        b = tuple(_exact(v) for v in bias) if bias is not None else tuple(Fraction(0) for _ in W)
+        W = tuple(tuple(exact(v) for v in row) for row in weight)
+        b = tuple(exact(v) for v in bias) if bias is not None else tuple(Fraction(0) for _ in W)
         return cls(W, b, activation)
 
     @property
@@ -88,8 +91,6 @@ class Layer:
 
     @cached_property
     def _integer_rows(self) -> tuple[list[list[int]], list[int], list[int]]:
-        from .linalg import scaled_integer_rows
-
         return scaled_integer_rows(self.weight, self.bias)
 
     def sparse_row(self, i: int) -> dict[int, Fraction]:
@@ -105,8 +106,6 @@ class Layer:
         denominator) with one division per row: the same value as the
         Fraction sum, tens of times faster on wide layers.
         """
-        from .linalg import common_denominator
-
         X, D = common_denominator([Fraction(v) for v in x])
         Wi, bi, scales = self._integer_rows
         return tuple(
@@ -161,13 +160,3 @@ class Network:
         for layer in self.layers:
             h = layer.apply(h)
         return tuple(h)
-
-
-def _exact(v: object) -> Fraction:
-    if isinstance(v, bool) or isinstance(v, float):
-        raise TypeError(f"refusing {type(v).__name__} {v!r}: give an int, Fraction or string")
-    if isinstance(v, (int, Fraction)):
-        return Fraction(v)
-    if isinstance(v, str):
-        return Fraction(v.strip())
-    raise TypeError(f"cannot read {v!r} as an exact number")

@@ -22,7 +22,7 @@ Both the proof search and the checker build rows here; the rows are checked
 against exact evaluation in tests/test_end_to_end.py.
 
 >>> from exact_inj.model import Layer, Network
->>> from exact_inj.certificate import Domain
+>>> from exact_inj.model import Domain
 >>> net = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, -1]], activation="linear")))
 >>> root = Walker(net, Domain()).root()
 >>> leaf = root.child(True).child(False)           # x >= 0 and -x <= 0
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .certificate import Domain
-from .model import Network
+from .domain import Domain
+from .network import Network
 
 Row = tuple[tuple[Fraction, ...], Fraction]
 """(a, c): the constraint a.x + c <= 0, or the affine function a.x + c."""
@@ -45,7 +45,7 @@ class Walker:
     """The neuron order and the domain rows of one network on one domain."""
 
     def __init__(self, net: Network, domain: Domain) -> None:
-        from .network import stages
+        from .stages import stages
 
         self.n = net.input_dim
         self.domain = domain

@@ -5,7 +5,7 @@ superset of what it receives, although the collision it finds there has no
 preimages.  This route looks at the network as a whole:
 
 1. **Pieces.**  A case-split tree fixes the ReLU neurons in the order of
-   :mod:`exact_inj.pieces`.  A prefix whose closed region is empty is closed
+   :mod:`exact_inj.model.pieces`.  A prefix whose closed region is empty is closed
    by an exact Farkas certificate; a complete pattern is a *piece* P_s, on
    which the network is affine, N(x) = A_s x + c_s.  The pieces cover the
    domain (closed halves cover their parent).
@@ -23,7 +23,7 @@ preimages.  This route looks at the network as a whole:
 HiGHS only guides: a max-slack LP per node or pair says which case to try
 and which rows a certificate should use; every certificate is then built in
 rationals (python-flint) from that support and verified before it is kept,
-and the exact phase-1 simplex of :mod:`exact_inj.exact_lp` decides whatever
+and the exact phase-1 simplex of :mod:`exact_inj.exact.lp` decides whatever
 the floats could not.  A gap |x - y| >= delta is never used.
 
 Cost: one LP and a small exact solve per pair, and the pairs grow with the
@@ -40,13 +40,14 @@ from fractions import Fraction
 import highspy
 import numpy as np
 
-from . import linalg
-from .backend import INF, new_highs, pass_lp
-from .certificate import COLLAPSE, REGION, SPLIT, Bound, Domain, EndToEndProof, Flat, Infeasible, Tight
-from .exact_lp import equations_as_rows, motzkin_rows
-from .model import Network
-from .checker import bound_value, verify_infeasible, verify_tight
-from .pieces import Prefix, Row, Walker, combine, pair_system, separated
+from ..exact import linalg
+from ..solver import INF, new_highs, pass_lp
+from ..certify.schema import COLLAPSE, REGION, SPLIT, Bound, EndToEndProof, Flat, Infeasible, Tight
+from ..model.domain import Domain
+from ..exact.lp import equations_as_rows, motzkin_rows
+from ..model.network import Network
+from ..certify.network import bound_value, verify_infeasible, verify_tight
+from ..model.pieces import Prefix, Row, Walker, combine, pair_system, separated
 
 # Float thresholds: they only choose which exact certificate to try first.
 # A wrong choice costs time (the exact fallback runs), never a wrong verdict.

@@ -46,8 +46,8 @@ from fractions import Fraction
 import flint
 import numpy as np
 
-from .certificate import Domain
-from .model import Network
+from ..model.domain import Domain
+from ..model.network import Network
 
 Point = tuple[Fraction, ...]
 

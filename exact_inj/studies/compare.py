@@ -39,22 +39,18 @@ from fractions import Fraction
 from math import isqrt
 from typing import Any, Callable, Iterable, Sequence
 
-from .certificate import Certificate, Domain, Witness
-from .checker import check
-from .conv import OperatorTooLarge
-from .heuristics import (
-    HEURISTICS,
-    INJECTIVE,
-    NO_COUNTEREXAMPLE,
-    NOT_INJECTIVE,
-    REALS,
-    Claim,
-    run_heuristic,
-)
-from .argtypes import positive_float as _positive_float
-from .io import InputError, load_network, parse_exact
-from .model import Layer, Network
-from .verdict import Status, Verdict
+from ..certify.schema import Certificate, Witness
+from ..model.domain import Domain
+from ..certify.check import check
+from ..errors import OperatorTooLarge
+from .heuristics import HEURISTICS, INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, REALS, Claim, run_heuristic
+from ..cli.argtypes import positive_float as _positive_float
+from ..errors import InputError
+from ..io.load import load_network
+from ..numbers import parse_exact
+from ..model.network import Layer, Network
+from ..certify.schema import Status
+from ..verdict import Verdict
 
 SUFFIXES = (".json", ".npz")
 SKIP_NAMES = ("expected.json",)
@@ -127,7 +123,7 @@ def domains_supported() -> bool:
     """Whether the engine decides on boxes (issue #7): verify(..., domain=Domain.box(...))."""
     import inspect
 
-    from .api import verify
+    from ..api import verify
 
     return hasattr(Domain, "box") and "domain" in inspect.signature(verify).parameters
 
@@ -274,7 +270,7 @@ def compare(
     refuting certificates (certificates/NAME.json) there.  Bad paths or
     heuristic names raise InputError.
     """
-    from .api import verify
+    from ..api import verify
 
     names = list(HEURISTICS) if heuristics is None else list(heuristics)
     unknown = [h for h in names if h not in HEURISTICS]

@@ -30,10 +30,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .argtypes import nonneg_int as _nonneg_int
-from .argtypes import pos_int as _pos_int
-from .io import InputError, fraction_to_str, network_to_json, parse_exact
-from .model import Layer, Network
+from ..cli.argtypes import nonneg_int as _nonneg_int
+from ..cli.argtypes import pos_int as _pos_int
+from ..errors import InputError
+from ..numbers import fraction_to_str, parse_exact
+from ..io.json import network_to_json
+from ..model.network import Layer, Network
 
 __all__ = [
     "BMinusDB", "bminusdb", "gaussian", "dumps_network", "exact_str", "parse_matrix", "parse_vector",
@@ -53,7 +55,7 @@ def _rational(rng: np.random.Generator, positive: bool = False) -> Fraction:
 
 
 def _rank(rows: Sequence[Sequence[Fraction]], n: int) -> int:
-    from .linalg import rank_q
+    from ..exact.linalg import rank_q
 
     return rank_q(rows, n)
 
@@ -155,7 +157,7 @@ def gaussian(n: int, m: int, *, seed: int = 0, trial: int = 0, bias: bool = Fals
     one, exactly as written).  With ``bias`` the biases are drawn after the
     weights from the same generator, so the weights do not change.
 
-    >>> from exact_inj.experiment import trial_network
+    >>> from exact_inj.studies.experiment.run import trial_network
     >>> gaussian(2, 8, seed=7, trial=3).layers == trial_network(7, 2, 8, 3).layers
     True
     >>> gaussian(1, 2, seed=0, decimals=2).layers[0].weight
@@ -203,8 +205,8 @@ def dcgan(
     >>> obj["layers"][0]["out_channels"], len(obj["layers"][0]["kernel"])
     (2, 2)
     """
-    from .conv import ConvSpec
-    from .convproof import full_column_rank
+    from ..model.conv import ConvSpec
+    from ..layer.convproof import full_column_rank
 
     if in_channels < 1 or channels < 1 or kernel < 1 or not size or s == 0:
         raise InputError(None, "dcgan needs positive channels, kernel and size, and s != 0")

@@ -12,8 +12,8 @@ Rules every checker here keeps:
   derives it from one integer seed and the heuristic's name, so a claim does not
   depend on which other heuristics ran, or in which order.
 - **A collision is evidence only once it is exact.**  A "not_injective" claim
-  carries a :class:`~exact_inj.certificate.Witness` only after
-  :func:`exact_inj.checker.check` has accepted it as a certificate about the very
+  carries a :class:`~exact_inj.certify.schema.Witness` only after
+  :func:`exact_inj.certify.check.check` has accepted it as a certificate about the very
   layer given (``supported=True``).  A float rank deficiency, a near-collision
   from gradient descent, or a collision of some other layer (the Lemma 1
   reduction) is recorded as an *unsupported* claim, and the engine may refute it.
@@ -37,13 +37,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import linalg
-from .certificate import Certificate, Domain, Witness
-from .checker import check
-from .io import fraction_to_str
-from .model import Layer, Network
-from .search import LayerData, make_witness
-from .verdict import Status
+from ..exact import linalg
+from ..certify.schema import Certificate, Witness
+from ..model.domain import Domain
+from ..certify.check import check
+from ..numbers import fraction_to_str
+from ..model.network import Layer, Network
+from ..layer.search import LayerData, make_witness
+from ..certify.schema import Status
 
 INJECTIVE = "injective"
 NOT_INJECTIVE = "not_injective"
@@ -422,7 +423,7 @@ def lemma1(layer: Layer, rng: np.random.Generator, time_limit: float = 20.0) -> 
     the reduced layer; it supports the claim only if the exact checker accepts
     the same pair for the original layer.
     """
-    from .api import verify
+    from ..api import verify
 
     t0 = time.perf_counter()
     reduced = lemma1_reduction(layer)
@@ -465,7 +466,7 @@ def _omnidirectional(U: np.ndarray) -> bool:
     """0 in the interior of conv(U): full rank and some strictly positive
     lambda with sum lambda_i u_i = 0.  A float LP (HiGHS): max t subject to
     U^T lambda = 0, sum lambda = 1, lambda_i >= t."""
-    from . import backend
+    from .. import solver
 
     m, n = U.shape
     if m == 0 or np.linalg.matrix_rank(U) < n:
@@ -478,12 +479,12 @@ def _omnidirectional(U: np.ndarray) -> bool:
         A[n + 1 + i, i] = 1.0
         A[n + 1 + i, m] = -1.0
     lo = np.concatenate([np.zeros(n), [1.0], np.zeros(m)])
-    hi = np.concatenate([np.zeros(n), [1.0], np.full(m, backend.INF)])
-    h = backend.new_highs(10.0)
-    backend.pass_lp(h, np.concatenate([np.zeros(m), [1.0]]), np.zeros(m + 1),
-                    np.concatenate([np.full(m, backend.INF), [1.0]]), A, lo, hi, maximize=True)
+    hi = np.concatenate([np.zeros(n), [1.0], np.full(m, solver.INF)])
+    h = solver.new_highs(10.0)
+    solver.pass_lp(h, np.concatenate([np.zeros(m), [1.0]]), np.zeros(m + 1),
+                    np.concatenate([np.full(m, solver.INF), [1.0]]), A, lo, hi, maximize=True)
     h.run()
-    if backend.highs_outcome(h) is not backend.Outcome.OPTIMAL:
+    if solver.highs_outcome(h) is not solver.Outcome.OPTIMAL:
         return False
     return float(h.getSolution().col_value[m]) > 1e-9
 

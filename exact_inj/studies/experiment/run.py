@@ -41,10 +41,10 @@ from typing import Callable, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
-from .argtypes import nonneg_int as _nonneg_int
-from .argtypes import positive_float as _pos_float
-from .argtypes import pos_int as _pos_int
-from .io import InputError
+from ...cli.argtypes import nonneg_int as _nonneg_int
+from ...cli.argtypes import positive_float as _pos_float
+from ...cli.argtypes import pos_int as _pos_int
+from ...errors import InputError
 
 __all__ = [
     "CSV_HEADER",
@@ -245,7 +245,7 @@ def trial_weight(seed: int, n: int, m: int, trial: int) -> np.ndarray:
 
 def trial_network(seed: int, n: int, m: int, trial: int):
     """The exact bias-free layer of one trial (every float at its exact value)."""
-    from .model import Layer, Network
+    from ...model.network import Layer, Network
 
     W = trial_weight(seed, n, m, trial)
     zero = Fraction(0)
@@ -281,7 +281,7 @@ def decide_trial(task: Task) -> TrialResult:
     >>> decide_trial(Task(seed=7, n=1, m=1, trial=0, time_limit=10)).status
     'not_injective'
     """
-    from .api import verify
+    from ...api import verify
 
     v = verify(trial_network(task.seed, task.n, task.m, task.trial), time_limit=task.time_limit, milp="none")
     return TrialResult(task.n, task.m, task.trial, v.status.value, round(v.seconds, 6), v.route, task.time_limit)

@@ -52,7 +52,7 @@ s* <= sigma_min(W_{A(x*)}) <= |W_{A(x*)} v| / |v|.
 
 HiGHS only guides (which side is empty, where a point is); points are checked
 exactly and multipliers are repaired exactly, with the rational simplex of
-:mod:`exact_inj.exact_lp` as the fallback.  :func:`check_stability` re-derives
+:mod:`exact_inj.exact.lp` as the fallback.  :func:`check_stability` re-derives
 everything from the certificate with rational arithmetic and flint's exact
 matrices only, and imports no solver.
 
@@ -80,9 +80,12 @@ from typing import Any, Callable
 import flint
 import numpy as np
 
-from .argtypes import positive_float as _positive_float
-from .io import InputError, fraction_to_str, load_json_file, load_network, network_from_json, network_to_json, parse_exact
-from .model import Layer, Network
+from ...cli.argtypes import positive_float as _positive_float
+from ...errors import InputError
+from ...numbers import fraction_to_str, parse_exact
+from ...io.json import load_json_file, network_from_json, network_to_json
+from ...io.load import load_network
+from ...model.network import Layer, Network
 
 FORMAT = "exact_inj/stability-certificate"
 VERSION = 1
@@ -388,9 +391,9 @@ class _NodeLP:
     Nothing it says is trusted: points are checked and multipliers repaired exactly."""
 
     def __init__(self, Wi: list[list[int]], bi: list[int], n: int):
-        from . import backend
+        from ... import solver
 
-        self.backend = backend
+        self.solver = solver
         m = len(Wi)
         Wf = np.zeros((m, n))
         bf = np.zeros(m)
@@ -403,9 +406,9 @@ class _NodeLP:
                        np.hstack([-Wf, -bf[:, None], np.ones((m, 1))])])
         cost = np.zeros(n + 2)
         cost[-1] = 1.0
-        self.h = backend.new_highs()
-        inf = backend.INF
-        backend.pass_lp(self.h, cost, np.array([-inf] * n + [0.0, -inf]), np.array([inf] * n + [inf, 1.0]), A,
+        self.h = solver.new_highs()
+        inf = solver.INF
+        solver.pass_lp(self.h, cost, np.array([-inf] * n + [0.0, -inf]), np.array([inf] * n + [inf, 1.0]), A,
                         np.full(2 * m, -inf), np.full(2 * m, inf), maximize=True)
         self.on = np.zeros(2 * m, dtype=bool)
         self.n = n
@@ -415,13 +418,13 @@ class _NodeLP:
         """('point', z, t), ('multiplier', |duals|) or ('fail',)."""
         diff = np.nonzero(on != self.on)[0]
         if len(diff):
-            inf = self.backend.INF
+            inf = self.solver.INF
             self.h.changeRowsBounds(len(diff), diff.astype(np.int32), np.full(len(diff), -inf),
                                     np.where(on[diff], 0.0, inf))
             self.on = on.copy()
         self.lps += 1
         self.h.run()
-        if self.backend.highs_outcome(self.h) is not self.backend.Outcome.OPTIMAL:
+        if self.solver.highs_outcome(self.h) is not self.solver.Outcome.OPTIMAL:
             return ("fail",)
         s = self.h.getInfo().objective_function_value
         sol = self.h.getSolution()
@@ -442,7 +445,7 @@ class _Limit(Exception):
 class _Search:
     def __init__(self, layer: Layer, seed: int, deadline: float, max_nodes: int | None,
                  progress: Callable[[str], None] | None, prune: bool = True):
-        from . import linalg
+        from ...exact import linalg
 
         self.layer = layer
         self.n, self.m = layer.in_dim, layer.out_dim
@@ -617,7 +620,7 @@ class _Search:
 
     def repair(self, lam: np.ndarray, P: int, N: int) -> dict[int, Fraction] | None:
         """An exact Motzkin multiplier (over the layer's rational rows) from a float one."""
-        from . import exact_lp, linalg
+        from ...exact import lp as exact_lp, linalg
 
         m = self.m
         if lam.max() <= 0:
@@ -653,7 +656,7 @@ class _Search:
 
     def decide(self, P: int, N: int) -> tuple[_Point | None, dict[int, Fraction] | None]:
         """A point strictly inside the node's region, or an exact multiplier proving it empty."""
-        from . import exact_lp
+        from ...exact import lp as exact_lp
 
         on = np.zeros(2 * self.m, dtype=bool)
         for i in self.rows_of(N):
@@ -833,7 +836,7 @@ def _upper(S: _Search, pt: _Point) -> tuple[Fraction, list[Fraction], tuple[int,
     if len(rows) < n:
         v = [Fraction(0)] * n
         if rows:
-            from . import linalg
+            from ...exact import linalg
             basis = linalg.nullspace([S.Wi[i] for i in rows], n)
             v = [Fraction(x) for x in basis[0]]
         else:
@@ -853,7 +856,7 @@ def _upper(S: _Search, pt: _Point) -> tuple[Fraction, list[Fraction], tuple[int,
 def _collision(S: _Search, pt: _Point):
     """x = pt and y = x + e v, v orthogonal to the active rows (rank < n), e small
     enough that the inactive rows stay strictly negative; verified exactly."""
-    from . import linalg
+    from ...exact import linalg
 
     act = [S.Wi[i] for i in range(S.m) if pt.pre[i] >= 0]
     basis = linalg.nullspace(act, S.n)
@@ -1033,7 +1036,7 @@ def check_stability(cert: dict) -> StabilityCheck:
 
 
 def _check(cert: dict, counts: dict) -> str:
-    from .linalg import rank_q
+    from ...exact.linalg import rank_q
 
     if not isinstance(cert, dict) or cert.get("format") != FORMAT or cert.get("version") != VERSION:
         raise _Bad(f"not a {FORMAT} version {VERSION} object")

@@ -12,11 +12,12 @@ import os
 import sys
 import time
 
-from . import __version__
+from .. import __version__
 from .argtypes import positive_float as _positive_float
-from .io import InputError, fraction_to_str
-from .conv import OperatorTooLarge
-from .verdict import Status
+from ..errors import InputError
+from ..numbers import fraction_to_str
+from ..errors import OperatorTooLarge
+from ..certify.schema import Status
 
 EXIT_INJECTIVE = 0
 EXIT_NOT_INJECTIVE = 1
@@ -108,9 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("file", metavar="FILE")
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
 
-    from . import construct, experiment
-    from .compare import add_parser as _add_compare
-    from .stability import add_parser as _add_stability
+    from ..studies import construct
+    from ..studies.experiment import run as experiment
+    from ..studies.compare import add_parser as _add_compare
+    from ..studies.stability.search import add_parser as _add_stability
 
     _add_compare(sub)
     _add_stability(sub)
@@ -130,15 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(args)
         if args.command in ("experiment", "construct"):
-            from . import construct, experiment
+            from ..studies import construct
+            from ..studies.experiment import run as experiment
 
             return {"experiment": experiment.run, "construct": construct.run}[args.command](args)
         if args.command == "stability":
-            from .stability import run as _run_stability
+            from ..studies.stability.search import run as _run_stability
 
             return _run_stability(args)
         if args.command == "compare":
-            from .compare import run as _run_compare
+            from ..studies.compare import run as _run_compare
 
             return _run_compare(args)
         return _export(args)
@@ -180,8 +183,8 @@ def _vector(v) -> str:
 
 
 def _verify(args) -> int:
-    from .api import verify
-    from .io import load_network
+    from ..api import verify
+    from ..io.load import load_network
 
     net = load_network(args.file)
     domain = parse_domain(args.domain, net.input_dim)
@@ -213,15 +216,16 @@ def parse_domain(spec: str, n: int):
     >>> parse_domain("box:0:1,-1/2:0.5", 2).describe()
     'the box [0, 1] x [-1/2, 1/2]'
     """
-    from .certificate import Domain
-    from .io import load_json_file, parse_exact
+    from ..model.domain import Domain
+    from ..io.json import load_json_file
+    from ..numbers import parse_exact
 
     if spec in ("reals", "R^n"):
         return Domain.reals()
     if spec == "orthant":
         return Domain.orthant()
     if spec.startswith("vnnlib:"):
-        from .vnnlib import load_vnnlib
+        from ..io.vnnlib import load_vnnlib
 
         path = spec[len("vnnlib:"):]
         region = load_vnnlib(path)
@@ -308,8 +312,8 @@ def _human(path: str, net, verdict) -> str:
 
 
 def _check(args) -> int:
-    from .api import load_certificate
-    from .checker import check
+    from ..api import load_certificate
+    from ..certify.check import check
 
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()
@@ -326,9 +330,10 @@ def _check(args) -> int:
 def _export(args) -> int:
     import pulp
 
-    from . import backend, formulation
-    from .io import load_network
-    from .search import LayerData
+    from .. import solver
+    from ..layer import formulation
+    from ..io.load import load_network
+    from ..layer.search import LayerData
 
     net = load_network(args.file)
     if not net.is_single_relu_layer:
@@ -337,7 +342,7 @@ def _export(args) -> int:
         raise InputError(args.out, "output must end in .lp or .mps")
     data = LayerData(net.layers[0])
     model = formulation.witness_milp(data.Wf, data.bf)
-    prob, _ = backend.to_pulp(model)
+    prob, _ = solver.to_pulp(model)
     _check_writable(args.out)
     if args.out.endswith(".lp"):
         prob.writeLP(args.out)

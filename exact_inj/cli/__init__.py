@@ -1,0 +1,5 @@
+"""The ``exact-inj`` command line (docs/cli.md)."""
+
+from .app import main
+
+__all__ = ["main"]

@@ -1,0 +1,258 @@
+"""The exact chain both model-file importers build: affine maps composed in
+Fractions between activations, convolutions kept as kernels where only a
+per-channel bias follows them (ONNX graphs, :mod:`exact_inj.io.onnx`, and
+PyTorch ``nn.Sequential`` states, :mod:`exact_inj.io.torch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+from math import lcm, prod
+
+import numpy as np
+
+from ..errors import InputError
+from ..model import ConvLayer, ConvSpec, Layer
+
+__all__ = ["Affine", "apply_conv", "conv_layer", "exact_array", "zeros"]
+
+
+_ZERO = Fraction(0)
+
+
+_ONE = Fraction(1)
+
+
+# Below this many multiply-adds a product is summed in Fractions (numpy object
+# arrays); above it, both sides go to integers over a common denominator and
+# python-flint multiplies them, which is ~100x faster on MNIST-sized maps.
+_FLINT_THRESHOLD = 100_000
+
+
+def exact_array(arr: np.ndarray, what: str, path: str | None) -> np.ndarray:
+    """An object array of exact Fractions with the shape of ``arr``."""
+    if arr.dtype == object:
+        return arr
+    kind = arr.dtype.kind
+    if kind in "iu" or kind == "b":
+        flat = [Fraction(int(v)) for v in arr.ravel().tolist()]
+    elif kind == "f" or arr.dtype.name == "bfloat16":
+        # float16/bfloat16/float32 widen to float64 exactly, and Fraction(float)
+        # is the float's exact binary value.
+        wide = arr.astype(np.float64)
+        bad = ~np.isfinite(wide)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputError(path, f"{what}{list(idx)} is {wide[idx]}; numbers must be finite")
+        flat = [Fraction(v) for v in wide.ravel().tolist()]
+    else:
+        raise InputError(path, f"{what} has dtype {arr.dtype}; expected a float or integer tensor")
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return out.reshape(arr.shape)
+
+
+def zeros(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, _ZERO, dtype=object)
+
+
+def _exact_matmul(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """X @ Y for 2-D object arrays of Fractions, exactly."""
+    a, b = X.shape
+    c = Y.shape[1]
+    if a * b * c <= _FLINT_THRESHOLD:
+        return X.dot(Y)
+    import flint
+
+    def scaled(M: np.ndarray) -> tuple[list[list[int]], int]:
+        flat = M.ravel().tolist()
+        D = lcm(*(v.denominator for v in flat))
+        ints = [v.numerator * (D // v.denominator) for v in flat]
+        cols = M.shape[1]
+        return [ints[i : i + cols] for i in range(0, len(ints), cols)], D
+
+    Xi, dx = scaled(X)
+    Yi, dy = scaled(Y)
+    P = flint.fmpz_mat(Xi) * flint.fmpz_mat(Yi)
+    D = dx * dy
+    out = np.empty(a * c, dtype=object)
+    out[:] = [Fraction(int(v), D) for v in P.entries()]
+    return out.reshape(a, c)
+
+
+class Affine:
+    """A tensor of shape ``shape`` whose C-order entries are ``A z + c``.
+
+    ``z`` is the input of the layer being built (the network input, or the
+    output of the last Relu).  ``A`` is kept in *selection* form while it only
+    picks (and scales) entries of ``z`` -- the state after Flatten, Sub or a
+    Relu -- so that e.g. MNIST's first Gemm is not multiplied by a 784 x 784
+    identity: ``A[i, src[i]] = coef[i]``.  It becomes dense at the first
+    matrix product.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.n = prod(shape)
+        self.src: np.ndarray | None = np.arange(self.n)
+        self.coef: np.ndarray | None = None  # None: all ones
+        self.A: np.ndarray | None = None
+        self.c = zeros((self.n,))
+        self.c_zero = True
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+    def is_identity(self) -> bool:
+        return self.c_zero and self._is_identity_map()
+
+    def _is_identity_map(self) -> bool:
+        """A z + c with A = I (c arbitrary)."""
+        return (
+            self.A is None
+            and self.coef is None
+            and self.size == self.n
+            and bool((self.src == np.arange(self.n)).all())
+        )
+
+    def channel_bias(self, channels: int) -> list[Fraction] | None:
+        """If this is ``z + c`` with ``c`` constant over each of ``channels``
+        equal blocks of ``z`` (a per-channel bias of a convolution's
+        channel-major output), that constant per channel; otherwise None."""
+        if not self._is_identity_map():
+            return None
+        per = self.n // channels
+        c = self.c.tolist()
+        blocks = [c[o * per : (o + 1) * per] for o in range(channels)]
+        if any(v != b[0] for b in blocks for v in b):
+            return None
+        return [b[0] for b in blocks]
+
+    def then(self, after: "Affine") -> None:
+        """Follow this map by ``after``, an Affine over this one's output:
+        afterwards this is ``after(self(z))``."""
+        if after.A is None:  # selection form: pick (and scale) this map's rows
+            self.gather(after.src, after.shape)
+            if after.coef is not None:
+                if self.A is None:
+                    self.coef = after.coef if self.coef is None else self.coef * after.coef
+                else:
+                    self.A = self.A * after.coef[:, None]
+                self.c = self.c * after.coef
+        else:
+            self.linear(after.A, after.shape)
+        if not after.c_zero:
+            self.add_flat(after.c)
+
+    def gather(self, idx: np.ndarray, shape: tuple[int, ...]) -> None:
+        """Entry i of the new tensor is entry idx[i] of the old one."""
+        if self.A is None:
+            self.src = self.src[idx]
+            if self.coef is not None:
+                self.coef = self.coef[idx]
+        else:
+            self.A = self.A[idx]
+        self.c = self.c[idx]
+        self.shape = shape
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> None:
+        if shape != self.shape:
+            idx = np.broadcast_to(np.arange(self.size).reshape(self.shape), shape).ravel()
+            self.gather(idx, shape)
+
+    def transpose2d(self) -> None:
+        r, s = self.shape
+        self.gather(np.arange(self.size).reshape(r, s).T.ravel(), (s, r))
+
+    def negate(self) -> None:
+        if self.A is None:
+            ones = np.full(self.size, _ONE, dtype=object)
+            self.coef = -(self.coef if self.coef is not None else ones)
+        else:
+            self.A = -self.A
+        self.c = -self.c
+
+    def add(self, K: np.ndarray) -> None:
+        """Add a constant (numpy broadcasting; the tensor may grow)."""
+        shape = tuple(np.broadcast_shapes(self.shape, K.shape))
+        self.broadcast_to(shape)
+        self.c = self.c + np.broadcast_to(K, shape).ravel()
+        self.c_zero = False
+
+    def add_flat(self, v: np.ndarray) -> None:
+        self.c = self.c + v
+        self.c_zero = False
+
+    def linear(self, L: np.ndarray, shape: tuple[int, ...]) -> None:
+        """Apply the matrix L (new size x old size) to the flattened tensor."""
+        if self.A is None:
+            if self.coef is None and len(self.src) == self.n and bool(
+                (np.sort(self.src) == np.arange(self.n)).all()
+            ):
+                A = np.empty((L.shape[0], self.n), dtype=object)
+                A[:, self.src] = L  # a permutation: just move L's columns
+            else:
+                A = zeros((L.shape[0], self.n))
+                for i, j in enumerate(self.src.tolist()):
+                    col = L[:, i] if self.coef is None else L[:, i] * self.coef[i]
+                    A[:, j] = A[:, j] + col
+            self.A = A
+            self.src = self.coef = None
+        else:
+            self.A = _exact_matmul(L, self.A)
+        if self.c_zero:
+            self.c = zeros((L.shape[0],))
+        else:
+            self.c = _exact_matmul(L, self.c.reshape(-1, 1)).ravel()
+        self.shape = shape
+
+    def dense(self) -> np.ndarray:
+        if self.A is not None:
+            return self.A
+        A = zeros((self.size, self.n))
+        A[np.arange(self.size), self.src] = _ONE if self.coef is None else self.coef
+        return A
+
+    def layer(self, activation: str) -> Layer:
+        W = tuple(tuple(row) for row in self.dense().tolist())
+        return Layer(W, tuple(self.c.tolist()), activation)
+
+
+def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
+    """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
+
+    Raises OperatorTooLarge (a ValueError) above MAX_OPERATOR_ENTRIES."""
+    rows = spec.operator()
+    L = np.empty((len(rows), spec.in_dim), dtype=object)
+    L[:] = rows
+    state.linear(L, shape)
+    if any(spec.bias):
+        b = np.empty(spec.out_dim, dtype=object)
+        b[:] = list(spec.bias_vector())
+        state.add_flat(b)
+
+
+def conv_layer(spec: ConvSpec, after: Affine, activation: str) -> Layer | ConvLayer:
+    """The layer ``z -> act(after(conv(z)))``, for a convolution of the layer's input.
+
+    Both importers defer a convolution that starts a layer: the ops after it
+    go into ``after`` (an Affine over the convolution's output), and only
+    when the layer closes (a ReLU, or the end) is it known what follows.  If
+    ``after`` adds nothing but a per-channel constant (a separate bias, or no
+    op at all), the layer stays a structured ConvLayer with that constant
+    folded into its bias: the engine can then decide it through the kernel,
+    however large its operator.  Otherwise (a Gemm, a second convolution, a
+    constant that varies over positions, a Flatten then MatMul, ...) the layer
+    is the exact dense composition, the same matrix as if the convolution had
+    been densified when it was met.  Raises OperatorTooLarge (a ValueError)
+    if that needs an operator above MAX_OPERATOR_ENTRIES.
+    """
+    extra = after.channel_bias(spec.out_channels)
+    if extra is not None:
+        return replace(spec, bias=tuple(b + e for b, e in zip(spec.bias, extra))).layer(activation)
+    state = Affine((spec.in_dim,))
+    apply_conv(state, spec, (spec.out_dim,))
+    state.then(after)
+    return state.layer(activation)
