@@ -5,16 +5,16 @@ them produces a checkable proof of injectivity; each says how far its answer
 can be trusted in the ``soundness`` field of its result:
 
 milp
-    The textbook big-M MILP (theory notes, sections 1 and 6): x in a box
+    The textbook big-M MILP (docs/theory.md, sections 1 and 6): x in a box
     [-R, R]^n, a binary per row (1 = "w_i.x + b_i <= -eps"), otherwise
     "w_i.v = 0", and v in [-1, 1]^n with some |v_j| = 1.  HiGHS solves it.
     *Its "injective" (MILP infeasible) is NOT sound*: the box and the margin
-    are not without loss of generality (theory section 6), and HiGHS gives no
+    are not without loss of generality (docs/theory.md, section 6), and HiGHS gives no
     certificate of infeasibility.  Its "not_injective" comes with a point,
     which is re-verified here in exact arithmetic (``exact_witness``).
 
 hyperplanes
-    Exhaustive enumeration of row-spanned hyperplanes (theory section 3): the
+    Exhaustive enumeration of row-spanned hyperplanes (docs/theory.md, section 3): the
     layer is non-injective iff rank W < n or some hyperplane H spanned by n-1
     independent rows admits x with w_i.x + b_i < 0 for every row not in H.
     Each strict system is decided by a homogenised HiGHS LP (float LP: its
@@ -28,7 +28,7 @@ depth
     ``data-depth`` package (``depth.model.multivariate.halfspace(x, data,
     exact=True)``, Dyckerhoff-Mozharovskyi's combinatorial algorithm in C++,
     float arithmetic).  For b = 0 and rows in general position (iid Gaussian W,
-    almost surely) the layer is injective iff the depth is >= n rows (theory
+    almost surely) the layer is injective iff the depth is >= n rows (docs/theory.md,
     section 5).  Only for bias-free layers; its answer assumes general position.
 
 Every decider takes float64 arrays W (m x n) and b (m); the benchmark's
@@ -100,7 +100,7 @@ def verify_point(W: np.ndarray, b: np.ndarray, z, t) -> bool:
 
     With t > 0, x = z/t; with t = 0, x = lambda*z for large lambda.  The rows
     that are not strictly negative at x (for t = 0: those with w_i.z >= 0, a
-    superset) must have exact rank < n; by theory section 1 (=>) x and x + eps*v
+    superset) must have exact rank < n; by docs/theory.md, section 1 (=>) x and x + eps*v
     then collide for v in their null space.
     """
     n = W.shape[1]
@@ -191,7 +191,7 @@ IN_H_TOL = 1e-12
 
 
 def hyperplanes(W: np.ndarray, b: np.ndarray, time_limit: float) -> dict:
-    """Theory section 3 by brute force, one warm-started HiGHS LP per hyperplane."""
+    """The finite reduction of docs/theory.md, section 3, by brute force: one warm-started HiGHS LP per hyperplane."""
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     m, n = W.shape

@@ -299,7 +299,7 @@ def summarise(rows: list[dict], methods: list[str], args) -> str:
         wrong = sum(1 for r in mi if r.get("agrees") is False)
         lines.append("")
         lines.append(f"MILP 'injective' answers (infeasible big-M model, box [-{args.milp_box:g}, {args.milp_box:g}]^n, "
-                     f"margin {args.milp_margin:g}; NOT sound, theory section 6): {len(mi)}; {right} match a certified "
+                     f"margin {args.milp_margin:g}; NOT sound, docs/theory.md, section 6): {len(mi)}; {right} match a certified "
                      f"engine verdict, {wrong} contradict one, {len(mi) - right - wrong} have no certified verdict "
                      "to compare with.")
         bad = [r for r in rows if r["method"] == "milp" and r["verdict"] == "not_injective"
