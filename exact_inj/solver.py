@@ -69,7 +69,7 @@ def new_highs(time_limit: float | None = None) -> "highspy.Highs":
     HiGHS prints a banner to the process's stdout the first time an instance
     is created, before any option can be set.  stdout belongs to --json, so
     that one creation happens with file descriptor 1 pointed at /dev/null.
-    Threads stay at 1: the count is global to the process (theory notes,
+    Threads stay at 1: the count is global to the process (docs/theory.md,
     section 6) and our two cores go to the proof search and the MILP process.
     """
     global _banner_done

@@ -48,7 +48,7 @@ class Verdict:
         return None if ev is None or isinstance(ev, Witness) else ev
 
     def meaning(self) -> str:
-        """The plain answer to "is it invertible?" (the question of papers/002)."""
+        """The plain answer to "is it invertible?" (the question users start from)."""
         if self.status is Status.NOT_INJECTIVE:
             return "not invertible: two different inputs give exactly the same output, so no inverse can tell them apart"
         if self.status is Status.UNKNOWN:

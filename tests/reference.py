@@ -9,21 +9,21 @@ fast; it is meant for n <= 3 and m up to about 10.
 Two independent procedures live here.
 
 ``reference_decide`` / ``reference_injective`` use the finite reduction of
-theory section 3: f(x) = ReLU(Wx + b) is NOT injective iff rank W < n, or some
+docs/theory.md, section 3: f(x) = ReLU(Wx + b) is NOT injective iff rank W < n, or some
 hyperplane H through 0 spanned by n-1 linearly independent rows of W makes the
 strict system { w_i.x + b_i < 0 : w_i not in H } solvable.  Solvability is
 decided exactly by Fourier-Motzkin elimination with strictness tracking, and a
-solvable system is turned into an explicit colliding pair (theory section 4),
+solvable system is turned into an explicit colliding pair (docs/theory.md, section 4),
 which is re-evaluated exactly before it is returned.
 
 ``reference_injective_cells`` (n = 1 and n = 2 only) uses instead the pointwise
-criterion of theory section 1 -- f is injective iff the rows of
+criterion of docs/theory.md, section 1 -- f is injective iff the rows of
 A(z) = { i : w_i.z + b_i >= 0 } span R^n for every z -- evaluated at one
 sample point in every open cell of the arrangement of the lines
 { w_i.z + b_i = 0 }.  It shares only the exact evaluation helpers with the
 first procedure, and no rank or elimination code.
 
-On a convex polyhedral domain D = { x : Gx <= h } (theory sections 1b and 3)
+On a convex polyhedral domain D = { x : Gx <= h } (docs/theory.md, sections 1b and 3)
 the same two routes exist:
 
 ``reference_decide_on`` / ``reference_injective_on`` run section 3's domain
@@ -267,7 +267,7 @@ def strict_solution(rows: Sequence[Vec], consts: Sequence[Fraction], n: int) -> 
 
 
 # --------------------------------------------------------------------------
-# procedure 1: the hyperplane reduction of theory section 3
+# procedure 1: the hyperplane reduction of docs/theory.md, section 3
 # --------------------------------------------------------------------------
 
 
@@ -381,7 +381,7 @@ def reference_injective_cells(W, b) -> bool:
     """Second, independent decision for n in {1, 2} (see module docstring).
 
     The active set only shrinks when moving from a boundary point into an
-    adjacent open cell, so the criterion of theory section 1 fails somewhere
+    adjacent open cell, so the criterion of docs/theory.md, section 1 fails somewhere
     iff it fails at a point inside some open cell; every open cell of a line
     arrangement is adjacent to an edge, and every edge is sampled on both sides."""
     W = as_fraction_matrix(W)
@@ -402,7 +402,7 @@ def reference_injective_cells(W, b) -> bool:
 
 
 # --------------------------------------------------------------------------
-# domains D = { x : G x <= h } (theory sections 1b and 3)
+# domains D = { x : G x <= h } (docs/theory.md, sections 1b and 3)
 # --------------------------------------------------------------------------
 #
 # Constraint rows are kept apart from layer rows throughout: a W-row outside
@@ -483,7 +483,7 @@ def reference_decide_on(W, b, G, h, n: Optional[int] = None) -> tuple[bool, Opti
     if rank(R, n) < n:
         # v orthogonal to every row: Wv = 0 keeps the outputs, Gv = 0 keeps
         # base + v inside D.  (rank W < n alone would NOT be enough: see
-        # theory section 1b, W = [1] on [1, 2].)
+        # docs/theory.md, section 1b, W = [1] on [1, 2].)
         v = nullspace(R, n)[0]
         x, y = base, [xi + vi for xi, vi in zip(base, v)]
         assert is_collision_on(W, b, G, h, x, y), "reference built a bad domain witness"

@@ -11,7 +11,7 @@ A network is a list of layers ``(W, b, act)`` with ``act`` in {"relu",
 upper)`` (degenerate sides lower == upper allowed; an empty box is
 injective).  The question: are there x != y in the domain with N(x) == N(y)?
 
-Method (theory section 8, "end to end"), written to be obviously correct:
+Method (docs/theory.md, section 8, "end to end"), written to be obviously correct:
 
 1. Enumerate every COMPLETE activation pattern s over all ReLU neurons of the
    network, with CLOSED regions: neuron i active means pre_i(x) >= 0 and output

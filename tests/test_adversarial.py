@@ -2,7 +2,7 @@
 
 Every attack here is paired with an independent confirmation that its claim is
 false (an exact collision computed here, or a collision inside the domain), so
-that a rejection means something (theory section 6: a mutation must mutate into
+that a rejection means something (docs/theory.md, section 6: a mutation must mutate into
 something known to be invalid).
 
 - Tests named ``test_bug_*`` are regressions for soundness bugs found in

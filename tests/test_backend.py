@@ -81,7 +81,7 @@ def test_both_milp_routes_give_exact_witnesses(solver):
 def test_milp_hint_far_out_is_repaired_or_dropped():
     # Both rows are strictly negative only for x in (10^7 - 1, 10^7): far
     # outside the MILP's box, and with row coefficients near 1e-7 that HiGHS's
-    # tolerances treat as zero (theory section 6: floats get thin cases wrong).
+    # tolerances treat as zero (docs/theory.md, section 6: floats get thin cases wrong).
     # Whatever the MILP returns, its hint either repairs into an exactly
     # verified witness or is dropped; the engine decides exactly.
     far = Layer.from_rows([[1], [-1]], [-(10**7), 10**7 - 1])

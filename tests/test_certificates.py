@@ -4,7 +4,7 @@
     n = 1..4, both verdicts), every certificate passes ``exact_inj.check``,
     also after a JSON round-trip and through ``exact-inj check FILE``.
 (2) Mutants are rejected -- but only mutants whose invalidity is confirmed
-    here, independently of the checker (theory section 6: some mutations stay
+    here, independently of the checker (docs/theory.md, section 6: some mutations stay
     valid).  The independent tools are an own tree walker, sympy's rref for
     ranks, explicit rational points for "these rows can all be negative", and
     explicit exact collisions for "this network is not injective".
@@ -513,7 +513,7 @@ def test_out_of_range_indices_are_rejected():
 
 
 def test_duplicated_split_row_is_rejected():
-    # The format: an inner node splits an *undecided* row (theory section 4).
+    # The format: an inner node splits an *undecided* row (docs/theory.md, section 4).
     cert = tree_case()
     tree = list(cert.evidence.tree)
     r = tree[0]

@@ -24,7 +24,7 @@ from exact_inj.cli import app as cli
 FIG2_NOT = {"name": "fig2_not", "layers": [{"weight": [[2, 1], [-2, 2], [-1.5, -2], [2, -1]]}]}
 FIG2_INJ = {"name": "fig2_inj", "layers": [{"weight": [[2, 1], [-2, 1], [-2, -1], [2, -1]]}]}
 # Injective by a tree proof (no antiparallel rows).  Bias-free it is injective
-# (every closed half-plane holds >= 2 rows); biases >= 0 keep it so (theory section 7's chain).
+# (every closed half-plane holds >= 2 rows); biases >= 0 keep it so (docs/theory.md, section 7's chain).
 TREE_INJ = {
     "layers": [{
         "weight": [[1, 0], [0, 1], [-1, -1], [-1, 2], [2, -1], [1, -3], [-2, 1]],

@@ -3,7 +3,7 @@
 The reference (tests/reference.py) never imports exact_inj.  For every layer of
 a seeded random mix of small layers (n in {1, 2, 3}, m <= 9) the engine must
 - return a decided verdict ("unknown" on instances this small is a failure,
-  theory section 6),
+  docs/theory.md, section 6),
 - agree with the reference,
 - emit a certificate that exact_inj.check accepts, and
 - for "not_injective", give a pair x != y that collides under our own exact
@@ -102,7 +102,7 @@ def _shuffle(rng, W, b):
 
 def _structural(rng, n, bias_mode):
     """[B; -DB] with biases.  bias_mode: 'ok' keeps d_k b_i + b_j >= 0 for all k
-    (injective, theory section 4), 'edge' puts every k exactly on the boundary
+    (injective, docs/theory.md, section 4), 'edge' puts every k exactly on the boundary
     (still injective), 'broken' pushes one k below it (not injective for m = 2n)."""
     B = _invertible(rng, n, max_den=int(rng.integers(1, 4)))
     d = [F(int(rng.integers(1, 6)), int(rng.integers(1, 4))) for _ in range(n)]
@@ -137,7 +137,7 @@ def gen_gauss_rat_biased(rng):
 
 def gen_many_rows(rng):
     # Layers with many rows relative to n are where injectivity is likely
-    # (theory section 7: n=2, m=9 gives 0.75 bias-free), so these carry much of
+    # (docs/theory.md, section 7: n=2, m=9 gives 0.75 bias-free), so these carry much of
     # the injective share with genuinely random geometry.
     # n = 3 goes a little past m = 9: random n = 3 layers are almost never
     # injective below m = 10 (0 of 94 seen at m = 8..9, about 1 in 4 at m = 11).
@@ -206,7 +206,7 @@ def gen_struct_plus(rng):
 
 
 def gen_thin(rng):
-    """Injective layers moved by 1e-9 (theory section 6: a bad cone 1e-9 wide)."""
+    """Injective layers moved by 1e-9 (docs/theory.md, section 6: a bad cone 1e-9 wide)."""
     n = int(rng.integers(1, 4))
     base = str(rng.choice(["plain", "plain", "plus"]))
     W, b = _structural(rng, n, str(rng.choice(["ok", "edge", "zero"])))
@@ -427,7 +427,7 @@ def test_reference_fourier_motzkin_strictness():
 
 def test_reference_structural_with_bias():
     # [B; -DB] for random invertible B and positive D: injective exactly when
-    # d_k b_i + b_j >= 0 for every k (theory section 4); at m = 2n, breaking any
+    # d_k b_i + b_j >= 0 for every k (docs/theory.md, section 4); at m = 2n, breaking any
     # one of these sums makes it non-injective.
     rng = np.random.default_rng(11)
     seen = Counter()
@@ -473,7 +473,7 @@ def test_reference_monte_carlo_n2():
 
 
 def test_reference_random_minimal_expansivity():
-    # m < 2n is never injective, bias or not (theory section 7).
+    # m < 2n is never injective, bias or not (docs/theory.md, section 7).
     rng = np.random.default_rng(3)
     for _ in range(100):
         n = int(rng.integers(1, 4))

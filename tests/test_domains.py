@@ -1,7 +1,7 @@
 """Differential tests on input domains: the engine against the reference.
 
 ``exact_inj.verify(..., domain=...)`` decides injectivity on the nonnegative
-orthant or on a box (theory sections 1b, 3 and 4).  tests/reference.py decides
+orthant or on a box (docs/theory.md, sections 1b, 3 and 4).  tests/reference.py decides
 the same question independently (it never imports exact_inj):
 ``reference_decide_on`` by section 3's domain reduction over [W; G] with
 Fourier-Motzkin, and, for n <= 2, ``reference_injective_box_cells`` by
@@ -13,7 +13,7 @@ rows) on a random domain (the orthant; boxes around the origin, far from it,
 tiny boxes around one point, thin boxes, boxes with degenerate sides, boxes
 spanned by a collision on R^n and empty boxes) the engine must
 - return a decided verdict ("unknown" on instances this small is a failure,
-  theory section 6),
+  docs/theory.md, section 6),
 - agree with the reference,
 - emit a certificate about the requested network and domain that
   exact_inj.check accepts,
@@ -149,7 +149,7 @@ def layer_gauss_rat(rng):
 
 
 def layer_few_rows(rng):
-    # m < 2n: never injective on R^n (theory section 7), often injective on a box.
+    # m < 2n: never injective on R^n (docs/theory.md, section 7), often injective on a box.
     n = int(rng.integers(1, 4))
     m = int(rng.integers(1, 2 * n))
     return _gauss_rows(rng, m, n, 3.0, int(rng.integers(1, 4))), _bias(rng, m, str(rng.choice(["zero", "sparse", "full"])))
@@ -163,7 +163,7 @@ def layer_many_rows(rng):
 
 def layer_rank_deficient(rng):
     # rank W < n: never injective on R^n; injective on a box only through the
-    # box's own sides (a degenerate side, theory section 1b).
+    # box's own sides (a degenerate side, docs/theory.md, section 1b).
     n = int(rng.integers(1, 4))
     m = int(rng.integers(1, 9))
     r = int(rng.integers(0, n))
@@ -553,7 +553,7 @@ def mutation_results(engine, seed, count, limit_per_direction):
     differs (a box, or the orthant / R^n); exact_inj.check must reject every
     one.  The verdict is right for the old domain and wrong for the new one,
     so accepting it would be unsound: the mutation is invalid by an
-    independent decision, not by assumption (theory section 6)."""
+    independent decision, not by assumption (docs/theory.md, section 6)."""
     cases, refs = reference_answers(seed, count)
     _, _, verdicts = engine_run(engine, seed, count)
     accepted, tried = [], Counter()

@@ -1,4 +1,4 @@
-"""The end-to-end route (theory section 8): pieces, the engine, its certificates,
+"""The end-to-end route (docs/theory.md, section 8): pieces, the engine, its certificates,
 and the checker's rejection of mutated proofs.
 
 Everything the engine and the checker claim is re-derived here independently

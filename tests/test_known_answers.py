@@ -222,7 +222,7 @@ def test_b_minus_db_with_bias_breaking_it_is_not_injective(seed):
     decide(W, b, NOT)
 
 
-# ------------------------------------------------------------ thin cells (theory section 6)
+# ------------------------------------------------------------ thin cells (docs/theory.md, section 6)
 
 THIN = [[3, 1], [1, 2], [F(-3, 2), F(-1, 2)], [-2, -4]]  # [B; -DB], B = [[3,1],[1,2]], D = diag(1/2, 2)
 
@@ -248,7 +248,7 @@ def test_thin_cell_broken_by_tiny_change(k, variant):
     decide(W, b, NOT)
 
 
-# ------------------------------------------------------------ Lemma 1 (theory section 2)
+# ------------------------------------------------------------ Lemma 1 (docs/theory.md, section 2)
 
 
 def test_lemma1_counterexample_biased_layer_is_injective():

@@ -1,4 +1,4 @@
-"""Metamorphic tests: transformations that cannot change the answer (theory section 7).
+"""Metamorphic tests: transformations that cannot change the answer (docs/theory.md, section 7).
 
 - permuting rows;
 - scaling a row and its bias by the same positive rational;

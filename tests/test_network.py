@@ -98,7 +98,7 @@ def test_singular_piece_witness_when_a_later_stage_collapses():
 
 def test_layerwise_failure_goes_end_to_end():
     # [I, -I] after ReLU([B; -B] z) computes B z (injective), but stage 1 alone is not
-    # injective on the orthant: only an end-to-end argument decides this (theory section 8).
+    # injective on the orthant: only an end-to-end argument decides this (docs/theory.md, section 8).
     B = [[2, 1], [1, 1]]
     first = Layer.from_rows(B + [[-v for v in r] for r in B])
     net = Network((first, Layer.from_rows([[1, 0, -1, 0], [0, 1, 0, -1]], activation="linear")))

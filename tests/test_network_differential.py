@@ -2,7 +2,7 @@
 
 tests/reference_network.py decides network injectivity by brute force (every
 complete activation pattern with a closed, non-empty region; every pair of
-patterns; exact Fourier-Motzkin on each pair system, theory section 8) and
+patterns; exact Fourier-Motzkin on each pair system, docs/theory.md, section 8) and
 never imports exact_inj.  For n = 1 it has a second, independent procedure
 (breakpoints and pieces by plain evaluation), and for single layers
 tests/reference.py is a third.  The reference is tested here first: against
@@ -15,7 +15,7 @@ structured networks that are injective although no layerwise argument shows
 it, such as [I, -I] after ReLU([B; -B] z + b), ReLU(x) - ReLU(-x) and
 x -> (ReLU(x), x); on R^n, the orthant and boxes, some degenerate) the
 engine (``exact_inj.verify(..., milp="none", domain=...)``) must
-- decide it (no "unknown": these networks are small, theory section 6),
+- decide it (no "unknown": these networks are small, docs/theory.md, section 6),
 - agree with the reference,
 - emit a certificate that ``exact_inj.check`` accepts, and
 - for "not_injective", give x != y inside the domain that collide under the

@@ -1,6 +1,6 @@
 """The exact certificate checker.
 
-Rules this module keeps (theory notes, section 4):
+Rules this module keeps (docs/theory.md, section 4):
 - rational and integer arithmetic only; no float, no tolerance;
 - no solver is imported, and nothing is searched: every core is verified once
   and every tree node costs O(1) set operations plus, at a rank leaf, one exact
@@ -200,7 +200,7 @@ def _check(cert: Certificate) -> str:
     raise Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
 
 
-# sympy's rref on big rational matrices is slow (theory notes, section 4), so
+# sympy's rref on big rational matrices is slow (docs/theory.md, section 4), so
 # the rank cross-check is skipped above this many matrix entries.
 SYMPY_RANK_LIMIT = 1000
 

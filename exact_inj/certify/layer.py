@@ -60,7 +60,7 @@ def check_core(rows_q, W: list[list[int]], b: list[int], m: int, n: int, core: C
     { row_i.z + b_i < 0 : i in support } with { g_j.z <= h_j : j in
     domain_support }; it is infeasible iff lambda >= 0, mu >= 0 cancel the
     rows with s = lambda.b + mu.(-h) and (lambda != 0 and s >= 0) or s > 0
-    (theory section 4; the near miss "(lambda, mu) != 0 and s >= 0" is not
+    (docs/theory.md, section 4; the near miss "(lambda, mu) != 0 and s >= 0" is not
     enough).
     """
     M = len(W)

@@ -49,7 +49,7 @@ class Witness:
 
     ``active_rows`` and ``active_rank`` (single layers only) describe the
     midpoint z = (x + y)/2: the rows with w.z + b >= 0 and their exact rank,
-    which is < n by theory section 1.  The checker recomputes both.
+    which is < n by docs/theory.md, section 1.  The checker recomputes both.
     """
 
     x: Vector
@@ -86,7 +86,7 @@ CORE_BASE = -2
 
 @dataclass(frozen=True)
 class TreeProof:
-    """A case-split tree (theory notes, section 4) over the rows of one layer."""
+    """A case-split tree (docs/theory.md, section 4) over the rows of one layer."""
 
     cores: tuple[Core, ...]
     tree: tuple[int, ...]
@@ -99,7 +99,7 @@ class TreeProof:
 @dataclass(frozen=True)
 class StructuralProof:
     """Pairs (i_k, j_k): rows i_k form an invertible B and w_{j_k} = -d_k w_{i_k}
-    with d_k > 0 and d_k b_{i_k} + b_{j_k} >= 0 (theory notes, section 4)."""
+    with d_k > 0 and d_k b_{i_k} + b_{j_k} >= 0 (docs/theory.md, section 4)."""
 
     pairs: tuple[tuple[int, int], ...]
 
@@ -119,7 +119,7 @@ class ConvStructuralProof:
     symbol has rank ``in_channels`` at every frequency modulo the prime
     ``modulus``, using ``roots[t]`` of order ``input_size[t]`` (exact_inj/
     modrank.py).  Then n independent rows of C and their partners form the
-    structural rule's [B; -DB] (theory section 8, "Convolutions"), though
+    structural rule's [B; -DB] (docs/theory.md, section 8, "Convolutions"), though
     no row is ever named.  The checker verifies the prime, the orders, the
     channel pairs, the bias condition and every frequency itself."""
 
@@ -144,7 +144,7 @@ class EmptyDomainProof:
 @dataclass(frozen=True)
 class LinearRankProof:
     """A linear stage h -> W h + c is injective on its domain: rank [W; E] = n,
-    with E the unit rows of the coordinates a box fixes (theory section 8).
+    with E the unit rows of the coordinates a box fixes (docs/theory.md, section 8).
     The checker computes the rank itself."""
 
     @property
@@ -166,7 +166,7 @@ class StageProof:
 @dataclass(frozen=True)
 class LayerwiseProof:
     """Every stage is injective on a convex set containing what it receives
-    (the paper's Corollary 1, theory section 8).  The checker recomputes the
+    (the paper's Corollary 1, docs/theory.md, section 8).  The checker recomputes the
     stages, the folds, each stage's received set, and each stage's proof."""
 
     stages: tuple[StageProof, ...]
@@ -237,7 +237,7 @@ class Flat:
     and sum lam_r c_r + sum eq_q d_q = 0 show that every support row is tight
     on the system; then ``solve`` (n rows over the support rows followed by
     the equations) with solve . [A_S; E] = [I, -I] and solve . [c_S; d] = 0
-    gives x - y = 0 on the affine set they cut out (theory section 8)."""
+    gives x - y = 0 on the affine set they cut out (docs/theory.md, section 8)."""
 
     support: tuple[int, ...]
     lam: tuple[Fraction, ...]

@@ -1,7 +1,7 @@
 """Exact linear algebra on integer and rational matrices, through python-flint.
 
 Why flint: exact rank and null spaces are the inner loop of both the search and
-the checker, and flint is 30-100x faster than sympy's rref there (theory notes,
+the checker, and flint is 30-100x faster than sympy's rref there (docs/theory.md,
 section 4).  Everything here is exact; there is no tolerance in this module.
 """
 

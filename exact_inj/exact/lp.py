@@ -9,7 +9,7 @@ A feasible lambda is a Motzkin multiplier: the rows cannot all be strictly
 negative.  If phase 1 ends with a positive objective, its dual vector y is a
 Farkas certificate of infeasibility, and y's components give (z, t) with w_i.z + b_i t < 0 for every row.  Both answers are exact.
 
-This is the fallback for thin cells (theory section 6), where HiGHS's
+This is the fallback for thin cells (docs/theory.md, section 6), where HiGHS's
 tolerances cannot separate a 1e-9-wide cone from nothing.  It is slow in
 pure Python, so the search calls it only after the float route failed.
 Callers still verify what it returns.

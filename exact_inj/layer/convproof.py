@@ -1,7 +1,7 @@
 """Proofs for convolutional layers found through the kernel, not the matrix.
 
 A DCGAN-style layer [C; -s^2 C] is injective when the operator C has full
-column rank at the given size (theory section 8, "Convolutions"): n
+column rank at the given size (docs/theory.md, section 8, "Convolutions"): n
 independent rows of C and their negative multiples form the structural
 rule's [B; -DB].  This module finds such proofs for a
 :class:`~exact_inj.model.conv.ConvLayer` without building its dense operator:
@@ -191,7 +191,7 @@ _PATCH_LIMIT = 64
 
 def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]] | None:
     """A collision of a convolution with fewer than 2n non-zero rows on R^n,
-    built from its kernel (theory section 7; the dense route's rule, made
+    built from its kernel (docs/theory.md, section 7; the dense route's rule, made
     local).
 
     Along a direction u that no non-zero row is orthogonal to, one of u, -u

@@ -2,9 +2,9 @@
 
 Order of work, cheapest first (each stage either ends with exact evidence or
 passes on):
-1. instant rules of R^n: rank W < n, and m < 2n (theory section 7), each with
+1. instant rules of R^n: rank W < n, and m < 2n (docs/theory.md, section 7), each with
    an explicit witness;
-2. the structural rule [B; -DB] with its bias condition (theory section 4);
+2. the structural rule [B; -DB] with its bias condition (docs/theory.md, section 4);
 3. a witness LP: a few reweighted hinge LPs that look for a point where the
    rows not strictly negative fail to span (fast on wide, non-injective layers);
 4. the case-split proof search (:mod:`exact_inj.layer.search`), with the big-M MILP running in a
@@ -78,7 +78,7 @@ def decide_layer_run(run: Run) -> Verdict:
                             f"a {layer.spec.describe()}: {layer.in_dim} inputs -> {layer.out_dim} ReLU units, fewer "
                             f"than 2n = {2 * layer.in_dim}: far out along a generic direction fewer than n rows are "
                             "active, and moving along their null space (found on a small patch of the input) keeps "
-                            "the output fixed (the paper's Corollary 2; theory section 7)",
+                            "the output fixed (the paper's Corollary 2; docs/theory.md, section 7)",
                             Witness(*pair))
         tried.append("conv_structural")
         proof, how = convproof.structural_proof(layer, run.deadline)
@@ -110,7 +110,7 @@ def decide_layer_run(run: Run) -> Verdict:
     if domain.kind != "reals":
         return _decide_on_domain(run, data)
 
-    # 1. Instant rules (of R^n only: theory section 1b).
+    # 1. Instant rules (of R^n only: docs/theory.md, section 1b).
     tried.append("rank")
     if m < n:
         # Fewer rows than inputs: rank W <= m < n without computing it, and a
@@ -177,7 +177,7 @@ def decide_layer_run(run: Run) -> Verdict:
 
 
 def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
-    """The criterion of theory section 1b: constraint rows join the split.
+    """The criterion of docs/theory.md, section 1b: constraint rows join the split.
 
     The instant rules of R^n do not carry over (W = [1] is injective on
     [1, 2]); the structural rule does, since a layer injective on R^n is

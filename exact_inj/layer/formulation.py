@@ -1,13 +1,13 @@
 """Optimisation models for one ReLU layer, kept apart from any solver.
 
-All models encode theory section 1's disjunction: f is non-injective iff there
+All models encode docs/theory.md, section 1's disjunction: f is non-injective iff there
 are z and v != 0 such that each row is orthogonal to v or strictly negative at
 z.  Homogenising z with t >= 0 (z/t is the point; t = 0 is a direction along
 which the point can be pushed far out) makes "strictly negative" scale-free,
 so a margin of 1 costs no generality in the node LP.
 
 The models use float copies of the rows, each scaled so that its largest entry
-(bias included) is 1; that scaling changes no answer (theory section 7) and
+(bias included) is 1; that scaling changes no answer (docs/theory.md, section 7) and
 keeps HiGHS's tolerances meaningful across magnitudes from 1e-9 to 1e9.
 """
 
@@ -83,7 +83,7 @@ def witness_milp(Wf: np.ndarray, bf: np.ndarray, box: float = 1e4) -> Milp:
     binaries choosing a coordinate where v = +1 or -1, so v != 0).
     Rows: delta_i = 1 forces w_i z + b_i t <= -1; delta_i = 0 forces w_i v = 0.
 
-    The box is NOT without loss of generality (theory section 6): this model's
+    The box is NOT without loss of generality (docs/theory.md, section 6): this model's
     infeasibility never proves anything.  Its solutions are hints that the
     engine repairs and checks exactly.
     """
@@ -135,7 +135,7 @@ def witness_milp(Wf: np.ndarray, bf: np.ndarray, box: float = 1e4) -> Milp:
 
 
 def node_lp(Wf: np.ndarray, bf: np.ndarray, k: int = 0) -> dict:
-    """The homogenised node LP of theory section 11, with every row switched on.
+    """The homogenised node LP of docs/theory.md, section 11, with every row switched on.
 
     Columns (z, t, s): maximise s subject to w_i.z + b_i t + s <= 0 for the
     rows in play, t >= 0, s <= 1.  The optimum is exactly 0 or 1 by scaling,
@@ -165,7 +165,7 @@ def node_lp(Wf: np.ndarray, bf: np.ndarray, k: int = 0) -> dict:
 
 
 def core_lp(Wf: np.ndarray, bf: np.ndarray, k: int = 0) -> dict:
-    """The multiplier LP used to strengthen cores (theory section 11).
+    """The multiplier LP used to strengthen cores (docs/theory.md, section 11).
 
     Columns lambda_i >= 0 (one per row) and, on a domain, mu_j >= 0 for the
     last k rows used non-strictly; rows sum lambda_i w_i + sum mu_j g_j = 0,

@@ -1,6 +1,6 @@
 """The MILP witness search as a separate program: `python -m exact_inj.layer.milp_worker IN OUT`.
 
-The engine runs it beside the proof search (theory notes, section 11: neither
+The engine runs it beside the proof search (docs/theory.md, section 11: neither
 should wait for the other).  A plain subprocess rather than multiprocessing:
 the "spawn" start method re-imports the caller's main module, which breaks
 user scripts that call exact_inj.verify() without an `if __name__ ==

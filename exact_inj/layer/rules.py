@@ -28,7 +28,7 @@ HINGE_TOL = 1e-7
 
 
 def few_rows_witness(data: LayerData) -> Witness | None:
-    """Witness for fewer than 2n nonzero rows (theory section 7).
+    """Witness for fewer than 2n nonzero rows (docs/theory.md, section 7).
 
     Take u with no nonzero row orthogonal to it (the moment curve (1, k, k^2,
     ...) works for all but finitely many k).  One of u, -u has fewer than n

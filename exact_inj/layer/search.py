@@ -1,4 +1,4 @@
-"""Case-split proof search for one ReLU layer on R^n (theory notes, sections 4 and 11).
+"""Case-split proof search for one ReLU layer on R^n (docs/theory.md, sections 4 and 11).
 
 A node fixes rows P ("orthogonal to v") and N ("strictly negative at z").
 It closes when the P rows have rank n (a rank leaf) or when a *core* (rows
@@ -44,7 +44,7 @@ STORE_WINDOW = 512
 # Cores are strengthened at nodes whose P rows have rank <= n - this.
 STRENGTHEN_RANK_GAP = 1
 
-# The node LP's optimum is 0 or 1 in exact arithmetic (theory section 11).
+# The node LP's optimum is 0 or 1 in exact arithmetic (docs/theory.md, section 11).
 # Anything between these two cut-offs is treated as "solver confused".
 S_ZERO, S_ONE = 1e-6, 0.5
 
@@ -52,7 +52,7 @@ S_ZERO, S_ONE = 1e-6, 0.5
 class LayerData:
     """Integer, rational and float views of one layer's rows, built once.
 
-    On a domain { x : G x <= h } (theory section 1b), the constraint rows
+    On a domain { x : G x <= h } (docs/theory.md, section 1b), the constraint rows
     (g_j, -h_j) are appended after the m layer rows: they take part in the
     case split exactly like layer rows (orthogonal to v, or strictly slack
     at z), and G z <= h holds in every system.  ``M`` counts all rows.
@@ -165,7 +165,7 @@ def exact_core(data: LayerData, lam: np.ndarray, allowed: int, mu: np.ndarray | 
 
 
 def _valid(data: LayerData, S: list[int], T: list[int], v: list) -> bool:
-    """The mixed Motzkin condition of theory section 4 for lambda = v[:|S|]
+    """The mixed Motzkin condition of docs/theory.md, section 4 for lambda = v[:|S|]
     (strict rows) and mu = v[|S|:] (non-strict domain rows); the caller made
     sure the rows cancel."""
     if any(x < 0 for x in v):
@@ -568,7 +568,7 @@ def tree_search(
             k = None
             undecided = in_play & ~N
             if undecided and rk <= n - STRENGTHEN_RANK_GAP:
-                # Core strengthening (theory section 11): ask directly for a
+                # Core strengthening (docs/theory.md, section 11): ask directly for a
                 # multiplier leaning on rows already fixed negative.  If none
                 # exists the node LP below finds the point instead.
                 if clp is None:

@@ -1,7 +1,7 @@
 """Convolutional layers as exact linear operators.
 
 A multi-channel convolution with stride 1 at a fixed input size is a linear
-map x -> C x (theory notes, section 8).  A :class:`ConvLayer` keeps it as its
+map x -> C x (docs/theory.md, section 8).  A :class:`ConvLayer` keeps it as its
 kernel: it evaluates by direct convolution, hands out single rows sparsely,
 and builds the dense operator C only when a route asks for ``weight``.  The
 JSON reader (``"type": "conv"``), the ONNX importer (``Conv``) and the PyTorch

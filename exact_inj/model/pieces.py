@@ -1,4 +1,4 @@
-"""Exact activation-pattern prefixes of a network (theory section 8).
+"""Exact activation-pattern prefixes of a network (docs/theory.md, section 8).
 
 The end-to-end route fixes the ReLU neurons of a network one at a time, in a
 fixed global order: every neuron of stage 0, then every neuron of stage 1,
@@ -140,7 +140,7 @@ def _affine(w, b: Fraction, hin, n: int) -> Row:
 
 def pair_system(rows_i: list[Row], out_i: list[Row], rows_j: list[Row], out_j: list[Row], n: int):
     """The pair system of pieces i and j over v = (x, y): the rows of x's piece,
-    then y's, and the equations N_i(x) - N_j(y) = 0 (theory section 8)."""
+    then y's, and the equations N_i(x) - N_j(y) = 0 (docs/theory.md, section 8)."""
     eqs = [(a + tuple(-v for v in b), c - d) for (a, c), (b, d) in zip(out_i, out_j)]
     return PairRows(rows_i, rows_j, n), eqs
 

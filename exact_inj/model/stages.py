@@ -1,4 +1,4 @@
-"""Networks: folding, interval bounds, and the layerwise route (theory section 8).
+"""Networks: folding, interval bounds, and the layerwise route (docs/theory.md, section 8).
 
 A network is cut into *stages*: each stage is a run of linear layers followed
 by one ReLU layer, and the last stage may end with a linear layer.  Linear
@@ -17,7 +17,7 @@ a convex set that contains what it receives, the network is injective.
   NOT a network collision (its points may have no preimages), so it only
   means this route fails.
 - A final linear stage h -> W h + c is injective on a convex D iff the rows
-  of W and the constraints tight on all of D span (theory section 8); on a
+  of W and the constraints tight on all of D span (docs/theory.md, section 8); on a
   box that is rank [W; E] = n with E the unit rows of degenerate coordinates.
 
 Everything here is exact (fractions.Fraction); the checker recomputes the

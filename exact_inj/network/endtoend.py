@@ -1,4 +1,4 @@
-"""The end-to-end route for small networks: pieces, then pairs of pieces (theory section 8).
+"""The end-to-end route for small networks: pieces, then pairs of pieces (docs/theory.md, section 8).
 
 Layerwise reasoning fails when a later stage is not injective on a convex
 superset of what it receives, although the collision it finds there has no

@@ -1,4 +1,4 @@
-"""Exact fold witnesses for square ReLU networks R^n -> R^n (theory section 8, "Folds").
+"""Exact fold witnesses for square ReLU networks R^n -> R^n (docs/theory.md, section 8, "Folds").
 
 A ReLU network N is continuous and piecewise affine: on the closed region of
 an activation pattern s it is x -> A_s x + c_s.  Take two full-dimensional

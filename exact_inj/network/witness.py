@@ -20,7 +20,7 @@ __all__ = ["lifted_witness", "narrow_witness", "singular_piece_witness"]
 
 
 def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 200):
-    """A cheap exact witness source (theory section 8, "folds"): a full-dimensional
+    """A cheap exact witness source (docs/theory.md, section 8, "folds"): a full-dimensional
     activation region whose Jacobian has rank < n collides inside itself.
 
     Random rational points (exact float values, seeded) are pushed through the
@@ -213,7 +213,7 @@ def _affine_piece(net: Network, x: list[Fraction]):
 
 
 def lifted_witness(net: Network, domain: Domain, stage: int, h, h2):
-    """A cheap witness source (theory section 8): a collision h != h2 of stage
+    """A cheap witness source (docs/theory.md, section 8): a collision h != h2 of stage
     ``stage`` found on a convex superset of what it receives is a network
     witness once both points have preimages.  For stage 1 the preimage of h
     under stage 0, z -> ReLU(W z + b) on the domain, is a polyhedron (rows with
