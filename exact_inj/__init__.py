@@ -12,14 +12,15 @@ True
 
 from __future__ import annotations
 
+from . import legacy
 from .api import check, load_certificate, verify
-from .certify.schema import Certificate
-from .certify.check import CheckResult
+from .certify import Certificate, CheckResult, Status
 from .errors import InputError
-from .io.load import load_network
-from .model.network import Layer, Network
-from .certify.schema import Status
+from .io import load_network
+from .model import Layer, Network
 from .verdict import Verdict
+
+legacy.install()
 
 __version__ = "0.1.0"
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .certify.schema import Certificate
-from .model.domain import Domain
 from .certify.check import CheckResult
 from .certify.check import check as _check
+from .certify.schema import Certificate
 from .errors import InputError
-from .io.json import load_json_file
-from .io.load import load_network
-from .model.network import Network
+from .io import load_json_file, load_network
+from .model import Domain, Network
 from .verdict import Verdict
 
 
@@ -47,6 +45,8 @@ def verify(
     net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
     if time_limit <= 0:
         raise ValueError("time_limit must be positive")
+    # Late on purpose: `import exact_inj` (and with it the checker) must not
+    # load a solver; the search routes are imported when a decision is asked.
     from .layer.decide import decide_layer
     from .network.decide import decide_network
 

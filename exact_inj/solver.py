@@ -13,6 +13,7 @@ import enum
 import os
 import sys
 import threading
+import warnings
 
 import highspy
 import numpy as np
@@ -150,8 +151,7 @@ def pass_lp(
 
 def to_pulp(model):
     """The :class:`formulation.Milp` as a PuLP problem (for CBC, or LP/MPS export)."""
-    import warnings
-
+    # PuLP costs ~0.15 s to import and serves only --milp cbc and export: late.
     import pulp
 
     prob = pulp.LpProblem("exact_inj_witness", pulp.LpMinimize)
@@ -183,7 +183,7 @@ def solve_milp_pulp(model, time_limit: float) -> tuple[Outcome, np.ndarray | Non
     we only look at whether every variable came back with a value, and the
     caller repairs and verifies any point exactly.
     """
-    import pulp
+    import pulp  # late, as in to_pulp
 
     prob, xs = to_pulp(model)
     solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), threads=1)

@@ -211,6 +211,7 @@ SYMPY_EVAL_LIMIT = 2500
 
 
 def _sympy_crosscheck(net: Network, w: Witness) -> str:
+    # sympy costs ~0.4 s to import and serves only this optional cross-check: late.
     import sympy
 
     def ev(x):

@@ -35,6 +35,7 @@ from itertools import product
 from typing import Iterable, Mapping, Sequence
 
 import flint
+import numpy as np
 
 # nmod_mat works with word-size moduli; primes just below 2^62 keep every
 # product of two residues inside the 128-bit intermediate flint uses, and
@@ -284,8 +285,6 @@ def banded_full_rank(rows: Sequence[Mapping[int, Fraction]], p: int = SMALL_PRIM
     >>> banded_full_rank([{0: F(1), 1: F(2)}, {0: F(2), 1: F(4)}])
     False
     """
-    import numpy as np
-
     n = len(rows)
     ints = [{c: v % p for c, v in _integer_row(r).items() if v % p} for r in rows]
     if any(c >= n or c < 0 for r in ints for c in r):

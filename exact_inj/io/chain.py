@@ -10,6 +10,7 @@ from dataclasses import replace
 from fractions import Fraction
 from math import lcm, prod
 
+import flint
 import numpy as np
 
 from ..errors import InputError
@@ -63,8 +64,6 @@ def _exact_matmul(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     c = Y.shape[1]
     if a * b * c <= _FLINT_THRESHOLD:
         return X.dot(Y)
-    import flint
-
     def scaled(M: np.ndarray) -> tuple[list[list[int]], int]:
         flat = M.ravel().tolist()
         D = lcm(*(v.denominator for v in flat))

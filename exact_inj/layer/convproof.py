@@ -31,8 +31,10 @@ from fractions import Fraction
 from itertools import product
 from math import prod
 
-from ..exact import modrank
+import numpy as np
+
 from ..certify.schema import ConvStructuralProof, StructuralProof
+from ..exact import linalg, modrank
 from ..model.conv import ConvLayer, ConvSpec
 
 # Primes tried before a frequency or row-rank test is given up: one unlucky
@@ -211,10 +213,6 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     >>> x != y and L.apply(x) == L.apply(y)
     True
     """
-    import numpy as np
-
-    from ..exact import linalg
-
     spec = layer.spec
     n, m = layer.in_dim, layer.out_dim
     rows = [layer.sparse_row(i) for i in range(m)]
@@ -298,8 +296,6 @@ def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
     >>> periodic_null_vector(L)[1]
     'a constant image'
     """
-    from ..exact import linalg
-
     spec = layer.spec
     if spec.padding != "periodic":
         return None

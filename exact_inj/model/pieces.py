@@ -36,6 +36,7 @@ from fractions import Fraction
 
 from .domain import Domain
 from .network import Network
+from .stages import stages
 
 Row = tuple[tuple[Fraction, ...], Fraction]
 """(a, c): the constraint a.x + c <= 0, or the affine function a.x + c."""
@@ -45,8 +46,6 @@ class Walker:
     """The neuron order and the domain rows of one network on one domain."""
 
     def __init__(self, net: Network, domain: Domain) -> None:
-        from .stages import stages
-
         self.n = net.input_dim
         self.domain = domain
         st = stages(net)
