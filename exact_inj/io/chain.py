@@ -14,16 +14,13 @@ import flint
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvLayer, ConvSpec, Layer
+from ..model import ConvLayer, ConvSpec, Layer, Network
 
-__all__ = ["Affine", "apply_conv", "conv_layer", "exact_array", "zeros"]
+__all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "zeros"]
 
 
 _ZERO = Fraction(0)
-
-
 _ONE = Fraction(1)
-
 
 # Below this many multiply-adds a product is summed in Fractions (numpy object
 # arrays); above it, both sides go to integers over a common denominator and
@@ -64,6 +61,7 @@ def _exact_matmul(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     c = Y.shape[1]
     if a * b * c <= _FLINT_THRESHOLD:
         return X.dot(Y)
+
     def scaled(M: np.ndarray) -> tuple[list[list[int]], int]:
         flat = M.ravel().tolist()
         D = lcm(*(v.denominator for v in flat))
@@ -255,3 +253,92 @@ def conv_layer(spec: ConvSpec, after: Affine, activation: str) -> Layer | ConvLa
     apply_conv(state, spec, (spec.out_dim,))
     state.then(after)
     return state.layer(activation)
+
+
+class ChainBuilder:
+    """Layers from a chain of ops, the way both importers read a model.
+
+    Affine ops compose into the current :class:`Affine` (:meth:`affine`); a
+    ReLU closes a ``"relu"`` layer (:meth:`relu`); the end closes a final
+    ``"linear"`` layer if anything is left (:meth:`network`).  A convolution
+    that reads the layer's own input is deferred (:meth:`defer_conv`), so
+    that it stays a structured :class:`~exact_inj.model.ConvLayer` when only a
+    per-channel bias and the ReLU (or the end) follow it; ``label`` names it
+    in errors ("Conv node 'c1'", "module 0 (Conv2d)").
+
+    >>> b = ChainBuilder((2,))
+    >>> b.affine().add_flat(np.array([Fraction(1), Fraction(-1)], dtype=object))
+    >>> b.relu()
+    >>> b.network("n").layers[0].bias
+    (Fraction(1, 1), Fraction(-1, 1))
+    """
+
+    def __init__(self, shape: tuple[int, ...] | None, path: str | None = None) -> None:
+        self.path = path
+        self.state: Affine | None = None if shape is None else Affine(shape)
+        self.layers: list[Layer | ConvLayer] = []
+        self.last_was_relu = False
+        # While a conv is deferred, ``state`` is over the conv's output.
+        self.conv: tuple[ConvSpec, str] | None = None
+
+    def affine(self, shape: tuple[int, ...] | None = None) -> Affine:
+        """The affine map so far, to apply the next affine op to (started at
+        ``shape`` if nothing has been read yet)."""
+        self.last_was_relu = False
+        return self.current(shape)
+
+    def current(self, shape: tuple[int, ...] | None = None) -> Affine:
+        """The affine map so far without marking an op (a pure reshape keeps
+        a ReLU straight after a ReLU recognisable)."""
+        if self.state is None:
+            if shape is None:
+                raise ValueError("the chain's input shape is unknown")
+            self.state = Affine(shape)
+        return self.state
+
+    def starts_layer(self) -> bool:
+        """True when the next op reads the layer's own input (nothing pending)."""
+        return self.conv is None and (self.state is None or self.state.is_identity())
+
+    def defer_conv(self, spec: ConvSpec, label: str, out_shape: tuple[int, ...]) -> None:
+        """Keep a conv that starts a layer as its kernel; later ops act on its output."""
+        self.conv = (spec, label)
+        self.state = Affine(out_shape)
+        self.last_was_relu = False
+
+    def relu(self, shape: tuple[int, ...] | None = None) -> None:
+        st = self.current(shape)
+        if self.conv is not None:
+            self.layers.append(self._close_conv("relu"))
+        # relu(relu(v)) = relu(v): a ReLU straight after a ReLU adds nothing.
+        elif not (self.last_was_relu and st.is_identity()):
+            self.layers.append(st.layer("relu"))
+        self.state = Affine(st.shape)
+        self.last_was_relu = True
+
+    def finish(self) -> list[Layer | ConvLayer]:
+        """Close the chain: a final linear layer if anything is left after the
+        last ReLU (or if there is no layer at all)."""
+        if self.state is None:
+            raise InputError(self.path, "the model computes nothing")
+        if self.conv is not None:
+            self.layers.append(self._close_conv("linear"))
+        elif not self.state.is_identity() or not self.layers:
+            self.layers.append(self.state.layer("linear"))
+        return self.layers
+
+    def network(self, name: str) -> Network:
+        """:meth:`finish`, then the network of its layers."""
+        self.finish()
+        try:
+            return Network(tuple(self.layers), name)
+        except (ValueError, TypeError) as e:  # the importers' own checks should leave nothing
+            raise InputError(self.path, str(e)) from None
+
+    def _close_conv(self, activation: str) -> Layer | ConvLayer:
+        spec, label = self.conv
+        self.conv = None
+        try:
+            return conv_layer(spec, self.state, activation)
+        except ValueError as e:  # OperatorTooLarge, when it has to be dense
+            raise InputError(self.path, f"{label}: {e}") from None

@@ -21,7 +21,7 @@ final ``"linear"`` layer.  A ``Conv`` of the layer's input followed by nothing
 but a per-channel constant ``Add``/``Sub`` (its bias) and shape-only ops
 before the ``Relu`` (or the end) stays a structured
 :class:`~exact_inj.model.conv.ConvLayer`, so its operator is never built; any other
-``Conv`` is composed densely (:func:`conv_layer`).
+``Conv`` is composed densely (:func:`~exact_inj.io.chain.conv_layer`).
 
 Exactness: every float in the file (float16, bfloat16, float32 or float64) is
 taken at its exact binary value, ``Fraction(float(x))``; Gemm's ``alpha`` and
@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvLayer, ConvSpec, Layer, Network
-from .chain import Affine, apply_conv, conv_layer, exact_array, zeros
+from ..model import ConvSpec, Network
+from .chain import Affine, ChainBuilder, apply_conv, exact_array, zeros
 from .files import read_bytes
 
 _ONE = Fraction(1)
@@ -191,12 +191,7 @@ class _Importer:
         if len(g.output) != 1:
             self.fail(f"the graph must have exactly one output, found {len(g.output)}")
         var = inputs[0].name
-        state = Affine(self.input_shape(inputs[0]))
-        layers: list[Layer | ConvLayer] = []
-        last_was_relu = False
-        # A Conv of the layer's input, deferred (see conv_layer): (spec,
-        # node label).  While it is set, ``state`` is over the Conv's output.
-        conv: tuple[ConvSpec, str] | None = None
+        chain = ChainBuilder(self.input_shape(inputs[0]), self.path)
         used: dict[str, str] = {}  # chain tensor -> label of the node that consumed it
 
         for index, node in enumerate(g.node):
@@ -216,7 +211,7 @@ class _Importer:
             # Trailing empty names are omitted optional inputs.
             while ins and ins[-1] == "":
                 ins.pop()
-            chain = [k for k, t in enumerate(ins) if t == var]
+            at = [k for k, t in enumerate(ins) if t == var]
             for t in ins:
                 if t and t != var and t not in self.consts:
                     if t in used:
@@ -226,32 +221,22 @@ class _Importer:
                         )
                     self.fail(f"{op} node {label}: input {t!r} is neither the chain's tensor nor a constant")
             out = node.output[0]
-            if not chain:
+            if not at:
                 self.fold_constant(op, node, label, ins, attrs, out)
                 continue
-            if len(chain) > 1:
+            if len(at) > 1:
                 self.fail(f"{op} node {label} uses the chain's tensor {var!r} twice; only affine chains are supported")
             used[var] = label
             if op == "Relu":
-                if conv is not None:
-                    layers.append(self.close_conv(conv, state, "relu"))
-                    conv = None
-                # relu(relu(v)) = relu(v): a Relu straight after a Relu adds nothing.
-                elif not (last_was_relu and state.is_identity()):
-                    layers.append(state.layer("relu"))
-                state = Affine(state.shape)
-                last_was_relu = True
-            elif op == "Conv" and conv is None and state.is_identity():
+                chain.relu()
+            elif op == "Conv" and chain.starts_layer():
                 # The Conv reads the layer's input itself: defer it, so that
                 # it can stay structured if only a bias and a Relu (or the
                 # end) follow.  Later ops act on its output.
-                spec = self.conv_spec(state.shape, ins, chain[0], attrs, label)
-                conv = (spec, label)
-                state = Affine((1, spec.out_channels, *spec.output_size))
-                last_was_relu = False
+                spec = self.conv_spec(chain.state.shape, ins, at[0], attrs, label)
+                chain.defer_conv(spec, f"Conv node {label}", (1, spec.out_channels, *spec.output_size))
             else:
-                self.apply(op, node, label, ins, chain[0], attrs, state)
-                last_was_relu = False
+                self.apply(op, node, label, ins, at[0], attrs, chain.affine())
             var = out
 
         if var != g.output[0].name:
@@ -259,10 +244,7 @@ class _Importer:
                 f"the graph output {g.output[0].name!r} is not the end of the chain from the input "
                 f"(the chain ends at {var!r})"
             )
-        if conv is not None:
-            layers.append(self.close_conv(conv, state, "linear"))
-        elif not state.is_identity() or not layers:
-            layers.append(state.layer("linear"))
+        layers = chain.finish()
         out_dims = [d.dim_value for d in g.output[0].type.tensor_type.shape.dim]
         if out_dims and all(v > 0 for v in out_dims) and prod(out_dims) != layers[-1].out_dim:
             self.fail(
@@ -463,13 +445,6 @@ class _Importer:
         try:
             apply_conv(state, spec, (1, spec.out_channels, *spec.output_size))
         except ValueError as e:  # OperatorTooLarge
-            self.fail(f"Conv node {label}: {e}")
-
-    def close_conv(self, conv: tuple[ConvSpec, str], after: Affine, activation: str) -> Layer | ConvLayer:
-        spec, label = conv
-        try:
-            return conv_layer(spec, after, activation)
-        except ValueError as e:  # OperatorTooLarge, when it has to be dense
             self.fail(f"Conv node {label}: {e}")
 
     def conv_spec(self, S: tuple[int, ...], ins: list[str], pos: int, attrs: dict, label: str) -> ConvSpec:

@@ -43,11 +43,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..model.conv import ConvLayer, ConvSpec
 from ..errors import InputError
+from ..model import ConvSpec, Network
+from .chain import ChainBuilder, apply_conv, exact_array
 from .files import read_bytes
-from ..model.network import Layer, Network
-from .chain import Affine, apply_conv, conv_layer, exact_array
 
 __all__ = [
     "ARCHITECTURE_KEY",
@@ -201,26 +200,7 @@ def network_from_state_dict(
     shape: tuple[int, ...] | None = None
     if arch.get("input_shape") is not None:
         shape = tuple(int(v) for v in arch["input_shape"])
-    state: Affine | None = None
-    layers: list[Layer | ConvLayer] = []
-    last_relu = False
-    # A Conv module that starts a layer, deferred as in the ONNX importer
-    # (onnx_import._conv_layer): (spec, module index, type).  While it is
-    # set, ``state`` is over the convolution's output.
-    conv: tuple[ConvSpec, int, str] | None = None
-
-    def close_conv(activation: str) -> Layer | ConvLayer:
-        spec, ck, ckind = conv
-        try:
-            return conv_layer(spec, state, activation)
-        except ValueError as e:  # OperatorTooLarge, when it has to be dense
-            raise InputError(path, f"module {ck} ({ckind}): {e}") from None
-
-    def ensure(s: tuple[int, ...]) -> Affine:
-        nonlocal state
-        if state is None:
-            state = Affine(s)
-        return state
+    chain = ChainBuilder(shape, path)
 
     for k, mod in enumerate(modules):
         kind = mod.get("type") if isinstance(mod, Mapping) else None
@@ -232,21 +212,13 @@ def network_from_state_dict(
             if shape is None:
                 raise InputError(path, f"module {k} (Flatten): the input shape is unknown; give input_shape")
             shape = (prod(shape),)
-            ensure(shape).shape = shape
+            chain.current(shape).shape = shape
             continue
         if kind == "ReLU":
             if shape is None:
                 raise InputError(path, f"module {k} (ReLU) comes first: give input_shape")
-            st = ensure(shape)
-            if conv is not None:
-                layers.append(close_conv("relu"))
-                conv = None
-            elif not (last_relu and st.is_identity()):  # relu(relu(v)) = relu(v)
-                layers.append(st.layer("relu"))
-            state = Affine(shape)
-            last_relu = True
+            chain.relu(shape)
             continue
-        last_relu = False
         W = param(k, "weight", True)
         B = param(k, "bias", False)
         if kind == "Linear":
@@ -258,7 +230,7 @@ def network_from_state_dict(
                 raise InputError(
                     path, f"module {k} (Linear) expects {W.shape[1]} inputs but receives shape {list(shape)} (missing Flatten?)"
                 )
-            st = ensure(shape)
+            st = chain.affine(shape)
             L = exact_array(W, f"{k}.weight", path)
             shape = (W.shape[0],)
             st.linear(L, shape)
@@ -287,28 +259,20 @@ def network_from_state_dict(
                     "periodic" if mode == "circular" else "zero", mod.get("padding", 0), bias,
                 )
                 out_shape = (spec.out_channels, *spec.output_size)
-                if conv is None and (state is None or state.is_identity()):
+                if chain.starts_layer():
                     # The convolution starts a layer: defer it, so that it
                     # stays structured if only a ReLU (or the end) follows.
-                    conv = (spec, k, kind)
-                    state = Affine(out_shape)
+                    chain.defer_conv(spec, f"module {k} ({kind})", out_shape)
                 else:
-                    apply_conv(ensure(shape), spec, out_shape)
+                    apply_conv(chain.affine(shape), spec, out_shape)
             except (ValueError, TypeError) as e:
                 raise InputError(path, f"module {k} ({kind}): {e}") from None
             shape = out_shape
     if unused:
         raise InputError(path, f"parameters {sorted(unused)} belong to no Linear or Conv module of the architecture")
-    if state is None:
+    if chain.state is None:
         raise InputError(path, "the model computes nothing (no Linear or Conv module)")
-    if conv is not None:
-        layers.append(close_conv("linear"))
-    elif not state.is_identity() or not layers:
-        layers.append(state.layer("linear"))
-    try:
-        return Network(tuple(layers), name)
-    except (ValueError, TypeError) as e:
-        raise InputError(path, str(e)) from None
+    return chain.network(name)
 
 
 def network_from_sequential(model: Any, input_shape: Sequence[int] | None = None, name: str = "") -> Network:
