@@ -1,6 +1,6 @@
-"""Stability constants (issue 8, parts 4 and 6; theory notes, section 9).
+"""Stability constants (issue 8, parts 4 and 6; docs/theory.md, section 9).
 
-The reference here shares no code with exact_inj/stability.py: it enumerates
+The reference here shares no code with exact_inj/studies/stability/: it enumerates
 the cells of a generic arrangement from its vertices (or, bias-free, from its
 extreme rays) in floating point, adds random samples, and takes the smallest
 float sigma_min of an active set.  Its completeness is itself checked against
@@ -25,7 +25,10 @@ import pytest
 
 from exact_inj.io import load_network
 from exact_inj.model import Layer
-from exact_inj.studies.stability.search import add_parser, check_stability, inv_sqrt_lower, run, sqrt_lower, sqrt_upper, stability
+from exact_inj.certify.stability import check_stability
+from exact_inj.exact.sigma import inv_sqrt_lower, sqrt_lower, sqrt_upper
+from exact_inj.studies.stability import stability
+from exact_inj.studies.stability.cli import add_parser, run
 
 INSTANCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "instances")
 
@@ -176,7 +179,7 @@ def injective_random_layer(seed: int, n: int, m: int, biased: bool):
 
 
 def bdb_layer(seed: int, n: int, extra: int, biased: bool):
-    """[B; -DB; M] with integer entries: injective (theory section 4, with the bias
+    """[B; -DB; M] with integer entries: injective (docs/theory.md, section 4, with the bias
     condition d_k b_ik + b_jk > 0), but not generic (parallel or equal hyperplanes)."""
     rng = np.random.default_rng(seed)
     while True:

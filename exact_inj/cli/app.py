@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     from ..studies import construct
     from ..studies.experiment import run as experiment
     from ..studies.compare import add_parser as _add_compare
-    from ..studies.stability.search import add_parser as _add_stability
+    from ..studies.stability.cli import add_parser as _add_stability
 
     _add_compare(sub)
     _add_stability(sub)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return {"experiment": experiment.run, "construct": construct.run}[args.command](args)
         if args.command == "stability":
-            from ..studies.stability.search import run as _run_stability
+            from ..studies.stability.cli import run as _run_stability
 
             return _run_stability(args)
         if args.command == "compare":
