@@ -27,7 +27,7 @@ import sympy
 
 import exact_inj
 from exact_inj.studies import construct
-from exact_inj.studies.experiment import run as experiment
+from exact_inj.studies import experiment
 from exact_inj.io import InputError, load_network
 from exact_inj.model import Layer, Network
 
@@ -116,7 +116,7 @@ def test_bias_condition_is_the_boundary(seed):
     """One pair pushed just below d b_i + b_j = 0, no extra rows: now not injective.
 
     This shows the bias condition the construction satisfies is not slack:
-    without it, ReLU of that pair vanishes on an interval (theory section 4).
+    without it, ReLU of that pair vanishes on an interval (docs/theory.md, section 4).
     """
     n = 1 + seed % 3
     c = construct.bminusdb(n, bias=True, seed=seed)

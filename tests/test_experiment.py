@@ -3,9 +3,9 @@
 What is asserted, and why it is evidence:
 - each trial's exact verdict agrees with an oracle written here that does not
   use the engine: for n = 1, injective iff W has a positive and a negative
-  entry; for n = 2 (general position, theory section 5), injective iff every
+  entry; for n = 2 (general position, docs/theory.md, section 5), injective iff every
   closed half-plane holds >= 2 rows, i.e. every m-1 rows surround the origin;
-- on n = 1, 2 the closed forms of theory section 7 pass the issue's acceptance
+- on n = 1, 2 the closed forms of docs/theory.md, section 7 pass the issue's acceptance
   test at CI size (T = 60; the full T = 2000 run is recorded in docs/experiment.md);
 - Wilson intervals: known values, lo = 0 exactly with no successes, hi = 1
   exactly with no failures, coverage close to 95% by exact binomial sums;
@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exact_inj.studies.experiment import run as ex
+from exact_inj.studies import experiment as ex
+from exact_inj.studies.experiment import cli as ex_cli
+from exact_inj.studies.experiment import run as runner
 from exact_inj.io import InputError
 
 RATIOS = ex.parse_ratios("1:6:0.5")
@@ -36,8 +38,8 @@ RATIOS = ex.parse_ratios("1:6:0.5")
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="exact-inj")
     sub = p.add_subparsers(dest="command")
-    ex.add_parser(sub)
-    return ex.run(p.parse_args(argv))
+    ex_cli.add_parser(sub)
+    return ex_cli.run(p.parse_args(argv))
 
 
 def csv_rows(path: Path) -> list[list[str]]:
@@ -211,11 +213,11 @@ def test_resume_after_interruption_gives_the_same_totals(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(task)
 
-    monkeypatch.setattr(ex, "decide_trial", interrupted)
+    monkeypatch.setattr(runner, "decide_trial", interrupted)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         ex.run_experiment([1, 2], ratios, 12, seed=3, out=str(out), make_plot=False)
-    monkeypatch.setattr(ex, "decide_trial", real)
+    monkeypatch.setattr(runner, "decide_trial", real)
     partial = ex.read_csv(str(out / ex.CSV_NAME))  # the CSV is current at the interruption
     assert sum(p.trials for p in partial) == 39
     # A torn last line, as a kill mid-write leaves it, is dropped on reopening.
@@ -239,7 +241,7 @@ def test_unknowns_are_counted_bracketed_and_retried(tmp_path, monkeypatch):
             return ex.TrialResult(r.n, r.m, r.trial, "unknown", r.seconds, "limit", task.time_limit)
         return r
 
-    monkeypatch.setattr(ex, "decide_trial", undecided)
+    monkeypatch.setattr(runner, "decide_trial", undecided)
     out = tmp_path / "u"
     res = ex.run_experiment([2], [F(5)], 40, seed=1, out=str(out), time_limit=5, make_plot=False)
     (p,) = res.points
@@ -249,7 +251,7 @@ def test_unknowns_are_counted_bracketed_and_retried(tmp_path, monkeypatch):
     row = csv_rows(out / ex.BRACKET_NAME)[1]
     assert row[4] == str(p.unknown) and float(row[5]) == pytest.approx(p.injective / 40)
     # Same time limit: unknowns are kept; a longer one retries them.
-    monkeypatch.setattr(ex, "decide_trial", real)
+    monkeypatch.setattr(runner, "decide_trial", real)
     assert ex.run_experiment([2], [F(5)], 40, seed=1, out=str(out), time_limit=5, make_plot=False).ran == 0
     retried = ex.run_experiment([2], [F(5)], 40, seed=1, out=str(out), time_limit=10, make_plot=False)
     assert retried.ran == p.unknown and retried.points[0].unknown == 0

@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
 
     from ..studies import construct
-    from ..studies.experiment import run as experiment
+    from ..studies.experiment import cli as experiment
     from ..studies.compare import add_parser as _add_compare
     from ..studies.stability.cli import add_parser as _add_stability
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command in ("experiment", "construct"):
             from ..studies import construct
-            from ..studies.experiment import run as experiment
+            from ..studies.experiment import cli as experiment
 
             return {"experiment": experiment.run, "construct": construct.run}[args.command](args)
         if args.command == "stability":

@@ -6,8 +6,8 @@ engine later decides is exactly what was constructed.
 
 * ``bminusdb``: rows B (random invertible rational n x n, or given), -DB (D
   positive diagonal) and M extra rows.  Injective by the structural rule
-  (theory sections 4 and 7): B's rows are independent, each is paired with a
-  negative multiple, and extra rows never break injectivity.  With biases, the
+  (docs/theory.md, sections 4 and 7): B's rows are independent, each is paired
+  with a negative multiple, and extra rows never break injectivity.  With biases, the
   pair k satisfies d_k b_{i_k} + b_{j_k} >= 0; half the pairs, drawn at random,
   meet it with equality, the boundary case where any smaller b_{j_k} makes an
   interval of inputs collapse.
@@ -157,7 +157,7 @@ def gaussian(n: int, m: int, *, seed: int = 0, trial: int = 0, bias: bool = Fals
     one, exactly as written).  With ``bias`` the biases are drawn after the
     weights from the same generator, so the weights do not change.
 
-    >>> from exact_inj.studies.experiment.run import trial_network
+    >>> from exact_inj.studies.experiment import trial_network
     >>> gaussian(2, 8, seed=7, trial=3).layers == trial_network(7, 2, 8, 3).layers
     True
     >>> gaussian(1, 2, seed=0, decimals=2).layers[0].weight
