@@ -181,7 +181,7 @@ def test_expansivity_2n_counts_nonzero_rows_and_is_exact_on_reals():
 
 
 def test_expansivity_2n_wrong_off_reals():
-    # The rule is exact on R^n only (theory section 1b): W = [1], b = 0 is
+    # The rule is exact on R^n only (docs/theory.md, section 1b): W = [1], b = 0 is
     # injective on [1, 2] (f(x) = x there), yet the rule says "not injective".
     L = Layer.from_rows([[1]], [0])
     c = run_heuristic("expansivity_2n", L, 0)

@@ -1,9 +1,9 @@
 """`exact-inj compare`: the exact engine and every heuristic, side by side.
 
 For each instance the engine decides injectivity on R^n (with a checked
-certificate, or "unknown"), each heuristic of exact_inj/heuristics.py makes its
-claim, and every claim is held against the engine's answer (theory notes,
-section 10):
+certificate, or "unknown"), each heuristic of exact_inj/studies/heuristics.py
+(and exact_inj/studies/ball.py) makes its claim, and every claim is held against
+the engine's answer (docs/theory.md, section 10):
 
 - a claim is **refuted** only by a certificate that passed the exact checker:
   an "injective" claim by a collision whose two points lie in the claim's
@@ -43,7 +43,8 @@ from ..certify.schema import Certificate, Witness
 from ..model.domain import Domain
 from ..certify.check import check
 from ..errors import OperatorTooLarge
-from .heuristics import HEURISTICS, INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, REALS, Claim, run_heuristic
+from .claim import INJECTIVE, NO_COUNTEREXAMPLE, NOT_INJECTIVE, REALS, Claim
+from .heuristics import HEURISTICS, run_heuristic
 from ..cli.argtypes import positive_float as _positive_float
 from ..errors import InputError
 from ..io.load import load_network
@@ -152,7 +153,7 @@ def refute(claim: Claim, verdict: Verdict, net: Network, decide_on: BoxDecider |
     refutes anything.  ``decide_on(domain)`` (the engine on a box; compare
     passes a cached one when the engine has domains) settles ball claims the
     R^n verdict cannot: a witness on a box inside the ball, or a proof on a
-    box containing it (theory section 10).
+    box containing it (docs/theory.md, section 10).
     """
     res: dict[str, Any] = {"refuted": False, "reason": "", "certificate": None, "conflict": False}
     if claim.claim == NO_COUNTEREXAMPLE:
