@@ -22,6 +22,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
 
 __all__ = ["MOVED"]
@@ -39,7 +40,10 @@ MOVED: dict[str, tuple[str, ...]] = {
     "exact_inj.engine": ("exact_inj.layer.decide", "exact_inj.layer.rules", "exact_inj.network.decide",
                          "exact_inj.verdict", "exact_inj.run", "exact_inj.model.conv"),
     "exact_inj.exact_lp": ("exact_inj.exact.lp",),
-    "exact_inj.experiment": ("exact_inj.studies.experiment",),
+    "exact_inj.experiment": ("exact_inj.studies.experiment", "exact_inj.studies.experiment.cli",
+                             "exact_inj.studies.experiment.output", "exact_inj.studies.experiment.params",
+                             "exact_inj.studies.experiment.stats", "exact_inj.studies.experiment.store",
+                             "exact_inj.studies.experiment.trials"),
     "exact_inj.folds": ("exact_inj.network.folds",),
     "exact_inj.formulation": ("exact_inj.layer.formulation",),
     "exact_inj.heuristics": ("exact_inj.studies.heuristics",),
@@ -49,7 +53,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "exact_inj.onnx_import": ("exact_inj.io.onnx",),
     "exact_inj.pieces": ("exact_inj.model.pieces",),
     "exact_inj.search": ("exact_inj.layer.search",),
-    "exact_inj.stability": ("exact_inj.studies.stability",),
+    "exact_inj.stability": ("exact_inj.studies.stability", "exact_inj.studies.stability.cli",
+                            "exact_inj.certify.stability", "exact_inj.exact.sigma"),
     "exact_inj.torch_import": ("exact_inj.io.torch",),
     "exact_inj.vnnlib": ("exact_inj.io.vnnlib",),
 }
@@ -57,8 +62,9 @@ MOVED: dict[str, tuple[str, ...]] = {
 
 
 def _public(module) -> list[str]:
-    # Every public name, not only __all__: the old modules were used that way.
-    return [k for k in vars(module) if not k.startswith("_")]
+    # Every public name, not only __all__ (the old modules were used that
+    # way), but no submodule: exact_inj.experiment.run was a function.
+    return [k for k, v in vars(module).items() if not k.startswith("_") and not isinstance(v, types.ModuleType)]
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -104,3 +104,11 @@ def test_old_and_new_paths_give_the_same_objects():
     from exact_inj.model import Domain
 
     assert OldDomain is Domain and old_decide is decide_layer
+
+
+def test_old_experiment_run_is_still_the_command():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from exact_inj.experiment import run
+        from exact_inj.stability import run as stability_run
+    assert callable(run) and callable(stability_run)

@@ -10,5 +10,6 @@ answers means auditing this package, :mod:`exact_inj.model`,
 
 from .check import CheckResult, check
 from .schema import Certificate, Status, Witness
+from .stability import StabilityCheck, check_stability
 
-__all__ = ["Certificate", "CheckResult", "Status", "Witness", "check"]
+__all__ = ["Certificate", "CheckResult", "StabilityCheck", "Status", "Witness", "check", "check_stability"]

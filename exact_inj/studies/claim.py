@@ -88,7 +88,7 @@ REFUTABLE_BALL = (
     "'injective on the ball' by a checked engine collision with both points in the ball: the R^n witness if "
     "it lies there, for a bias-free layer that witness scaled into the ball, or a witness on the box "
     "[-r/k, r/k]^n inside the ball (k = ceil(sqrt n)); 'not injective on the ball' by a checked engine proof "
-    "on R^n or on the box [-r, r]^n that contains the ball (theory section 10)"
+    "on R^n or on the box [-r, r]^n that contains the ball (docs/theory.md, section 10)"
 )
 REFUTABLE_NEVER = "never: 'no counterexample found' claims nothing"
 

@@ -66,7 +66,7 @@ LEI_NOTE = (
     "rule of thumb read from Lei, Jalal, Dhillon, Dimakis (2019): their result is that an iid Gaussian "
     "layer with m >= 2.1n is invertible ABOUT A GIVEN POINT with high probability (recovery of one input), "
     "not that it is globally injective; the paper's Appendix A.3 shows 2.1n does not give injectivity "
-    "(theory notes, section 10)"
+    "(docs/theory.md, section 10)"
 )
 
 
@@ -368,7 +368,7 @@ def lemma1(layer: Layer, rng: np.random.Generator, time_limit: float = 20.0) -> 
     head = f"the reduction zeroes {zeroed} row(s) with b_i < 0 and drops the bias; the engine finds it {v.status.value}"
     if v.status is Status.INJECTIVE:
         return Claim("lemma1", INJECTIVE, time.perf_counter() - t0, budget, REALS, None, False,
-                     head + "; this direction of the lemma is true (theory section 2), though no certificate for "
+                     head + "; this direction of the lemma is true (docs/theory.md, section 2), though no certificate for "
                      "the original layer is produced", refutable=REFUTABLE_REALS_INJ)
     if v.status is Status.NOT_INJECTIVE:
         rw = v.witness
@@ -379,7 +379,7 @@ def lemma1(layer: Layer, rng: np.random.Generator, time_limit: float = 20.0) -> 
                          refutable=REFUTABLE_REALS_NOT)
         return Claim("lemma1", NOT_INJECTIVE, time.perf_counter() - t0, budget, REALS, None, False,
                      head + "; its collision is one of the reduced layer and not of the original layer: "
-                     "unsupported (the lemma is false, theory section 2)", refutable=REFUTABLE_REALS_NOT)
+                     "unsupported (the lemma is false, docs/theory.md, section 2)", refutable=REFUTABLE_REALS_NOT)
     return Claim("lemma1", NO_COUNTEREXAMPLE, time.perf_counter() - t0, budget, REALS, None, False,
                  head + " within the time limit: no claim", refutable=REFUTABLE_NEVER)
 

@@ -24,7 +24,7 @@ PAPER_NOTE = ("Theorem 3 of the paper is stated for bias-free layers. For a bias
               "over the biased arrangement's cells; it never exceeds the (1/2) constant when min sigma_min > 0, so "
               "it is still a valid (weaker) bound, but it is not the paper's theorem.")
 HALF_NOTE = ("|f(x) - f(y)| >= (1/2) min sigma_min |x - y| for all x, y, bias included "
-             "(theory notes, section 9)")
+             "(docs/theory.md, section 9)")
 
 
 @dataclass
