@@ -14,9 +14,9 @@ import flint
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvLayer, ConvSpec, Layer, Network
+from ..model import ConvLayer, ConvSpec, KernelSpec, Layer, Network
 
-__all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "zeros"]
+__all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "scaled_spec", "zeros"]
 
 
 _ZERO = Fraction(0)
@@ -127,6 +127,52 @@ class Affine:
             return None
         return [b[0] for b in blocks]
 
+    def channel_affine(self, channels: int) -> tuple[list[Fraction], list[Fraction]] | None:
+        """If this is ``a_o z + c_o`` on each of ``channels`` equal blocks of
+        ``z`` (a per-channel scale and shift, such as a batch normalisation
+        of a convolution's output), the scales and shifts; otherwise None."""
+        if not (self.A is None and self.size == self.n and bool((self.src == np.arange(self.n)).all())):
+            return None
+        per = self.n // channels
+        coef = [_ONE] * self.n if self.coef is None else self.coef.tolist()
+        c = self.c.tolist()
+        scales, shifts = [], []
+        for o in range(channels):
+            blk = slice(o * per, (o + 1) * per)
+            a, cc = coef[blk], c[blk]
+            if any(v != a[0] for v in a) or any(v != cc[0] for v in cc):
+                return None
+            scales.append(a[0])
+            shifts.append(cc[0])
+        return scales, shifts
+
+    def scale(self, K: np.ndarray) -> None:
+        """Multiply by a constant (numpy broadcasting; the tensor may grow)."""
+        shape = tuple(np.broadcast_shapes(self.shape, K.shape))
+        self.broadcast_to(shape)
+        k = np.broadcast_to(K, shape).ravel()
+        if self.A is None:
+            self.coef = k.copy() if self.coef is None else self.coef * k
+        else:
+            self.A = self.A * k[:, None]
+        self.c = self.c * k
+
+    def gather_or_zero(self, idx: np.ndarray, shape: tuple[int, ...]) -> None:
+        """Entry i of the new tensor is entry idx[i] of the old one, or 0
+        where idx[i] < 0 (constant zero padding)."""
+        pad = idx < 0
+        self.gather(np.where(pad, 0, idx), shape)
+        if pad.any():
+            if self.A is None:
+                coef = np.full(self.size, _ONE, dtype=object) if self.coef is None else self.coef.copy()
+                coef[pad] = _ZERO
+                self.coef = coef
+            else:
+                self.A = self.A.copy()
+                self.A[pad] = _ZERO
+            self.c = self.c.copy()
+            self.c[pad] = _ZERO
+
     def then(self, after: "Affine") -> None:
         """Follow this map by ``after``, an Affine over this one's output:
         afterwards this is ``after(self(z))``."""
@@ -212,16 +258,16 @@ class Affine:
         A[np.arange(self.size), self.src] = _ONE if self.coef is None else self.coef
         return A
 
-    def layer(self, activation: str) -> Layer:
+    def layer(self, activation: str, slope: Fraction = _ZERO) -> Layer:
         W = tuple(tuple(row) for row in self.dense().tolist())
-        return Layer(W, tuple(self.c.tolist()), activation)
+        return Layer(W, tuple(self.c.tolist()), activation, slope)
 
 
 def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
     """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
 
     Raises OperatorTooLarge (a ValueError) above MAX_OPERATOR_ENTRIES."""
-    rows = spec.operator()
+    rows = spec.operator()  # a ConvSpec or a KernelSpec
     L = np.empty((len(rows), spec.in_dim), dtype=object)
     L[:] = rows
     state.linear(L, shape)
@@ -231,7 +277,19 @@ def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
         state.add_flat(b)
 
 
-def conv_layer(spec: ConvSpec, after: Affine, activation: str) -> Layer | ConvLayer:
+def scaled_spec(spec: ConvSpec | KernelSpec, scales: list[Fraction], shifts: list[Fraction]):
+    """The convolution followed by y_o -> a_o y_o + c_o per output channel:
+    the same operator with kernel channel o times a_o and bias a_o b_o + c_o."""
+    def times(x, a):
+        return x * a if isinstance(x, Fraction) else tuple(times(v, a) for v in x)
+
+    kernel = tuple(times(k, a) for k, a in zip(spec.kernel, scales))
+    bias = tuple(a * b + c for a, b, c in zip(scales, spec.bias, shifts))
+    return replace(spec, kernel=kernel, bias=bias)
+
+
+def conv_layer(spec: ConvSpec | KernelSpec, after: Affine, activation: str,
+               slope: Fraction = _ZERO) -> Layer | ConvLayer:
     """The layer ``z -> act(after(conv(z)))``, for a convolution of the layer's input.
 
     Both importers defer a convolution that starts a layer: the ops after it
@@ -246,13 +304,15 @@ def conv_layer(spec: ConvSpec, after: Affine, activation: str) -> Layer | ConvLa
     been densified when it was met.  Raises OperatorTooLarge (a ValueError)
     if that needs an operator above MAX_OPERATOR_ENTRIES.
     """
-    extra = after.channel_bias(spec.out_channels)
+    extra = after.channel_affine(spec.out_channels)
     if extra is not None:
-        return replace(spec, bias=tuple(b + e for b, e in zip(spec.bias, extra))).layer(activation)
+        # A per-channel scale and shift (a bias, an exact batch
+        # normalisation): folded into the kernel, which stays a kernel.
+        return scaled_spec(spec, *extra).layer(activation, slope)
     state = Affine((spec.in_dim,))
     apply_conv(state, spec, (spec.out_dim,))
     state.then(after)
-    return state.layer(activation)
+    return state.layer(activation, slope)
 
 
 class ChainBuilder:
@@ -300,21 +360,28 @@ class ChainBuilder:
         """True when the next op reads the layer's own input (nothing pending)."""
         return self.conv is None and (self.state is None or self.state.is_identity())
 
-    def defer_conv(self, spec: ConvSpec, label: str, out_shape: tuple[int, ...]) -> None:
+    def defer_conv(self, spec: ConvSpec | KernelSpec, label: str, out_shape: tuple[int, ...]) -> None:
         """Keep a conv that starts a layer as its kernel; later ops act on its output."""
         self.conv = (spec, label)
         self.state = Affine(out_shape)
         self.last_was_relu = False
 
     def relu(self, shape: tuple[int, ...] | None = None) -> None:
+        self.activation("relu", _ZERO, shape)
+
+    def activation(self, kind: str, slope: Fraction = _ZERO, shape: tuple[int, ...] | None = None) -> None:
+        """Close a layer with a ReLU, or a LeakyReLU of the given slope (> 0)."""
         st = self.current(shape)
         if self.conv is not None:
-            self.layers.append(self._close_conv("relu"))
+            self.layers.append(self._close_conv(kind, slope))
         # relu(relu(v)) = relu(v): a ReLU straight after a ReLU adds nothing.
-        elif not (self.last_was_relu and st.is_identity()):
-            self.layers.append(st.layer("relu"))
+        elif not (kind == "relu" and self.last_was_relu and st.is_identity()):
+            try:
+                self.layers.append(st.layer(kind, slope))
+            except ValueError as e:  # a slope that is not > 0
+                raise InputError(self.path, str(e)) from None
         self.state = Affine(st.shape)
-        self.last_was_relu = True
+        self.last_was_relu = kind == "relu"
 
     def finish(self) -> list[Layer | ConvLayer]:
         """Close the chain: a final linear layer if anything is left after the
@@ -335,10 +402,10 @@ class ChainBuilder:
         except (ValueError, TypeError) as e:  # the importers' own checks should leave nothing
             raise InputError(self.path, str(e)) from None
 
-    def _close_conv(self, activation: str) -> Layer | ConvLayer:
+    def _close_conv(self, activation: str, slope: Fraction = _ZERO) -> Layer | ConvLayer:
         spec, label = self.conv
         self.conv = None
         try:
-            return conv_layer(spec, self.state, activation)
+            return conv_layer(spec, self.state, activation, slope)
         except ValueError as e:  # OperatorTooLarge, when it has to be dense
             raise InputError(self.path, f"{label}: {e}") from None

@@ -24,19 +24,48 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import InputError
-from ..model import ACTIVATIONS, PADDINGS, ConvSpec, Layer, Network
+from ..model import ACTIVATIONS, OUTPUT_UNITS, PADDINGS, ConvSpec, KernelSpec, Layer, Network
 from ..numbers import Rejected, digits_to_int, fraction_to_str, parse_exact, parse_number_text, quote
 from .files import decode_text, read_bytes
 
 __all__ = ["loads_exact", "load_json_file", "network_from_json", "network_from_layers", "network_to_json"]
 
 
-_LAYER_KEYS = ("weight", "bias", "activation")
-_TOP_KEYS = ("layers", "name")
+_LAYER_KEYS = ("weight", "bias", "activation", "slope")
+_TOP_KEYS = ("layers", "name", "output_unit")
 # A convolutional layer ({"type": "conv", ...}; docs/formats.md).
 _CONV_KEYS = (
-    "type", "kernel", "in_channels", "out_channels", "input_size", "padding", "pad", "bias", "activation",
+    "type", "kernel", "in_channels", "out_channels", "input_size", "padding", "pad", "bias", "activation", "slope",
 )
+
+
+def _slope(obj: dict, act: str, at: str, path: str | None) -> Fraction:
+    """The "slope" of a "leaky_relu" layer (docs/model-files.md): exact, > 0."""
+    if "slope" not in obj:
+        if act == "leaky_relu":
+            raise InputError(path, f"{at}: a leaky_relu layer needs a 'slope'")
+        return Fraction(0)
+    slope = parse_exact(obj["slope"], f"{at}.slope", path)
+    if act != "leaky_relu" or slope <= 0:
+        raise InputError(path, f"{at}.slope: only a leaky_relu layer has a slope, and it must be > 0")
+    return slope
+
+
+def _kernel_layer_from_json(obj: dict, at: str, path: str | None):
+    """A ``"strided_conv"`` or ``"conv_transpose"`` layer (model/kernels.py)."""
+    act = obj.get("activation", "relu")
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise InputError(path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}")
+    try:
+        body = dict(obj)
+        d = len(body["input_size"]) if isinstance(body.get("input_size"), list) else 0
+        if "kernel" in body and d:
+            body["kernel"] = _nested_exact(body["kernel"], 2 + d, f"{at}.kernel", path)
+        if isinstance(body.get("bias"), list):
+            body["bias"] = [parse_exact(v, f"{at}.bias[{i}]", path) for i, v in enumerate(body["bias"])]
+        return KernelSpec.from_json(body).layer(act, _slope(obj, act, at, path))
+    except (ValueError, TypeError) as e:
+        raise InputError(path, f"{at}: {e}") from None
 
 
 # --------------------------------------------------------------------------
@@ -170,8 +199,11 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
         kind = obj["type"]
         if kind == "conv":
             return _conv_layer_from_json(obj, at, path)
+        if kind in ("strided_conv", "conv_transpose"):
+            return _kernel_layer_from_json(obj, at, path)
         if kind != "dense":
-            raise InputError(path, f"{at}.type: {quote(kind)} is not one of 'dense', 'conv'")
+            raise InputError(path, f"{at}.type: {quote(kind)} is not one of 'dense', 'conv', 'strided_conv', "
+                             "'conv_transpose'")
         # "type": "dense" is the default spelled out; the dense keys follow.
         obj = {key: v for key, v in obj.items() if key != "type"}
     for key in obj:
@@ -222,7 +254,7 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
             path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}"
         )
     try:
-        return Layer(tuple(rows), bias, act)
+        return Layer(tuple(rows), bias, act, _slope(obj, act, at, path))
     except (ValueError, TypeError) as e:  # the checks above should leave nothing
         raise InputError(path, f"{at}: {e}") from None
 
@@ -275,7 +307,7 @@ def _conv_layer_from_json(obj: dict, at: str, path: str | None):
         )
     try:
         spec = ConvSpec.build(kernel, cin, cout, size, padding, obj.get("pad", 0), bias)
-        return spec.layer(act)
+        return spec.layer(act, _slope(obj, act, at, path))
     except (ValueError, TypeError) as e:
         raise InputError(path, f"{at}: {e}") from None
 
@@ -332,8 +364,12 @@ def network_from_json(obj: Any, path: str | os.PathLike | None = None, where: st
         raise InputError(p, f"{pre}layers: expected a list of layers, got {quote(L)}")
     if not L:
         raise InputError(p, f"{pre}layers is empty; a network needs at least one layer")
+    unit = obj.get("output_unit", "")
+    if unit not in OUTPUT_UNITS:
+        raise InputError(p, f"{pre}output_unit: {quote(unit)} is not one of 'tanh', 'sigmoid'")
     layers = [_layer_from_json(layer, k, p, pre) for k, layer in enumerate(L)]
-    return network_from_layers(layers, name, p, lambda k: f"{pre}layers[{k}]")
+    net = network_from_layers(layers, name, p, lambda k: f"{pre}layers[{k}]")
+    return Network(net.layers, net.name, unit) if unit else net
 
 
 def network_to_json(net: Network) -> dict:
@@ -350,16 +386,20 @@ def network_to_json(net: Network) -> dict:
     if net.name:
         out["name"] = net.name
     out["layers"] = [_layer_to_json(layer) for layer in net.layers]
+    if net.output_unit:
+        out["output_unit"] = net.output_unit
     return out
 
 
 def _layer_to_json(layer) -> dict[str, Any]:
     # A convolution is written as its kernel: a certificate for a big conv
     # layer must not embed its dense operator.
+    slope = {"slope": fraction_to_str(layer.slope)} if layer.activation == "leaky_relu" else {}
     if hasattr(layer, "spec"):
-        return {**layer.spec.to_json(), "activation": layer.activation}
+        return {**layer.spec.to_json(), "activation": layer.activation, **slope}
     return {
         "weight": [[fraction_to_str(v) for v in row] for row in layer.weight],
         "bias": [fraction_to_str(v) for v in layer.bias],
         "activation": layer.activation,
+        **slope,
     }

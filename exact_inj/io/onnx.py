@@ -45,15 +45,27 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvSpec, Network
+from ..model import ConvSpec, KernelSpec, Network
 from .chain import Affine, ChainBuilder, apply_conv, exact_array, zeros
+from .onnx_ops import SHAPE_OPS, OpsMixin
 from .files import read_bytes
 
 _ONE = Fraction(1)
 
 __all__ = ["SUPPORTED_OPS", "load_onnx", "network_from_onnx_bytes", "network_from_onnx_model"]
 
-SUPPORTED_OPS = ("Add", "Constant", "Conv", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape", "Sub")
+SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "ConvTranspose", "Div",
+                 "Flatten", "Gemm", "Identity", "LeakyRelu", "MatMul", "Mul", "Neg", "Pad", "PRelu", "Relu", "Reshape",
+                 "Resize", "Sigmoid", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Upsample")
+
+# Ops refused with the reason (docs/model-files.md): none of them is affine or
+# a strictly increasing unit, and no sound exact route exists for them here.
+_REFUSED = {
+    "MaxPool": "MaxPool takes the maximum of several inputs, which is piecewise linear but not affine and "
+               "not a unit of one input; exact_inj does not model it",
+    "Softmax": "Softmax couples its inputs and is not rational",
+    "Elu": "Elu is not rational (exp); as an output unit it is not supported",
+}
 
 
 # Attributes each op may carry.  Anything else is refused, so that a variant
@@ -69,7 +81,25 @@ _ALLOWED_ATTRS = {
     "Reshape": {"allowzero"},
     "Gemm": {"alpha", "beta", "transA", "transB"},
     "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "ConvTranspose": {"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "pads", "strides"},
     "Constant": {"value", "value_float", "value_floats", "value_int", "value_ints"},
+    "Mul": set(),
+    "Div": set(),
+    "Neg": set(),
+    "LeakyRelu": {"alpha"},
+    "PRelu": set(),
+    "Tanh": set(),
+    "Sigmoid": set(),
+    "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial"},
+    "Unsqueeze": {"axes"},
+    "Squeeze": {"axes"},
+    "Transpose": {"perm"},
+    "Pad": {"mode", "pads", "value"},
+    "Concat": {"axis"},
+    "Resize": {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+               "extrapolation_value", "antialias", "keep_aspect_ratio_policy", "axes"},
+    "Upsample": {"mode", "scales"},
+    "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations"},
 }
 
 
@@ -120,7 +150,7 @@ def network_from_onnx_model(model: Any, path: str | None = None, name: str = "")
 # --------------------------------------------------------------------------
 
 
-class _Importer:
+class _Importer(OpsMixin):
     def __init__(self, onnx: Any, graph: Any, path: str | None) -> None:
         self.onnx = onnx
         self.graph = graph
@@ -192,6 +222,7 @@ class _Importer:
             self.fail(f"the graph must have exactly one output, found {len(g.output)}")
         var = inputs[0].name
         chain = ChainBuilder(self.input_shape(inputs[0]), self.path)
+        unit: tuple[str, str] | None = None  # a Tanh or Sigmoid seen: (op, label); it must end the chain
         used: dict[str, str] = {}  # chain tensor -> label of the node that consumed it
 
         for index, node in enumerate(g.node):
@@ -199,6 +230,8 @@ class _Importer:
             op = node.op_type
             if node.domain not in ("", "ai.onnx"):
                 self.fail(f"unsupported op {node.domain}.{op} at node {label} (supported: {', '.join(SUPPORTED_OPS)})")
+            if op in _REFUSED:
+                self.fail(f"unsupported op {op} at node {label}: {_REFUSED[op]}")
             if op not in _ALLOWED_ATTRS:
                 self.fail(f"unsupported op {op} at node {label} (supported: {', '.join(SUPPORTED_OPS)})")
             attrs = {a.name: a for a in node.attribute}
@@ -217,7 +250,8 @@ class _Importer:
                     if t in used:
                         self.fail(
                             f"the graph branches: tensor {t!r} is used by node {used[t]} and again by "
-                            f"{op} node {label}; only a single chain from input to output is supported"
+                            f"{op} node {label}; only a single chain from input to output is supported "
+                            "(residual graphs, an Add or Concat of two branches, are refused)"
                         )
                     self.fail(f"{op} node {label}: input {t!r} is neither the chain's tensor nor a constant")
             out = node.output[0]
@@ -227,14 +261,24 @@ class _Importer:
             if len(at) > 1:
                 self.fail(f"{op} node {label} uses the chain's tensor {var!r} twice; only affine chains are supported")
             used[var] = label
+            if unit is not None:
+                self.fail(f"{op} node {label} follows the {unit[0]} node {unit[1]}: {unit[0]} is supported only as "
+                          "the network's last op (a strictly increasing output unit)")
             if op == "Relu":
                 chain.relu()
-            elif op == "Conv" and chain.starts_layer():
-                # The Conv reads the layer's input itself: defer it, so that
-                # it can stay structured if only a bias and a Relu (or the
-                # end) follow.  Later ops act on its output.
-                spec = self.conv_spec(chain.state.shape, ins, at[0], attrs, label)
-                chain.defer_conv(spec, f"Conv node {label}", (1, spec.out_channels, *spec.output_size))
+            elif op in ("LeakyRelu", "PRelu"):
+                chain.activation("leaky_relu", self.leaky_slope(op, ins, at[0], attrs, label))
+            elif op in ("Tanh", "Sigmoid"):
+                unit = (op, label)
+            elif op in ("Conv", "ConvTranspose") and chain.starts_layer():
+                # The convolution reads the layer's input itself: defer it, so
+                # that it can stay structured if only a per-channel scale and
+                # shift (a bias, a batch normalisation) and an activation (or
+                # the end) follow.  Later ops act on its output.
+                spec = self.conv_spec(chain.state.shape, ins, at[0], attrs, label, op == "ConvTranspose")
+                chain.defer_conv(spec, f"{op} node {label}", (1, spec.out_channels, *spec.output_size))
+            elif op in SHAPE_OPS:
+                self.apply_shape_op(op, node, label, ins, at[0], attrs, chain.current())
             else:
                 self.apply(op, node, label, ins, at[0], attrs, chain.affine())
             var = out
@@ -252,7 +296,7 @@ class _Importer:
                 f"but the chain computes {layers[-1].out_dim} numbers"
             )
         try:
-            return Network(tuple(layers), name)
+            return Network(tuple(layers), name, unit[0].lower() if unit else "")
         except (ValueError, TypeError) as e:  # the checks above should leave nothing
             self.fail(str(e))
 
@@ -289,13 +333,23 @@ class _Importer:
             src = self.consts[ins[0]]
             self.set_const(out, src.reshape(self.reshaped(op, label, ins, attrs, src.shape)))
             return
-        if op in ("Add", "Sub", "MatMul") and len(ins) == 2:
+        if op in ("Add", "Sub", "MatMul", "Mul", "Div") and len(ins) == 2:
             a, b = self.exact(ins[0]), self.exact(ins[1])
+            if op == "Div" and any(v == 0 for v in np.asarray(b).ravel()):
+                self.fail(f"Div node {label} divides by zero")
             try:
-                value = a + b if op == "Add" else a - b if op == "Sub" else np.matmul(a, b)
+                value = {"Add": np.add, "Sub": np.subtract, "MatMul": np.matmul, "Mul": np.multiply,
+                         "Div": np.true_divide}[op](a, b)
             except ValueError as e:
                 self.fail(f"{op} node {label}: shapes {list(a.shape)} and {list(b.shape)} do not match ({e})")
             self.set_const(out, np.asarray(value, dtype=object))
+            return
+        if op == "Neg":
+            self.set_const(out, np.asarray(-self.exact(ins[0]), dtype=object))
+            return
+        if op in SHAPE_OPS and op not in ("Pad", "Resize", "Upsample", "Concat"):
+            src = self.consts[ins[0]]
+            self.set_const(out, self.shape_op_on_array(op, label, ins, attrs, src))
             return
         self.fail(f"{op} node {label} has only constant inputs; folding a constant {op} is not supported")
 
@@ -360,8 +414,10 @@ class _Importer:
             self.matmul(state, self.exact(ins[1 - pos]), pos, label, _ONE)
         elif op == "Gemm":
             self.gemm(state, ins, pos, attrs, label)
-        elif op == "Conv":
-            self.conv(state, ins, pos, attrs, label)
+        elif op in ("Conv", "ConvTranspose"):
+            self.conv(state, ins, pos, attrs, label, op == "ConvTranspose")
+        elif op in ("Mul", "Div", "Neg", "BatchNormalization", "AveragePool"):
+            self.apply_scaling_op(op, label, ins, pos, attrs, state)
         else:  # pragma: no cover - _ALLOWED_ATTRS and this dispatch list the same ops
             self.fail(f"unsupported op {op} at node {label}")
 
@@ -439,16 +495,19 @@ class _Importer:
                 self.fail(f"Gemm node {label}: C of shape {list(C.shape)} does not broadcast to {list(state.shape)}")
             state.add(C * beta if beta != 1 else C)
 
-    def conv(self, state: Affine, ins: list[str], pos: int, attrs: dict, label: str) -> None:
-        """A Conv applied densely (one that does not start a layer)."""
-        spec = self.conv_spec(state.shape, ins, pos, attrs, label)
+    def conv(self, state: Affine, ins: list[str], pos: int, attrs: dict, label: str, transposed: bool = False) -> None:
+        """A Conv or ConvTranspose applied densely (one that does not start a layer)."""
+        spec = self.conv_spec(state.shape, ins, pos, attrs, label, transposed)
         try:
             apply_conv(state, spec, (1, spec.out_channels, *spec.output_size))
         except ValueError as e:  # OperatorTooLarge
-            self.fail(f"Conv node {label}: {e}")
+            self.fail(f"{'ConvTranspose' if transposed else 'Conv'} node {label}: {e}")
 
-    def conv_spec(self, S: tuple[int, ...], ins: list[str], pos: int, attrs: dict, label: str) -> ConvSpec:
-        """The Conv node's convolution on a chain tensor of shape S (the dense operator is not built)."""
+    def conv_spec(self, S: tuple[int, ...], ins: list[str], pos: int, attrs: dict, label: str,
+                  transposed: bool = False) -> ConvSpec | KernelSpec:
+        """The node's convolution on a chain tensor of shape S (the dense operator is not built)."""
+        if transposed:
+            return self.conv_transpose_spec(S, ins, pos, attrs, label)
         if pos != 0:
             self.fail(f"Conv node {label}: the chain's tensor must be the data input X, not the weights")
         W = self.const_input(ins, 1, "Conv", label, "weight")
@@ -460,10 +519,11 @@ class _Importer:
         group = int(self.attr(attrs, "group", 1))
         if group != 1:
             self.fail(f"Conv node {label}: group = {group} is not supported (only 1)")
-        for key in ("strides", "dilations"):
-            v = list(self.attr(attrs, key, [1] * d))
-            if v != [1] * d:
-                self.fail(f"Conv node {label}: {key} = {v} is not supported (only 1)")
+        strides = [int(v) for v in self.attr(attrs, "strides", [1] * d)]
+        dilations = [int(v) for v in self.attr(attrs, "dilations", [1] * d)]
+        for key, v in (("strides", strides), ("dilations", dilations)):
+            if len(v) != d or any(x < 1 for x in v):
+                self.fail(f"Conv node {label}: {key} = {v} is not {d} positive integers")
         ksize = tuple(W.shape[2:])
         if "kernel_shape" in attrs and tuple(self.attr(attrs, "kernel_shape", ())) != ksize:
             self.fail(f"Conv node {label}: kernel_shape does not match the weight shape {list(W.shape)}")
@@ -477,19 +537,25 @@ class _Importer:
         elif auto_pad == "VALID":
             pads = 0
         elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            # Stride 1: the total padding is k - 1; SAME_UPPER puts the odd
-            # one at the end, SAME_LOWER at the beginning.
-            pads = [
-                [(k - 1) // 2, k - 1 - (k - 1) // 2] if auto_pad == "SAME_UPPER" else [k - 1 - (k - 1) // 2, (k - 1) // 2]
-                for k in ksize
-            ]
+            # The output has ceil(N / s) positions; the total padding makes
+            # that fit (k - 1 at stride 1); SAME_UPPER puts the odd one at
+            # the end, SAME_LOWER at the beginning.
+            pads = []
+            for N, k, st, g in zip(S[2:], ksize, strides, dilations):
+                total = max(0, (-(-N // st) - 1) * st + (k - 1) * g + 1 - N)
+                small, big = total // 2, total - total // 2
+                pads.append([small, big] if auto_pad == "SAME_UPPER" else [big, small])
         else:
             self.fail(f"Conv node {label}: auto_pad {auto_pad!r} is not supported")
         bias = None
         if len(ins) >= 3 and ins[2]:
             bias = list(self.exact(ins[2]).ravel())
         try:
-            return ConvSpec.build(W.tolist(), int(S[1]), int(W.shape[0]), list(S[2:]), "zero", pads, bias)
+            if strides == [1] * d and dilations == [1] * d:
+                return ConvSpec.build(W.tolist(), int(S[1]), int(W.shape[0]), list(S[2:]), "zero", pads, bias)
+            pads = [[p, p] for p in [0] * d] if pads == 0 else pads
+            return KernelSpec.build(W.tolist(), int(S[1]), int(W.shape[0]), list(S[2:]), strides, dilations,
+                                    [tuple(int(v) for v in p) for p in pads], None, False, bias)
         except (ValueError, TypeError) as e:
             self.fail(f"Conv node {label}: {e}")
 

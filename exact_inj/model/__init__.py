@@ -8,9 +8,10 @@ domains, stages and activation pieces.  Imports only exact arithmetic.
 
 from .conv import MAX_OPERATOR_ENTRIES, PADDINGS, ConvLayer, ConvSpec, conv_operator, normalize_pads
 from .domain import Domain
-from .network import ACTIVATIONS, Layer, Matrix, Network, Vector, relu
+from .kernels import KernelSpec
+from .network import ACTIVATIONS, OUTPUT_UNITS, Layer, Matrix, Network, Vector, relu
 
 __all__ = [
-    "ACTIVATIONS", "MAX_OPERATOR_ENTRIES", "PADDINGS", "ConvLayer", "ConvSpec", "Domain", "Layer", "Matrix",
+    "ACTIVATIONS", "MAX_OPERATOR_ENTRIES", "PADDINGS", "ConvLayer", "ConvSpec", "Domain", "KernelSpec", "OUTPUT_UNITS", "Layer", "Matrix",
     "Network", "Vector", "conv_operator", "normalize_pads", "relu",
 ]

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
 from ..numbers import exact, fraction_to_str
-from .network import ACTIVATIONS, Layer, relu
+from .network import ACTIVATIONS, Layer, activate, check_slope
 
 __all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
 
@@ -397,9 +397,9 @@ class ConvSpec:
         per = prod(self.output_size)
         return tuple(b for b in self.bias for _ in range(per))
 
-    def layer(self, activation: str = "relu") -> "ConvLayer":
+    def layer(self, activation: str = "relu", slope: Fraction = _ZERO) -> "ConvLayer":
         """This convolution as a network layer, kept in structured form."""
-        return ConvLayer(self, activation)
+        return ConvLayer(self, activation, slope)
 
     def to_json(self) -> dict:
         """The ``"type": "conv"`` layer object (docs/formats.md), numbers as strings."""
@@ -437,12 +437,17 @@ class ConvLayer:
 
     spec: ConvSpec
     activation: str = "relu"
+    slope: Fraction = _ZERO
+    """The negative-side slope of a ``"leaky_relu"`` layer (> 0); 0 otherwise."""
 
     def __post_init__(self) -> None:
+        # ``spec`` is a ConvSpec or a KernelSpec (model/kernels.py: strides,
+        # dilations, transposed convolutions); both read rows off the kernel.
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {self.activation!r} (expected one of {', '.join(ACTIVATIONS)})"
             )
+        check_slope(self.activation, self.slope)
 
     @property
     def in_dim(self) -> int:
@@ -466,7 +471,7 @@ class ConvLayer:
 
     def dense(self) -> Layer:
         """The same layer as a dense :class:`~exact_inj.model.Layer`."""
-        return Layer(self.weight, self.bias, self.activation)
+        return Layer(self.weight, self.bias, self.activation, self.slope)
 
     def sparse_row(self, i: int) -> dict[int, Fraction]:
         return self.spec.sparse_row(i)
@@ -475,8 +480,7 @@ class ConvLayer:
         return self.spec.apply_operator(x)
 
     def apply(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        pre = self.pre_activation(x)
-        return tuple(relu(a) for a in pre) if self.activation == "relu" else pre
+        return activate(self.pre_activation(x), self.activation, self.slope)
 
 
 def conv_operator(

@@ -17,7 +17,14 @@ from typing import Sequence
 from ..exact.linalg import common_denominator, scaled_integer_rows
 from ..numbers import exact
 
-ACTIVATIONS = ("relu", "linear")
+ACTIVATIONS = ("relu", "linear", "leaky_relu")
+
+# Strictly increasing units a network may end with (docs/theory.md, section 12).
+# exact_inj decides the network before the unit: the unit is injective, so the
+# network is injective iff the part before it is, and a collision before it is
+# a collision after it.  It is never evaluated (tanh of a rational is not
+# rational): Network.evaluate stops before it.
+OUTPUT_UNITS = ("", "tanh", "sigmoid")
 
 Vector = tuple[Fraction, ...]
 Matrix = tuple[Vector, ...]
@@ -25,6 +32,28 @@ Matrix = tuple[Vector, ...]
 
 def relu(a: Fraction) -> Fraction:
     return a if a > 0 else Fraction(0)
+
+
+def activate(pre: Sequence[Fraction], activation: str, slope: Fraction) -> tuple[Fraction, ...]:
+    """The activation applied to pre-activations, exactly: ReLU, the identity,
+    or LeakyReLU t -> t (t >= 0), slope * t (t < 0)."""
+    if activation == "relu":
+        return tuple(relu(a) for a in pre)
+    if activation == "leaky_relu":
+        return tuple(a if a >= 0 else slope * a for a in pre)
+    return tuple(pre)
+
+
+def check_slope(activation: str, slope: object) -> None:
+    """A LeakyReLU needs a rational slope > 0 (strictly increasing: docs/theory.md,
+    section 12); the other activations carry slope 0."""
+    if type(slope) is not Fraction:
+        raise TypeError("slope must be a fractions.Fraction")
+    if activation == "leaky_relu" and slope <= 0:
+        raise ValueError(f"a leaky_relu needs a slope > 0, got {slope} (slope 0 is relu; a negative "
+                         "slope is not monotone and is not supported)")
+    if activation != "leaky_relu" and slope != 0:
+        raise ValueError(f"a {activation} layer has no slope")
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,8 @@ class Layer:
     weight: Matrix
     bias: Vector
     activation: str = "relu"
+    slope: Fraction = Fraction(0)
+    """The negative-side slope of a ``"leaky_relu"`` layer (> 0); 0 otherwise."""
 
     def __post_init__(self) -> None:
         # Shape checks live here so that no malformed layer can exist, whatever
@@ -61,6 +92,7 @@ class Layer:
         for x in (*self.bias, *(v for r in self.weight for v in r)):
             if type(x) is not Fraction:
                 raise TypeError("layer entries must be fractions.Fraction")
+        check_slope(self.activation, self.slope)
 
     @classmethod
     def from_rows(
@@ -113,8 +145,7 @@ class Layer:
         )
 
     def apply(self, x: Sequence[Fraction]) -> Vector:
-        pre = self.pre_activation(x)
-        return tuple(relu(a) for a in pre) if self.activation == "relu" else pre
+        return activate(self.pre_activation(x), self.activation, self.slope)
 
 
 @dataclass(frozen=True)
@@ -130,10 +161,17 @@ class Network:
 
     layers: tuple[Layer, ...]
     name: str = field(default="", compare=False)
+    output_unit: str = ""
+    """A strictly increasing unit after the last layer ("tanh", "sigmoid"),
+    or "" for none.  It is part of what the network means but is never
+    evaluated: :meth:`evaluate` returns the values before it, which is all
+    that injectivity depends on (docs/theory.md, section 12)."""
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
+        if self.output_unit not in OUTPUT_UNITS:
+            raise ValueError(f"unknown output unit {self.output_unit!r} (expected tanh or sigmoid)")
         for k in range(1, len(self.layers)):
             prev, cur = self.layers[k - 1], self.layers[k]
             if cur.in_dim != prev.out_dim:
@@ -154,6 +192,7 @@ class Network:
         return len(self.layers) == 1 and self.layers[0].activation == "relu"
 
     def evaluate(self, x: Sequence[Fraction]) -> Vector:
+        """The output, exactly; with an ``output_unit``, the values it is applied to."""
         if len(x) != self.input_dim:
             raise ValueError(f"input has {len(x)} entries, expected {self.input_dim}")
         h: Sequence[Fraction] = tuple(x)

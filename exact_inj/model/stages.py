@@ -58,7 +58,8 @@ def stages(net: Network) -> list[Stage]:
     acc: Layer | None = None
     for k, layer in enumerate(net.layers):
         acc = layer if acc is None else compose(acc, layer)
-        if layer.activation == "relu" or k == len(net.layers) - 1:
+        # A LeakyReLU ends a stage like a ReLU: nothing folds across it.
+        if layer.activation != "linear" or k == len(net.layers) - 1:
             out.append(Stage(start, k + 1, acc))
             start, acc = k + 1, None
     return out
@@ -81,7 +82,7 @@ def compose(first: Layer, second: Layer) -> Layer:
 
     W = tuple(tuple(frac(P[i, j]) for j in range(P.ncols())) for i in range(P.nrows()))
     b = tuple(frac(q[i, 0]) + bb for i, bb in enumerate(b2))
-    return Layer(W, b, second.activation)
+    return Layer(W, b, second.activation, second.slope)
 
 
 def image_box(layer: Layer, domain: Domain) -> Domain:
@@ -89,6 +90,7 @@ def image_box(layer: Layer, domain: Domain) -> Domain:
     the nonnegative orthant otherwise (for a ReLU layer; a linear layer's image
     of an unbounded domain has no box, so it is R^m)."""
     if domain.kind != "box":
+        # A LeakyReLU (slope > 0) is onto R: its image has no smaller convex hull.
         return Domain.orthant() if layer.activation == "relu" else Domain.reals()
     lo, hi = domain.lower, domain.upper
     lower, upper = [], []
@@ -100,6 +102,9 @@ def image_box(layer: Layer, domain: Domain) -> Domain:
         c = b + sum((w * (hi[j] if w >= 0 else lo[j]) for j, w in row.items()), Fraction(0))
         if layer.activation == "relu":
             a, c = max(a, Fraction(0)), max(c, Fraction(0))
+        elif layer.activation == "leaky_relu":
+            # Strictly increasing, so the interval's image is [f(a), f(c)].
+            a, c = (a if a >= 0 else layer.slope * a), (c if c >= 0 else layer.slope * c)
         lower.append(a)
         upper.append(c)
     return Domain.box(lower, upper)
