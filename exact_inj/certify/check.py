@@ -17,9 +17,11 @@ from fractions import Fraction  # noqa: F401  (the doctests use it)
 
 from ..errors import OperatorTooLarge
 from ..model import Domain, Layer, Network
+from ..model.monotone import relu_form
 from ..model.stages import contains, image_box, stages
 from .base import Invalid, ints, num_exact, pair
 from .layer import check_conv_structural, check_linear, check_structural, check_tree, check_witness
+from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
 from .network import check_end_to_end
 from .schema import (
     Bound,
@@ -191,11 +193,15 @@ def _check(cert: Certificate) -> str:
                 raise Invalid("the domain is not empty")
             return f"{dom.describe()} is empty (a lower bound exceeds its upper bound)"
         if isinstance(ev, LinearRankProof):
+            if cert.network.layers[-1].activation in MONOTONE_ACTIVATIONS:
+                return check_monotone_rank(cert.network, dom)
             return check_linear(cert.network, dom)
         if isinstance(ev, LayerwiseProof):
             return _check_layerwise(cert.network, dom, ev)
         if isinstance(ev, EndToEndProof):
-            return check_end_to_end(cert.network, dom, ev)
+            # A LeakyReLU network is checked as the same function written with
+            # ReLUs, rebuilt here from the certificate's own network.
+            return check_end_to_end(relu_form(cert.network), dom, ev)
         raise Invalid("an injective verdict needs a proof")
     raise Invalid(f"verdict {cert.verdict.value!r} has nothing to check")
 
@@ -219,7 +225,9 @@ def _sympy_crosscheck(net: Network, w: Witness) -> str:
         for layer in net.layers:
             pre = [sum((sympy.Rational(a.numerator, a.denominator) * hv for a, hv in zip(row, h)),
                        sympy.Rational(bb.numerator, bb.denominator)) for row, bb in zip(layer.weight, layer.bias)]
-            h = [max(p, 0) for p in pre] if layer.activation == "relu" else pre
+            h = ([max(p, 0) for p in pre] if layer.activation == "relu" else
+                 [p if p >= 0 else sympy.Rational(layer.slope.numerator, layer.slope.denominator) * p for p in pre]
+                 if layer.activation == "leaky_relu" else pre)
         return h
 
     size = sum(layer.in_dim * layer.out_dim for layer in net.layers)

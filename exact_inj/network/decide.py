@@ -8,11 +8,13 @@ Every verdict leaving this module has passed the exact checker (through
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from ..certify.schema import EmptyDomainProof, LayerwiseProof, LinearRankProof, StageProof, Witness
 from ..errors import OperatorTooLarge
 from ..layer.decide import decide_layer_run
 from ..model import Domain, Network
+from ..model.monotone import relu_form
 from ..model.stages import image_box, linear_rank, linear_witness, stages
 from ..run import Progress, Run
 from ..verdict import Status, Verdict
@@ -56,8 +58,15 @@ def _decide_network(run: Run) -> Verdict:
     st_list = stages(net)
     dims = " -> ".join([str(net.input_dim)] + [str(st.layer.out_dim) for st in st_list])
 
+    unit = ""
+    if net.output_unit:
+        # docs/theory.md, section 12: the unit is strictly increasing, so the
+        # network is injective iff the part before it is; it is never evaluated.
+        unit = (f" (the output unit {net.output_unit} is strictly increasing, so this holds for the network with "
+                f"it too; the verdict and certificate are about the values before {net.output_unit})")
+
     def finish(status, route, reason, evidence, info) -> Verdict:
-        return run.certified(status, route, f"{dims}: {reason}", evidence, info)
+        return run.certified(status, route, f"{dims}: {reason}{unit}", evidence, info)
 
     if domain.is_empty():
         return finish(Status.INJECTIVE, "instant", f"{domain.describe()} is empty", EmptyDomainProof(), {})
@@ -72,7 +81,10 @@ def _decide_network(run: Run) -> Verdict:
         label = f"stage {k} (layers {st.start}..{st.stop - 1})"
         tried.append(f"stage{k}")
         run.say(f"{label}: {st.layer.in_dim} -> {st.layer.out_dim} {st.layer.activation} on {received.describe()}")
-        if st.layer.activation == "linear":
+        if st.layer.activation in ("linear", "leaky_relu"):
+            # A LeakyReLU (slope > 0) is a bijection of R applied per
+            # coordinate: the stage is injective iff its affine part is
+            # (docs/theory.md, section 12).
             rank = linear_rank(st.layer, received)
             if rank == st.layer.in_dim:
                 proofs.append(StageProof(st.start, st.stop, received, LinearRankProof()))
@@ -93,7 +105,7 @@ def _decide_network(run: Run) -> Verdict:
         if k == 0 and pair is not None:
             # The first stage sees the network's own domain: equal stage
             # outputs stay equal through the rest of the network.
-            why = v.reason if v is not None else f"the linear map has rank {rank} < {st.layer.in_dim}"
+            why = v.reason if v is not None else f"its affine map has rank {rank} < {st.layer.in_dim}"
             return finish(Status.NOT_INJECTIVE, "first_layer",
                           f"the first stage is not injective on {domain.describe()} ({why}), "
                           "so neither is the network", Witness(tuple(pair[0]), tuple(pair[1])), info)
@@ -102,6 +114,7 @@ def _decide_network(run: Run) -> Verdict:
         info["layerwise_failed_at"] = k
         why = (f"{label} is not injective on {received.describe()}, a convex superset of what it receives, so "
                "the layerwise route fails")
+
         if pair is not None:
             tried.append("lift")
             try:
@@ -131,6 +144,14 @@ END_TO_END_MAX_INPUTS = 4
 def _after_layerwise(run: Run, info: dict, finish, dims: str, why: str) -> Verdict:
     """Cheap witnesses, then the end-to-end route, once layerwise reasoning has failed."""
     net, domain, tried, deadline = run.net, run.domain, run.tried, run.deadline
+    if any(layer.activation == "leaky_relu" for layer in net.layers):
+        # The routes below model ReLU and linear layers: they search the same
+        # function written with ReLUs (model/monotone.py).  Witnesses are
+        # checked on the network as written, an end-to-end proof on the
+        # checker's own relu_form of it.
+        net = relu_form(net)
+        run = replace(run, net=net)
+        tried.append("relu_form")
     if net.output_dim < net.input_dim:
         # Every piece is singular; this route reads sparse rows only, so it
         # also answers for convolutional stages too large to make dense.
