@@ -323,3 +323,37 @@ def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:
                 ("rows", "columns")[t] if d == 2 else "its length" for t in range(d) if signs[t] < 0))
         return v, what
     return None
+
+
+def kernel_null_vector(layer: ConvLayer) -> list[Fraction] | None:
+    """A non-zero v with C v = 0 read off the kernel alone, for any
+    convolution (stride, dilation, transposed, any padding): a vector u of
+    channel values with sum_c K[o, c, q] u_c = 0 for every output channel o
+    and tap q.  Put u at one input position p (all channels) and 0
+    elsewhere: every output reads position p through some taps q (or none),
+    and each such tap contributes K[o, :, q] . u = 0, so every row of C is
+    orthogonal to it.  Typical case: two input channels (two latent
+    coordinates) that enter identically.  Returns v over all n inputs, or None.
+
+    >>> from exact_inj.model import KernelSpec
+    >>> L = KernelSpec.build([[[1, 2], [1, 2]]], 2, 1, [3], strides=[2], transposed=True).layer()
+    >>> v = kernel_null_vector(L)
+    >>> any(v) and all(sum(w * v[c] for c, w in L.sparse_row(i).items()) == 0 for i in range(L.out_dim))
+    True
+    """
+    spec = layer.spec
+    rows = []
+    for o in range(spec.out_channels):
+        per_q: dict = {}
+        for c, q, w in spec.taps[o]:
+            per_q.setdefault(q, [Fraction(0)] * spec.in_channels)[c] += w
+        rows.extend(linalg.common_denominator(r)[0] for r in per_q.values())
+    basis = linalg.nullspace(rows, spec.in_channels) if rows else [[1] + [0] * (spec.in_channels - 1)]
+    if not basis:
+        return None
+    u = linalg.primitive(basis[0])
+    plane = prod(spec.input_size)
+    v = [Fraction(0)] * spec.in_dim
+    for c in range(spec.in_channels):
+        v[c * plane] = Fraction(u[c])
+    return v

@@ -98,6 +98,15 @@ def decide_layer_run(run: Run) -> Verdict:
                         "channel) to zero, so adding it to any input changes no output: C v = 0 for v != 0, "
                         "read off the kernel at one of the frequencies whose Fourier vectors are rational",
                         Witness(*pair))
+        tried.append("kernel_null_vector")
+        v = convproof.kernel_null_vector(layer)
+        pair = pair_along(v, domain) if v is not None else None
+        if pair is not None:
+            return done(Status.NOT_INJECTIVE, "instant",
+                        f"a {layer.spec.describe()}: some channel values u satisfy K[o, :, q] . u = 0 for every "
+                        "output channel o and tap q, so the image holding u at one position and 0 elsewhere is "
+                        "mapped to zero (C v = 0, v != 0), and adding it to any input changes no output",
+                        Witness(*pair))
         if layer.dense_entries > MAX_OPERATOR_ENTRIES or run.past_deadline():
             why = (f"its dense operator ({layer.out_dim} x {layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} "
                    "entries the general routes build" if layer.dense_entries > MAX_OPERATOR_ENTRIES
