@@ -418,11 +418,40 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--near-miss", metavar="EPS", help="move one entry of -s^2 C by EPS (breaks the pairing of that channel only: with one channel in C the layer is then usually not injective, with more it may still be; verify decides)")
     d.add_argument("--seed", type=_nonneg_int, default=0)
     d.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+
+    gen = kinds.add_parser(
+        "dcgan-generator",
+        help="the paper's section-4 DCGAN generator with [C; -s^2 C] filters, as ONNX",
+        description="Latent -> transposed convolutions 1 -> 4 -> 8 -> ... (stride 2), hidden stages [C; -s^2 C] "
+        "with exact batch normalisation (rational roots) and ReLU, Tanh output (docs/generators.md).",
+    )
+    gen.add_argument("--latent", type=_pos_int, default=256, help="latent dimension (default 256)")
+    gen.add_argument("--widths", default="512,256,128,64", help="hidden widths (default 512,256,128,64)")
+    gen.add_argument("--output-stage", choices=("keep", "rgb"), default="keep",
+                     help="keep: last width / 4 channels, a square last stage; rgb: 3 channels (default keep)")
+    gen.add_argument("--deficient", action="store_true", help="latent coordinates 0 and 1 enter identically")
+    gen.add_argument("--plain", action="store_true", help="the unmodified DCGAN (no [C; -s^2 C] pairing)")
+    gen.add_argument("--seed", type=_nonneg_int, default=0)
+    gen.add_argument("-o", "--output", metavar="FILE", required=True, help="the .onnx file to write")
     return c
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand parsed by :func:`add_parser`; exit code 0 on success."""
+    if args.construct == "dcgan-generator":
+        from .generator import dcgan_generator  # noqa: PLC0415 - needs the optional onnx package
+
+        try:
+            widths = [int(v) for v in args.widths.split(",")]
+            model = dcgan_generator(args.latent, widths, args.output_stage, args.deficient, args.plain, args.seed)
+        except (ValueError, ImportError) as e:
+            raise InputError(None, str(e)) from None
+        with open(args.output, "wb") as f:
+            f.write(model.SerializeToString())
+        out = model.graph.output[0].type.tensor_type.shape.dim
+        print(f"exact-inj: wrote {args.output}: latent {args.latent} -> {'x'.join(str(d.dim_value) for d in out)}",
+              file=sys.stderr)
+        return 0
     if args.construct == "bminusdb":
         B = parse_matrix(args.B, "--B") if args.B else None
         D = parse_vector(args.D, "--D") if args.D else None
