@@ -58,6 +58,8 @@ from .model import Network
 # costs time (the exact fallback runs), never a wrong answer.
 SLACK_TOL = 1e-9
 SUPPORT_TOL = 1e-9
+# Tests set this to False to take the exact route at every node (no LP at all).
+USE_FLOATS = True
 # The exact simplex is pure Python: above this many variables it is not tried
 # (the node stays open and the answer may be unknown).
 EXACT_FALLBACK_MAX_DIM = 400
@@ -173,6 +175,10 @@ def _answer(search: "_Search", net, y, domain, deadline, use_verify) -> InverseR
         return InverseResult("set", **base, pieces=pieces, complete=False,
                              reason=f"two distinct exact preimages; the description stopped ({stop}) after "
                                     f"{len(search.regions)} pieces")
+    if not points and use_verify:
+        search.dive(deadline)
+        points = search.points
+        base["points"] = list(points)
     if len(points) == 1 and use_verify and time.perf_counter() < deadline:
         from .api import verify
         from .verdict import Status
@@ -240,6 +246,7 @@ class _Search:
     def run(self) -> None:
         stack: list[tuple] = [()]
         last = time.perf_counter()
+        path = None  # the node being processed, if any
         try:
             while stack:
                 if time.perf_counter() > self.deadline:
@@ -251,10 +258,11 @@ class _Search:
                 path = stack.pop()
                 self.stats["nodes"] += 1
                 kind, what = self._node(path)
+                done, path = path, None
                 if kind == "split":
                     self.tree.append(what)
-                    stack.append(path + ((what, False),))
-                    stack.append(path + ((what, True),))
+                    stack.append(done + ((what, False),))
+                    stack.append(done + ((what, True),))
                 else:
                     self.tree.append(-1 - len(self.leaves))
                     self.leaves.append(what)
@@ -266,7 +274,40 @@ class _Search:
             self.finished = True
         except _Stop as e:
             self.stopped = str(e)
-            self.open_nodes = stack + [path]
+            self.open_nodes = stack + ([path] if path is not None else [])
+
+    def dive(self, deadline: float, budget: int = 200) -> None:
+        """After a stopped search: a small depth-first descent from the open
+        branches (one LP per node, the child the LP point lies in first; at
+        most ``budget`` LPs) to a complete pattern, and an exact point of it.
+        Finds preimages only; proves nothing about the rest."""
+        if not USE_FLOATS:
+            return
+        lps0 = self.stats["lps"]
+        stack = list(self.open_nodes)
+        while stack and not self.points:
+            if time.perf_counter() > deadline or self.stats["lps"] - lps0 > budget:
+                return
+            path = stack.pop()
+            rows, eqs = self.system.system(path)
+            try:
+                if len(path) == self.G:
+                    got = self._exact(rows, eqs)
+                    if isinstance(got, list):
+                        self._region_points(path, got)
+                    elif isinstance(got, Pin):
+                        self._count_pin(got, rows, eqs)
+                    continue
+                kind, v, _ = self._max_slack(rows, eqs, ())
+            except _Stop:
+                continue
+            if kind not in ("inside", "thin"):
+                continue
+            g = self._choose(path, v)
+            a, c = self.system.pre(*self.system.neurons[g])
+            first = float(c) + sum(float(w) * v[t] for t, w in a.items()) > 1e-7
+            stack.append(path + ((g, not first),))
+            stack.append(path + ((g, first),))
 
     def _add_point(self, x: tuple[Fraction, ...]) -> None:
         if x not in self.points:
@@ -282,7 +323,7 @@ class _Search:
         if solve is not None:
             return "leaf", self._pin(rows, eqs, (), (), [Fraction(0)] * len(eqs), solve)
         # 2. The max-slack LP says empty, inside (all rows strict at once) or thin.
-        kind, v, hint = self._max_slack(rows, eqs, ())
+        kind, v, hint = self._max_slack(rows, eqs, ()) if USE_FLOATS else ("unsure", None, None)
         if kind == "empty":
             cert = _farkas(rows, eqs, hint)
             if cert is not None:
@@ -340,15 +381,19 @@ class _Search:
         return pin
 
     def _region(self, path, pts) -> Region:
+        xs = self._region_points(path, pts)
+        self.regions.append((path, xs))
+        self.stats["regions"] += 1
+        return Region(xs[0])
+
+    def _region_points(self, path, pts) -> list[tuple[Fraction, ...]]:
         xs = [tuple(v[: self.n]) for v in pts]
         for x in xs:
             if not (is_preimage(self.system.net, self.domain, self.system.y, x)
                     and self.system.pattern_holds(x, path)):  # pragma: no cover - exact points of a complete node
                 raise AssertionError("a region point failed exact evaluation")
             self._add_point(x)
-        self.regions.append((path, xs))
-        self.stats["regions"] += 1
-        return Region(xs[0])
+        return xs
 
     # --- choices ---------------------------------------------------------------------------
 
