@@ -60,6 +60,7 @@ SLACK_TOL = 1e-9
 SUPPORT_TOL = 1e-9
 # Tests set this to False to take the exact route at every node (no LP at all).
 USE_FLOATS = True
+STRATEGY = "gap"
 # The exact simplex is pure Python: above this many variables it is not tried
 # (the node stays open and the answer may be unknown).
 EXACT_FALLBACK_MAX_DIM = 400
@@ -330,11 +331,16 @@ class _Search:
                 self.stats["infeasible"] += 1
                 return "leaf", cert
             kind = "unsure"
-        if kind == "thin":
+        if kind == "thin" and not complete:
+            # The LP's dual is a tight combination: try to pin x with its rows.
+            got = self._pin_from(rows, eqs, hint)
+            if got is not None:
+                return "leaf", self._count_pin(got, rows, eqs)
+        if kind == "thin" and complete:
             got = self._implicit_pin(rows, eqs)
             if isinstance(got, Pin):
                 return "leaf", self._count_pin(got, rows, eqs)
-            if complete and got is not None:
+            if got is not None:
                 tight, lam, mu = got
                 pts = self._two_points(rows, eqs, tight)
                 if pts is not None:
@@ -410,10 +416,13 @@ class _Search:
             if v is not None:
                 pre = float(c) + sum(float(w) * v[t] for t, w in a.items())
                 norm = sum(float(w) ** 2 for w in a.values()) ** 0.5 or 1.0
+                hv = v[self.system.hvar(k, j)]
+                gap = (hv - max(pre, 0.0)) / norm
                 score = abs(pre) / norm
             else:
-                score = 0.0
-            kk = (k, score)
+                score = gap = 0.0
+            kk = {"back": (k, score), "fwd": (-k, score), "gap": (gap,), "fwdgap": (-k, gap), "backgap": (k, gap),
+                  "gapfwd": (gap, -k)}[STRATEGY]
             if key is None or kk > key:
                 best, key = g, kk
         return best
@@ -471,7 +480,7 @@ class _Search:
             return "inside", x[:D], None
         if s < -SLACK_TOL:
             return "empty", None, np.array(sol.row_dual)
-        return "thin", x[:D], None
+        return "thin", x[:D], np.array(sol.row_dual)
 
     def _implicit_pin(self, rows, eqs):
         """Float hint for the rows tight on the whole node (a combination lam >= 0,
@@ -508,13 +517,26 @@ class _Search:
         if comb is None:
             return None
         lam, mu = comb
-        solve = _solve_units([rows[r] for r in tight] + list(eqs), self.D, self.n)
-        if solve is not None:
-            k = len(tight)
-            used = sorted({q for q in range(P) if mu[q]} | {q for s in solve for q in range(P) if s[k + q]})
-            return Pin(tuple(tight), tuple(lam), tuple(used), tuple(mu[q] for q in used),
-                       tuple(tuple(s[:k]) + tuple(s[k + q] for q in used) for s in solve))
-        return tight, lam, mu
+        pin = _pin_on(rows, eqs, tight, lam, mu, self.D, self.n)
+        return pin if pin is not None else (tight, lam, mu)
+
+    def _pin_from(self, rows, eqs, dual) -> Pin | None:
+        """A Pin from the max-slack LP's dual at a thin node (rows with a
+        positive dual are tight on the whole node once made exact), or None."""
+        if dual is None or len(dual) != len(rows) + len(eqs):
+            return None
+        dual = np.abs(np.asarray(dual, dtype=float))
+        scale = dual[: len(rows)].max(initial=0.0) or 1.0
+        tight = [r for r in range(len(rows)) if dual[r] / scale > SUPPORT_TOL]
+        if not tight:
+            return None
+        # Quick exact test first: can these rows and the equations determine x at all?
+        if _solve_units([rows[r] for r in tight] + list(eqs), self.D, self.n) is None:
+            return None
+        comb = _positive_combination(rows, eqs, tight, [float(dual[r]) for r in tight], [0.0] * len(eqs))
+        if comb is None:
+            return None
+        return _pin_on(rows, eqs, tight, comb[0], comb[1], self.D, self.n)
 
     def _two_points(self, rows, eqs, tight):
         """Two exact points of the node with different x, from a float point in
@@ -575,13 +597,8 @@ class _Search:
                 mu[q] += l2[len(closed) + 2 * q] - l2[len(closed) + 2 * q + 1]
             open_ = [i for i in open_ if i not in hit]
         tight = [i for i in range(len(rows)) if i not in open_]
-        solve = _solve_units([rows[r] for r in tight] + list(eqs), D, self.n)
-        if solve is not None:
-            k = len(tight)
-            used = sorted({q for q in range(len(eqs)) if mu[q]} |
-                          {q for s in solve for q in range(len(eqs)) if s[k + q]})
-            pin = Pin(tuple(tight), tuple(lam[r] for r in tight), tuple(used), tuple(mu[q] for q in used),
-                      tuple(tuple(s[:k]) + tuple(s[k + q] for q in used) for s in solve))
+        pin = _pin_on(rows, eqs, tight, [lam[r] for r in tight], mu, D, self.n)
+        if pin is not None:
             return pin
         Bd = [drows[r][0] for r in tight] + [e for e, _ in deqs]
         for dvec in _directions(Bd, D, self.n):
@@ -658,6 +675,18 @@ def _step(rows, p, d):
     eps = Fraction(1) if eps is None else min(eps / 2, Fraction(1))
     q = [pv + eps * dv for pv, dv in zip(p, d)]
     return q if _satisfies(rows, q) else None
+
+
+def _pin_on(rows, eqs, tight, lam, mu, D: int, n: int) -> Pin | None:
+    """The Pin of rows ``tight`` (lam > 0, mu: an identically zero combination)
+    if they and the equations determine x; only the equations used are kept."""
+    solve = _solve_units([rows[r] for r in tight] + list(eqs), D, n)
+    if solve is None:
+        return None
+    k, P = len(tight), len(eqs)
+    used = sorted({q for q in range(P) if mu[q]} | {q for s in solve for q in range(P) if s[k + q]})
+    return Pin(tuple(tight), tuple(lam), tuple(used), tuple(mu[q] for q in used),
+               tuple(tuple(s[:k]) + tuple(s[k + q] for q in used) for s in solve))
 
 
 def _split_multiplier(mu, nrows: int, neqs: int):

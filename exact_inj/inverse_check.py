@@ -117,6 +117,7 @@ class LiftedSystem:
                 rows.append(({}, -yj))
         self.base_rows = rows
         self.base_eqs = eqs
+        self._fixed: dict[tuple[int, bool], tuple[Row, Row]] = {}
 
     def pre(self, k: int, j: int) -> Row:
         """Neuron j of layer k's pre-activation as a function of v."""
@@ -130,6 +131,13 @@ class LiftedSystem:
 
     def fixed(self, g: int, active: bool) -> tuple[Row, Row]:
         """(inequality, equation) a fixed neuron adds."""
+        key = (g, active)
+        got = self._fixed.get(key)
+        if got is None:
+            got = self._fixed[key] = self._fixed_rows(g, active)
+        return got
+
+    def _fixed_rows(self, g: int, active: bool) -> tuple[Row, Row]:
         k, j = self.neurons[g]
         a, c = self.pre(k, j)
         hv = self.hvar(k, j)
