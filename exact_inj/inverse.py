@@ -50,7 +50,7 @@ from . import linalg
 from .certificate import Domain
 from .exact_lp import equations_as_rows, motzkin_rows
 from .inverse_check import (FORMAT, VERSION, Infeasible, LiftedSystem, Pin, Region, Row, check_inverse, combine,
-                            is_preimage, leaf_to_json, pinned_point, verify_infeasible)
+                            determines_x, is_preimage, leaf_to_json, pinned_point, verify_infeasible)
 from .io import fraction_to_str, network_to_json, parse_exact
 from .model import Network
 
@@ -320,9 +320,9 @@ class _Search:
         rows, eqs = sysm.system(path)
         complete = len(path) == self.G
         # 1. Layer by layer: do the equations alone determine x?  (Exact.)
-        solve = _solve_units(eqs, self.D, self.n)
-        if solve is not None:
-            return "leaf", self._pin(rows, eqs, (), (), [Fraction(0)] * len(eqs), solve)
+        pin = _pin_on(rows, eqs, (), (), [Fraction(0)] * len(eqs), self.D, self.n)
+        if pin is not None:
+            return "leaf", self._count_pin(pin, rows, eqs)
         # 2. The max-slack LP says empty, inside (all rows strict at once) or thin.
         kind, v, hint = self._max_slack(rows, eqs, ()) if USE_FLOATS else ("unsure", None, None)
         if kind == "empty":
@@ -365,15 +365,6 @@ class _Search:
         return "split", self._choose(path, v)
 
     # --- leaves ----------------------------------------------------------------------------
-
-    def _pin(self, rows, eqs, tight, lam, mu, solve) -> Pin:
-        """A Pin over support rows ``tight`` (with lam) and every equation (mu,
-        and solve rows over tight + all equations), keeping only the equations used."""
-        k = len(tight)
-        used = sorted({q for q in range(len(eqs)) if mu[q]} | {q for r in solve for q in range(len(eqs)) if r[k + q]})
-        pin = Pin(tuple(tight), tuple(lam), tuple(used), tuple(mu[q] for q in used),
-                  tuple(tuple(r[:k]) + tuple(r[k + q] for q in used) for r in solve))
-        return self._count_pin(pin, rows, eqs)
 
     def _count_pin(self, pin: Pin, rows, eqs) -> Pin:
         p = pinned_point(rows, eqs, pin, self.n)
@@ -531,7 +522,7 @@ class _Search:
         if not tight:
             return None
         # Quick exact test first: can these rows and the equations determine x at all?
-        if _solve_units([rows[r] for r in tight] + list(eqs), self.D, self.n) is None:
+        if not determines_x([rows[r] for r in tight] + list(eqs), self.D, self.n):
             return None
         comb = _positive_combination(rows, eqs, tight, [float(dual[r]) for r in tight], [0.0] * len(eqs))
         if comb is None:
@@ -627,31 +618,6 @@ def _satisfies(rows, v) -> bool:
     return all(_value(r, v) <= 0 for r in rows)
 
 
-def _solve_units(B: Sequence[Row], D: int, n: int):
-    """Rows m_k (k < n) over B with sum_i m_k[i] a_i = e_k (the unit vector of
-    x_k), exactly; None if some x_k is not determined by B."""
-    q = len(B)
-    if q == 0:
-        return None
-    M = flint.fmpq_mat(D, q + n)
-    for i, (a, _) in enumerate(B):
-        for t, v in a.items():
-            M[t, i] = linalg.to_fmpq(v)
-    for k in range(n):
-        M[k, q + k] = flint.fmpq(1)
-    R, rk = M.rref()
-    sols = [[Fraction(0)] * q for _ in range(n)]
-    for r in range(rk):
-        piv = next(j for j in range(q + n) if R[r, j] != 0)
-        if piv >= q:
-            return None
-        for k in range(n):
-            e = R[r, q + k]
-            if e != 0:
-                sols[k][piv] = Fraction(int(e.p), int(e.q))
-    return sols
-
-
 def _directions(Bd, D: int, n: int):
     """Null vectors of the rows Bd whose x-part is not zero (exact)."""
     if not Bd:
@@ -679,14 +645,14 @@ def _step(rows, p, d):
 
 def _pin_on(rows, eqs, tight, lam, mu, D: int, n: int) -> Pin | None:
     """The Pin of rows ``tight`` (lam > 0, mu: an identically zero combination)
-    if they and the equations determine x; only the equations used are kept."""
-    solve = _solve_units([rows[r] for r in tight] + list(eqs), D, n)
-    if solve is None:
+    if they and the equations determine x and have a common solution."""
+    B = [rows[r] for r in tight] + list(eqs)
+    if not determines_x(B, D, n):
         return None
-    k, P = len(tight), len(eqs)
-    used = sorted({q for q in range(P) if mu[q]} | {q for s in solve for q in range(P) if s[k + q]})
-    return Pin(tuple(tight), tuple(lam), tuple(used), tuple(mu[q] for q in used),
-               tuple(tuple(s[:k]) + tuple(s[k + q] for q in used) for s in solve))
+    v = linalg.solve_affine([_dense(a, D) for a, _ in B], [-c for _, c in B], D)
+    if v is None:
+        return None  # inconsistent: the node is empty, and a Farkas leaf closes it
+    return Pin(tuple(tight), tuple(lam), tuple(range(len(eqs))), tuple(mu), tuple(v))
 
 
 def _split_multiplier(mu, nrows: int, neqs: int):

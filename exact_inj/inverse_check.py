@@ -37,11 +37,12 @@ Leaves
   = 0 and sum lam c + sum mu d > 0 (Farkas): no point, so no preimage here.
 - ``pin``: lam > 0 (each) and free mu with the combination identically 0
   (coefficients and constant), so every row in its support is tight on the
-  node; then n rows ``solve`` over (support rows, listed equations) whose
-  combinations are exactly the unit vectors of x_0..x_{n-1}: every point of
-  the node has x = p with p_k = -(solve_k . constants).  The checker computes
-  p, so the preimages in this branch are {p} if N(p) = y and p is in the
-  domain, and none otherwise.
+  node: every point v of the node solves B v + c = 0, B the support rows and
+  the listed equations.  The leaf gives one solution ``point`` (all of v), and
+  the checker computes rank B = rank B' + n exactly, B' being B without the
+  x-columns: then no null vector of B moves x, so every point of the node has
+  the same x = point[:n] = p.  The preimages in this branch are {p} if
+  N(p) = y and p is in the domain, and none otherwise.
 - ``region``: every hidden ReLU neuron is fixed, and the leaf carries a point
   p in the domain with N(p) = y whose pre-activations have the fixed signs.
   The preimages in this branch are exactly the polyhedron
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import re
 import time
+from math import gcd
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -230,7 +232,8 @@ class Pin:
     lam: tuple[Fraction, ...]
     eqs: tuple[int, ...]
     mu: tuple[Fraction, ...]
-    solve: tuple[tuple[Fraction, ...], ...]
+    point: tuple[Fraction, ...]
+    """A solution v of the support rows and listed equations as equalities (all D variables)."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ def _numbers(v: Any, what: str) -> tuple[Fraction, ...]:
     return tuple(_number(x, f"{what}[{i}]") for i, x in enumerate(v))
 
 
-def leaf_from_json(obj: Any, nrows: int, neqs: int, n: int, where: str):
+def leaf_from_json(obj: Any, nrows: int, neqs: int, dim: int, where: str):
     """A leaf certificate read against its node's row and equation counts."""
     if not isinstance(obj, dict):
         raise Invalid(f"{where} must be an object")
@@ -292,13 +295,10 @@ def leaf_from_json(obj: Any, nrows: int, neqs: int, n: int, where: str):
         raise Invalid(f"{where}: {len(rows)} rows with {len(lam)} multipliers, {len(eqs)} equations with {len(mu)}")
     if kind == "infeasible":
         return Infeasible(rows, lam, eqs, mu)
-    solve = obj.get("solve")
-    if not isinstance(solve, (list, tuple)) or len(solve) != n:
-        raise Invalid(f"{where}: a pin needs {n} solve rows")
-    sv = tuple(_numbers(r, f"{where} solve[{k}]") for k, r in enumerate(solve))
-    if any(len(r) != len(rows) + len(eqs) for r in sv):
-        raise Invalid(f"{where}: each solve row needs {len(rows) + len(eqs)} entries")
-    return Pin(rows, lam, eqs, mu, sv)
+    point = _numbers(obj.get("point"), f"{where} point")
+    if len(point) != dim:
+        raise Invalid(f"{where}: a pin's point has the {dim} variables of the lifted system, not {len(point)}")
+    return Pin(rows, lam, eqs, mu, point)
 
 
 def leaf_to_json(leaf) -> dict:
@@ -310,7 +310,7 @@ def leaf_to_json(leaf) -> dict:
          "rows": list(leaf.rows), "lam": [s(v) for v in leaf.lam],
          "eqs": list(leaf.eqs), "mu": [s(v) for v in leaf.mu]}
     if isinstance(leaf, Pin):
-        d["solve"] = [[s(v) for v in r] for r in leaf.solve]
+        d["point"] = [s(v) for v in leaf.point]
     return d
 
 
@@ -332,13 +332,41 @@ def pinned_point(rows: Sequence[Row], eqs: Sequence[Row], c: Pin, n: int) -> tup
     if _add(a1, a2) or c1 + c2 != 0:
         return None
     B = [rows[i] for i in c.rows] + [eqs[i] for i in c.eqs]
-    p = []
-    for k, m in enumerate(c.solve):
-        a, const = combine(B, range(len(B)), m)
-        if a != {k: Fraction(1)}:
-            return None
-        p.append(-const)
-    return tuple(p)
+    v = c.point
+    if any(value(r, v) != 0 for r in B):
+        return None
+    if not determines_x(B, len(v), n):
+        return None
+    return tuple(v[:n])
+
+
+def value(row: Row, v: Sequence[Fraction]) -> Fraction:
+    a, c = row
+    return c + sum((w * v[t] for t, w in a.items()), Fraction(0))
+
+
+def determines_x(B: Sequence[Row], dim: int, n: int) -> bool:
+    """Exactly: do the equations B (a.v + c = 0) fix v_0..v_{n-1} on their
+    solution set?  That is, no null vector of B has a nonzero x-part, or
+    rank B = rank B' + n with B' the columns n.. of B."""
+    from . import linalg
+
+    if len(B) < n:
+        return False
+    ints = []
+    for a, _ in B:
+        den = 1
+        for w in a.values():
+            den = den * w.denominator // gcd(den, w.denominator)
+        row = [0] * dim
+        for t, w in a.items():
+            row[t] = w.numerator * (den // w.denominator)
+        ints.append(row)
+    r = linalg.rank(ints, dim)
+    if r < n:
+        return False
+    r2 = linalg.rank([row[n:] for row in ints], dim - n) if dim > n else 0
+    return r == r2 + n
 
 
 def is_preimage(net: Network, domain: Domain, y: Sequence[Fraction], x: Sequence[Fraction]) -> bool:
@@ -387,7 +415,7 @@ def replay_cover(system: LiftedSystem, domain: Domain, tree: Any, leaves: Any) -
         if not 0 <= k < len(leaves):
             raise Invalid(f"tree entry {pos - 1} names leaf {k}, which does not exist")
         rows, eqs = system.system(path)
-        leaf = leaf_from_json(leaves[k], len(rows), len(eqs), n, f"leaf {k}")
+        leaf = leaf_from_json(leaves[k], len(rows), len(eqs), system.dim, f"leaf {k}")
         out.leaves += 1
         if isinstance(leaf, Infeasible):
             if not verify_infeasible(rows, eqs, leaf):
@@ -426,7 +454,7 @@ def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain |
     >>> from exact_inj.model import Layer, Network
     >>> net = Network((Layer.from_rows([[1], [-1]]),))          # x -> (ReLU(x), ReLU(-x))
     >>> tree = [-1]
-    >>> pin = {"kind": "pin", "rows": [], "lam": [], "eqs": [0], "mu": ["0"], "solve": [["1"]]}
+    >>> pin = {"kind": "pin", "rows": [], "lam": [], "eqs": [0], "mu": ["0"], "point": ["2"]}
     >>> ans = {"preimage": "point", "points": [["2"]], "certificate": {"kind": "cover", "tree": tree, "leaves": [pin]}}
     >>> check_inverse(net, ["2", "0"], ans)[0]
     True

@@ -427,14 +427,11 @@ def _leaf_valid(net, y, dom, path, leaf):
             return all(v >= 0 for v in lam) and not any(coef) and const > 0
         if any(v <= 0 for v in lam) or any(coef) or const != 0:
             return False
-        S = [[F(v) for v in r] for r in leaf["solve"]]
-        if len(S) != net.input_dim or any(len(r) != len(B) for r in S):
+        v = [F(t) for t in leaf["point"]]
+        if len(v) != D or any(sum(a * b for a, b in zip(r, v)) + c != 0 for r, c in B):
             return False
-        for k, m in enumerate(S):
-            c = [sum(mm * b[0][t] for mm, b in zip(m, B)) for t in range(D)]
-            if c != [F(int(t == k)) for t in range(D)]:
-                return False
-        return True
+        sol = _rref_solve([r for r, _ in B], [-c for _, c in B], D)  # every solution: v0 + span N
+        return sol is not None and all(not any(w[:net.input_dim]) for w in sol[1])
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return False
 
@@ -471,20 +468,17 @@ def test_mutated_numbers_in_leaves_are_rejected_when_independently_invalid():
         for path, k in _leaf_paths(cert["tree"]):
             leaf = cert["leaves"][k]
             assert _leaf_valid(net, y, dom, path, leaf) in (True, None)
-            fields = [f for f in ("lam", "mu") if leaf.get(f)] + (["solve"] if leaf.get("solve") else [])
+            fields = [f for f in ("lam", "mu", "point") if leaf.get(f)]
             for _ in range(3):
                 if not fields:
                     break
                 bad = copy.deepcopy(ans)
                 bl = bad["certificate"]["leaves"][k]
                 f = rng.choice(fields)
-                if f == "solve":
-                    row = rng.randrange(len(bl["solve"]))
-                    if not bl["solve"][row]:
-                        continue
-                    i = rng.randrange(len(bl["solve"][row]))
-                    bl["solve"][row][i] = str(F(bl["solve"][row][i]) + rng.choice((1, -1, F(1, 2))))
-                else:
+                if f == "point" and bl["kind"] == "pin":
+                    i = rng.randrange(len(bl["point"]))
+                    bl["point"][i] = str(F(bl["point"][i]) + rng.choice((1, -1, F(1, 2))))
+                elif f != "point":
                     i = rng.randrange(len(bl[f]))
                     bl[f][i] = str(F(bl[f][i]) + rng.choice((1, -1, F(1, 2))) if rng.random() < 0.7
                                    else -F(bl[f][i]))
