@@ -64,6 +64,9 @@ STRATEGY = "gap"
 # The exact simplex is pure Python: above this many variables it is not tried
 # (the node stays open and the answer may be unknown).
 EXACT_FALLBACK_MAX_DIM = 400
+# The lifted system is handled densely (LPs, exact ranks): above this many
+# matrix entries (variables x rows) invert answers unknown at once.
+MAX_DENSE_ENTRIES = 10_000_000
 
 
 @dataclass
@@ -142,6 +145,12 @@ def invert(
     if not domain.dim_ok(net.input_dim):
         raise ValueError(f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
     system = LiftedSystem(net, yv, domain)
+    size = system.dim * (len(system.base_rows) + len(system.base_eqs))
+    if size > MAX_DENSE_ENTRIES:
+        return InverseResult("unknown", [], net, yv, domain, seconds=time.perf_counter() - t0,
+                             stats={"variables": system.dim, "hidden_relus": len(system.neurons)},
+                             reason=f"too large for the dense route: {system.dim} variables x "
+                                    f"{len(system.base_rows) + len(system.base_eqs)} rows > {MAX_DENSE_ENTRIES:,} entries")
     search = _Search(system, domain, deadline, max_nodes, max_pieces, progress or (lambda s: None))
     search.run()
     res = _answer(search, net, yv, domain, deadline, use_verify)
@@ -273,8 +282,10 @@ class _Search:
                     last = now
                     self.say(f"invert: {self.stats['nodes']} nodes, {len(stack)} open, {len(self.points)} points")
             self.finished = True
-        except _Stop as e:
-            self.stopped = str(e)
+        except (_Stop, AssertionError) as e:
+            # AssertionError: an exact step that should not fail did (a bug);
+            # the answer then says so instead of claiming anything.
+            self.stopped = str(e) if isinstance(e, _Stop) else f"internal error: {e}"
             self.open_nodes = stack + ([path] if path is not None else [])
 
     def dive(self, deadline: float, budget: int = 200) -> None:

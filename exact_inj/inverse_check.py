@@ -466,6 +466,9 @@ def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain |
         return True, _check(net, y, result, domain or Domain.reals())
     except Invalid as e:
         return False, str(e)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError) as e:
+        # Malformed input that slipped past the shape checks: rejected, never accepted.
+        return False, f"malformed answer ({type(e).__name__}: {str(e)[:80]})"
 
 
 def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> str:
@@ -569,7 +572,7 @@ def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:
 
     try:
         c = Certificate.from_json(cert.get("certificate"))
-    except InputError as e:
+    except (InputError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise Invalid(f"the injectivity certificate does not parse: {e}") from None
     if c.verdict is not Status.INJECTIVE:
         raise Invalid("the embedded certificate is not one of injectivity")

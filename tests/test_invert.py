@@ -610,3 +610,31 @@ def test_cli_round_trip(tmp_path, capsys):
     out.write_text(json.dumps(bad))
     assert inv.main(["check-inverse", str(out)]) == 1
     assert inv.main(["invert", path, "--y", "1,2,3"]) == 2  # three numbers for two outputs
+
+
+def test_checker_never_raises_on_garbage():
+    rng = random.Random(9)
+    junk = [None, [], {}, "x", "1/0", 1.5, True, -1, 10**6, [[]], {"kind": "pin"}, ["1"], "9" * 50]
+    cases = _answers_with_certificates()[:12]
+
+    def paths(obj, here=()):
+        yield here
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from paths(v, here + (k,))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj[:4]):
+                yield from paths(v, here + (i,))
+
+    for net, y, dom, ans in cases:
+        spots = [p for p in paths(ans) if p and p[0] not in ("reason", "stats", "seconds", "decimals", "format",
+                                                            "version", "complete")]
+        for _ in range(25):
+            bad = copy.deepcopy(ans)
+            where = rng.choice(spots)
+            obj = bad
+            for key in where[:-1]:
+                obj = obj[key]
+            obj[where[-1]] = rng.choice(junk)
+            ok, why = check_inverse(net, y, bad, dom)  # must return, whatever the input
+            assert isinstance(ok, bool) and isinstance(why, str)
