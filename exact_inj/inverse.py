@@ -60,7 +60,6 @@ SLACK_TOL = 1e-9
 SUPPORT_TOL = 1e-9
 # Tests set this to False to take the exact route at every node (no LP at all).
 USE_FLOATS = True
-STRATEGY = "gap"
 # The exact simplex is pure Python: above this many variables it is not tried
 # (the node stays open and the answer may be unknown).
 EXACT_FALLBACK_MAX_DIM = 400
@@ -311,7 +310,7 @@ class _Search:
                         self._count_pin(got, rows, eqs)
                     continue
                 kind, v, _ = self._max_slack(rows, eqs, ())
-            except _Stop:
+            except (_Stop, AssertionError):
                 continue
             if kind not in ("inside", "thin"):
                 continue
@@ -406,27 +405,23 @@ class _Search:
     # --- choices ---------------------------------------------------------------------------
 
     def _choose(self, path, v) -> int:
-        """The next neuron: the latest hidden layer first (backwards from the
-        known output), and in it the neuron the LP point most clearly puts on
-        one side (so that one child is likely to close at once)."""
+        """The next neuron: the one whose relaxation h >= ReLU(pre) is most
+        violated at the LP point v (h - max(pre, 0), per unit of the row's
+        norm); ties (and exact-route nodes, without v) go to the latest layer,
+        nearest the known output."""
         fixed = {g for g, _ in path}
         best, key = None, None
         for g, (k, j) in enumerate(self.system.neurons):
             if g in fixed:
                 continue
-            a, c = self.system.pre(k, j)
+            gap = 0.0
             if v is not None:
+                a, c = self.system.pre(k, j)
                 pre = float(c) + sum(float(w) * v[t] for t, w in a.items())
                 norm = sum(float(w) ** 2 for w in a.values()) ** 0.5 or 1.0
-                hv = v[self.system.hvar(k, j)]
-                gap = (hv - max(pre, 0.0)) / norm
-                score = abs(pre) / norm
-            else:
-                score = gap = 0.0
-            kk = {"back": (k, score), "fwd": (-k, score), "gap": (gap,), "fwdgap": (-k, gap), "backgap": (k, gap),
-                  "gapfwd": (gap, -k)}[STRATEGY]
-            if key is None or kk > key:
-                best, key = g, kk
+                gap = (v[self.system.hvar(k, j)] - max(pre, 0.0)) / norm
+            if key is None or (gap, k) > key:
+                best, key = g, (gap, k)
         return best
 
     # --- floats (hints only) -------------------------------------------------------------

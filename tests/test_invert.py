@@ -638,3 +638,56 @@ def test_checker_never_raises_on_garbage():
             obj[where[-1]] = rng.choice(junk)
             ok, why = check_inverse(net, y, bad, dom)  # must return, whatever the input
             assert isinstance(ok, bool) and isinstance(why, str)
+
+
+def test_the_checker_imports_no_solver_and_nothing_that_searches(tmp_path):
+    import subprocess
+    import sys
+
+    path = os.path.join(ROOT, "instances", "networks", "b_minus_b_difference.json")
+    out = tmp_path / "ans.json"
+    assert inv.main(["invert", path, "--from-input", "1/2,-3", "--certificate", str(out), "--quiet"]) == 0
+    code = ("import json, sys; from exact_inj.inverse_check import check_inverse_file; "
+            f"ok, why = check_inverse_file(json.load(open({str(out)!r}))); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('highspy', 'pulp') or m in "
+            "('exact_inj.backend', 'exact_inj.engine', 'exact_inj.search', 'exact_inj.endtoend', 'exact_inj.inverse')]; "
+            "print(ok, bad)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.stdout.strip() == "True []", res.stdout + res.stderr
+
+
+WIDE_SHAPES = [(1, [2], 1, "linear"), (1, [3], 2, "linear"), (2, [3], 2, "linear"), (2, [2, 2], 2, "linear"),
+               (2, [3], 2, "relu"), (2, [], 3, "relu"), (2, [2], 3, "relu"), (1, [2, 2], 1, "relu"),
+               (2, [4], 1, "linear"), (2, [3], 3, "linear"), (2, [2, 2], 1, "relu"), (3, [], 4, "relu"),
+               (3, [3], 3, "linear"), (1, [3, 2], 2, "linear"), (2, [2], 2, "linear"), (3, [4], 2, "linear")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exact,seed,count", [(False, 400, 1200), (False, 500, 1200), (True, 401, 200)])
+def test_long_differential(monkeypatch, exact, seed, count):
+    """The long run quoted in docs/inverse.md (about 30 s, 30 s and 60 s)."""
+    if exact:
+        monkeypatch.setattr(inv, "USE_FLOATS", False)
+    rng = random.Random(seed)
+    for _ in range(count):
+        n, widths, out, last = rng.choice(WIDE_SHAPES)
+        net = random_net(rng, n, widths, out, last, wmax=rng.choice((1, 2, 3)))
+        dom = [Domain.reals(), Domain.orthant(),
+               Domain.box([F(rng.randint(-2, 0)) for _ in range(n)], [F(rng.randint(0, 2)) for _ in range(n)]),
+               Domain.box([F(-1)] * n, [F(-1)] + [F(1)] * (n - 1))][rng.randrange(4)]
+        how = rng.randrange(3)
+        if how == 0:
+            x = [F(rng.randint(-2, 2), rng.choice((1, 2))) for _ in range(n)]
+            if dom.kind == "orthant":
+                x = [abs(v) for v in x]
+            if dom.kind == "box":
+                x = [min(max(v, lo), hi) for v, lo, hi in zip(x, dom.lower, dom.upper)]
+            y = net.evaluate(x)
+        elif how == 1:
+            y = tuple(F(rng.randint(-2, 3), rng.choice((1, 2))) for _ in range(out))
+        else:
+            y = tuple(F(0) for _ in range(out))
+        r = invert(net, y, dom, time_limit=60)
+        ref, pt = reference_preimage(as_lists(net), y, n, ref_domain(dom))
+        assert r.preimage == ref and (pt is None or r.points == [pt]) and (ref != "set" or r.complete)
+        assert check_inverse(net, y, r.to_json(), dom)[0]
