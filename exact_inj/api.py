@@ -7,11 +7,14 @@ from typing import Callable
 
 from .certify.check import CheckResult
 from .certify.check import check as _check
+from .certify.inverse import check_inverse
 from .certify.schema import Certificate
 from .errors import InputError
 from .io import load_json_file, load_network
 from .model import Domain, Network
 from .verdict import Verdict
+
+__all__ = ["check", "check_inverse", "invert", "load_certificate", "verify"]
 
 
 def verify(
@@ -58,6 +61,26 @@ def verify(
                             domain=domain)
     return decide_network(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
                           domain=domain)
+
+
+def invert(network_or_path: Network | str | os.PathLike, y, *, domain: Domain | None = None,
+           time_limit: float = 60.0, max_pieces: int = 64):
+    """The exact preimage {x in domain : N(x) = y}: ``empty``, ``point``,
+    ``set`` or ``unknown``, every answer checked before it is returned
+    (docs/inverse.md).  ``y`` holds exact numbers (ints, Fractions, strings).
+
+    >>> from exact_inj.model import Layer, Network
+    >>> net = Network((Layer.from_rows([[1], [-1]]),))       # ReLU(x), ReLU(-x): injective
+    >>> r = invert(net, ["0", "3/2"])
+    >>> r.preimage, r.points
+    ('point', [(Fraction(-3, 2),)])
+    >>> check_inverse(net, ["0", "3/2"], r.to_json())[0]
+    True
+    """
+    from .network.inverse import invert as _invert  # late, like verify's routes
+
+    net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
+    return _invert(net, y, domain, time_limit=time_limit, max_pieces=max_pieces)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:

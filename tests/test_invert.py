@@ -1,4 +1,4 @@
-"""Exact preimages (exact_inj.inverse) against an independent brute force.
+"""Exact preimages (exact_inj.network.inverse) against an independent brute force.
 
 The reference below imports nothing from exact_inj: it enumerates every
 complete activation pattern (closed regions) of a small network, composes the
@@ -8,7 +8,7 @@ Fourier-Motzkin elimination in Fractions: empty, a single point, or more.
 The preimage is the union of those polyhedra.
 
 Mutation tests only count a mutant as "must be rejected" when an independent
-check says it is invalid (theory notes, section 6): the leaf checks here
+check says it is invalid (docs/theory.md, section 6): the leaf checks here
 rebuild the lifted rows from the documented format (docs/inverse.md) on their
 own.
 """
@@ -25,10 +25,11 @@ from fractions import Fraction as F
 
 import pytest
 
-from exact_inj import inverse as inv
-from exact_inj.certificate import Domain
-from exact_inj.inverse import invert
-from exact_inj.inverse_check import check_inverse, check_inverse_file
+from exact_inj.network import preimage as inv_search
+from exact_inj.model import Domain
+from exact_inj.cli import app as cli
+from exact_inj.network.inverse import invert
+from exact_inj.certify.inverse import check_inverse, check_inverse_file
 from exact_inj.io import load_network
 from exact_inj.model import Layer, Network
 
@@ -323,7 +324,7 @@ def test_random_networks_agree_with_the_reference(seed):
 
 def test_exact_route_without_floats_agrees(monkeypatch):
     """Every node decided by the exact simplex alone (no LP): same answers."""
-    monkeypatch.setattr(inv, "USE_FLOATS", False)
+    monkeypatch.setattr(inv_search, "USE_FLOATS", False)
     for net, y, dom in itertools.islice(_cases(40, 11), 16):
         r = invert(net, y, dom, time_limit=20)
         ref, pt = reference_preimage(as_lists(net), y, net.input_dim, ref_domain(dom))
@@ -599,17 +600,17 @@ def test_a_set_too_large_to_list_stops_with_two_points():
 def test_cli_round_trip(tmp_path, capsys):
     path = os.path.join(ROOT, "instances", "networks", "b_minus_b_difference.json")
     out = tmp_path / "ans.json"
-    code = inv.main(["invert", path, "--from-input", "1/2,-3", "--json", "--certificate", str(out), "--quiet"])
+    code = cli.main(["invert", path, "--from-input", "1/2,-3", "--json", "--certificate", str(out), "--quiet"])
     ans = json.loads(capsys.readouterr().out)
     assert code == 0 and ans["preimage"] == "point" and ans["points"] == [["1/2", "-3"]]
     assert ans["decimals"] == [[0.5, -3.0]]
     assert check_inverse_file(json.loads(out.read_text()))[0]
-    assert inv.main(["check-inverse", str(out)]) == 0
+    assert cli.main(["check", str(out)]) == 0
     bad = json.loads(out.read_text())
     bad["points"] = [["1/2", "-2"]]
     out.write_text(json.dumps(bad))
-    assert inv.main(["check-inverse", str(out)]) == 1
-    assert inv.main(["invert", path, "--y", "1,2,3"]) == 2  # three numbers for two outputs
+    assert cli.main(["check", str(out)]) == 1
+    assert cli.main(["invert", path, "--y", "1,2,3"]) == 2  # three numbers for two outputs
 
 
 def test_checker_never_raises_on_garbage():
@@ -646,11 +647,11 @@ def test_the_checker_imports_no_solver_and_nothing_that_searches(tmp_path):
 
     path = os.path.join(ROOT, "instances", "networks", "b_minus_b_difference.json")
     out = tmp_path / "ans.json"
-    assert inv.main(["invert", path, "--from-input", "1/2,-3", "--certificate", str(out), "--quiet"]) == 0
-    code = ("import json, sys; from exact_inj.inverse_check import check_inverse_file; "
+    assert cli.main(["invert", path, "--from-input", "1/2,-3", "--certificate", str(out), "--quiet"]) == 0
+    code = ("import json, sys; from exact_inj.certify.inverse import check_inverse_file; "
             f"ok, why = check_inverse_file(json.load(open({str(out)!r}))); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('highspy', 'pulp') or m in "
-            "('exact_inj.backend', 'exact_inj.engine', 'exact_inj.search', 'exact_inj.endtoend', 'exact_inj.inverse')]; "
+            "('exact_inj.solver', 'exact_inj.layer.decide', 'exact_inj.layer.search', 'exact_inj.network.endtoend', 'exact_inj.network.inverse', 'exact_inj.network.preimage')]; "
             "print(ok, bad)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.stdout.strip() == "True []", res.stdout + res.stderr
@@ -667,7 +668,7 @@ WIDE_SHAPES = [(1, [2], 1, "linear"), (1, [3], 2, "linear"), (2, [3], 2, "linear
 def test_long_differential(monkeypatch, exact, seed, count):
     """The long run quoted in docs/inverse.md (about 30 s, 30 s and 60 s)."""
     if exact:
-        monkeypatch.setattr(inv, "USE_FLOATS", False)
+        monkeypatch.setattr(inv_search, "USE_FLOATS", False)
     rng = random.Random(seed)
     for _ in range(count):
         n, widths, out, last = rng.choice(WIDE_SHAPES)

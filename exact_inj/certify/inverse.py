@@ -1,6 +1,6 @@
 """The exact checker of preimage answers (docs/inverse.md), and the one
 definition of the linear systems both it and the search in
-:mod:`exact_inj.inverse` read.
+:mod:`exact_inj.network.inverse` read.
 
 This module is part of the trusted base: it imports no solver and searches
 nothing.  It uses ``fractions.Fraction`` only, reads every row from the
@@ -53,15 +53,20 @@ So the union of what the leaves contribute is exactly the preimage.
 
 from __future__ import annotations
 
-import re
 import time
 from math import gcd
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
 
-from .certificate import Domain
-from .model import Network
+from ..errors import InputError
+from ..exact import linalg
+from ..io.json import network_from_json
+from ..model import Domain, Network
+from ..numbers import fraction_to_str, parse_number_text, quote
+from .base import Invalid
+from .check import check
+from .schema import Certificate, Status
 
 FORMAT = "exact_inj/inverse"
 VERSION = 1
@@ -241,10 +246,6 @@ class Region:
     point: tuple[Fraction, ...]
 
 
-class Invalid(Exception):
-    """A certificate or answer that does not check."""
-
-
 def _indices(v: Any, bound: int, what: str) -> tuple[int, ...]:
     if not isinstance(v, (list, tuple)) or not all(type(i) is int for i in v):
         raise Invalid(f"{what} must be a list of integers")
@@ -253,23 +254,20 @@ def _indices(v: Any, bound: int, what: str) -> tuple[int, ...]:
     return tuple(v)
 
 
-# "-3/7", "12", "0.25": no exponent (a string such as "1e999999999" would cost
-# a huge power of ten before anything is checked).
-_EXACT = re.compile(r"[+-]?\d+(/\d+|\.\d*)?")
-
-
 def _number(v: Any, what: str) -> Fraction:
     """An exact number: a Fraction, an int, or a string such as "-3/7" (never a float)."""
     if type(v) is Fraction:
         return v
     if type(v) is int:
         return Fraction(v)
-    if isinstance(v, str) and len(v) <= 100_000 and _EXACT.fullmatch(v.strip()):
+    if isinstance(v, str) and len(v) <= 100_000:
         try:
-            return Fraction(v.strip())
-        except ZeroDivisionError:
+            # The one exact-number grammar (its exponent is bounded, so a
+            # short string cannot cost a huge power of ten).
+            return parse_number_text(v)
+        except ValueError:
             pass
-    raise Invalid(f"{what} is not an exact number: {str(v)[:40]!r}")
+    raise Invalid(f"{what} is not an exact number: {quote(v)}")
 
 
 def _numbers(v: Any, what: str) -> tuple[Fraction, ...]:
@@ -302,8 +300,7 @@ def leaf_from_json(obj: Any, nrows: int, neqs: int, dim: int, where: str):
 
 
 def leaf_to_json(leaf) -> dict:
-    from .io import fraction_to_str as s
-
+    s = fraction_to_str
     if isinstance(leaf, Region):
         return {"kind": "region", "point": [s(v) for v in leaf.point]}
     d = {"kind": "infeasible" if isinstance(leaf, Infeasible) else "pin",
@@ -349,8 +346,6 @@ def determines_x(B: Sequence[Row], dim: int, n: int) -> bool:
     """Exactly: do the equations B (a.v + c = 0) fix v_0..v_{n-1} on their
     solution set?  That is, no null vector of B has a nonzero x-part, or
     rank B = rank B' + n with B' the columns n.. of B."""
-    from . import linalg
-
     if len(B) < n:
         return False
     ints = []
@@ -446,7 +441,7 @@ def replay_cover(system: LiftedSystem, domain: Domain, tree: Any, leaves: Any) -
 
 
 def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain | None = None) -> tuple[bool, str]:
-    """Check a preimage answer (the JSON form of :class:`exact_inj.inverse.InverseResult`)
+    """Check a preimage answer (the JSON form of :class:`exact_inj.network.inverse.InverseResult`)
     for output ``y`` of ``net`` on ``domain`` (default R^n): (valid, reason).
 
     Never raises for a bad answer; never searches; imports no solver.
@@ -565,11 +560,6 @@ def _match_description(result: dict, summary: CoverSummary) -> None:
 
 def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:
     """A point answer backed by an injectivity certificate of the network on the domain."""
-    from .certificate import Certificate
-    from .checker import check
-    from .io import InputError
-    from .verdict import Status
-
     try:
         c = Certificate.from_json(cert.get("certificate"))
     except (InputError, TypeError, ValueError, KeyError, AttributeError) as e:
@@ -588,8 +578,6 @@ def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:
 
 def check_inverse_file(obj: dict) -> tuple[bool, str]:
     """Check a self-contained answer (with "network", "y" and "domain" keys)."""
-    from .io import InputError, network_from_json
-
     t0 = time.perf_counter()
     if not isinstance(obj, dict) or obj.get("format", FORMAT) != FORMAT or "network" not in obj or "y" not in obj:
         return False, "not a self-contained preimage answer (needs format, network and y)"

@@ -37,6 +37,7 @@ EPILOG = """\
 exit codes:
   verify: 0 injective, 1 not injective, 3 unknown
   check:  0 certificate valid, 1 certificate invalid
+  invert: 0 answered (empty, point or set), 3 unknown
   any:    2 bad input or usage, 4 internal error
 
 examples:
@@ -44,6 +45,7 @@ examples:
   exact-inj verify layer.json --json --certificate cert.json --time-limit 60
   exact-inj verify instances/conv/dcgan_periodic_32x32.json
   exact-inj check cert.json
+  exact-inj invert instances/networks/b_minus_b_difference.json --from-input 1/2,-3
 """
 
 
@@ -118,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_stability(sub)
     experiment.add_parser(sub)
     construct.add_parser(sub)
+    from . import invert
+
+    invert.add_parser(sub)
     return p
 
 
@@ -144,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..studies.compare import run as _run_compare
 
             return _run_compare(args)
+        if args.command == "invert":
+            from . import invert
+
+            return invert.run(args)
         return _export(args)
     except InputError as e:
         print(f"exact-inj: {e}", file=sys.stderr)
@@ -314,7 +323,19 @@ def _human(path: str, net, verdict) -> str:
 def _check(args) -> int:
     from ..api import load_certificate
     from ..certify.check import check
+    from ..certify.inverse import FORMAT as INVERSE_FORMAT
+    from ..certify.inverse import check_inverse_file
+    from ..io import load_json_file
 
+    obj = load_json_file(args.cert)
+    if isinstance(obj, dict) and obj.get("format") == INVERSE_FORMAT:
+        # A preimage answer written by `invert --certificate`: its own checker.
+        ok, why = check_inverse_file(obj)
+        if args.json:
+            print(json.dumps({"valid": ok, "reason": why, "preimage": obj.get("preimage")}))
+        else:
+            print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({obj.get('preimage')!s:.20}): {why}")
+        return EXIT_VALID if ok else EXIT_INVALID
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()
     res = check(cert)

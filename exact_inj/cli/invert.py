@@ -1,0 +1,102 @@
+"""``exact-inj invert`` (docs/inverse.md); its answers are re-checked by ``exact-inj check``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+
+from ..errors import InputError
+from ..io import load_network
+from ..network.inverse import InverseResult, invert
+from ..numbers import fraction_to_str, parse_exact
+from .argtypes import positive_float
+from .app import parse_domain
+
+__all__ = ["add_parser", "format_result", "run"]
+
+
+def _parse_vector(text: str, what: str) -> list[Fraction]:
+    try:
+        return [parse_exact(t.strip(), f"{what}[{i}]") for i, t in enumerate(text.split(","))]
+    except (ValueError, ZeroDivisionError) as e:
+        raise InputError(what, str(e)) from None
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``invert`` on the CLI's subparsers object (docs/inverse.md)."""
+    p = subparsers.add_parser(
+        "invert",
+        help="the exact preimage of an output y: empty, one point, or a set, with a certificate",
+        description="Compute the exact preimage {x in D : N(x) = y} of the network in FILE: 'empty', 'point' or "
+                    "'set', each checked by the solver-free checker before it is printed (docs/inverse.md).",
+    )
+    p.add_argument("file", metavar="FILE", help="network file (.json, .npz, .onnx, .pt/.safetensors)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--y", metavar="Y1,Y2,...", help="the output, exact numbers such as 3/7 or 0.25")
+    g.add_argument("--from-input", metavar="X1,X2,...", help="use y = N(x) for this input (a round trip)")
+    p.add_argument("--domain", metavar="D", default="reals", help="input domain, as for verify (default: reals)")
+    p.add_argument("--time-limit", metavar="S", type=positive_float, default=60.0,
+                   help="seconds before answering 'unknown' (default: 60)")
+    p.add_argument("--max-pieces", metavar="K", type=int, default=64,
+                   help="list at most K pieces of a set before stopping (default: 64)")
+    p.add_argument("--certificate", metavar="OUT",
+                   help="write the self-contained answer (with the network) to OUT; `exact-inj check OUT` re-checks it")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    return p
+
+
+EXIT = {"empty": 0, "point": 0, "set": 0, "unknown": 3}
+
+
+def run(args) -> int:
+    """Carry out ``exact-inj invert``; exit 0 when answered, 3 when unknown."""
+    net = load_network(args.file)
+    domain = parse_domain(args.domain, net.input_dim)
+    if args.from_input is not None:
+        x = _parse_vector(args.from_input, "--from-input")
+        if len(x) != net.input_dim:
+            raise InputError("--from-input", f"{len(x)} numbers for {net.input_dim} inputs")
+        y = net.evaluate(x)
+    else:
+        y = _parse_vector(args.y, "--y")
+        if len(y) != net.output_dim:
+            raise InputError("--y", f"{len(y)} numbers for {net.output_dim} outputs")
+    say = None if args.quiet else (lambda m: print(f"exact-inj: {m}", file=sys.stderr, flush=True))
+    res = invert(net, y, domain, time_limit=args.time_limit, max_pieces=args.max_pieces, progress=say)
+    if args.certificate:
+        with open(args.certificate, "w") as f:
+            json.dump(res.to_json(include_network=True), f, separators=(",", ":"))
+            f.write("\n")
+    if args.json:
+        out = res.to_json()
+        out["file"] = args.file
+        print(json.dumps(out))
+    else:
+        print(format_result(args.file, res))
+    return EXIT[res.preimage]
+
+
+def format_result(path: str, res: InverseResult) -> str:
+    def vec(p):
+        s = ", ".join(fraction_to_str(v) for v in p[:24])
+        return f"({s}{', ...' if len(p) > 24 else ''})"
+
+    on = "" if res.domain.kind == "reals" else f" on {res.domain.describe()}"
+    lines = [f"{path}: preimage of y = {vec(res.y)}{on}: {res.preimage.upper()}  ({res.seconds:.3f} s)",
+             f"  why: {res.reason}"]
+    for i, p in enumerate(res.points[:4]):
+        lines.append(f"  x{i} = {vec(p)}")
+    if len(res.points) > 4:
+        lines.append(f"  ... {len(res.points) - 4} more points")
+    if res.pieces:
+        lines.append(f"  pieces: {len(res.pieces)} ({'complete' if res.complete else 'so far'})")
+    if "check" in res.stats:
+        lines.append(f"  checked exactly: {res.stats['check']}")
+    st = res.stats
+    lines.append(f"  search: {st.get('nodes')} nodes, {st.get('leaves')} leaves ({st.get('infeasible')} infeasible, "
+                 f"{st.get('pins')} pins, {st.get('regions')} regions), {st.get('lps')} LPs, "
+                 f"{st.get('exact_fallbacks')} exact fallbacks")
+    return "\n".join(lines)
