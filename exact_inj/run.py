@@ -30,7 +30,7 @@ REPORT_EVERY = 2.0
 # How long past its deadline a decision may run before supervise() gives up
 # on it and answers unknown (docs/cli.md, "Time limits").  Every route reads
 # the deadline; this bounds what one step between two reads may cost.
-GRACE = 1.0
+GRACE = 0.5
 
 
 class Activity:

@@ -223,7 +223,24 @@ def _verify(args) -> int:
     for out in (args.certificate, args.results):
         if out:
             _check_writable(out)
-    net = load_network(args.file)
+    progress = None if (args.quiet or args.json) else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr,
+                                                                         flush=True))
+    # Reading counts against the limit, and a huge file could take longer
+    # than it: the reader runs under the same watchdog as the decision.
+    net = _read_within(lambda: load_network(args.file), args.file, args.time_limit, progress)
+    if net is None:
+        msg = (f"time limit of {args.time_limit:g} s reached while reading {args.file}; nothing was decided")
+        if args.json:
+            print(json.dumps({"verdict": "unknown", "seconds": round(time.perf_counter() - t_start, 6),
+                              "route": "limit", "reason": msg, "file": args.file,
+                              "info": {"tried": [], "time_limit": args.time_limit}}))
+        else:
+            print(f"{args.file}: UNKNOWN  ({msg})")
+        if args.results:
+            from ..studies.batch import write_atomic
+
+            write_atomic(args.results, "timeout\n")
+        _exit_now(EXIT_UNKNOWN)
     if args.prop is not None:
         if args.domain is not None:
             raise InputError(args.prop, "give the domain either as PROP or as --domain, not both")
@@ -238,8 +255,6 @@ def _verify(args) -> int:
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
     left = args.time_limit - (time.perf_counter() - t_start)
-    progress = None if (args.quiet or args.json) else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr,
-                                                                         flush=True))
     if left <= 0:
         from ..verdict import Verdict
 
@@ -267,7 +282,51 @@ def _verify(args) -> int:
         print(json.dumps(out))
     else:
         print(human(args.file, net, verdict, args.certificate, notes))
+    if "abandoned" in verdict.info:
+        _exit_now(VERDICT_EXIT[verdict.status])
     return VERDICT_EXIT[verdict.status]
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once, without waiting for an abandoned worker thread: it may
+    be inside a solver's C++ code, which aborts the process if the
+    interpreter shuts down around it (the answer is printed already)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _read_within(read, path: str, limit: float, progress):
+    """read() in a worker thread; None if it has not finished by limit + GRACE."""
+    import threading
+
+    from ..run import FIRST_REPORT, GRACE, REPORT_EVERY
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["value"] = read()
+        except BaseException as e:  # re-raised here, in the main thread
+            box["error"] = e
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="exact-inj-read", daemon=True)
+    worker.start()
+    next_report = t0 + FIRST_REPORT
+    while worker.is_alive():
+        now = time.perf_counter()
+        if now >= t0 + limit + GRACE:
+            return None
+        worker.join(max(min(next_report, t0 + limit + GRACE) - now, 0.0))
+        now = time.perf_counter()
+        if worker.is_alive() and progress is not None and now >= next_report:
+            progress(f"[{now - t0:6.1f}s] reading {path}: no estimate of the work left; "
+                     f"{max(limit - (now - t0), 0):.0f} s left of the {limit:.3g} s limit")
+            next_report = now + REPORT_EVERY
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _check(args) -> int:

@@ -34,8 +34,8 @@ from ..errors import InputError
 from ..numbers import fraction_to_str
 from ..verdict import Verdict, approx
 
-__all__ = ["RESULT_COLUMNS", "TIMEOUT_FRACTION", "add_parser", "read_instances", "result_text", "run",
-           "write_results"]
+__all__ = ["RESULT_COLUMNS", "TIMEOUT_FRACTION", "add_parser", "decimal_text", "read_instances", "result_text", "run",
+           "write_atomic", "write_results"]
 
 # An unknown that used at least this share of its time limit is a timeout.
 TIMEOUT_FRACTION = 0.95
@@ -43,11 +43,11 @@ TIMEOUT_FRACTION = 0.95
 RESULT_COLUMNS = ("onnx", "vnnlib", "timeout", "result", "verdict", "seconds", "route", "certificate", "reason")
 
 
-def _number(v: Fraction) -> str:
+def decimal_text(v: Fraction) -> str:
     """A value as the competition's files write it: the exact decimal when it
     has one, else the nearest double (the exact value is in the certificate).
 
-    >>> _number(Fraction(1, 4)), _number(Fraction(-3)), _number(Fraction(1, 3))
+    >>> decimal_text(Fraction(1, 4)), decimal_text(Fraction(-3)), decimal_text(Fraction(1, 3))
     ('0.25', '-3', '0.3333333333333333')
     """
     d = v.denominator
@@ -71,7 +71,7 @@ def _number(v: Fraction) -> str:
 
 
 def _assignment(x, out) -> str:
-    items = [f"(X_{i} {_number(v)})" for i, v in enumerate(x)] + [f"(Y_{j} {_number(v)})" for j, v in enumerate(out)]
+    items = [f"(X_{i} {decimal_text(v)})" for i, v in enumerate(x)] + [f"(Y_{j} {decimal_text(v)})" for j, v in enumerate(out)]
     return "(" + "\n ".join(items) + ")"
 
 
@@ -106,10 +106,10 @@ def result_text(net, verdict: Verdict, time_limit: float | None = None) -> str:
 
 
 def write_results(path: str, net, verdict: Verdict, time_limit: float | None = None) -> None:
-    _write_atomic(path, result_text(net, verdict, time_limit))
+    write_atomic(path, result_text(net, verdict, time_limit))
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str) -> None:
     """Write via a temporary file in the same folder, so a killed run leaves
     the old file or the new one, never half of one."""
     d = os.path.dirname(os.path.abspath(path))
@@ -210,10 +210,10 @@ def batch(folder: str, out: str, *, scale: float = 1.0, progress=None, milp: str
                 seconds = time.perf_counter() - t0
                 result = result_text(net, v, limit).split("\n", 1)[0]
                 stem = f"{k:04d}"
-                _write_atomic(os.path.join(out, "results", stem + ".txt"), result_text(net, v, limit))
+                write_atomic(os.path.join(out, "results", stem + ".txt"), result_text(net, v, limit))
                 if v.certificate is not None:
                     cert = os.path.join("certificates", stem + ".json")
-                    _write_atomic(os.path.join(out, cert), json.dumps(v.certificate.to_json(), separators=(",", ":"))
+                    write_atomic(os.path.join(out, cert), json.dumps(v.certificate.to_json(), separators=(",", ":"))
                                   + "\n")
                     row["certificate"] = cert
                 row.update(result=result, verdict=v.status.value, seconds=f"{seconds:.3f}", route=v.route,
