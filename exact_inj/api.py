@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 from .certify.check import CheckResult
 from .certify.check import check as _check
-from .certify.schema import Certificate, Witness
+from .certify.schema import Certificate, Status, Witness
 from .errors import InputError
 from .io import load_json_file, load_network
 from .io.load import as_domain
@@ -29,6 +29,7 @@ def verify(
     progress: Callable[[str], None] | None = None,
     domain: Any = None,
     allow_empty_domain: bool = False,
+    clock_start: float | None = None,
 ) -> Verdict:
     """Decide whether the network is injective on R^n (or on ``domain``),
     with exact evidence.
@@ -47,6 +48,9 @@ def verify(
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
     ``progress`` receives a one-line status every two seconds on long runs.
+    ``clock_start`` (a ``time.perf_counter()`` reading, default: now) is
+    when the limit's clock started; the CLI passes its own start, so that
+    reading the file counts against the limit.
 
     >>> from exact_inj.model import Layer, Network
     >>> fig2 = Network((Layer.from_rows([[2, 1], [-2, 2], ["-1.5", -2], [2, -1]]),))
@@ -78,9 +82,16 @@ def verify(
 
     decide = decide_layer if net.is_single_relu_layer else decide_network
 
+    started = time.perf_counter() if clock_start is None else clock_start
+
     def run(activity: Activity) -> Verdict:
         t0 = time.perf_counter()
-        v = decide(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom)
+        left = time_limit - (t0 - started)
+        if left <= 0:
+            return Verdict(Status.UNKNOWN, t0 - started, "limit", f"the time limit of {time_limit:g} s was used up "
+                           "before the decision started (reading the input)", None, {"tried": [],
+                                                                                      "time_limit": time_limit})
+        v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom)
         w = v.witness
         if w is None:
             return v
@@ -89,7 +100,8 @@ def verify(
         # checker's door, and if anything about it fails the route's own
         # (already certified) witness stands.
         activity.enter("shortening the witness", time.perf_counter() - t0)
-        pair = shorter_pair(net, dom, w.x, w.y, t0 + time_limit)
+        activity.detail = ""
+        pair = shorter_pair(net, dom, w.x, w.y, started + time_limit)
         if pair is None:
             return v
         small = finish_witness(net.layers[0], *pair, dom) if net.is_single_relu_layer else Witness(*pair)
@@ -104,7 +116,7 @@ def verify(
                           "same way (docs/cli.md, \"Witnesses\")", small, info, t0)
         return shown if shown.status is v.status else v
 
-    return supervise(run, time_limit, progress)
+    return supervise(run, time_limit, progress, started)
 
 
 def as_network(obj: Any) -> Network:

@@ -160,7 +160,8 @@ class Run:
                        {**(info or {}), "tried": list(self.tried)})
 
 
-def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress: Progress | None = None) -> Verdict:
+def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress: Progress | None = None,
+              started: float | None = None) -> Verdict:
     """Run ``decide(activity)`` in a worker thread and answer within the limit.
 
     The calling thread is the heartbeat: it passes one progress line to
@@ -176,7 +177,7 @@ def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress
     """
     activity = Activity(time_limit)
     box: dict[str, Any] = {}
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if started is None else started
 
     def work() -> None:
         try:

@@ -254,16 +254,8 @@ def _verify(args) -> int:
         domain = parse_domain(args.domain or "reals", net.input_dim, allow_empty=args.allow_empty_domain)
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
-    left = args.time_limit - (time.perf_counter() - t_start)
-    if left <= 0:
-        from ..verdict import Verdict
-
-        verdict = Verdict(Status.UNKNOWN, time.perf_counter() - t_start, "limit",
-                          f"the time limit of {args.time_limit:g} s was used up reading {args.file}", None,
-                          {"tried": [], "time_limit": args.time_limit})
-    else:
-        verdict = verify(net, time_limit=left, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
-                         domain=domain, allow_empty_domain=args.allow_empty_domain)
+    verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
+                     domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start)
     if args.certificate:
         if verdict.certificate is None:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
