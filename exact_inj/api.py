@@ -3,71 +3,183 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+import time
+from fractions import Fraction
+from typing import Any, Callable, Sequence
 
 from .certify.check import CheckResult
 from .certify.check import check as _check
 from .certify.inverse import check_inverse
-from .certify.schema import Certificate
+from .certify.schema import Certificate, Status, Witness
 from .errors import InputError
 from .io import load_json_file, load_network
-from .model import Domain, Network
-from .verdict import Verdict
+from .io.load import as_domain
+from .model import ConvLayer, Layer, Network
+from .run import Activity, supervise
+from .verdict import Verdict, certified
 
-__all__ = ["check", "check_inverse", "invert", "load_certificate", "verify"]
+__all__ = ["as_network", "check", "check_inverse", "invert", "load_certificate", "verify"]
 
 
 def verify(
-    network_or_path: Network | str | os.PathLike,
+    network: Any,
     time_limit: float = 300.0,
     *,
     max_nodes: int | None = None,
     milp: str = "highs",
     progress: Callable[[str], None] | None = None,
-    domain: Domain | None = None,
+    domain: Any = None,
+    allow_empty_domain: bool = False,
+    clock_start: float | None = None,
 ) -> Verdict:
-    """Decide whether the network is injective on R^n (or on ``domain``:
-    the nonnegative orthant or a box), with exact evidence.
+    """Decide whether the network is injective on R^n (or on ``domain``),
+    with exact evidence.
 
+    ``network`` is a path (any format :func:`load_network` reads), a
+    :class:`Network` or :class:`Layer`, a weight matrix (numpy array or
+    nested lists: one bias-free ReLU layer), a ``(W, b)`` pair, or a list of
+    layers; floats are taken at their exact binary value (:func:`as_network`).
+    ``domain`` is None (R^n), a ``--domain`` string ("orthant",
+    "box:0:1,-1/2:1/2", "vnnlib:prop.vnnlib", ...), a :class:`Domain`, or the
+    box :func:`exact_inj.io.vnnlib.load_vnnlib` returns; an empty box is
+    refused unless ``allow_empty_domain``.
+
+    ``time_limit`` is honoured: the answer comes within it plus
+    :data:`exact_inj.run.GRACE` seconds (docs/cli.md, "Time limits").
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
-    ``progress`` receives one-line status messages on long runs.
+    ``progress`` receives a one-line status every two seconds on long runs.
+    ``clock_start`` (a ``time.perf_counter()`` reading, default: now) is
+    when the limit's clock started; the CLI passes its own start, so that
+    reading the file counts against the limit.
 
     >>> from exact_inj.model import Layer, Network
     >>> fig2 = Network((Layer.from_rows([[2, 1], [-2, 2], ["-1.5", -2], [2, -1]]),))
     >>> v = verify(fig2)
-    >>> v.status.value, check(v.certificate).valid
-    ('not_injective', True)
+    >>> v.status, check(v.certificate).valid
+    (<Status.NOT_INJECTIVE: 'not_injective'>, True)
     >>> fig2.layers[0].apply(v.witness.x) == fig2.layers[0].apply(v.witness.y)
     True
-    >>> from exact_inj.model import Domain
-    >>> one = Network((Layer.from_rows([[1]]),))          # ReLU(x): not injective on R
-    >>> verify(one, domain=Domain.box([1], [2])).status.value
-    'injective'
+    >>> one = [[1.0]]                                    # ReLU(x): not injective on R
+    >>> verify(one).status == "not_injective", verify(one, domain="box:1:2").status == "injective"
+    (True, True)
+    >>> import numpy as np
+    >>> verify(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])).status
+    <Status.INJECTIVE: 'injective'>
+    >>> verify(([[1], [-1]], [1, -1])).status          # the paper's Lemma 1 counterexample
+    <Status.INJECTIVE: 'injective'>
     """
-    net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
-    if time_limit <= 0:
+    net = as_network(network)
+    if not time_limit > 0:
         raise ValueError("time_limit must be positive")
+    dom = as_domain(domain, net.input_dim, allow_empty=allow_empty_domain)
     # Late on purpose: `import exact_inj` (and with it the checker) must not
     # load a solver; the search routes are imported when a decision is asked.
     from .layer.decide import decide_layer
+    from .layer.search import finish_witness
+    from .network.shorten import height, shorter_pair
+
     from .network.decide import decide_network
 
-    domain = domain or Domain()
-    if not domain.dim_ok(net.input_dim):
-        raise InputError(None, f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
-    if net.is_single_relu_layer:
-        return decide_layer(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
-                            domain=domain)
-    return decide_network(net, time_limit=time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
-                          domain=domain)
+    decide = decide_layer if net.is_single_relu_layer else decide_network
+
+    started = time.perf_counter() if clock_start is None else clock_start
+
+    def run(activity: Activity) -> Verdict:
+        t0 = time.perf_counter()
+        left = time_limit - (t0 - started)
+        if left <= 0:
+            return Verdict(Status.UNKNOWN, t0 - started, "limit", f"the time limit of {time_limit:g} s was used up "
+                           "before the decision started (reading the input)", None, {"tried": [],
+                                                                                      "time_limit": time_limit})
+        v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom)
+        w = v.witness
+        if w is None:
+            return v
+        # Any collision answers the question; show a readable one.  The
+        # smaller pair is evidence like any other: it goes through the
+        # checker's door, and if anything about it fails the route's own
+        # (already certified) witness stands.
+        activity.enter("shortening the witness", time.perf_counter() - t0)
+        activity.detail = ""
+        pair = shorter_pair(net, dom, w.x, w.y, started + time_limit)
+        if pair is None:
+            return v
+        small = finish_witness(net.layers[0], *pair, dom) if net.is_single_relu_layer else Witness(*pair)
+        if small is None:
+            return v
+        info = {**v.info, "witness_shortened": {"digits_before": max(height(w.x), height(w.y)),
+                                                "digits_after": max(height(small.x), height(small.y))}}
+        for key in ("check", "check_seconds", "crosscheck_seconds", "certificate_size"):
+            info.pop(key, None)
+        shown = certified(net, dom, v.status, v.route,
+                          v.reason + "; the pair shown is a smaller collision of the same network, checked the "
+                          "same way (docs/cli.md, \"Witnesses\")", small, info, t0)
+        return shown if shown.status is v.status else v
+
+    return supervise(run, time_limit, progress, started)
 
 
-def invert(network_or_path: Network | str | os.PathLike, y, *, domain: Domain | None = None,
-           time_limit: float = 60.0, max_pieces: int = 64):
+def as_network(obj: Any) -> Network:
+    """A network from anything :func:`verify` accepts.
+
+    A path (str or os.PathLike); a Network; a Layer; a list of Layers; a
+    ``(W, b)`` tuple (one ReLU layer); a matrix as a numpy array or nested
+    lists (one bias-free ReLU layer).  Numbers may be ints, Fractions, number
+    strings (the decimal they spell) or binary floats (their exact binary
+    value).  Anything else raises :class:`InputError` naming the problem.
+
+    >>> as_network([[1, 0], [0, 1]]).layers[0].bias
+    (Fraction(0, 1), Fraction(0, 1))
+    >>> as_network(([[0.5]], [-1])).layers[0].weight
+    ((Fraction(1, 2),),)
+    >>> as_network([Layer.from_rows([[1]]), Layer.from_rows([[2]], activation="linear")]).output_dim
+    1
+    >>> as_network({"layers": []})
+    Traceback (most recent call last):
+    ...
+    exact_inj.errors.InputError: network: a dict is not a network (pass a path, a Network, a Layer, a matrix, a (W, b) pair or a list of layers)
+    """
+    if isinstance(obj, Network):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return load_network(obj)
+    if isinstance(obj, Certificate):
+        raise InputError("network", "this is a certificate: re-check it with exact_inj.check (exact-inj check)")
+    try:
+        if isinstance(obj, (Layer, ConvLayer)):
+            return Network((obj,))
+        if isinstance(obj, (list, tuple)) and obj and all(isinstance(L, (Layer, ConvLayer)) for L in obj):
+            return Network(tuple(obj))
+        if isinstance(obj, tuple) and len(obj) == 2 and _depth(obj[0]) == 2 and _depth(obj[1]) == 1:
+            return Network((Layer(obj[0], obj[1]),))
+        if _depth(obj) == 2:
+            rows = obj.tolist() if hasattr(obj, "tolist") else obj
+            return Network((Layer(rows, tuple(Fraction(0) for _ in rows)),))
+    except (ValueError, TypeError) as e:
+        raise InputError("network", str(e)) from None
+    raise InputError("network", f"a {type(obj).__name__} is not a network (pass a path, a Network, a Layer, "
+                                "a matrix, a (W, b) pair or a list of layers)")
+
+
+def _depth(x: Any) -> int:
+    """1 for a vector, 2 for a matrix (numpy or nested sequences), else 0."""
+    nd = getattr(x, "ndim", None)
+    if nd is not None:
+        return int(nd) if nd in (1, 2) else 0
+    if isinstance(x, (str, bytes)) or not isinstance(x, Sequence) or not x:
+        return 0
+    inner = [isinstance(r, Sequence) and not isinstance(r, (str, bytes)) for r in x]
+    if all(inner):
+        return 2
+    return 1 if not any(inner) else 0
+
+
+def invert(network: Any, y, *, domain: Any = None, time_limit: float = 60.0, max_pieces: int = 64):
     """The exact preimage {x in domain : N(x) = y}: ``empty``, ``point``,
     ``set`` or ``unknown``, every answer checked before it is returned
-    (docs/inverse.md).  ``y`` holds exact numbers (ints, Fractions, strings).
+    (docs/inverse.md).  ``network`` and ``domain`` take what :func:`verify`
+    takes; ``y`` holds exact numbers (ints, Fractions, strings).
 
     >>> from exact_inj.model import Layer, Network
     >>> net = Network((Layer.from_rows([[1], [-1]]),))       # ReLU(x), ReLU(-x): injective
@@ -79,13 +191,18 @@ def invert(network_or_path: Network | str | os.PathLike, y, *, domain: Domain | 
     """
     from .network.inverse import invert as _invert  # late, like verify's routes
 
-    net = network_or_path if isinstance(network_or_path, Network) else load_network(network_or_path)
-    return _invert(net, y, domain, time_limit=time_limit, max_pieces=max_pieces)
+    net = as_network(network)
+    return _invert(net, y, as_domain(domain, net.input_dim), time_limit=time_limit, max_pieces=max_pieces)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:
     """Read a certificate file; malformed files raise InputError."""
-    return Certificate.from_json(load_json_file(path), os.fspath(path))
+    p = os.fspath(path)
+    obj = load_json_file(p)
+    if isinstance(obj, dict) and "layers" in obj and "verdict" not in obj and "network" not in obj:
+        raise InputError(p, "this is a network, not a certificate: decide it with exact-inj verify "
+                            "(exact_inj.verify), which can write a certificate")
+    return Certificate.from_json(obj, p)
 
 
 def check(certificate: Certificate | str | os.PathLike) -> CheckResult:

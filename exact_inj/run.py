@@ -9,6 +9,7 @@ gives leaves through :meth:`Run.certified` (the exact checker's door) or
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -17,9 +18,77 @@ from .certify.schema import Status
 from .model import Domain, Network
 from .verdict import Verdict, certified
 
-__all__ = ["Progress", "Run"]
+__all__ = ["FIRST_REPORT", "GRACE", "REPORT_EVERY", "Activity", "Progress", "Run", "supervise"]
 
 Progress = Callable[[str], None]
+
+# The first progress line comes this long after the start, then one every
+# REPORT_EVERY seconds: a run shorter than FIRST_REPORT prints nothing.
+FIRST_REPORT = 1.5
+REPORT_EVERY = 2.0
+
+# How long past its deadline a decision may run before supervise() gives up
+# on it and answers unknown (docs/cli.md, "Time limits").  Every route reads
+# the deadline; this bounds what one step between two reads may cost.
+GRACE = 0.5
+
+
+class Activity:
+    """What a decision is doing now, read by the heartbeat of :func:`supervise`.
+
+    Routes never print: a :class:`Run` started with an Activity as its
+    ``progress`` records each route it enters (``tried``), each message it
+    says, and a fraction done where the route can count (:meth:`Run.count`).
+    The heartbeat turns that into one line every two seconds.  (Attribute
+    writes are atomic under the GIL; a line may mix two moments, no more.)
+
+    >>> a = Activity(10.0)
+    >>> a.route, a.done, a.total = "structural", 50, 200
+    >>> a.line(2.0)
+    '[   2.0s] structural: 50/200 (25%, about 6 s more); 8 s left of the 10 s limit'
+    """
+
+    def __init__(self, time_limit: float) -> None:
+        self.time_limit = time_limit
+        self.route = "reading the layer"
+        self.detail = ""
+        self.done: int | None = None
+        self.total: int | None = None
+        self.since = 0.0  # elapsed seconds when the current count started
+        self.tried: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.detail = message
+
+    def enter(self, route: str, elapsed: float) -> None:
+        self.route, self.done, self.total, self.since = route, None, None, elapsed
+
+    def line(self, elapsed: float) -> str:
+        if self.total:
+            frac = self.done / self.total
+            rate = (elapsed - self.since) / frac if frac > 0 else None
+            eta = f", about {rate - (elapsed - self.since):.0f} s more" if rate is not None else ""
+            where = f"{self.done}/{self.total} ({100 * frac:.0f}%{eta})"
+        else:
+            where = "no estimate of the work left"
+        detail = f" [{self.detail}]" if self.detail else ""
+        left = max(self.time_limit - elapsed, 0.0)
+        return (f"[{elapsed:6.1f}s] {self.route}: {where}{detail}; "
+                f"{left:.0f} s left of the {self.time_limit:.3g} s limit")
+
+
+class _Tried(list):
+    """The routes tried, in order; each one entered is shown by the heartbeat."""
+
+    def __init__(self, activity: Activity | None, t0: float) -> None:
+        super().__init__()
+        self.activity, self.t0 = activity, t0
+
+    def append(self, route: str) -> None:
+        super().append(route)
+        # The MILP runs beside the tree, which stays the route shown.
+        if self.activity is not None and not route.startswith("milp:"):
+            self.activity.enter(route, time.perf_counter() - self.t0)
 
 
 @dataclass
@@ -46,17 +115,29 @@ class Run:
     def start(cls, net: Network, time_limit: float = 300.0, *, max_nodes: int | None = None, milp: str = "highs",
               progress: Progress | None = None, domain: Domain | None = None) -> "Run":
         t0 = time.perf_counter()
-        return cls(net, domain or Domain(), t0, t0 + time_limit, time_limit, max_nodes, milp, progress)
+        activity = progress if isinstance(progress, Activity) else None
+        tried = _Tried(activity, t0)
+        if activity is not None:
+            activity.tried = tried
+        return cls(net, domain or Domain(), t0, t0 + time_limit, time_limit, max_nodes, milp, progress, tried)
 
     def sub(self, net: Network, domain: Domain) -> "Run":
         """A run for a part of this question (a stage on the set it receives),
         sharing this run's deadline and limits but not its clock or tried list."""
         now = time.perf_counter()
-        return replace(self, net=net, domain=domain, t0=now, time_limit=self.deadline - now, tried=[])
+        activity = self.progress if isinstance(self.progress, Activity) else None
+        return replace(self, net=net, domain=domain, t0=now, time_limit=self.deadline - now,
+                       tried=_Tried(activity, now))
 
     def say(self, message: str) -> None:
         if self.progress is not None:
             self.progress(message)
+
+    def count(self, done: int, total: int) -> None:
+        """The current route has done ``done`` of ``total`` units of work
+        (for the progress line's fraction and estimate)."""
+        if isinstance(self.progress, Activity):
+            self.progress.done, self.progress.total = done, total
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -72,7 +153,57 @@ class Run:
         """The verdict for this evidence about this run's network and domain,
         only once the exact checker accepted it (:func:`exact_inj.verdict.certified`)."""
         return certified(self.net, self.domain, status, route, reason, evidence,
-                         {**(info or {}), "tried": self.tried}, self.t0)
+                         {**(info or {}), "tried": list(self.tried)}, self.t0)
 
     def unknown(self, reason: str, info: dict[str, Any] | None = None) -> Verdict:
-        return Verdict(Status.UNKNOWN, self.elapsed(), "limit", reason, None, {**(info or {}), "tried": self.tried})
+        return Verdict(Status.UNKNOWN, self.elapsed(), "limit", reason, None,
+                       {**(info or {}), "tried": list(self.tried)})
+
+
+def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress: Progress | None = None,
+              started: float | None = None) -> Verdict:
+    """Run ``decide(activity)`` in a worker thread and answer within the limit.
+
+    The calling thread is the heartbeat: it passes one progress line to
+    ``progress`` after FIRST_REPORT seconds and then every REPORT_EVERY
+    seconds, and if the decision is still running GRACE seconds after its
+    time limit it answers unknown and leaves the worker behind (a daemon
+    thread: it stops at the next deadline it reads, and nothing it finds is
+    used).  An exception in the decision is raised here.
+
+    >>> v = supervise(lambda a: Verdict(Status.UNKNOWN, 0.0, "limit", "nothing"), 5)
+    >>> v.reason
+    'nothing'
+    """
+    activity = Activity(time_limit)
+    box: dict[str, Any] = {}
+    t0 = time.perf_counter() if started is None else started
+
+    def work() -> None:
+        try:
+            box["verdict"] = decide(activity)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="exact-inj-decision", daemon=True)
+    worker.start()
+    next_report = t0 + FIRST_REPORT
+    give_up = t0 + time_limit + GRACE
+    while True:
+        now = time.perf_counter()
+        worker.join(max(min(next_report, give_up) - now, 0.0) if progress is not None else max(give_up - now, 0.0))
+        if not worker.is_alive():
+            break
+        now = time.perf_counter()
+        if now >= give_up:
+            where = activity.route + (f" ({activity.done}/{activity.total})" if activity.total else "")
+            return Verdict(Status.UNKNOWN, now - t0, "limit",
+                           f"time limit of {time_limit:g} s reached while {where} was still running; "
+                           "it was abandoned without an answer", None,
+                           {"tried": list(activity.tried), "time_limit": time_limit, "abandoned": activity.route})
+        if progress is not None and now >= next_report:
+            progress(activity.line(now - t0))
+            next_report = now + REPORT_EVERY
+    if "error" in box:
+        raise box["error"]
+    return box["verdict"]

@@ -7,15 +7,17 @@ a :class:`Verdict` answers, and its evidence is read separately through
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .certify.check import check
 from .certify.schema import Certificate, Status, Witness, proof_kind
 from .numbers import fraction_to_str
 
-__all__ = ["Status", "Verdict", "certified"]
+__all__ = ["Status", "Verdict", "approx", "approx_array", "certified"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,30 @@ class Verdict:
         ev = self.certificate.evidence if self.certificate else None
         return None if ev is None or isinstance(ev, Witness) else ev
 
+    def __repr__(self) -> str:
+        """One short line (the certificate can be megabytes; read it from
+        ``.certificate``).
+
+        >>> Verdict(Status.UNKNOWN, 1.25, "limit", "time limit reached")
+        <Verdict unknown in 1.25 s by limit: time limit reached>
+        """
+        why = self.reason if len(self.reason) <= 80 else self.reason[:77] + "..."
+        return f"<Verdict {self.status.value} in {self.seconds:.3g} s by {self.route}: {why}>"
+
+    @property
+    def x_float(self):
+        """The witness's x as a numpy float array (an approximation: the
+        exact point is ``.witness.x``); None without a witness."""
+        w = self.witness
+        return None if w is None else approx_array(w.x)
+
+    @property
+    def y_float(self):
+        """The witness's y as a numpy float array (an approximation)."""
+        w = self.witness
+        return None if w is None else approx_array(w.y)
+
+    @property
     def meaning(self) -> str:
         """The plain answer to "is it invertible?" (the question users start from)."""
         if self.status is Status.NOT_INJECTIVE:
@@ -68,7 +94,9 @@ class Verdict:
         }
         w = self.witness
         if w is not None:
-            out["witness"] = {"x": [fraction_to_str(v) for v in w.x], "y": [fraction_to_str(v) for v in w.y]}
+            out["witness"] = {"x": [fraction_to_str(v) for v in w.x], "y": [fraction_to_str(v) for v in w.y],
+                              # Approximations for reading and plotting; the exact strings are the answer.
+                              "x_approx": _json_approx(w.x), "y_approx": _json_approx(w.y)}
             if w.active_rows is not None:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
@@ -77,7 +105,7 @@ class Verdict:
             out["proof_kind"] = proof_kind(self.proof)
         if self.certificate is not None:
             out["domain"] = self.certificate.domain.to_json()
-        out["meaning"] = self.meaning()
+        out["meaning"] = self.meaning
         out["info"] = self.info
         return out
 
@@ -102,6 +130,31 @@ def certified(net, domain, status, route, reason, evidence, info, t0) -> Verdict
                        "the engine's evidence failed its own exact check (please report)", None, info)
     info["check"] = res.reason
     return Verdict(status, time.perf_counter() - t0, route, reason, cert, info)
+
+
+def approx(v: Fraction) -> float:
+    """A float near v, correctly rounded, +-inf beyond the float range
+    (``float()`` of a Fraction would raise).
+
+    >>> approx(Fraction(1, 3)), approx(Fraction(10**400)), approx(Fraction(-1, 10**400))
+    (0.3333333333333333, inf, -0.0)
+    """
+    try:
+        return v.numerator / v.denominator  # int / int rounds correctly
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def _json_approx(v) -> list[float | None]:
+    """Approximations for JSON, null beyond the float range (JSON has no inf)."""
+    return [a if math.isfinite(a) else None for a in map(approx, v)]
+
+
+def approx_array(v):
+    """The floats :func:`approx` gives, as a numpy array."""
+    import numpy as np  # numpy is a dependency; it is loaded only when asked for
+
+    return np.array([approx(a) for a in v], dtype=float)
 
 
 def _size(evidence) -> int:

@@ -164,47 +164,44 @@ def test_witness_strings_are_exact_fractions(tmp_path):
 
 
 def test_progress_goes_to_stderr_never_stdout_real_run(tmp_path):
-    # A real 3 s run on a hard layer: the search reports progress every 2 s.
+    # A real 3 s run on a hard layer: a heartbeat line within 2 s, then every 2 s,
+    # with the route, the work done (or "no estimate") and the time.
     p = write(tmp_path, "hard8.json", gaussian_layer(0, 54, 8))
+    r = run("verify", p, "--time-limit", "4.5", "--milp", "none")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    lines = [s for s in r.stderr.splitlines() if s.startswith("exact-inj: [")]
+    assert len(lines) >= 2 and "tree" in lines[0] and "s left of the" in lines[0]
+    assert "nodes" in lines[-1]  # the search's counters, once it has reported them
+    assert float(lines[0].split("[")[1].split("s]")[0]) <= 2.0
+    assert "UNKNOWN" in r.stdout and "exact-inj: [" not in r.stdout
+    # --json silences it (one JSON object on stdout, nothing on stderr)...
     r = run("verify", p, "--time-limit", "3", "--json", "--milp", "none")
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert len(r.stdout.strip().splitlines()) == 1 and json.loads(r.stdout)["verdict"] == "unknown"
-    assert "nodes" in r.stderr  # progress was printed, on stderr
-    # --quiet silences it.
+    assert r.stderr == ""
+    # ... and so does --quiet.
     r = run("verify", p, "--time-limit", "0.5", "--quiet", "--milp", "none")
     assert r.returncode == 3 and r.stderr == "" and "UNKNOWN" in r.stdout
 
 
 def test_progress_goes_to_stderr_never_stdout(tmp_path, capsys, monkeypatch):
-    # In process, with the search's clock sped up so that it reports at every check.
-    import types
+    # In process, with the heartbeat sped up so that it reports every 10 ms.
+    import exact_inj.run as run_mod
 
-    import exact_inj.layer.search as search
-
-    real = search.time.perf_counter
-    ticks = [0.0]
-
-    def fast_clock():
-        ticks[0] += 3.0
-        return real() + ticks[0]
-
-    clock = types.SimpleNamespace(**{k: getattr(search.time, k) for k in dir(search.time) if not k.startswith("_")})
-    clock.perf_counter = fast_clock
-    monkeypatch.setattr(search, "time", clock)
+    monkeypatch.setattr(run_mod, "FIRST_REPORT", 0.0)
+    monkeypatch.setattr(run_mod, "REPORT_EVERY", 0.01)
     p = write(tmp_path, "hard5.json", gaussian_layer(0, 34, 5))
-    # A long time limit: the fake clock runs 3 s a reading, and the search
-    # reads it at every node (and before every LP), so the default limit
-    # would end the run before the first progress report at node 64.
-    code = cli.main(["verify", str(p), "--json", "--max-nodes", "200", "--milp", "none", "--time-limit", "1000000"])
+    code = cli.main(["verify", str(p), "--json", "--max-nodes", "200", "--milp", "none"])
     cap = capsys.readouterr()
     assert code == 3, cap
-    assert "nodes" in cap.err  # progress lines were produced ...
-    assert len(cap.out.strip().splitlines()) == 1  # ... and none reached stdout
+    assert cap.err == ""  # --json: no progress at all ...
+    assert len(cap.out.strip().splitlines()) == 1  # ... and one object on stdout
     assert json.loads(cap.out)["verdict"] == "unknown"
     # Human-readable mode: the result lines are on stdout, progress on stderr.
-    code = cli.main(["verify", str(p), "--max-nodes", "200", "--milp", "none", "--time-limit", "1000000"])
+    code = cli.main(["verify", str(p), "--max-nodes", "200", "--milp", "none"])
     cap = capsys.readouterr()
-    assert code == 3 and "UNKNOWN" in cap.out and "nodes" in cap.err
+    assert code == 3 and "UNKNOWN" in cap.out and "exact-inj: [" in cap.err and "exact-inj: [" not in cap.out
+    assert "raise --max-nodes" in cap.out  # the limit that stopped it is the one named
     assert not any(line.startswith("exact-inj: [") for line in cap.out.splitlines())
 
 

@@ -30,7 +30,7 @@ FORMAT = "exact_inj/certificate"
 VERSION = 1
 
 
-class Status(enum.Enum):
+class Status(enum.StrEnum):
     """The three answers the engine gives."""
 
     INJECTIVE = "injective"

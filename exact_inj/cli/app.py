@@ -15,9 +15,10 @@ import time
 from .. import __version__
 from .argtypes import positive_float as _positive_float
 from ..errors import InputError
-from ..numbers import fraction_to_str
 from ..errors import OperatorTooLarge
 from ..certify.schema import Status
+from ..io.load import as_domain, parse_domain
+from .report import human, plural
 
 EXIT_INJECTIVE = 0
 EXIT_NOT_INJECTIVE = 1
@@ -42,15 +43,38 @@ exit codes:
 
 examples:
   exact-inj verify instances/lemma1_counterexample.json
-  exact-inj verify layer.json --json --certificate cert.json --time-limit 60
+  exact-inj verify instances/fig2_not_injective.json --json --certificate cert.json --time-limit 60
   exact-inj verify instances/conv/dcgan_periodic_32x32.json
+  exact-inj verify net.onnx prop.vnnlib --timeout 116 --results out.txt     (VNN-COMP style)
+  exact-inj batch BENCHMARK_FOLDER --out batch-out
   exact-inj check cert.json
   exact-inj invert instances/networks/b_minus_b_difference.json --from-input 1/2,-3
 """
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--time`` for ``--time-limit`` would let a
+    typo pass silently as another option), and a suggestion for a mistyped one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, documented code
+        import difflib
+
+        known = [o for a in self._actions for o in a.option_strings]
+        for a in self._actions:  # the top parser reports its subcommands' unknown options
+            choices = getattr(a, "choices", None)
+            for sub in (choices.values() if isinstance(choices, dict) else ()):
+                if isinstance(sub, argparse.ArgumentParser):
+                    known += [o for b in sub._actions for o in b.option_strings]
+        for word in message.replace(",", " ").split():
+            if word.startswith("--") and word not in known:
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
@@ -75,20 +99,33 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    v.add_argument("file", metavar="FILE", help="network file (.json, .npz, .onnx, .pt/.safetensors)")
+    v.add_argument("file", metavar="FILE",
+                   help="network file (.json, .npz, .onnx, .pt/.safetensors; any of them gzipped as .gz; '-' reads "
+                        "JSON or NPZ from stdin)")
+    v.add_argument("prop", metavar="PROP", nargs="?", default=None,
+                   help="optional VNN-LIB property (.vnnlib or .vnnlib.gz), VNN-COMP style: its input box is the "
+                        "domain; its output constraints are ignored (and reported)")
     v.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     v.add_argument("--certificate", metavar="OUT", help="write the self-contained certificate to OUT")
-    v.add_argument("--time-limit", metavar="S", type=_positive_float, default=300.0,
-                   help="seconds before answering 'unknown' (default: 300)")
+    v.add_argument("--time-limit", "--timeout", dest="time_limit", metavar="S", type=_positive_float, default=300.0,
+                   help="seconds, counted from the start of the command (reading the file included), before "
+                        "answering 'unknown'; honoured within 1 s (docs/cli.md). --timeout is VNN-COMP's name "
+                        "(default: 300)")
     v.add_argument("--max-nodes", metavar="N", type=int, default=None,
                    help="stop the proof search after N tree nodes (a resource limit; default: none)")
     v.add_argument("--milp", choices=("highs", "cbc", "none"), default="highs",
                    help="solver for the side witness search: HiGHS (default), PuLP's CBC, or none")
-    v.add_argument("--domain", metavar="D", default="reals",
+    v.add_argument("--domain", metavar="D", default=None,
                    help="input domain: 'reals' (all of R^n, default), 'orthant' (x >= 0), "
                         "'box:L1:U1,L2:U2,...' (exact numbers such as -1/2 or 0.25), 'box:FILE' "
                         "(JSON {\"lower\": [...], \"upper\": [...]}), or 'vnnlib:FILE' (the input box of a "
                         "VNN-LIB property; a union of boxes is refused as not convex)")
+    v.add_argument("--allow-empty-domain", action="store_true",
+                   help="accept an empty box (some lower bound above its upper bound; refused by default as a "
+                        "likely typo, since every network is injective on the empty set)")
+    v.add_argument("--results", metavar="FILE",
+                   help="also write VNN-COMP's result file: unsat (injective), sat with the colliding pair, "
+                        "timeout or unknown (docs/cli.md, \"VNN-COMP conventions\")")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
     c = sub.add_parser(
@@ -115,8 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     from ..studies.experiment import cli as experiment
     from ..studies.compare import add_parser as _add_compare
     from ..studies.stability.cli import add_parser as _add_stability
+    from ..studies.batch import add_parser as _add_batch
 
     _add_compare(sub)
+    _add_batch(sub)
     _add_stability(sub)
     experiment.add_parser(sub)
     construct.add_parser(sub)
@@ -145,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..studies.stability.cli import run as _run_stability
 
             return _run_stability(args)
+        if args.command == "batch":
+            from ..studies.batch import run as _run_batch
+
+            return _run_batch(args)
         if args.command == "compare":
             from ..studies.compare import run as _run_compare
 
@@ -178,146 +221,113 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-# Longer vectors are shortened on screen (an image has thousands of inputs);
-# --json and --certificate always hold every coordinate.
-SHOWN_COORDINATES = 24
-
-
-def _vector(v) -> str:
-    """(1/2, 0, 3) in full, or the first coordinates of a long vector and a count."""
-    head = ", ".join(fraction_to_str(a) for a in v[:SHOWN_COORDINATES])
-    if len(v) <= SHOWN_COORDINATES:
-        return f"({head})"
-    return f"({head}, ...)  [{len(v)} coordinates; --json or --certificate gives all]"
-
-
 def _verify(args) -> int:
     from ..api import verify
     from ..io.load import load_network
+    from ..io.vnnlib import load_vnnlib
+    from ..studies.batch import write_results
 
-    net = load_network(args.file)
-    domain = parse_domain(args.domain, net.input_dim)
-    if args.certificate:
-        _check_writable(args.certificate)
-    progress = None if args.quiet else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr, flush=True))
+    t_start = time.perf_counter()
+    notes: list[str] = []
+    for out in (args.certificate, args.results):
+        if out:
+            _check_writable(out)
+    progress = None if (args.quiet or args.json) else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr,
+                                                                         flush=True))
+    # Reading counts against the limit, and a huge file could take longer
+    # than it: the reader runs under the same watchdog as the decision.
+    net = _read_within(lambda: load_network(args.file), args.file, args.time_limit, progress)
+    if net is None:
+        msg = (f"time limit of {args.time_limit:g} s reached while reading {args.file}; nothing was decided")
+        if args.json:
+            print(json.dumps({"verdict": "unknown", "seconds": round(time.perf_counter() - t_start, 6),
+                              "route": "limit", "reason": msg, "file": args.file,
+                              "info": {"tried": [], "time_limit": args.time_limit}}))
+        else:
+            print(f"{args.file}: UNKNOWN  ({msg})")
+        if args.results:
+            from ..studies.batch import write_atomic
+
+            write_atomic(args.results, "timeout\n")
+        _exit_now(EXIT_UNKNOWN)
+    if args.prop is not None:
+        if args.domain is not None:
+            raise InputError(args.prop, "give the domain either as PROP or as --domain, not both")
+        region = load_vnnlib(args.prop)
+        domain = as_domain(region, net.input_dim, where=args.prop, allow_empty=args.allow_empty_domain)
+        k = getattr(region, "output_asserts", 0)
+        if k:
+            notes.append(f"{args.prop}: its input box is the domain; {plural(k, 'output constraint')} ignored "
+                         "(injectivity does not read the property's output part)")
+    else:
+        domain = parse_domain(args.domain or "reals", net.input_dim, allow_empty=args.allow_empty_domain)
+    # The limit counts from the start of the command: reading a large file
+    # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
-                     domain=domain)
+                     domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start)
     if args.certificate:
         if verdict.certificate is None:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
                   file=sys.stderr)
         else:
             _write_json(args.certificate, verdict.certificate.to_json())
+    if args.results:
+        write_results(args.results, net, verdict)
     if args.json:
         out = verdict.to_json()
         out["file"] = args.file
         if args.certificate and verdict.certificate is not None:
             out["certificate_file"] = args.certificate
+        if notes:
+            out["notes"] = notes
         print(json.dumps(out))
     else:
-        print(_human(args.file, net, verdict))
+        print(human(args.file, net, verdict, args.certificate, notes))
+    if "abandoned" in verdict.info:
+        _exit_now(VERDICT_EXIT[verdict.status])
     return VERDICT_EXIT[verdict.status]
 
 
-def parse_domain(spec: str, n: int):
-    """The --domain option as a Domain, checked against the input dimension.
+def _exit_now(code: int) -> None:
+    """Exit at once, without waiting for an abandoned worker thread: it may
+    be inside a solver's C++ code, which aborts the process if the
+    interpreter shuts down around it (the answer is printed already)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
-    >>> parse_domain("box:0:1,-1/2:0.5", 2).describe()
-    'the box [0, 1] x [-1/2, 1/2]'
-    """
-    from ..model.domain import Domain
-    from ..io.json import load_json_file
-    from ..numbers import parse_exact
 
-    if spec in ("reals", "R^n"):
-        return Domain.reals()
-    if spec == "orthant":
-        return Domain.orthant()
-    if spec.startswith("vnnlib:"):
-        from ..io.vnnlib import load_vnnlib
+def _read_within(read, path: str, limit: float, progress):
+    """read() in a worker thread; None if it has not finished by limit + GRACE."""
+    import threading
 
-        path = spec[len("vnnlib:"):]
-        region = load_vnnlib(path)
-        if region.is_union:
-            # A union of boxes is not convex; deciding box by box would be
-            # wrong (a collision may straddle two boxes), so it is refused.
-            bb = region.bounding_box
-            raise InputError(path, f"the input region is a union of {len(region.boxes)} boxes, which is not convex; "
-                                   "decide on their bounding box with --domain box:" +
-                             ",".join(f"{fraction_to_str(a)}:{fraction_to_str(b)}" for a, b in zip(bb.lower, bb.upper))[:200])
-        if region.dim != n:
-            raise InputError(path, f"the property declares {region.dim} inputs but the network has {n}")
-        return Domain.box(region.lower, region.upper)
-    if not spec.startswith("box:"):
-        raise InputError("--domain", f"unknown domain {spec[:60]!r} (reals, orthant, box:L:U,..., box:FILE)")
-    body = spec[4:]
-    if os.path.exists(body) or body.endswith(".json"):
-        obj = load_json_file(body)
-        if not isinstance(obj, dict) or not {"lower", "upper"} <= set(obj):
-            raise InputError(body, 'a box file is {"lower": [...], "upper": [...]}')
-        lo, hi = obj["lower"], obj["upper"]
-        where = body
-    else:
+    from ..run import FIRST_REPORT, GRACE, REPORT_EVERY
+
+    box: dict = {}
+
+    def work() -> None:
         try:
-            pairs = [item.split(":") for item in body.split(",")]
-            if any(len(p) != 2 for p in pairs):
-                raise ValueError("each coordinate is L:U")
-            lo, hi = [p[0] for p in pairs], [p[1] for p in pairs]
-        except ValueError as e:
-            raise InputError("--domain", f"{spec[:60]!r}: {e}") from None
-        where = "--domain"
-    if not isinstance(lo, list) or not isinstance(hi, list) or len(lo) != n or len(hi) != n:
-        raise InputError(where, f"the box needs {n} lower and {n} upper bounds, one per input")
-    try:
-        lower = [parse_exact(v, f"lower[{k}]") for k, v in enumerate(lo)]
-        upper = [parse_exact(v, f"upper[{k}]") for k, v in enumerate(hi)]
-    except (ValueError, ZeroDivisionError) as e:
-        raise InputError(where, str(e)) from None
-    return Domain.box(lower, upper)
+            box["value"] = read()
+        except BaseException as e:  # re-raised here, in the main thread
+            box["error"] = e
 
-
-def _human(path: str, net, verdict) -> str:
-    layer = net.layers[0]
-    head = {
-        Status.INJECTIVE: "INJECTIVE",
-        Status.NOT_INJECTIVE: "NOT INJECTIVE",
-        Status.UNKNOWN: "UNKNOWN",
-    }[verdict.status]
-    dom = verdict.certificate.domain if verdict.certificate is not None else None
-    on = "" if dom is None or dom.kind == "reals" else f" on {dom.describe()}"
-    if net.is_single_relu_layer and hasattr(layer, "spec"):
-        shape = f"x -> ReLU(Cx + b), C a {layer.spec.describe()}, {layer.in_dim} inputs, {layer.out_dim} rows"
-    elif net.is_single_relu_layer:
-        shape = f"x -> ReLU(Wx + b), {layer.in_dim} inputs, {layer.out_dim} rows"
-    else:
-        acts = " -> ".join(f"{L.out_dim} {L.activation}" for L in net.layers)
-        shape = f"network {net.input_dim} inputs -> {acts}"
-    lines = [
-        f"{path}: {head}{on}  ({shape}; route: {verdict.route}; {verdict.seconds:.3f} s)",
-        f"  why: {verdict.reason}",
-    ]
-    info = verdict.info
-    if verdict.status is Status.NOT_INJECTIVE:
-        w = verdict.witness
-        fx = net.evaluate(w.x)
-        lines.append(f"  x      = {_vector(w.x)}")
-        lines.append(f"  y      = {_vector(w.y)}")
-        lines.append(f"  f(x) = f(y) = {_vector(fx)}")
-    elif verdict.status is Status.INJECTIVE:
-        lines.append(f"  meaning: {verdict.meaning()}")
-    if verdict.certificate is not None:
-        lines.append(f"  checked exactly: {info.get('check')} in {info.get('check_seconds', 0):.4f} s; "
-                     f"certificate size {info.get('certificate_size')}")
-    if "nodes" in info:
-        lines.append(f"  search: {info['nodes']} nodes, {info.get('leaves')} leaves, {info.get('cores')} cores, "
-                     f"{info.get('lps', 0) + info.get('core_lps', 0)} LPs")
-    if verdict.status is Status.UNKNOWN:
-        lines.append(f"  tried: {', '.join(info.get('tried', []))}")
-        if info.get("fewest_active_rows_found") is not None:
-            lines.append(f"  bound: the fewest rows active at any point found is {info['fewest_active_rows_found']}")
-        if info.get("open_cases") is not None:
-            lines.append(f"  open cases: {info['open_cases']}; raise --time-limit to go further")
-    return "\n".join(lines)
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="exact-inj-read", daemon=True)
+    worker.start()
+    next_report = t0 + FIRST_REPORT
+    while worker.is_alive():
+        now = time.perf_counter()
+        if now >= t0 + limit + GRACE:
+            return None
+        worker.join(max(min(next_report, t0 + limit + GRACE) - now, 0.0))
+        now = time.perf_counter()
+        if worker.is_alive() and progress is not None and now >= next_report:
+            progress(f"[{now - t0:6.1f}s] reading {path}: no estimate of the work left; "
+                     f"{max(limit - (now - t0), 0):.0f} s left of the {limit:.3g} s limit")
+            next_report = now + REPORT_EVERY
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _check(args) -> int:

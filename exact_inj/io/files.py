@@ -3,14 +3,34 @@ unreadable, binary where text is expected)."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import sys
+import zlib
 
 from ..errors import InputError
 
-__all__ = ["ZIP_MAGIC", "EMPTY_ZIP_MAGIC", "is_zip", "read_bytes", "decode_text"]
+__all__ = ["ZIP_MAGIC", "EMPTY_ZIP_MAGIC", "GZIP_MAGIC", "STDIN", "is_zip", "read_bytes", "decode_text",
+           "base_extension"]
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+GZIP_MAGIC = b"\x1f\x8b"
+
+# The file name that means standard input (docs/cli.md).
+STDIN = "-"
+
+
+def base_extension(path: str | os.PathLike) -> str:
+    """The extension that names the format, under any ``.gz``.
+
+    >>> base_extension("net.onnx.gz"), base_extension("prop.VNNLIB"), base_extension("-")
+    ('.onnx', '.vnnlib', '')
+    """
+    p = os.fspath(path).lower()
+    if p.endswith(".gz"):
+        p = p[:-3]
+    return os.path.splitext(p)[1]
 
 
 def is_zip(data: bytes) -> bool:
@@ -18,7 +38,38 @@ def is_zip(data: bytes) -> bool:
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, gunzipped when they are gzip data (VNN-COMP ships
+    ``.onnx.gz`` and ``.vnnlib.gz``); ``-`` reads standard input.
+
+    >>> import tempfile, gzip, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "x.json.gz")
+    ...     _ = open(p, "wb").write(gzip.compress(b'{"a": 1}'))
+    ...     read_bytes(p)
+    b'{"a": 1}'
+    """
     p = os.fspath(path)
+    if p == STDIN:
+        return _gunzip(sys.stdin.buffer.read(), "<stdin>")
+    return _gunzip(_read_file(p), p)
+
+
+def _gunzip(data: bytes, p: str) -> bytes:
+    # By name only (and on stdin, which has none): a binary format such as
+    # safetensors may begin with the two gzip bytes by chance.
+    if not (p.lower().endswith(".gz") or p == "<stdin>"):
+        return data
+    if not data.startswith(GZIP_MAGIC):
+        if p != "<stdin>" and data.strip():
+            raise InputError(p, "named .gz but not gzip data (no gzip header)")
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(p, f"corrupt gzip data: {e}") from None
+
+
+def _read_file(p: str) -> bytes:
     if not os.path.exists(p):
         raise InputError(p, "no such file")
     if os.path.isdir(p):
@@ -33,6 +84,8 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def decode_text(data: bytes, path: str) -> str:
     if data.startswith(ZIP_MAGIC) or data.startswith(EMPTY_ZIP_MAGIC):
         raise InputError(path, "binary zip data (an NPZ archive?), not JSON text; name it .npz to load it as NPZ")
+    if data.startswith(GZIP_MAGIC):
+        raise InputError(path, "gzip-compressed data, not JSON text; name it .gz to have it decompressed")
     if b"\x00" in data:
         raise InputError(path, "binary data, not JSON text")
     try:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Sequence
 
@@ -73,6 +73,9 @@ class Box:
 
     lower: tuple[Fraction, ...]
     upper: tuple[Fraction, ...]
+    # How many asserts on outputs only (Y_j) the reader skipped: the
+    # property, which an injectivity question does not read.
+    output_asserts: int = field(default=0, compare=False, repr=False)
 
     is_union = False
 
@@ -338,6 +341,7 @@ def parse_vnnlib(text: str, path: str | os.PathLike | None = None) -> Box | BoxU
         raise InputError(p, f"input variables must be X_0 ... X_{n - 1} without gaps; X_{missing} is not declared")
 
     dnf: list = [[]]
+    outputs = 0
     for a in asserts:
         names = r.variables(a)
         for name in sorted(names):
@@ -345,6 +349,7 @@ def parse_vnnlib(text: str, path: str | os.PathLike | None = None) -> Box | BoxU
                 r.fail(a.line, f"variable {name} is used but never declared")
         kinds = {name[0] for name in names}
         if kinds == {"Y"}:
+            outputs += 1
             continue  # an output constraint: the property, not the input set
         if kinds == {"X", "Y"}:
             r.fail(a.line, "this assert mixes input (X_) and output (Y_) variables; only input constraints can be read")
@@ -378,7 +383,7 @@ def parse_vnnlib(text: str, path: str | os.PathLike | None = None) -> Box | BoxU
     if not boxes:
         raise InputError(p, "the input constraints are unsatisfiable: every disjunct is an empty box")
     if len(boxes) == 1:
-        return boxes[0]
+        return replace(boxes[0], output_asserts=outputs)
     bounding = Box(
         tuple(min(b.lower[k] for b in boxes) for k in range(n)),
         tuple(max(b.upper[k] for b in boxes) for k in range(n)),

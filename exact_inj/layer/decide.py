@@ -116,6 +116,8 @@ def decide_layer_run(run: Run) -> Verdict:
         layer = layer.dense()
     data = LayerData(layer, domain)
     n, m = data.n, data.m
+    if run.past_deadline():
+        return run.unknown("the time limit was reached while reading the layer's rows", {"time_limit": run.time_limit})
     if domain.kind != "reals":
         return _decide_on_domain(run, data)
 
@@ -137,6 +139,8 @@ def decide_layer_run(run: Run) -> Verdict:
         w = finish_witness(layer, tuple(Fraction(0) for _ in range(n)), tuple(Fraction(c) for c in v))
         return done(Status.NOT_INJECTIVE, "instant",
                     f"rank W = {rk} < {n} = n: W v = 0 for v != 0, so x and x + v always collide", w)
+    if run.past_deadline():
+        return run.unknown(f"the time limit was reached after the rank of W (= {n}, full)", {"time_limit": run.time_limit})
     nonzero = sum(1 for row in data.Wi if any(row))
     if nonzero < 2 * n:
         tried.append("m<2n")
@@ -148,13 +152,15 @@ def decide_layer_run(run: Run) -> Verdict:
 
     # 2. Structural rule.
     tried.append("structural")
-    pairs = find_structural_pairs(layer)
+    pairs = find_structural_pairs(layer, run.deadline, data.Wi[:m], run.count)
     if pairs is not None:
         return done(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, "
                     "and adding rows never breaks injectivity", StructuralProof(pairs))
 
     # 3. Witness LP.
+    if run.past_deadline():
+        return run.unknown("the time limit was reached after the instant and structural rules", {"time_limit": run.time_limit})
     tried.append("witness_lp")
     w, best_active = hinge_witness(data, run.deadline)
     if w is not None:
@@ -196,7 +202,7 @@ def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
     n = data.n
     where = run.domain.describe()
     run.tried.append("structural")
-    pairs = find_structural_pairs(data.layer)
+    pairs = find_structural_pairs(data.layer, run.deadline, data.Wi[:data.m], run.count)
     if pairs is not None:
         return run.certified(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {data.m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, so "

@@ -8,11 +8,13 @@ of "what the network computes" anywhere else.
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from operator import mul
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..exact.linalg import common_denominator, scaled_integer_rows
 from ..numbers import exact
@@ -56,14 +58,73 @@ def check_slope(activation: str, slope: object) -> None:
         raise ValueError(f"a {activation} layer has no slope")
 
 
+def exact_value(v: Any) -> Fraction:
+    """A number as the exact rational it is: ints, Fractions and number
+    strings ("-3/7", "0.1" = 1/10) as written, binary floats (Python, numpy,
+    any width) at their exact binary value, as the NPZ reader takes them.
+
+    >>> exact_value(0.5), exact_value("0.1"), exact_value(0.1) == Fraction(3602879701896397, 2**55)
+    (Fraction(1, 2), Fraction(1, 10), True)
+    >>> exact_value(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: nan is not a finite number
+    """
+    if type(v) is Fraction:
+        return v
+    if isinstance(v, bool) or getattr(getattr(v, "dtype", None), "kind", "") == "b":
+        raise TypeError(f"refusing the boolean {v!r} as a number")
+    if isinstance(v, (int, Fraction)):
+        return Fraction(v)
+    if isinstance(v, str):
+        try:
+            return exact(v)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{v[:40]!r} is not a number") from None
+    if isinstance(v, float) or hasattr(v, "as_integer_ratio"):
+        if not math.isfinite(v):
+            raise ValueError(f"{v!r} is not a finite number")
+        # float.as_integer_ratio (and numpy's, for float16/32 and longdouble)
+        # is the binary value exactly: no decimal is guessed.
+        return Fraction(*v.as_integer_ratio())
+    if hasattr(v, "__index__"):
+        return Fraction(operator.index(v))
+    raise TypeError(f"cannot read {type(v).__name__} {v!r} as a number")
+
+
+def _exact_rows(weight: Any, bias: Any) -> tuple[Matrix, Vector]:
+    """Weight and bias as tuples of Fractions (numpy arrays, lists, floats)."""
+    if hasattr(weight, "tolist"):
+        weight = weight.tolist()
+    if hasattr(bias, "tolist"):
+        bias = bias.tolist()
+    if isinstance(weight, (str, bytes)) or not isinstance(weight, Sequence):
+        raise ValueError("weight must be a matrix (a sequence of rows)")
+    rows = []
+    for row in weight:
+        if isinstance(row, (str, bytes)) or not isinstance(row, Sequence):
+            raise ValueError("weight must be a matrix (a sequence of rows), not a vector")
+        rows.append(tuple(map(exact_value, row)))
+    if isinstance(bias, (str, bytes)) or not isinstance(bias, Sequence):
+        raise ValueError("bias must be a vector")
+    return tuple(rows), tuple(map(exact_value, bias))
+
+
 @dataclass(frozen=True)
 class Layer:
     """One affine map followed by an activation: x -> act(W x + b).
+
+    Entries are Fractions; anything else a number can be (ints, strings,
+    floats at their exact binary value, numpy arrays) is converted on
+    construction (:func:`exact_value`).
 
     >>> from fractions import Fraction as F
     >>> L = Layer(((F(1),), (F(-1),)), (F(0), F(0)))
     >>> L.apply((F(-2),))
     (Fraction(0, 1), Fraction(2, 1))
+    >>> import numpy as np
+    >>> Layer(np.array([[1.5], [-1.0]]), np.zeros(2)).weight
+    ((Fraction(3, 2),), (Fraction(-1, 1),))
     """
 
     weight: Matrix
@@ -73,6 +134,15 @@ class Layer:
     """The negative-side slope of a ``"leaky_relu"`` layer (> 0); 0 otherwise."""
 
     def __post_init__(self) -> None:
+        if type(self.weight) is not tuple or type(self.bias) is not tuple or not all(
+                type(r) is tuple and all(type(x) is Fraction for x in r) for r in self.weight) or not all(
+                type(x) is Fraction for x in self.bias):
+            # Lists, numpy arrays, ints, strings, floats (at their exact
+            # binary value): converted once, here, so every layer holds
+            # tuples of Fractions whatever built it.
+            W, b = _exact_rows(self.weight, self.bias)
+            object.__setattr__(self, "weight", W)
+            object.__setattr__(self, "bias", b)
         # Shape checks live here so that no malformed layer can exist, whatever
         # built it; io.py turns these messages into one-line input errors.
         if not self.weight or not self.weight[0]:
@@ -89,9 +159,6 @@ class Layer:
             raise ValueError(
                 f"unknown activation {self.activation!r} (expected one of {', '.join(ACTIVATIONS)})"
             )
-        for x in (*self.bias, *(v for r in self.weight for v in r)):
-            if type(x) is not Fraction:
-                raise TypeError("layer entries must be fractions.Fraction")
         check_slope(self.activation, self.slope)
 
     @classmethod
@@ -101,16 +168,18 @@ class Layer:
         bias: Sequence[object] | None = None,
         activation: str = "relu",
     ) -> "Layer":
-        """Build a layer from ints, Fractions or strings such as "-3/7" or "0.1".
-
-        Floats are refused: they would need a decision about which rational
-        they mean.  (Binary loaders take a float's exact value explicitly.)
+        """Build a layer from ints, Fractions, strings such as "-3/7" or "0.1"
+        (the decimal they spell), or binary floats and numpy arrays (each
+        float at its exact binary value, as the NPZ reader takes them: 0.1
+        is 3602879701896397/2^55, not 1/10; write "0.1" to mean 1/10).
 
         >>> Layer.from_rows([[1, "1/2"], ["0.1", 0]]).weight[1][0]
         Fraction(1, 10)
+        >>> Layer.from_rows([[0.5, -2.0]], [0.25]).weight, Layer.from_rows([[0.5]]).bias
+        (((Fraction(1, 2), Fraction(-2, 1)),), (Fraction(0, 1),))
         """
-        W = tuple(tuple(exact(v) for v in row) for row in weight)
-        b = tuple(exact(v) for v in bias) if bias is not None else tuple(Fraction(0) for _ in W)
+        W, _ = _exact_rows(weight, [])
+        b = _exact_rows([], bias)[1] if bias is not None else tuple(Fraction(0) for _ in W)
         return cls(W, b, activation)
 
     @property

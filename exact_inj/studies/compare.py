@@ -298,16 +298,28 @@ def compare(
             raise InputError(outdir, f"cannot create the output folder: {e.strerror or e}") from None
     used: set[str] = set()
     rows = []
-    for k, path in enumerate(files, 1):
-        net = load_network(path)
-        if not net.is_single_relu_layer:
-            raise InputError(path, "compare runs the heuristics on a single ReLU layer; "
-                                   "decide a network with `exact-inj verify`")
-        layer: Layer = net.layers[0]
+    # Every input is read and checked before any is decided: a bad file
+    # found after an hour of work would waste it (docs/cli.md, compare).
+    nets, bad = [], []
+    for path in files:
         try:
-            layer.weight  # noqa: B018 - the heuristics read the dense matrix: fail before any work
-        except OperatorTooLarge as e:
-            raise InputError(path, f"{e}; the heuristics need it dense") from None
+            net = load_network(path)
+            if not net.is_single_relu_layer:
+                raise InputError(path, "compare runs the heuristics on a single ReLU layer; "
+                                       "decide a network with `exact-inj verify`")
+            try:
+                net.layers[0].weight  # noqa: B018 - the heuristics read the dense matrix
+            except OperatorTooLarge as e:
+                raise InputError(path, f"{e}; the heuristics need it dense") from None
+            nets.append(net)
+        except InputError as e:
+            bad.append(e)
+    if bad:
+        more = f" (and {len(bad) - 1} more bad file(s); nothing was decided)" if len(bad) > 1 else \
+            " (nothing was decided)"
+        raise InputError(bad[0].path, bad[0].message + more)
+    for k, (path, net) in enumerate(zip(files, nets), 1):
+        layer: Layer = net.layers[0]
         verdict = verify(net, time_limit=time_limit, milp=milp)
         say(f"[{k}/{len(files)}] {path}: exact {verdict.status.value} ({verdict.seconds:.3f} s)")
         engine_cert_file = None
@@ -503,7 +515,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Decide each instance exactly and run every heuristic on it (docs/heuristics.md). A claim is "
         "REFUTED only by an engine certificate that passed the exact checker on the claim's domain; "
         "'no counterexample' is never refuted and an engine 'unknown' refutes nothing. Writes compare.json, "
-        "compare.csv, compare.md and the refuting certificates to --out.",
+        "compare.csv, compare.md and the refuting certificates to --out. Every input is read and checked "
+        "before any is decided: one bad file stops the run at once (exit 2), naming it.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="instance files or folders (*.json, *.npz)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")

@@ -1,0 +1,110 @@
+"""What `exact-inj verify` prints for a person (docs/cli.md): the verdict in
+one line, why, the witness or what the proof is, and for unknown what was
+tried and what limit stopped it."""
+
+from __future__ import annotations
+
+from ..certify.schema import Status
+from ..numbers import fraction_to_str
+from ..verdict import approx
+
+__all__ = ["SHOWN_COORDINATES", "human", "plural", "vector", "approx_vector"]
+
+# Longer vectors are shortened on screen (an image has thousands of inputs);
+# --json and --certificate always hold every coordinate.
+SHOWN_COORDINATES = 24
+
+
+def plural(k: int, word: str) -> str:
+    """'1 input', '2 inputs'.
+
+    >>> plural(1, "input"), plural(784, "input")
+    ('1 input', '784 inputs')
+    """
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
+def vector(v) -> str:
+    """(1/2, 0, 3) in full, or the first coordinates of a long vector and a count.
+
+    >>> from fractions import Fraction
+    >>> vector([Fraction(1, 2), Fraction(0)])
+    '(1/2, 0)'
+    """
+    head = ", ".join(fraction_to_str(a) for a in v[:SHOWN_COORDINATES])
+    if len(v) <= SHOWN_COORDINATES:
+        return f"({head})"
+    return f"({head}, ...)  [{len(v)} coordinates; --json or --certificate gives all]"
+
+
+def approx_vector(v) -> str:
+    """The same vector as decimals, 6 significant digits (an approximation).
+
+    >>> from fractions import Fraction
+    >>> approx_vector([Fraction(1, 3), Fraction(-2)])
+    '(0.333333, -2)'
+    """
+    head = ", ".join(f"{approx(a):.6g}" for a in v[:SHOWN_COORDINATES])
+    return f"({head}{', ...' if len(v) > SHOWN_COORDINATES else ''})"
+
+
+def human(path: str, net, verdict, certificate_file: str | None = None, notes: list[str] | None = None) -> str:
+    layer = net.layers[0]
+    head = {
+        Status.INJECTIVE: "INJECTIVE",
+        Status.NOT_INJECTIVE: "NOT INJECTIVE",
+        Status.UNKNOWN: "UNKNOWN",
+    }[verdict.status]
+    dom = verdict.certificate.domain if verdict.certificate is not None else None
+    on = "" if dom is None or dom.kind == "reals" else f" on {dom.describe()}"
+    if net.is_single_relu_layer and hasattr(layer, "spec"):
+        shape = (f"x -> ReLU(Cx + b), C a {layer.spec.describe()}, {plural(layer.in_dim, 'input')}, "
+                 f"{plural(layer.out_dim, 'row')}")
+    elif net.is_single_relu_layer:
+        shape = f"x -> ReLU(Wx + b), {plural(layer.in_dim, 'input')}, {plural(layer.out_dim, 'row')}"
+    else:
+        acts = " -> ".join(f"{L.out_dim} {L.activation}" for L in net.layers)
+        shape = f"network {plural(net.input_dim, 'input')} -> {acts}"
+    lines = [
+        f"{path}: {head}{on}  ({shape}; route: {verdict.route}; {verdict.seconds:.3f} s)",
+        f"  why: {verdict.reason}",
+    ]
+    info = verdict.info
+    if verdict.status is Status.NOT_INJECTIVE:
+        w = verdict.witness
+        fx = net.evaluate(w.x)
+        lines.append(f"  x      = {vector(w.x)}")
+        lines.append(f"  y      = {vector(w.y)}")
+        lines.append(f"  f(x) = f(y) = {vector(fx)}")
+        lines.append(f"  approximately (decimals, for reading only; the exact values above are the answer):")
+        lines.append(f"    x ~ {approx_vector(w.x)}")
+        lines.append(f"    y ~ {approx_vector(w.y)}")
+        moved = [k for k, (a, b) in enumerate(zip(w.x, w.y)) if a != b]
+        lines.append(f"  direction y - x changes {plural(len(moved), 'input')}"
+                     + (f": {', '.join(map(str, moved[:SHOWN_COORDINATES]))}" if len(moved) < len(w.x) else ""))
+        if w.active_rows is not None:
+            lines.append(f"  active at the midpoint: {plural(len(w.active_rows), 'row')} of rank {w.active_rank} "
+                         f"< {layer.in_dim}")
+    elif verdict.status is Status.INJECTIVE:
+        lines.append(f"  meaning: {verdict.meaning}")
+    if verdict.certificate is not None:
+        lines.append(f"  checked exactly: {info.get('check')} in {info.get('check_seconds', 0):.4f} s; "
+                     f"certificate size {info.get('certificate_size')}")
+    if certificate_file and verdict.certificate is not None:
+        lines.append(f"  certificate written to {certificate_file} (re-check: exact-inj check {certificate_file})")
+    if "nodes" in info:
+        lines.append(f"  search: {info['nodes']} nodes, {info.get('leaves')} leaves, {info.get('cores')} cores, "
+                     f"{info.get('lps', 0) + info.get('core_lps', 0)} LPs")
+    if verdict.status is Status.UNKNOWN:
+        lines.append(f"  tried: {', '.join(info.get('tried', []))}")
+        if info.get("fewest_active_rows_found") is not None:
+            lines.append(f"  bound: the fewest rows active at any point found is {info['fewest_active_rows_found']}")
+        if info.get("open_cases") is not None:
+            notes_ = info.get("notes") or []
+            if any("node limit" in s for s in notes_):
+                lines.append(f"  open cases: {info['open_cases']}; raise --max-nodes to go further")
+            else:
+                lines.append(f"  open cases: {info['open_cases']}; raise --time-limit to go further")
+    for note in notes or []:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
