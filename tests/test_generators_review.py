@@ -46,6 +46,48 @@ def refused(m, fragment):
     assert fragment in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+# -- attribute defaults are float32; PRelu's slope -----------------------------------------------------
+
+def test_leaky_relu_default_alpha_is_the_float32_value():
+    # h = LeakyRelu([x, -x]) with the default alpha, y = h0 + 100 h1: for x > 0,
+    # y = (1 - 100 a) x; for x < 0, y = (a - 100) x.  With the file's alpha (the
+    # float32 0.01, just below 1/100) y > 0 on both sides of 0: a fold, not
+    # injective.  The double 0.01 (just above 1/100) made y < 0 for x > 0, a
+    # monotone map, and exact_inj proved "injective" for a function the file
+    # does not compute.
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["a"]), helper.make_node("LeakyRelu", ["a"], ["h"]),
+             helper.make_node("MatMul", ["h", "W2"], ["y"])]
+    m = model(nodes, [init("W1", np.array([[1, -1]], np.float32)), init("W2", np.array([[1], [100]], np.float32))],
+              [1, 1])
+    net = network_from_onnx_model(m)
+    assert net.layers[0].slope == F(float(np.float32(0.01)))
+    assert float(net.evaluate([F(1)])[0]) > 0 and run_ort(m, [[1]])[0] > 0  # the sign the file gives
+    v = api.verify(net, time_limit=30)
+    assert v.status is Status.NOT_INJECTIVE and check(v.certificate).valid
+
+
+def test_batch_norm_default_epsilon_is_the_float32_value():
+    # var + eps32 = 2^-16 exactly (a rational root 2^-8) with the float32
+    # default epsilon; with the double 1e-5 the sum is another number (here not
+    # a square, in general a different factor than the file's).
+    eps32 = F(float(np.float32(1e-5)))
+    var = np.array([float(F(1, 2 ** 16) - eps32)], np.float32)
+    assert F(float(var[0])) + eps32 == F(1, 2 ** 16)
+    nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "mu", "var"], ["y"])]
+    one = np.ones(1, np.float32)
+    m = model(nodes, [init("g", one), init("b", one), init("mu", one), init("var", var)], [1, 1, 2])
+    net = network_from_onnx_model(m)
+    assert net.layers[0].weight[0][0] == 256
+    x = [[[3, -5]]]
+    assert np.allclose([float(v) for v in net.evaluate([F(3), F(-5)])], run_ort(m, x), rtol=1e-6)
+
+
+def test_prelu_slope_that_grows_the_output_refused():
+    # Unidirectional broadcasting: the slope may not change X's shape.
+    s = np.full((2, 1, 1, 1, 1), 0.5, np.float32)
+    refused(model([helper.make_node("PRelu", ["x", "s"], ["y"])], [init("s", s)], [1, 2, 2, 2]), "does not broadcast")
+
+
 # -- the layerwise route after a LeakyReLU stage --------------------------------------------------
 
 def leaky(rows, slope, bias=None):

@@ -267,7 +267,8 @@ class _Importer(OpsMixin):
             if op == "Relu":
                 chain.relu()
             elif op in ("LeakyRelu", "PRelu"):
-                chain.activation("leaky_relu", self.leaky_slope(op, ins, at[0], attrs, label))
+                chain.activation("leaky_relu", self.leaky_slope(op, ins, at[0], attrs, label,
+                                                                    chain.current().shape))
             elif op in ("Tanh", "Sigmoid"):
                 unit = (op, label)
             elif op in ("Conv", "ConvTranspose") and chain.starts_layer():

@@ -33,6 +33,11 @@ SHAPE_OPS = ("Unsqueeze", "Squeeze", "Transpose", "Pad", "Concat", "Resize", "Up
 
 _HALF = Fraction(1, 2)
 
+# Attribute defaults are float32 values, as a runtime reads them: the double
+# 0.01 or 1e-5 would be a different slope or epsilon than the file's.
+_F32_ALPHA = float(np.float32(0.01))
+_F32_EPSILON = float(np.float32(1e-5))
+
 
 def rational_sqrt(q: Fraction) -> Fraction | None:
     """The rational square root of q >= 0, or None if it is irrational.
@@ -67,14 +72,25 @@ class OpsMixin:
 
     # -- monotone units -------------------------------------------------------
 
-    def leaky_slope(self, op: str, ins: list[str], pos: int, attrs: dict, label: str) -> Fraction:
-        """The negative-side slope of a LeakyRelu/PRelu: 0 (a ReLU) or > 0."""
+    def leaky_slope(self, op: str, ins: list[str], pos: int, attrs: dict, label: str,
+                    shape: tuple[int, ...] = ()) -> Fraction:
+        """The negative-side slope of a LeakyRelu/PRelu (on a tensor of ``shape``): 0 (a ReLU) or > 0."""
         if op == "LeakyRelu":
-            slope = Fraction(self.attr(attrs, "alpha", 0.01))  # the attribute's exact float32 value
+            slope = Fraction(self.attr(attrs, "alpha", _F32_ALPHA))  # the attribute's exact float32 value
         else:
             if pos != 0 or len(ins) != 2:
                 self.fail(f"PRelu node {label}: the chain's tensor must be X and the slope a constant")
-            vals = set(self.exact(ins[1]).ravel().tolist())
+            K = self.exact(ins[1])
+            try:
+                grows = tuple(np.broadcast_shapes(shape, K.shape)) != tuple(shape)
+            except ValueError:
+                grows = True
+            if grows:
+                # ONNX broadcasts the slope to X one way only; a slope that
+                # reshapes the output is not a PRelu of X.
+                self.fail(f"PRelu node {label}: slope of shape {list(K.shape)} does not broadcast to the input "
+                          f"shape {list(shape)}")
+            vals = set(K.ravel().tolist())
             if len(vals) != 1:
                 self.fail(f"PRelu node {label}: per-channel slopes that differ are not supported (only one slope "
                           "for every unit)")
@@ -126,7 +142,7 @@ class OpsMixin:
         C = S[1]
         if not all(len(v) == C for v in (scale, B, mean, var)):
             self.fail(f"{where}: scale, B, mean and var must have {C} entries (one per channel)")
-        eps = Fraction(self.attr(attrs, "epsilon", 1e-5))  # the attribute's exact float32 value
+        eps = Fraction(self.attr(attrs, "epsilon", _F32_EPSILON))  # the attribute's exact float32 value
         factor, shift = [], []
         for c in range(C):
             r2 = var[c] + eps
