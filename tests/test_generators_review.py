@@ -88,6 +88,30 @@ def test_prelu_slope_that_grows_the_output_refused():
     refused(model([helper.make_node("PRelu", ["x", "s"], ["y"])], [init("s", s)], [1, 2, 2, 2]), "does not broadcast")
 
 
+# -- integer constants ------------------------------------------------------------------------
+
+def test_integer_div_of_constants_truncates_as_onnx_does():
+    # sizes = (A / B) * B with int64 A = [1, 1, 1, 3], B = [1, 1, 1, 2]: ONNX
+    # gives [1, 1, 1, 2] (3 / 2 = 1), so the Resize drops an entry and the
+    # network is not injective.  Exact division gave sizes 3, an identity, and
+    # the verdict "injective" for a file that loses x[1].
+    nodes = [helper.make_node("Div", ["A", "B"], ["q"]), helper.make_node("Mul", ["q", "B"], ["sz"]),
+             helper.make_node("Resize", ["x", "", "", "sz"], ["y"], mode="nearest")]
+    m = model(nodes, [init("A", np.array([1, 1, 1, 3], np.int64)), init("B", np.array([1, 1, 1, 2], np.int64))],
+              [1, 1, 1, 3])
+    net = network_from_onnx_model(m)
+    assert [float(v) for v in net.evaluate([F(1), F(2), F(3)])] == list(run_ort(m, [[[[1, 2, 3]]]])) == [1, 3]
+    assert api.verify(net, time_limit=30).status is Status.NOT_INJECTIVE
+
+
+def test_fractional_axes_or_sizes_are_refused_not_truncated():
+    nodes = [helper.make_node("Div", ["A", "B"], ["q"]),
+             helper.make_node("Resize", ["x", "", "", "q"], ["y"], mode="nearest")]
+    m = model(nodes, [init("A", np.array([1, 1, 1, 3], np.float32)), init("B", np.array([1, 1, 1, 2], np.float32))],
+              [1, 1, 1, 3])
+    refused(m, "sizes must be integers")
+
+
 # -- the layerwise route after a LeakyReLU stage --------------------------------------------------
 
 def leaky(rows, slope, bias=None):

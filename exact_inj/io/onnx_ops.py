@@ -237,7 +237,15 @@ class OpsMixin:
             return None
         if ins[k] not in self.consts:
             self.fail(f"{op} node {label}: {what} must be a constant")
-        return [int(v) for v in np.asarray(self.consts[ins[k]]).ravel().tolist()]
+        vals = np.asarray(self.consts[ins[k]]).ravel().tolist()
+        try:
+            bad = any(Fraction(v).denominator != 1 for v in vals)
+        except (ValueError, OverflowError, TypeError):  # NaN, infinity
+            bad = True
+        if bad:
+            # ONNX gives these as int64; a fraction would be truncated silently.
+            self.fail(f"{op} node {label}: {what} must be integers")
+        return [int(v) for v in vals]
 
     def shape_op_on_array(self, op: str, label: str, ins: list[str], attrs: dict, arr: np.ndarray) -> np.ndarray:
         """The op applied to a numpy array (entries of the chain's index
