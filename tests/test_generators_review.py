@@ -112,6 +112,73 @@ def test_fractional_axes_or_sizes_are_refused_not_truncated():
     refused(m, "sizes must be integers")
 
 
+# -- Resize: refuse what runtimes read differently ----------------------------------------------
+
+def resize(n, ctm, nearest, scale=None, size=None):
+    inits = [init("roi", np.array([], np.float32))]
+    if size is not None:
+        inits += [init("sc", np.array([], np.float32)), init("sz", np.array([1, 1, 1, size], np.int64))]
+        ins = ["x", "roi", "sc", "sz"]
+    else:
+        inits.append(init("sc", np.array([1, 1, 1, scale], np.float32)))
+        ins = ["x", "roi", "sc"]
+    node = helper.make_node("Resize", ins, ["y"], mode="nearest", coordinate_transformation_mode=ctm,
+                            nearest_mode=nearest)
+    return model([node], inits, [1, 1, 1, n], opset=13)
+
+
+@pytest.mark.parametrize("n,ctm,nearest,scale,size,fragment", [
+    # 3 x 1.3 = 3.9: the ONNX reference reads inputs [0, 0, 1] (scale 1.3),
+    # onnxruntime [0, 1, 2] (scale 3/3 from the floored length).
+    (3, "half_pixel", "floor", 1.3, None, "not an integer"),
+    # 10 -> 6: coordinate (4 + 1/2) 5/3 - 1/2 = 7 exactly; float32 gives 6.99...
+    (10, "half_pixel", "floor", None, 6, "rounding tie"),
+    # scale 1: onnxruntime keeps the axis; the formula (o + 1/2) with ceil shifts it.
+    (3, "tf_half_pixel_for_nn", "ceil", 1.0, None, "scale 1"),
+])
+def test_resize_conventions_runtimes_disagree_on_are_refused(n, ctm, nearest, scale, size, fragment):
+    refused(resize(n, ctm, nearest, scale, size), fragment)
+
+
+def test_upsample_below_one_is_refused():
+    nodes = [helper.make_node("Upsample", ["x", "sc"], ["y"], mode="nearest")]
+    refused(model(nodes, [init("sc", np.array([1, 1, 1, 0.5], np.float32))], [1, 1, 1, 4], opset=9), "below 1")
+
+
+def resize_cases(sizes_up_to):
+    for ctm in ("half_pixel", "pytorch_half_pixel", "asymmetric", "align_corners", "tf_half_pixel_for_nn"):
+        for nearest in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+            for n in range(1, sizes_up_to + 1):
+                for m in range(1, sizes_up_to + 3):
+                    yield resize(n, ctm, nearest, size=m)
+                    s = F(m, n)
+                    if s.denominator & (s.denominator - 1) == 0:  # a float32 scale with n * s = m
+                        yield resize(n, ctm, nearest, scale=float(s))
+
+
+def check_resize_cases(sizes_up_to):
+    accepted = 0
+    for m in resize_cases(sizes_up_to):
+        n = m.graph.input[0].type.tensor_type.shape.dim[3].dim_value
+        try:
+            net = network_from_onnx_model(m)
+        except InputError:
+            continue
+        x = list(range(n))
+        assert [float(v) for v in net.evaluate([F(v) for v in x])] == list(run_ort(m, [[[x]]])), m.graph.node[0]
+        accepted += 1
+    return accepted
+
+
+def test_every_accepted_small_resize_reads_what_onnxruntime_reads():
+    assert check_resize_cases(3) > 150
+
+
+@pytest.mark.slow
+def test_every_accepted_resize_reads_what_onnxruntime_reads():
+    assert check_resize_cases(9) > 1500
+
+
 # -- the layerwise route after a LeakyReLU stage --------------------------------------------------
 
 def leaky(rows, slope, bias=None):

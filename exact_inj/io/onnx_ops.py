@@ -342,11 +342,25 @@ class OpsMixin:
             self.fail(f"{where}: coordinate_transformation_mode {ctm!r} is not supported")
         if nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
             self.fail(f"{where}: nearest_mode {nearest!r} is not supported")
+        if op == "Upsample" and any(s < 1 for s in scales):
+            self.fail(f"{where}: a scale below 1 is not an upsampling (the ONNX definition requires scales >= 1)")
         out = arr
         for t, (n, s) in enumerate(zip(arr.shape, scales)):
-            m = sizes[t] if sizes is not None else floor(n * s)
+            m = sizes[t] if sizes is not None else n * s
+            if Fraction(m).denominator != 1:
+                # The ONNX reference floors the length but keeps the scale;
+                # onnxruntime recomputes the scale from the floored length:
+                # they pick different inputs, so the file's function is not
+                # settled (docs/model-files.md).
+                self.fail(f"{where}: axis {t}: size {n} times scale {float(s)} is not an integer, and runtimes "
+                          "disagree on which inputs such a resize reads")
+            m = int(m)
             if m < 1:
                 self.fail(f"{where}: axis {t} would be empty")
+            # A runtime computes the coordinate in floats from the float32
+            # scale; unless that scale is exact, a coordinate that is exactly
+            # a rounding tie may round either way there.
+            exact_scale = ctm == "align_corners" or Fraction(float(np.float32(float(s)))) == s
             src = []
             for o in range(m):
                 if ctm == "asymmetric":
@@ -359,7 +373,17 @@ class OpsMixin:
                     x = Fraction(0)
                 else:
                     x = (o + _HALF) / s - _HALF
-                src.append(min(max(_round_half(Fraction(x), nearest), 0), n - 1))
+                x = Fraction(x)
+                tie = x.denominator == 1 if nearest in ("floor", "ceil") else x - floor(x) == _HALF
+                if tie and not exact_scale:
+                    self.fail(f"{where}: axis {t}: output {o} sits exactly on a rounding tie (coordinate {x}) of a "
+                              f"scale {s} that float32 cannot hold; runtimes may round it either way")
+                src.append(min(max(_round_half(x, nearest), 0), n - 1))
+            if s == 1 and src != list(range(n)):
+                # onnxruntime leaves an axis of scale 1 unchanged, whatever the
+                # formula says (tf_half_pixel_for_nn with a ceil rounding shifts it).
+                self.fail(f"{where}: axis {t} has scale 1 but the {ctm} coordinates with {nearest} rounding move "
+                          "its entries; runtimes disagree on it")
             out = np.take(out, src, axis=t)
         return out
 
