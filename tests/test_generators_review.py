@@ -179,6 +179,33 @@ def test_every_accepted_resize_reads_what_onnxruntime_reads():
     assert check_resize_cases(9) > 1500
 
 
+# -- input checks that crashed or coerced ---------------------------------------------------------
+
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [1], "pads": [1, 1]},                  # a window of padding only: 1/0
+    {"kernel_shape": [2], "pads": [0]},                     # pads too short: IndexError
+    {"kernel_shape": [2], "strides": [1, 1]},               # strides for another rank
+    {"kernel_shape": [2], "strides": [0]},
+])
+def test_average_pool_bad_attributes_refused(attrs):
+    refused(model([helper.make_node("AveragePool", ["x"], ["y"], **attrs)], [], [1, 1, 3]), "AveragePool node")
+
+
+def test_unsqueeze_axis_out_of_range_refused():
+    nodes = [helper.make_node("Unsqueeze", ["x", "a"], ["y"])]
+    refused(model(nodes, [init("a", np.array([-5], np.int64))], [1, 2, 3], opset=13), "axes [-5]")
+
+
+def test_npz_leaky_relu_without_a_slope_is_bad_input(tmp_path):
+    from exact_inj.io.load import load_network
+
+    p = tmp_path / "n.npz"
+    np.savez(p, weight_0=np.array([[1.0]]), bias_0=np.array([0.0]), activation_0=np.array("leaky_relu"))
+    with pytest.raises(InputError) as e:
+        load_network(p)
+    assert "slope" in str(e.value)
+
+
 # -- the layerwise route after a LeakyReLU stage --------------------------------------------------
 
 def leaky(rows, slope, bias=None):

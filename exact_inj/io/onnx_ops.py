@@ -171,14 +171,20 @@ class OpsMixin:
         if pos != 0 or d < 1 or S[0] != 1:
             self.fail(f"{where}: input shape {list(S)} is not (1, C, spatial...)")
         k = [int(v) for v in self.attr(attrs, "kernel_shape", [])]
-        if len(k) != d:
-            self.fail(f"{where}: kernel_shape must have {d} entries")
+        if len(k) != d or any(v < 1 for v in k):
+            self.fail(f"{where}: kernel_shape must have {d} positive entries")
         st = [int(v) for v in self.attr(attrs, "strides", [1] * d)]
+        if len(st) != d or any(v < 1 for v in st):
+            self.fail(f"{where}: strides must have {d} positive entries")
         if int(self.attr(attrs, "ceil_mode", 0)) or list(self.attr(attrs, "dilations", [1] * d)) != [1] * d:
             self.fail(f"{where}: ceil_mode and dilations are not supported")
         if _text(self.attr(attrs, "auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
             self.fail(f"{where}: auto_pad SAME_* is not supported")
         raw = [int(v) for v in self.attr(attrs, "pads", [0] * (2 * d))]
+        if len(raw) != 2 * d or any(not 0 <= v < kk for v, kk in zip(raw, k + k)):
+            # A pad as wide as the window leaves windows with no input entry
+            # (onnxruntime refuses it too).
+            self.fail(f"{where}: pads must be {2 * d} non-negative entries smaller than the kernel, got {raw}")
         pads = [(raw[t], raw[t + d]) for t in range(d)]
         include = int(self.attr(attrs, "count_include_pad", 0))
         N = S[2:]
@@ -259,6 +265,10 @@ class OpsMixin:
                 axes = self.int_input(ins, 1, op, label, "axes")
                 if axes is None:
                     axes = [int(v) for v in self.attr(attrs, "axes", [])] or None
+                bound = r if op == "Squeeze" else r + len(axes or [])
+                if axes is not None and (any(not -bound <= a < bound for a in axes)
+                                         or len({a % bound for a in axes}) != len(axes)):
+                    self.fail(f"{op} node {label}: axes {axes} are not distinct axes of a rank-{bound} tensor")
                 if op == "Squeeze":
                     if axes is None:
                         return np.squeeze(arr)
