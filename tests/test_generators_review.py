@@ -230,3 +230,22 @@ def test_stage_after_a_leaky_stage_of_another_width():
     v = api.verify(net, time_limit=30, domain=Domain.box([0], [1]))
     # x >= 0: leaky(x) - leaky(2x) = -x, then leaky gives -x/3, and the ReLU 0.
     assert v.status is Status.NOT_INJECTIVE and check(v.certificate).valid
+
+
+# -- stability bounds do not survive an output unit ----------------------------------------------
+
+def test_stability_refuses_a_network_with_an_output_unit(tmp_path, capsys):
+    # tanh(ReLU([x; -x])) saturates: no C > 0 has |f(x) - f(y)| >= C |x - y|,
+    # but the layer's bound (C = 1/2) was printed as the network's.
+    import json
+
+    from exact_inj.cli import main
+    from exact_inj.studies.stability import stability
+
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"layers": [{"weight": [["1"], ["-1"]], "bias": ["0", "0"], "activation": "relu"}],
+                             "output_unit": "tanh"}))
+    assert main(["stability", str(p), "--quiet"]) == 2
+    assert "output unit" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        stability(Network((Layer.from_rows([[1], [-1]]),), "", "tanh"))
