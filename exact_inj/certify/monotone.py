@@ -28,7 +28,7 @@ def check_monotone_rank(net: Network, dom: Domain) -> str:
     >>> from fractions import Fraction as F
     >>> from exact_inj.model import Layer
     >>> L = Layer(((F(1), F(0)), (F(0), F(2))), (F(0), F(1)), "leaky_relu", F(1, 5))
-    >>> check_monotone_rank(Network((L,)), Domain())[:30]
+    >>> check_monotone_rank(Network((L,)), Domain())[:31]
     'leaky_relu (slope 1/5 > 0, stri'
     """
     if len(net.layers) != 1 or net.layers[0].activation not in MONOTONE_ACTIVATIONS:
