@@ -341,7 +341,7 @@ def network_from_json(obj: Any, path: str | os.PathLike | None = None, where: st
     >>> network_from_json({"layers": [{"weights": [[1]]}]}, "n.json")
     Traceback (most recent call last):
       ...
-    exact_inj.errors.InputError: n.json: layers[0]: unknown key 'weights' (allowed: weight, bias, activation); did you mean 'weight'?
+    exact_inj.errors.InputError: n.json: layers[0]: unknown key 'weights' (allowed: weight, bias, activation, slope); did you mean 'weight'?
     """
     p = None if path is None else os.fspath(path)
     top = where or "top level"
