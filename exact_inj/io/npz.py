@@ -78,6 +78,9 @@ def _npz_activation(arr: np.ndarray, key: str, path: str) -> str:
     value = _npz_string(arr, key, path)
     if value not in ACTIVATIONS:
         raise InputError(path, f"{key}: {quote(value)} is not one of {', '.join(map(repr, ACTIVATIONS))}")
+    if value == "leaky_relu":
+        # The format has no key for the slope (JSON and ONNX have one).
+        raise InputError(path, f"{key}: 'leaky_relu' needs a slope, which an NPZ network cannot give; use JSON")
     return value
 
 

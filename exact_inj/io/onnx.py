@@ -267,7 +267,8 @@ class _Importer(OpsMixin):
             if op == "Relu":
                 chain.relu()
             elif op in ("LeakyRelu", "PRelu"):
-                chain.activation("leaky_relu", self.leaky_slope(op, ins, at[0], attrs, label))
+                chain.activation("leaky_relu", self.leaky_slope(op, ins, at[0], attrs, label,
+                                                                    chain.current().shape))
             elif op in ("Tanh", "Sigmoid"):
                 unit = (op, label)
             elif op in ("Conv", "ConvTranspose") and chain.starts_layer():
@@ -334,6 +335,9 @@ class _Importer(OpsMixin):
             self.set_const(out, src.reshape(self.reshaped(op, label, ins, attrs, src.shape)))
             return
         if op in ("Add", "Sub", "MatMul", "Mul", "Div") and len(ins) == 2:
+            if all(np.asarray(self.consts[t]).dtype.kind in "iu" for t in ins):
+                self.set_const(out, self.integer_op(op, label, ins))
+                return
             a, b = self.exact(ins[0]), self.exact(ins[1])
             if op == "Div" and any(v == 0 for v in np.asarray(b).ravel()):
                 self.fail(f"Div node {label} divides by zero")
@@ -352,6 +356,29 @@ class _Importer(OpsMixin):
             self.set_const(out, self.shape_op_on_array(op, label, ins, attrs, src))
             return
         self.fail(f"{op} node {label} has only constant inputs; folding a constant {op} is not supported")
+
+    def integer_op(self, op: str, label: str, ins: list[str]) -> np.ndarray:
+        """Add, Sub, Mul, MatMul or Div of two integer tensors, as ONNX computes
+        them: integer results, Div truncating toward zero (7 / 2 = 3).  Exact
+        rational division here would change a shape, pad or size computed
+        from constants (and with it the network)."""
+        a, b = (np.asarray(self.consts[t]).astype(object) for t in ins)
+        if op == "Div" and any(v == 0 for v in b.ravel()):
+            self.fail(f"Div node {label} divides by zero")
+
+        def trunc_div(x, y):
+            q = abs(x) // abs(y)
+            return q if (x >= 0) == (y >= 0) else -q
+
+        try:
+            value = {"Add": np.add, "Sub": np.subtract, "MatMul": np.matmul, "Mul": np.multiply,
+                     "Div": np.frompyfunc(trunc_div, 2, 1)}[op](a, b)
+        except ValueError as e:
+            self.fail(f"{op} node {label}: shapes {list(a.shape)} and {list(b.shape)} do not match ({e})")
+        value = np.asarray(value, dtype=object)
+        if any(not -2 ** 63 <= int(v) < 2 ** 63 for v in value.ravel()):
+            self.fail(f"{op} node {label} overflows int64")
+        return value.astype(np.int64)
 
     def reshaped(self, op: str, label: str, ins: list[str], attrs: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The output shape of a shape-only op (the C-order entries do not move)."""

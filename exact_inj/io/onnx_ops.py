@@ -33,6 +33,11 @@ SHAPE_OPS = ("Unsqueeze", "Squeeze", "Transpose", "Pad", "Concat", "Resize", "Up
 
 _HALF = Fraction(1, 2)
 
+# Attribute defaults are float32 values, as a runtime reads them: the double
+# 0.01 or 1e-5 would be a different slope or epsilon than the file's.
+_F32_ALPHA = float(np.float32(0.01))
+_F32_EPSILON = float(np.float32(1e-5))
+
 
 def rational_sqrt(q: Fraction) -> Fraction | None:
     """The rational square root of q >= 0, or None if it is irrational.
@@ -67,14 +72,25 @@ class OpsMixin:
 
     # -- monotone units -------------------------------------------------------
 
-    def leaky_slope(self, op: str, ins: list[str], pos: int, attrs: dict, label: str) -> Fraction:
-        """The negative-side slope of a LeakyRelu/PRelu: 0 (a ReLU) or > 0."""
+    def leaky_slope(self, op: str, ins: list[str], pos: int, attrs: dict, label: str,
+                    shape: tuple[int, ...] = ()) -> Fraction:
+        """The negative-side slope of a LeakyRelu/PRelu (on a tensor of ``shape``): 0 (a ReLU) or > 0."""
         if op == "LeakyRelu":
-            slope = Fraction(self.attr(attrs, "alpha", 0.01))  # the attribute's exact float32 value
+            slope = Fraction(self.attr(attrs, "alpha", _F32_ALPHA))  # the attribute's exact float32 value
         else:
             if pos != 0 or len(ins) != 2:
                 self.fail(f"PRelu node {label}: the chain's tensor must be X and the slope a constant")
-            vals = set(self.exact(ins[1]).ravel().tolist())
+            K = self.exact(ins[1])
+            try:
+                grows = tuple(np.broadcast_shapes(shape, K.shape)) != tuple(shape)
+            except ValueError:
+                grows = True
+            if grows:
+                # ONNX broadcasts the slope to X one way only; a slope that
+                # reshapes the output is not a PRelu of X.
+                self.fail(f"PRelu node {label}: slope of shape {list(K.shape)} does not broadcast to the input "
+                          f"shape {list(shape)}")
+            vals = set(K.ravel().tolist())
             if len(vals) != 1:
                 self.fail(f"PRelu node {label}: per-channel slopes that differ are not supported (only one slope "
                           "for every unit)")
@@ -126,7 +142,7 @@ class OpsMixin:
         C = S[1]
         if not all(len(v) == C for v in (scale, B, mean, var)):
             self.fail(f"{where}: scale, B, mean and var must have {C} entries (one per channel)")
-        eps = Fraction(self.attr(attrs, "epsilon", 1e-5))  # the attribute's exact float32 value
+        eps = Fraction(self.attr(attrs, "epsilon", _F32_EPSILON))  # the attribute's exact float32 value
         factor, shift = [], []
         for c in range(C):
             r2 = var[c] + eps
@@ -155,14 +171,20 @@ class OpsMixin:
         if pos != 0 or d < 1 or S[0] != 1:
             self.fail(f"{where}: input shape {list(S)} is not (1, C, spatial...)")
         k = [int(v) for v in self.attr(attrs, "kernel_shape", [])]
-        if len(k) != d:
-            self.fail(f"{where}: kernel_shape must have {d} entries")
+        if len(k) != d or any(v < 1 for v in k):
+            self.fail(f"{where}: kernel_shape must have {d} positive entries")
         st = [int(v) for v in self.attr(attrs, "strides", [1] * d)]
+        if len(st) != d or any(v < 1 for v in st):
+            self.fail(f"{where}: strides must have {d} positive entries")
         if int(self.attr(attrs, "ceil_mode", 0)) or list(self.attr(attrs, "dilations", [1] * d)) != [1] * d:
             self.fail(f"{where}: ceil_mode and dilations are not supported")
         if _text(self.attr(attrs, "auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
             self.fail(f"{where}: auto_pad SAME_* is not supported")
         raw = [int(v) for v in self.attr(attrs, "pads", [0] * (2 * d))]
+        if len(raw) != 2 * d or any(not 0 <= v < kk for v, kk in zip(raw, k + k)):
+            # A pad as wide as the window leaves windows with no input entry
+            # (onnxruntime refuses it too).
+            self.fail(f"{where}: pads must be {2 * d} non-negative entries smaller than the kernel, got {raw}")
         pads = [(raw[t], raw[t + d]) for t in range(d)]
         include = int(self.attr(attrs, "count_include_pad", 0))
         N = S[2:]
@@ -221,7 +243,15 @@ class OpsMixin:
             return None
         if ins[k] not in self.consts:
             self.fail(f"{op} node {label}: {what} must be a constant")
-        return [int(v) for v in np.asarray(self.consts[ins[k]]).ravel().tolist()]
+        vals = np.asarray(self.consts[ins[k]]).ravel().tolist()
+        try:
+            bad = any(Fraction(v).denominator != 1 for v in vals)
+        except (ValueError, OverflowError, TypeError):  # NaN, infinity
+            bad = True
+        if bad:
+            # ONNX gives these as int64; a fraction would be truncated silently.
+            self.fail(f"{op} node {label}: {what} must be integers")
+        return [int(v) for v in vals]
 
     def shape_op_on_array(self, op: str, label: str, ins: list[str], attrs: dict, arr: np.ndarray) -> np.ndarray:
         """The op applied to a numpy array (entries of the chain's index
@@ -235,6 +265,10 @@ class OpsMixin:
                 axes = self.int_input(ins, 1, op, label, "axes")
                 if axes is None:
                     axes = [int(v) for v in self.attr(attrs, "axes", [])] or None
+                bound = r if op == "Squeeze" else r + len(axes or [])
+                if axes is not None and (any(not -bound <= a < bound for a in axes)
+                                         or len({a % bound for a in axes}) != len(axes)):
+                    self.fail(f"{op} node {label}: axes {axes} are not distinct axes of a rank-{bound} tensor")
                 if op == "Squeeze":
                     if axes is None:
                         return np.squeeze(arr)
@@ -318,11 +352,25 @@ class OpsMixin:
             self.fail(f"{where}: coordinate_transformation_mode {ctm!r} is not supported")
         if nearest not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
             self.fail(f"{where}: nearest_mode {nearest!r} is not supported")
+        if op == "Upsample" and any(s < 1 for s in scales):
+            self.fail(f"{where}: a scale below 1 is not an upsampling (the ONNX definition requires scales >= 1)")
         out = arr
         for t, (n, s) in enumerate(zip(arr.shape, scales)):
-            m = sizes[t] if sizes is not None else floor(n * s)
+            m = sizes[t] if sizes is not None else n * s
+            if Fraction(m).denominator != 1:
+                # The ONNX reference floors the length but keeps the scale;
+                # onnxruntime recomputes the scale from the floored length:
+                # they pick different inputs, so the file's function is not
+                # settled (docs/model-files.md).
+                self.fail(f"{where}: axis {t}: size {n} times scale {float(s)} is not an integer, and runtimes "
+                          "disagree on which inputs such a resize reads")
+            m = int(m)
             if m < 1:
                 self.fail(f"{where}: axis {t} would be empty")
+            # A runtime computes the coordinate in floats from the float32
+            # scale; unless that scale is exact, a coordinate that is exactly
+            # a rounding tie may round either way there.
+            exact_scale = ctm == "align_corners" or Fraction(float(np.float32(float(s)))) == s
             src = []
             for o in range(m):
                 if ctm == "asymmetric":
@@ -335,7 +383,17 @@ class OpsMixin:
                     x = Fraction(0)
                 else:
                     x = (o + _HALF) / s - _HALF
-                src.append(min(max(_round_half(Fraction(x), nearest), 0), n - 1))
+                x = Fraction(x)
+                tie = x.denominator == 1 if nearest in ("floor", "ceil") else x - floor(x) == _HALF
+                if tie and not exact_scale:
+                    self.fail(f"{where}: axis {t}: output {o} sits exactly on a rounding tie (coordinate {x}) of a "
+                              f"scale {s} that float32 cannot hold; runtimes may round it either way")
+                src.append(min(max(_round_half(x, nearest), 0), n - 1))
+            if s == 1 and src != list(range(n)):
+                # onnxruntime leaves an axis of scale 1 unchanged, whatever the
+                # formula says (tf_half_pixel_for_nn with a ceil rounding shifts it).
+                self.fail(f"{where}: axis {t} has scale 1 but the {ctm} coordinates with {nearest} rounding move "
+                          "its entries; runtimes disagree on it")
             out = np.take(out, src, axis=t)
         return out
 

@@ -88,6 +88,9 @@ def _decide_network(run: Run) -> Verdict:
             rank = linear_rank(st.layer, received)
             if rank == st.layer.in_dim:
                 proofs.append(StageProof(st.start, st.stop, received, LinearRankProof()))
+                # A LeakyReLU stage is now a middle stage: the next one
+                # receives its image, as after a ReLU stage.
+                received = image_box(st.layer, received)
                 continue
             v = None
             pair = linear_witness(st.layer, received)

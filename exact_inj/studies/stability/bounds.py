@@ -132,8 +132,8 @@ def stability(layer: Layer | Network, time_limit: float = 60.0, max_nodes: int |
     ('complete', True, True)
     """
     if isinstance(layer, Network):
-        if not layer.is_single_relu_layer:
-            raise ValueError("stability takes a single ReLU layer")
+        if not layer.is_single_relu_layer or layer.output_unit:
+            raise ValueError("stability takes a single ReLU layer without an output unit")
         layer = layer.layers[0]
     if layer.activation != "relu":
         raise ValueError("stability takes a ReLU layer")

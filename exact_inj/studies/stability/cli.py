@@ -130,6 +130,11 @@ def run(args) -> int:
         net = load_network(args.file)
         if not net.is_single_relu_layer:
             raise InputError(args.file, "stability takes a single ReLU layer")
+        if net.output_unit:
+            # |f(x) - f(y)| >= C |x - y| fails after tanh or sigmoid (they
+            # saturate): the bounds hold for the layer, not for this network.
+            raise InputError(args.file, f"stability takes a single ReLU layer without an output unit (this one "
+                             f"ends with {net.output_unit}, which no inverse Lipschitz bound survives)")
         if args.certificate:
             d = os.path.dirname(os.path.abspath(args.certificate))
             if not os.path.isdir(d):
