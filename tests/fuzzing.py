@@ -19,6 +19,7 @@ or replaced by random bytes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -165,19 +166,19 @@ def _mutate_once(data, doc):
                                     "retype", "swap", "dupkey"]), label="op")
     node = _get(doc, path)
     if not path:  # the root
-        return data.draw(st.sampled_from(HOSTILE)) if op in ("delete", "replace") else [doc]
+        return copy.deepcopy(data.draw(st.sampled_from(HOSTILE))) if op in ("delete", "replace") else [doc]
     parent = _get(doc, path[:-1])
     key = path[-1]
     if op == "delete":
         del parent[key]
     elif op == "replace":
-        parent[key] = data.draw(st.sampled_from(HOSTILE), label="value")
+        parent[key] = copy.deepcopy(data.draw(st.sampled_from(HOSTILE), label="value"))
     elif op == "duplicate" and isinstance(parent, list):
         parent.insert(key, json.loads(json.dumps(node)) if not isinstance(node, Raw) else node)
     elif op == "wrap":
         parent[key] = [node]
     elif op == "enlarge" and isinstance(node, list) and node:
-        parent[key] = node * data.draw(st.integers(2, 40), label="times")
+        parent[key] = copy.deepcopy(node * data.draw(st.integers(2, 40), label="times"))
     elif op == "enlarge" and isinstance(node, str):
         parent[key] = node * data.draw(st.integers(2, 200), label="times")
     elif op == "retype":
@@ -199,12 +200,12 @@ def _mutate_once(data, doc):
         parent[key], parent[other] = parent[other], parent[key]
     elif op == "dupkey" and isinstance(parent, dict):
         dup = DupDict(parent.items())
-        dup.append((key, data.draw(st.sampled_from(HOSTILE[:20]), label="value")))
+        dup.append((key, copy.deepcopy(data.draw(st.sampled_from(HOSTILE[:20]), label="value"))))
         if len(path) == 1:
             return dup
         _get(doc, path[:-2])[path[-2]] = dup
     else:
-        parent[key] = data.draw(st.sampled_from(HOSTILE), label="value")
+        parent[key] = copy.deepcopy(data.draw(st.sampled_from(HOSTILE), label="value"))
     return doc
 
 

@@ -24,7 +24,7 @@ from typing import Union
 from ..errors import InputError
 from ..io.json import network_from_json, network_to_json
 from ..model import Domain, Network, Vector
-from ..numbers import fraction_to_str, parse_exact, quote
+from ..numbers import fraction_to_str, limits, over_limit, parse_exact, quote
 
 FORMAT = "exact_inj/certificate"
 VERSION = 1
@@ -551,5 +551,9 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                       for k, c in enumerate(_as_list(p.get("pairs"), where, "proof pairs")))
         if any(isinstance(c, Tight) for c in pairs):
             raise InputError(where, "a pair certificate cannot be \"tight\"")
-        return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), leaves, tuple(bounds), pairs)
+        tree = _int_list(p.get("tree"), where, "proof tree")
+        if tree.count(REGION) > limits().max_pieces:
+            # Its check visits every pair of pieces (docs/cli.md, Limits).
+            raise InputError(where, over_limit("max_pieces", f"an end-to-end proof of {tree.count(REGION)} pieces"))
+        return EndToEndProof(tree, leaves, tuple(bounds), pairs)
     raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise or end_to_end)")

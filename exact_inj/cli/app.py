@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(JSON {\"lower\": [...], \"upper\": [...]}), or 'vnnlib:FILE' (the input box of a "
                         "VNN-LIB property; a union of boxes is refused as not convex)")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    v.add_argument("--limit", metavar="NAME=N", action="append", default=[],
+                   help="raise (or lower) one input limit, e.g. max_digits=1000000 (docs/cli.md, Limits)")
 
     c = sub.add_parser(
         "check",
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("cert", metavar="CERT", help="certificate file written by verify --certificate")
     c.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    c.add_argument("--limit", metavar="NAME=N", action="append", default=[],
+                   help="raise (or lower) one input limit, e.g. max_pieces=5000 (docs/cli.md, Limits)")
 
     e = sub.add_parser(
         "export-milp",
@@ -128,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         if args.command == "verify":
-            return _verify(args)
+            return _with_limits(args, _verify)
         if args.command == "check":
-            return _check(args)
+            return _with_limits(args, _check)
         if args.command in ("experiment", "construct"):
             from ..studies import construct
             from ..studies.experiment import cli as experiment
@@ -350,6 +354,21 @@ def _export(args) -> int:
         prob.writeMPS(args.out)
     print(f"wrote {args.out}: {model.num_cols} columns, {model.A.shape[0]} rows (pulp {pulp.__version__})")
     return 0
+
+
+def _with_limits(args, command) -> int:
+    """Run a command with the --limit changes in force (docs/cli.md, Limits)."""
+    from ..numbers import Limits, raised_limits
+
+    changes = {}
+    for item in args.limit:
+        name, _, value = item.partition("=")
+        if name not in Limits.names() or not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise InputError("--limit", f"{item[:60]!r}: expected NAME=N with NAME one of {', '.join(Limits.names())} "
+                                        "and N a positive integer")
+        changes[name] = int(value)
+    with raised_limits(**changes):
+        return command(args)
 
 
 def _check_writable(path: str) -> None:
