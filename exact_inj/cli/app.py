@@ -378,12 +378,39 @@ def _check_writable(path: str) -> None:
 
 
 def _write_json(path: str, obj) -> None:
+    """Write OUT whole or not at all: a temporary file in OUT's folder, then a rename.
+
+    A SIGTERM, SIGINT or crash while writing leaves OUT as it was (absent, or
+    the previous file), never a partial certificate; at worst a hidden
+    ``.OUT.*.tmp`` file stays behind.  The rename is atomic on POSIX and on
+    Windows (os.replace) when both names are on one file system, which the
+    shared folder ensures.
+    """
+    import secrets
+
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = None
     try:
-        with open(path, "w") as f:
+        # os.open with mode 0o666 (not mkstemp's 0o600): the certificate gets
+        # the permissions the user's umask gives any new file, as before.
+        candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        tmp = candidate
+        with os.fdopen(fd, "w") as f:
             json.dump(obj, f, separators=(",", ":"))
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
     except OSError as e:
         raise InputError(path, f"cannot write: {e.strerror}") from None
+    finally:
+        if tmp is not None:  # interrupted or failed: remove the partial temporary file
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover
