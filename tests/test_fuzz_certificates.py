@@ -22,7 +22,7 @@ from exact_inj.certify import check as certify_check
 from exact_inj.certify.schema import Certificate, Status, TreeProof, Witness
 
 from fuzzing import (CERT_SOURCES, DEFAULT_EXAMPLES, SLOW_EXAMPLES, assert_contract, base_certificate,
-                     confirm_accepted, fuzz_settings, mutated_json, run_cli)
+                     confirm_accepted, fuzz_settings, mutated_json, plain_json, run_cli, schema_errors)
 
 KINDS = sorted(CERT_SOURCES)
 
@@ -42,6 +42,12 @@ def _fuzz_check(kind: str, n: int, tmp_path_factory) -> dict:
         counts[rc] += 1
         if rc == 0:
             confirm_accepted(path)
+        if rc in (0, 1):
+            # The reader took it, so the shipped schema must too (the schema
+            # is never stricter than the reader; docs/certificates.md).
+            doc = plain_json(path)
+            if doc is not None:
+                assert schema_errors("certificate", doc) == [], "the reader accepts what the schema refuses"
 
     run()
     return counts
