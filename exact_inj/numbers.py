@@ -58,8 +58,9 @@ class Limits:
     """Values (numbers, strings, lists, objects) in one JSON document or NPZ archive."""
     max_digits: int = 100_000
     """Characters of one number (digits, sign, point and exponent; both parts of p/q)."""
-    max_conv_size: int = 1 << 20
-    """A conv layer's channels, each input dimension, each pad, and the product of its input sizes."""
+    max_conv_size: int = 1 << 18
+    """A conv layer's channels, each input dimension, each pad, and in_channels x the product of its
+    input sizes (the positions its checks visit: about 80 us each, docs/cli.md)."""
     max_pieces: int = 2000
     """Pieces of an end-to-end certificate: its check visits every pair of pieces once."""
 
