@@ -283,9 +283,14 @@ CERT_SOURCES = {
 }
 
 
-@lru_cache(maxsize=None)
 def base_certificate(kind: str) -> dict:
-    """A valid certificate of this kind, as plain JSON (numbers as strings)."""
+    """A valid certificate of this kind, as plain JSON (numbers as strings); a fresh copy
+    each call, so that a test changing it cannot change another's."""
+    return copy.deepcopy(_base_certificate(kind))
+
+
+@lru_cache(maxsize=None)
+def _base_certificate(kind: str) -> dict:
     import exact_inj
     from exact_inj.cli.app import parse_domain
     from exact_inj.io.load import load_network

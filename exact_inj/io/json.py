@@ -275,8 +275,8 @@ def _conv_pads(pad: Any, where: str, path: str | None) -> None:
         if isinstance(v, list):
             stack.extend(v[:8])  # a pad has at most 2 x 2 entries; longer lists are refused by the model
         elif isinstance(v, bool) or not isinstance(v, int):
-            raise InputError(path, f"{where}: expected an integer, a [before, after] pair per dimension or "
-                                   f"'same', got {quote(v)}")
+            raise InputError(path, f"{where}: pad {quote(v)} is not an integer (expected an integer, a "
+                                   "[before, after] pair per dimension or 'same')")
         elif abs(v) > limits().max_conv_size:
             raise InputError(path, over_limit("max_conv_size", f"{where}: a pad of {quote(v)}"))
 
