@@ -8,10 +8,13 @@ numbers through these functions, so that "exact" means the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import re
 import sys
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -19,8 +22,8 @@ from typing import Any
 from .errors import InputError
 
 __all__ = [
-    "MAX_EXPONENT", "Rejected", "digits_to_int", "exact", "fraction_to_str", "int_to_str", "parse_exact",
-    "parse_number_text", "quote",
+    "MAX_EXPONENT", "Limits", "Rejected", "digit_count", "digits_to_int", "exact", "fraction_to_str", "int_to_str",
+    "limits", "over_limit", "parse_exact", "parse_number_text", "quote", "raised_limits", "short_number",
 ]
 
 # A decimal exponent is expanded into an exact integer power of ten, so
@@ -36,23 +39,156 @@ _RATIO_RE = re.compile(r"([+-]?)([0-9]+)/([0-9]+)")
 _DECIMAL_RE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one input document may hold before it is refused (docs/cli.md, "Limits").
+
+    Every limit is checked before the work it bounds, and a document past one
+    is refused as bad input (exit 2) with a message naming the limit and the
+    option that raises it (``--limit NAME=N``).  The defaults are far above
+    every network and certificate the project has met (docs/cli.md gives the
+    sizes), and low enough that the work they allow is seconds, not hours.
+    """
+
+    max_bytes: int = 256 * 2**20
+    """Bytes of one JSON document (a network or a certificate)."""
+    max_depth: int = 64
+    """Nesting depth of lists and objects in one JSON document (a certificate needs about 10)."""
+    max_entries: int = 50_000_000
+    """Values (numbers, strings, lists, objects) in one JSON document or NPZ archive."""
+    max_digits: int = 100_000
+    """Characters of one number (digits, sign, point and exponent; both parts of p/q)."""
+    max_conv_size: int = 1 << 18
+    """A conv layer's channels, each input dimension, each pad, and in_channels x the product of its
+    input sizes (the positions its checks visit: about 80 us each, docs/cli.md)."""
+    max_pieces: int = 2000
+    """Pieces of an end-to-end certificate: its check visits every pair of pieces once."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+_LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar("exact_inj_limits", default=Limits())
+
+
+def limits() -> Limits:
+    """The limits in force (the defaults unless :func:`raised_limits` changed them)."""
+    return _LIMITS.get()
+
+
+@contextlib.contextmanager
+def raised_limits(**changes: int):
+    """Run a block with some limits changed: ``with raised_limits(max_digits=10**6): ...``.
+
+    >>> with raised_limits(max_depth=100):
+    ...     limits().max_depth
+    100
+    >>> limits().max_depth
+    64
+    """
+    token = _LIMITS.set(replace(_LIMITS.get(), **changes))
+    try:
+        yield _LIMITS.get()
+    finally:
+        _LIMITS.reset(token)
+
+
+def over_limit(name: str, found: str) -> str:
+    """The message for a document past a limit: what was found, the limit and how to raise it.
+
+    >>> over_limit("max_depth", "nesting depth 65")
+    'nesting depth 65 is beyond the limit max_depth = 64 (raise it with --limit max_depth=N; docs/cli.md, Limits)'
+    """
+    value = getattr(limits(), name)
+    return f"{found} is beyond the limit {name} = {value} (raise it with --limit {name}=N; docs/cli.md, Limits)"
+
+
+# A long integer in a message shows this many leading and trailing digits.
+_SHOWN_DIGITS = 6
+# Up to this many bits (about 38 digits) an integer is shown in full.
+_FULL_BITS = 128
+
+
+def digit_count(n: int) -> int:
+    """Decimal digits of abs(n), without str() (which Python refuses past 4,300 digits).
+
+    >>> digit_count(0), digit_count(-999), digit_count(10**5000)
+    (1, 3, 5001)
+    """
+    n = abs(n)
+    if n < 10:
+        return 1
+    # (bits - 1) log10(2) is a lower bound up to float rounding; correct both ways.
+    d = int((n.bit_length() - 1) * 0.30102999566398120) + 1
+    while d > 1 and n < 10 ** (d - 1):
+        d -= 1
+    while n >= 10**d:
+        d += 1
+    return d
+
+
+def short_number(x: int | Fraction) -> str:
+    """A number for a message: in full when short, else head, tail and the digit count.
+
+    Never fails, whatever the size (``str`` of an int over 4,300 digits does).
+
+    >>> short_number(Fraction(-3, 7)), short_number(10**5000 + 7)
+    ('-3/7', '100000...000007 (5001 digits)')
+    >>> short_number(Fraction(1, 3 * 10**50))
+    '1/300000...000000 (51 digits)'
+    """
+    if isinstance(x, Fraction) and x.denominator != 1:
+        return f"{short_number(x.numerator)}/{short_number(x.denominator)}"
+    n = int(x)
+    if n.bit_length() <= _FULL_BITS:
+        return str(n)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    d = digit_count(n)
+    head = n // 10 ** (d - _SHOWN_DIGITS)
+    tail = n % 10**_SHOWN_DIGITS
+    return f"{sign}{head}...{tail:0{_SHOWN_DIGITS}d} ({d} digits)"
+
+
 def quote(value: Any) -> str:
-    """repr() of an offending value, shortened so the message stays one line."""
+    """repr() of an offending value, shortened so the message stays one line.
+
+    Never raises: a huge integer is shown by its first and last digits and its
+    digit count, and an object whose repr fails by its type.
+
+    >>> quote(10**5000), quote("abc"), quote(Fraction(1, 3)), quote([1])
+    ('100000...000000 (5001 digits)', "'abc'", '1/3', 'a list')
+    """
     if isinstance(value, Rejected):
         text = value.text
+        if len(text) > _MAX_QUOTE:
+            text = _short_text(text)
+    elif isinstance(value, bool) or value is None:
+        # Spelled as in the JSON file the user is looking at.
+        text = json.dumps(value)
+    elif isinstance(value, (int, Fraction)):
+        text = short_number(value)
+    elif isinstance(value, str):
+        text = repr(value[: _MAX_QUOTE + 1])
     elif isinstance(value, list):
         text = "a list" if value else "an empty list"
     elif isinstance(value, dict):
         text = "an object"
-    elif isinstance(value, bool) or value is None:
-        # Spelled as in the JSON file the user is looking at.
-        text = json.dumps(value)
     else:
-        text = repr(value)
+        try:
+            text = repr(value)
+        except Exception:  # a repr that fails (a huge number inside) must not turn bad input into a crash
+            text = f"a {type(value).__name__}"
     text = " ".join(text.split())
     if len(text) > _MAX_QUOTE:
         text = text[: _MAX_QUOTE - 3] + "..."
     return text
+
+
+def _short_text(text: str) -> str:
+    # Number text too long to show: its ends and its length.
+    return f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
 
 
 def digits_to_int(digits: str) -> int:
@@ -87,6 +223,8 @@ def parse_number_text(text: str) -> Fraction:
     No underscores, no ``nan``/``inf``, no hexadecimal, nothing else.
     """
     s = text.strip()
+    if len(s) > limits().max_digits:
+        raise ValueError(over_limit("max_digits", f"a number of {len(s)} characters"))
     m = _RATIO_RE.fullmatch(s)
     if m:
         sign, num, den = m.groups()
@@ -99,6 +237,10 @@ def parse_number_text(text: str) -> Fraction:
     if m and (m.group(2) or m.group(3)):
         sign, whole, frac, exp = m.groups()
         frac = frac or ""
+        # An exponent of many digits is beyond the limit whatever it says, and
+        # int() of it could itself fail: measure it first.
+        if exp is not None and len(exp.lstrip("+-").lstrip("0")) > len(str(MAX_EXPONENT)):
+            raise ValueError(f"exponent {_short_text(exp) if len(exp) > 20 else exp} is beyond +-{MAX_EXPONENT}")
         e = int(exp) if exp is not None else 0
         if abs(e) > MAX_EXPONENT:
             raise ValueError(f"exponent {exp} is beyond +-{MAX_EXPONENT}")
@@ -125,7 +267,7 @@ class Rejected:
         self.reason = reason
 
     def __repr__(self) -> str:
-        return self.text
+        return quote(self)
 
 
 def parse_exact(value: Any, where: str, path: str | os.PathLike | None = None) -> Fraction:
@@ -165,7 +307,7 @@ def parse_exact(value: Any, where: str, path: str | os.PathLike | None = None) -
         except ValueError as e:
             raise InputError(path, f"{where}: {quote(value)} is not an exact number: {e}") from None
     if isinstance(value, Rejected):
-        raise InputError(path, f"{where}: {value.text} is not an exact number: {value.reason}")
+        raise InputError(path, f"{where}: {quote(value)} is not an exact number: {value.reason}")
     if isinstance(value, float):
         # Which rational a float means is a decision the JSON text already made
         # (the decimal it spells); by now that text is gone, so refuse.

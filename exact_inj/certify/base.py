@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..numbers import short_number
+
 __all__ = ["Invalid", "ints", "is_int", "num", "num_exact", "nums", "pair"]
 
 
@@ -16,22 +18,19 @@ class Invalid(Exception):
     pass
 
 
-# Python refuses str() of integers over 4300 digits, and a one-line reason
-# should stay one line anyway: numbers beyond this many bits are described.
-_MAX_SHOWN_BITS = 256
-
-
 def num(x) -> str:
-    """A number for a message; huge ones by size only.
+    """A number for a message; a huge one by its first and last digits and its size.
+
+    Python refuses str() of integers over 4,300 digits, and a one-line reason
+    should stay one line anyway.
 
     >>> num(Fraction(-3, 7)), num(10**500)
-    ('-3/7', '<a number of about 501 digits>')
+    ('-3/7', '100000...000000 (501 digits)')
     """
-    f = Fraction(x)
-    bits = max(f.numerator.bit_length(), f.denominator.bit_length())
-    if bits > _MAX_SHOWN_BITS:
-        return f"<a number of about {int(bits * 0.30103) + 1} digits>"
-    return str(f)
+    try:
+        return short_number(Fraction(x))
+    except (TypeError, ValueError):  # not a number (a malformed certificate built in Python)
+        return f"<a {type(x).__name__}>"
 
 
 def nums(xs) -> str:

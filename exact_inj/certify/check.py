@@ -19,6 +19,7 @@ from ..errors import OperatorTooLarge
 from ..model import Domain, Layer, Network
 from ..model.monotone import relu_form
 from ..model.stages import contains, image_box, stages
+from ..numbers import quote
 from .base import Invalid, ints, num_exact, pair
 from .layer import check_conv_structural, check_linear, check_structural, check_tree, check_witness
 from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
@@ -81,6 +82,7 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
     t0 = time.perf_counter()
     extra = None
     try:
+        _check_shape(cert)
         cert = _normalised(cert)
         reason = _check(cert)
         seconds = time.perf_counter() - t0
@@ -97,7 +99,36 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
         # beyond what is built here: rejected, since nothing was verified.
         reason, ok = f"cannot be checked: {e}", False
         seconds = time.perf_counter() - t0
+    except Exception as e:
+        # An object of the wrong shape that _check_shape and _normalised let
+        # through (a Python-built certificate holding, say, a string where a
+        # tuple belongs).  Nothing was accepted, so it is invalid; the reason
+        # names the exception so that a checker bug, if that is what it is,
+        # can be reported.  (Documented: check never raises; docs/certificates.md.)
+        reason, ok = f"malformed certificate ({type(e).__name__}: {quote(_message(e))})", False
+        seconds = time.perf_counter() - t0
     return CheckResult(ok, reason, seconds, extra)
+
+
+def _message(e: BaseException) -> str:
+    try:
+        return str(e)
+    except Exception:  # a message that cannot be shown (a huge number in it)
+        return ""
+
+
+def _check_shape(cert) -> None:
+    """The top-level types, before any attribute is read: a certificate built
+    in Python may hold anything, and check() answers for it, never raises."""
+    if not isinstance(cert, Certificate):
+        raise Invalid(f"not a Certificate but a {type(cert).__name__}")
+    if not isinstance(cert.network, Network):
+        raise Invalid(f"the network is a {type(cert.network).__name__}, not a Network")
+    if not isinstance(cert.domain, Domain):
+        raise Invalid(f"the domain is a {type(cert.domain).__name__}, not a Domain")
+    if not isinstance(cert.verdict, Status):
+        raise Invalid(f"the verdict is a {type(cert.verdict).__name__}, not a Status "
+                      "(Status.INJECTIVE or Status.NOT_INJECTIVE)")
 
 
 def _normalised(cert: Certificate) -> Certificate:
@@ -109,7 +140,7 @@ def _normalised(cert: Certificate) -> Certificate:
     """
     dom = cert.domain
     if dom.kind not in Domain.KINDS:
-        raise Invalid(f"unknown domain kind {str(dom.kind)[:40]!r}")
+        raise Invalid(f"unknown domain kind {quote(dom.kind)}")
     if dom.kind == "box":
         if dom.lower is None or dom.upper is None or len(dom.lower) != len(dom.upper):
             raise Invalid("a box needs lower and upper bounds of equal length")
@@ -136,7 +167,7 @@ def _normalised_evidence(ev):
             return ConvStructuralProof(tuple(pair(p, "channel pair") for p in ev.channel_pairs),
                                        ints([ev.modulus], "modulus")[0], ints(ev.roots, "roots"))
         except TypeError as e:  # a field that is not a sequence (Python-built proofs)
-            raise Invalid(f"malformed {type(ev).__name__} ({str(e)[:80]})") from None
+            raise Invalid(f"malformed {type(ev).__name__} ({quote(_message(e))})") from None
     if isinstance(ev, LayerwiseProof):
         stages = []
         for st in ev.stages:
@@ -167,7 +198,7 @@ def _normalised_evidence(ev):
             return EndToEndProof(ints(ev.tree, "tree codes"), tuple(comb(c, "leaf") for c in ev.leaves), bounds,
                                  tuple(comb(c, "pair") for c in ev.pairs))
         except (TypeError, AttributeError) as e:  # a field that is not a sequence of the right things
-            raise Invalid(f"malformed end-to-end proof ({type(e).__name__}: {str(e)[:80]})") from None
+            raise Invalid(f"malformed end-to-end proof ({type(e).__name__}: {quote(_message(e))})") from None
     raise Invalid(f"unknown evidence {type(ev).__name__}")
 
 

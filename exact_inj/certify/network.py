@@ -12,6 +12,7 @@ import flint
 
 from ..exact import linalg
 from ..model import Domain, Network
+from ..numbers import limits, over_limit
 from ..model.pieces import Walker, combine, pair_system, separated
 from .base import Invalid, num
 from .schema import COLLAPSE, REGION, SPLIT, Bound, EndToEndProof, Flat, Infeasible, Tight
@@ -105,6 +106,9 @@ def check_end_to_end(net: Network, dom: Domain, proof: EndToEndProof) -> str:
     if pos != len(tokens):
         raise Invalid(f"the piece tree has {len(tokens) - pos} codes after its last node")
     R = len(pieces)
+    if R > limits().max_pieces:
+        # Every pair of pieces is visited below: R^2/2 of them (docs/cli.md, Limits).
+        raise Invalid(f"cannot be checked: {over_limit('max_pieces', f'{R} pieces')}")
     n = w.n
     # From here on in python-flint rationals: each piece's rows are converted
     # once and reused by every pair it is in (exact, and ~20x faster than Fraction).

@@ -24,7 +24,7 @@ from typing import Union
 from ..errors import InputError
 from ..io.json import network_from_json, network_to_json
 from ..model import Domain, Network, Vector
-from ..numbers import fraction_to_str, parse_exact
+from ..numbers import fraction_to_str, limits, over_limit, parse_exact, quote
 
 FORMAT = "exact_inj/certificate"
 VERSION = 1
@@ -333,13 +333,17 @@ class Certificate:
             if key not in obj:
                 raise InputError(where, f"missing key {key!r}")
         if obj.get("format", FORMAT) != FORMAT or obj.get("version", VERSION) != VERSION:
-            raise InputError(where, f"unsupported certificate format {obj.get('format')!r} version {obj.get('version')!r}")
+            raise InputError(where, f"unsupported certificate format {quote(obj.get('format'))} "
+                                    f"version {quote(obj.get('version'))}")
         network = network_from_json(obj["network"], path, where="network")
-        domain = Domain.from_json(obj.get("domain", {"kind": "reals"}), where)
+        domain = _domain_from_json(obj.get("domain", {"kind": "reals"}), where)
         try:
-            verdict = Status(obj["verdict"])
+            verdict = Status(obj["verdict"]) if isinstance(obj["verdict"], str) else None
         except ValueError:
-            raise InputError(where, f"unknown verdict {obj['verdict']!r}") from None
+            verdict = None
+        if verdict is None:
+            raise InputError(where, f"unknown verdict {quote(obj['verdict'])} (expected 'injective' or "
+                                    "'not_injective')")
         if verdict is Status.UNKNOWN:
             raise InputError(where, "an 'unknown' verdict has no certificate to check")
         if verdict is Status.NOT_INJECTIVE:
@@ -452,6 +456,15 @@ def _decimal_int(v: object, where: str, what: str) -> int:
     raise InputError(where, f"{what} must be a non-negative integer written in decimal")
 
 
+def _domain_from_json(obj: object, where: str) -> Domain:
+    # The kind is checked here first: Domain.from_json quotes a bad domain
+    # with str(), which fails on a huge number inside it.
+    if not isinstance(obj, dict) or obj.get("kind") not in Domain.KINDS:
+        shown = quote(obj.get("kind")) if isinstance(obj, dict) else quote(obj)
+        raise InputError(where, f"unsupported domain {shown} (kinds: {', '.join(Domain.KINDS)})")
+    return Domain.from_json(obj, where)
+
+
 def _witness_from_json(w: object, where: str) -> Witness:
     if not isinstance(w, dict) or "x" not in w or "y" not in w:
         raise InputError(where, "a not_injective certificate needs \"witness\": {\"x\": [...], \"y\": [...]}")
@@ -518,7 +531,7 @@ def _proof_from_json(p: object, where: str) -> Evidence:
             sub = _proof_from_json(st["proof"], where)
             if isinstance(sub, LayerwiseProof):
                 raise InputError(where, f"stage {k}: layerwise proofs do not nest")
-            stages.append(StageProof(span[0], span[1], Domain.from_json(st["domain"], where), sub))
+            stages.append(StageProof(span[0], span[1], _domain_from_json(st["domain"], where), sub))
         return LayerwiseProof(tuple(stages))
     if kind == "end_to_end":
         leaves = tuple(_combination_from_json(c, where, f"leaf {k}")
@@ -538,5 +551,9 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                       for k, c in enumerate(_as_list(p.get("pairs"), where, "proof pairs")))
         if any(isinstance(c, Tight) for c in pairs):
             raise InputError(where, "a pair certificate cannot be \"tight\"")
-        return EndToEndProof(_int_list(p.get("tree"), where, "proof tree"), leaves, tuple(bounds), pairs)
-    raise InputError(where, f"unknown proof kind {str(kind)[:40]!r} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise or end_to_end)")
+        tree = _int_list(p.get("tree"), where, "proof tree")
+        if tree.count(REGION) > limits().max_pieces:
+            # Its check visits every pair of pieces (docs/cli.md, Limits).
+            raise InputError(where, over_limit("max_pieces", f"an end-to-end proof of {tree.count(REGION)} pieces"))
+        return EndToEndProof(tree, leaves, tuple(bounds), pairs)
+    raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise or end_to_end)")

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..exact.linalg import rank_q
 from ..exact.sigma import Grams
 from ..io.json import network_from_json
-from ..numbers import parse_exact
+from ..numbers import parse_exact, quote
 
 __all__ = ["FORMAT", "VERSION", "StabilityCheck", "check_stability"]
 
@@ -111,7 +111,7 @@ def check_stability(cert: dict) -> StabilityCheck:
     except _Bad as e:
         reason, ok = str(e), False
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as e:
-        reason, ok = f"malformed certificate: {type(e).__name__}: {e}", False
+        reason, ok = f"malformed certificate: {type(e).__name__}: {quote(str(e))}", False
     return StabilityCheck(ok, reason, time.perf_counter() - t0, counts)
 
 
@@ -129,7 +129,7 @@ def _check(cert: dict, counts: dict) -> str:
     W, b = L.weight, L.bias
     status = cert.get("status")
     if status not in ("complete", "partial", "not_injective"):
-        raise _Bad(f"unknown status {status!r}")
+        raise _Bad(f"unknown status {quote(status)}")
     t = _num(cert, "t")
     r = _num(cert, "sigma_lower")
     q = _num(cert, "inv_sqrt_2m_lower")
@@ -206,7 +206,7 @@ def _check(cert: dict, counts: dict) -> str:
         if kind == "split":
             rr = e[1]
             if isinstance(rr, bool) or not isinstance(rr, int) or not 0 <= rr < m:
-                raise _Bad(f"tree[{pos - 1}]: bad row {rr!r}")
+                raise _Bad(f"tree[{pos - 1}]: bad row {quote(rr)}")
             if not nzmask >> rr & 1 or (P | N) >> rr & 1:
                 raise _Bad(f"tree[{pos - 1}]: row {rr} is zero or already decided")
             stack.append((P, N | 1 << rr))
@@ -223,7 +223,7 @@ def _check(cert: dict, counts: dict) -> str:
             for item in lam:
                 i, x = item
                 if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < m or i in seen:
-                    raise _Bad(f"tree[{pos - 1}]: bad multiplier row {i!r}")
+                    raise _Bad(f"tree[{pos - 1}]: bad multiplier row {quote(i)}")
                 seen.add(i)
                 if N >> i & 1:
                     sgn = 1
@@ -261,7 +261,7 @@ def _check(cert: dict, counts: dict) -> str:
         elif kind in ("bound", "open"):
             c["bound_leaves" if kind == "bound" else "open_cases"] += 1
         else:
-            raise _Bad(f"tree[{pos - 1}]: unknown entry {kind!r}")
+            raise _Bad(f"tree[{pos - 1}]: unknown entry {quote(kind)}")
         if t > 0:
             ok = grams.get(P)
             if ok is None:

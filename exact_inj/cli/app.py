@@ -127,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write VNN-COMP's result file: unsat (injective), sat with the colliding pair, "
                         "timeout or unknown (docs/cli.md, \"VNN-COMP conventions\")")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    v.add_argument("--limit", metavar="NAME=N", action="append", default=[],
+                   help="raise (or lower) one input limit, e.g. max_digits=1000000 (docs/cli.md, Limits)")
 
     c = sub.add_parser(
         "check",
@@ -138,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("cert", metavar="CERT", help="certificate file written by verify --certificate")
     c.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    c.add_argument("--limit", metavar="NAME=N", action="append", default=[],
+                   help="raise (or lower) one input limit, e.g. max_pieces=5000 (docs/cli.md, Limits)")
 
     e = sub.add_parser(
         "export-milp",
@@ -172,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         if args.command == "verify":
-            return _verify(args)
+            return _with_limits(args, _verify)
         if args.command == "check":
-            return _check(args)
+            return _with_limits(args, _check)
         if args.command in ("experiment", "construct"):
             from ..studies import construct
             from ..studies.experiment import cli as experiment
@@ -383,6 +387,21 @@ def _export(args) -> int:
     return 0
 
 
+def _with_limits(args, command) -> int:
+    """Run a command with the --limit changes in force (docs/cli.md, Limits)."""
+    from ..numbers import Limits, raised_limits
+
+    changes = {}
+    for item in args.limit:
+        name, _, value = item.partition("=")
+        if name not in Limits.names() or not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise InputError("--limit", f"{item[:60]!r}: expected NAME=N with NAME one of {', '.join(Limits.names())} "
+                                        "and N a positive integer")
+        changes[name] = int(value)
+    with raised_limits(**changes):
+        return command(args)
+
+
 def _check_writable(path: str) -> None:
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
@@ -390,12 +409,39 @@ def _check_writable(path: str) -> None:
 
 
 def _write_json(path: str, obj) -> None:
+    """Write OUT whole or not at all: a temporary file in OUT's folder, then a rename.
+
+    A SIGTERM, SIGINT or crash while writing leaves OUT as it was (absent, or
+    the previous file), never a partial certificate; at worst a hidden
+    ``.OUT.*.tmp`` file stays behind.  The rename is atomic on POSIX and on
+    Windows (os.replace) when both names are on one file system, which the
+    shared folder ensures.
+    """
+    import secrets
+
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = None
     try:
-        with open(path, "w") as f:
+        # os.open with mode 0o666 (not mkstemp's 0o600): the certificate gets
+        # the permissions the user's umask gives any new file, as before.
+        candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        tmp = candidate
+        with os.fdopen(fd, "w") as f:
             json.dump(obj, f, separators=(",", ":"))
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
     except OSError as e:
         raise InputError(path, f"cannot write: {e.strerror}") from None
+    finally:
+        if tmp is not None:  # interrupted or failed: remove the partial temporary file
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,7 +76,7 @@ def human(path: str, net, verdict, certificate_file: str | None = None, notes: l
         lines.append(f"  x      = {vector(w.x)}")
         lines.append(f"  y      = {vector(w.y)}")
         lines.append(f"  f(x) = f(y) = {vector(fx)}")
-        lines.append(f"  approximately (decimals, for reading only; the exact values above are the answer):")
+        lines.append("  approximately (decimals, for reading only; the exact values above are the answer):")
         lines.append(f"    x ~ {approx_vector(w.x)}")
         lines.append(f"    y ~ {approx_vector(w.y)}")
         moved = [k for k, (a, b) in enumerate(zip(w.x, w.y)) if a != b]

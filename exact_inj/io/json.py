@@ -21,11 +21,13 @@ import difflib
 import json
 import os
 from fractions import Fraction
+from math import prod
 from typing import Any
 
 from ..errors import InputError
 from ..model import ACTIVATIONS, OUTPUT_UNITS, PADDINGS, ConvSpec, KernelSpec, Layer, Network
-from ..numbers import Rejected, digits_to_int, fraction_to_str, parse_exact, parse_number_text, quote
+from ..numbers import (Rejected, digits_to_int, fraction_to_str, limits, over_limit, parse_exact, parse_number_text,
+                       quote)
 from .files import decode_text, read_bytes
 
 __all__ = ["loads_exact", "load_json_file", "network_from_json", "network_from_layers", "network_to_json"]
@@ -80,10 +82,12 @@ def _hook_number(text: str) -> Fraction | Rejected:
         return Rejected(text, str(e))
 
 
-def _hook_int(text: str) -> int:
+def _hook_int(text: str) -> int | Rejected:
     # An integer literal stays a Python int: exact already, and what index
     # lists in certificates (row supports, tree codes) expect.  Bypasses int()'s
-    # digit limit, as everywhere here.
+    # digit limit, as everywhere here, up to the document's own limit.
+    if len(text) > limits().max_digits:
+        return Rejected(text, over_limit("max_digits", f"a number of {len(text)} characters"))
     return -digits_to_int(text[1:]) if text.startswith("-") else digits_to_int(text)
 
 
@@ -91,21 +95,35 @@ def _hook_constant(text: str) -> Rejected:
     return Rejected(text, "non-finite numbers are not allowed")
 
 
-def _find_rejected(obj: Any) -> tuple[str, Rejected] | None:
+def _find_rejected(obj: Any, path: str | os.PathLike | None = None) -> tuple[str, Rejected] | None:
+    """The first number the hooks could not take, after checking the document's
+    nesting depth and number of values against :func:`~exact_inj.numbers.limits`."""
     # Iterative, so that a deeply nested (but valid) document cannot overflow
     # the Python stack here after json.loads accepted it.
-    stack: list[tuple[Any, str]] = [(obj, "")]
+    lim = limits()
+    stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
+    count = 0
     while stack:
-        node, where = stack.pop()
+        node, where, depth = stack.pop()
+        count += 1
+        if count > lim.max_entries:
+            raise InputError(path, over_limit("max_entries", f"a document of more than {lim.max_entries} values"))
         if isinstance(node, Rejected):
             return where, node
+        if isinstance(node, (dict, list)) and depth >= lim.max_depth:
+            raise InputError(path, over_limit("max_depth", f"{where or 'top level'}: nesting depth {depth + 1}"))
         if isinstance(node, dict):
             for k in reversed(list(node)):
-                stack.append((node[k], f"{where}.{k}" if where else str(k)))
+                stack.append((node[k], f"{where}.{_key(k)}" if where else _key(k), depth + 1))
         elif isinstance(node, list):
             for i in range(len(node) - 1, -1, -1):
-                stack.append((node[i], f"{where}[{i}]"))
+                stack.append((node[i], f"{where}[{i}]", depth + 1))
     return None
+
+
+def _key(k: str) -> str:
+    # A key as a location: a hostile key may be long or hold line breaks.
+    return k if len(k) <= 40 and k.isprintable() else quote(k)
 
 
 class _DuplicateKey(Exception):
@@ -143,6 +161,8 @@ def loads_exact(text: str, path: str | os.PathLike | None = None) -> Any:
       ...
     exact_inj.errors.InputError: a.json: invalid or truncated JSON at line 1 column 12: Expecting ',' delimiter
     """
+    if len(text) > limits().max_bytes:
+        raise InputError(path, over_limit("max_bytes", f"a document of {len(text)} characters"))
     if not text.strip():
         raise InputError(path, "file is empty" if path is not None else "empty JSON text")
     try:
@@ -156,13 +176,13 @@ def loads_exact(text: str, path: str | os.PathLike | None = None) -> Any:
     except json.JSONDecodeError as e:
         raise InputError(path, f"invalid or truncated JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except _DuplicateKey as e:
-        raise InputError(path, f"duplicate key {str(e.args[0])[:60]!r} in a JSON object") from None
+        raise InputError(path, f"duplicate key {quote(str(e.args[0]))} in a JSON object") from None
     except RecursionError:
         raise InputError(path, "JSON is nested too deeply") from None
-    found = _find_rejected(obj)
+    found = _find_rejected(obj, path)
     if found is not None:
         where, bad = found
-        raise InputError(path, f"{where or 'top level'}: {bad.text} is not an exact number: {bad.reason}")
+        raise InputError(path, f"{where or 'top level'}: {quote(bad)} is not an exact number: {bad.reason}")
     return obj
 
 
@@ -186,7 +206,8 @@ def load_json_file(path: str | os.PathLike) -> Any:
 
 
 def _suggest(key: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
+    # difflib is quadratic in the key's length: a hostile key gets no suggestion.
+    close = difflib.get_close_matches(key, allowed, n=1) if len(key) <= 40 else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"(allowed: {', '.join(allowed)}){hint}"
 
@@ -210,7 +231,7 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
         if key not in _LAYER_KEYS:
             # A typo such as "weights" or "biases" must not silently fall back
             # to a default.
-            raise InputError(path, f"{at}: unknown key {key!r} {_suggest(key, _LAYER_KEYS)}")
+            raise InputError(path, f"{at}: unknown key {quote(key)} {_suggest(key, _LAYER_KEYS)}")
     if "weight" not in obj:
         raise InputError(path, f"{at}: missing 'weight'")
 
@@ -267,6 +288,31 @@ def _json_int(v: Any, where: str, path: str | None, minimum: int = 1) -> int:
     return v
 
 
+def _conv_int(v: Any, where: str, path: str | None) -> int:
+    n = _json_int(v, where, path)
+    if n > limits().max_conv_size:
+        raise InputError(path, over_limit("max_conv_size", f"{where} = {quote(n)}"))
+    return n
+
+
+def _conv_pads(pad: Any, where: str, path: str | None) -> None:
+    # The pad's leaves must be integers of bounded size, or the whole pad
+    # "same"; how they pair up is the model's to check (model/conv.py), whose
+    # messages quote values with str(), which a huge number breaks.
+    if pad == "same":
+        return
+    stack = [pad]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v[:8])  # a pad has at most 2 x 2 entries; longer lists are refused by the model
+        elif isinstance(v, bool) or not isinstance(v, int):
+            raise InputError(path, f"{where}: pad {quote(v)} is not an integer (expected an integer, a "
+                                   "[before, after] pair per dimension or 'same')")
+        elif abs(v) > limits().max_conv_size:
+            raise InputError(path, over_limit("max_conv_size", f"{where}: a pad of {quote(v)}"))
+
+
 def _nested_exact(x: Any, depth: int, where: str, path: str | None) -> Any:
     """Nested lists of exact numbers (depth levels), every entry located in errors."""
     if depth == 0:
@@ -280,16 +326,22 @@ def _conv_layer_from_json(obj: dict, at: str, path: str | None):
     """A ``"type": "conv"`` layer, kept as its kernel (a :class:`~exact_inj.model.ConvLayer`)."""
     for key in obj:
         if key not in _CONV_KEYS:
-            raise InputError(path, f"{at}: unknown key {key!r} in a conv layer {_suggest(key, _CONV_KEYS)}")
+            raise InputError(path, f"{at}: unknown key {quote(key)} in a conv layer {_suggest(key, _CONV_KEYS)}")
     for key in ("kernel", "in_channels", "out_channels", "input_size"):
         if key not in obj:
             raise InputError(path, f"{at}: conv layer is missing {key!r}")
-    cin = _json_int(obj["in_channels"], f"{at}.in_channels", path)
-    cout = _json_int(obj["out_channels"], f"{at}.out_channels", path)
+    cin = _conv_int(obj["in_channels"], f"{at}.in_channels", path)
+    cout = _conv_int(obj["out_channels"], f"{at}.out_channels", path)
     size = obj["input_size"]
     if not isinstance(size, list) or len(size) not in (1, 2):
         raise InputError(path, f"{at}.input_size: expected [L] or [H, W], got {quote(size)}")
-    size = [_json_int(v, f"{at}.input_size[{i}]", path) for i, v in enumerate(size)]
+    size = [_conv_int(v, f"{at}.input_size[{i}]", path) for i, v in enumerate(size)]
+    if cin * prod(size) > limits().max_conv_size:
+        # The checks of a conv layer visit every input position (a frequency
+        # each, docs/theory.md section 8): bounded, so that a few bytes of
+        # sizes cannot ask for unbounded work.
+        raise InputError(path, over_limit("max_conv_size", f"{at}: {cin} channels x {' x '.join(map(str, size))} inputs"))
+    _conv_pads(obj.get("pad", 0), f"{at}.pad", path)
     kernel = _nested_exact(obj["kernel"], 2 + len(size), f"{at}.kernel", path)
     padding = obj.get("padding", "zero")
     if padding not in PADDINGS:
@@ -353,7 +405,7 @@ def network_from_json(obj: Any, path: str | os.PathLike | None = None, where: st
             hint = ""
             if key in _LAYER_KEYS:
                 hint = '; a single layer is written {"layers": [{"weight": ...}]}'
-            raise InputError(p, f"{top}: unknown key {key!r} {_suggest(key, _TOP_KEYS)}{hint}")
+            raise InputError(p, f"{top}: unknown key {quote(key)} {_suggest(key, _TOP_KEYS)}{hint}")
     if "layers" not in obj:
         raise InputError(p, f"{top}: missing 'layers'")
     name = obj.get("name", "")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import ACTIVATIONS, Layer, Network
-from ..numbers import quote
+from ..numbers import limits, over_limit, quote
 from .json import network_from_layers
 
 __all__ = ["load_npz"]
@@ -95,6 +95,12 @@ def load_npz(data: bytes, path: str) -> Network:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputError(path, "is a single .npy array, not an .npz archive of weight_0, bias_0, ...")
     with archive:
+        # What the archive inflates to, from its directory, before anything is
+        # decompressed: a few kilobytes of zip may claim gigabytes.  (zipfile
+        # stops reading a member at its declared size, so the claim binds.)
+        inflated = sum(info.file_size for info in archive.zip.infolist())
+        if inflated > limits().max_bytes:
+            raise InputError(path, over_limit("max_bytes", f"an archive of {inflated} bytes uncompressed"))
         arrays: dict[str, np.ndarray] = {}
         for key in archive.files:
             try:
@@ -108,6 +114,9 @@ def load_npz(data: bytes, path: str) -> Network:
             except Exception as e:  # noqa: BLE001  (same zoo as above)
                 raise InputError(path, f"{key}: corrupt or truncated array ({type(e).__name__}: {e})") from None
 
+    entries = sum(int(a.size) for a in arrays.values())
+    if entries > limits().max_entries:
+        raise InputError(path, over_limit("max_entries", f"arrays of {entries} numbers"))
     by_layer: dict[int, dict[str, np.ndarray]] = {}
     name = ""
     for key, arr in arrays.items():
@@ -118,7 +127,7 @@ def load_npz(data: bytes, path: str) -> Network:
         if not m:
             raise InputError(
                 path,
-                f"unknown array {key!r} (expected weight_K, bias_K, activation_K "
+                f"unknown array {quote(key)} (expected weight_K, bias_K, activation_K "
                 "for K = 0, 1, ... and optionally name)",
             )
         by_layer.setdefault(int(m.group(2)), {})[m.group(1)] = arr

@@ -340,7 +340,7 @@ def _load_safetensors(data: bytes, path: str | None) -> tuple[dict, dict | None]
     if ARCHITECTURE_KEY in meta:
         try:
             arch = json.loads(meta[ARCHITECTURE_KEY])
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # JSONDecodeError, or an integer past int()'s 4,300-digit limit
             raise InputError(path, f"metadata {ARCHITECTURE_KEY!r} is not valid JSON ({e})") from None
     return tensors, arch
 

@@ -34,13 +34,22 @@ class TrialStore:
         self.path = path
         self.seed = seed
         self.results: dict[tuple[int, int, int], TrialResult] = {}
-        if os.path.exists(path):
+        # An empty file holds no trial: what a kill between creating the file
+        # and writing its header left behind in versions before the header
+        # was written atomically.  It is started afresh, not refused.
+        if os.path.exists(path) and os.path.getsize(path) > 0:
             self._load()
         else:
             header = {"experiment": "gaussian", "format": _FORMAT, "seed": seed, "generator": _GENERATOR,
                       "numpy": np.__version__}
-            with open(path, "w") as f:
+            # The header goes in whole or not at all (a temporary name, then a
+            # rename): a kill at any moment leaves no file or a complete header.
+            tmp = f"{path}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
                 f.write(json.dumps(header) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
         self._f: TextIO | None = None
 
     def _load(self) -> None:
