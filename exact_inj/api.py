@@ -205,8 +205,11 @@ def load_certificate(path: str | os.PathLike) -> Certificate:
     return Certificate.from_json(obj, p)
 
 
-def check(certificate: Certificate | str | os.PathLike) -> CheckResult:
-    """Re-check a certificate (object or file) in exact arithmetic, no solver.
+def check(certificate: Certificate | dict | str | os.PathLike) -> CheckResult:
+    """Re-check a certificate (object, parsed JSON, or file) in exact
+    arithmetic, no solver.  Never raises for a bad certificate: anything that
+    is not one is an invalid result with the reason; only a file that cannot
+    be read raises :class:`InputError`.
 
     >>> from fractions import Fraction
     >>> from exact_inj.model import Layer, Network
@@ -218,6 +221,17 @@ def check(certificate: Certificate | str | os.PathLike) -> CheckResult:
     ...                    Witness((Fraction(-1),), (Fraction(1),)))
     >>> check(cert).valid
     True
+    >>> check(None).reason
+    'not a certificate: NoneType (give a Certificate, its JSON object, or a path)'
     """
-    cert = certificate if isinstance(certificate, Certificate) else load_certificate(certificate)
-    return _check(cert)
+    if isinstance(certificate, Certificate):
+        return _check(certificate)
+    if isinstance(certificate, dict):
+        try:
+            return _check(Certificate.from_json(certificate))
+        except InputError as e:
+            return CheckResult(False, str(e))
+    if isinstance(certificate, (str, os.PathLike)):
+        return _check(load_certificate(certificate))
+    return CheckResult(False, f"not a certificate: {type(certificate).__name__} (give a Certificate, its JSON "
+                              "object, or a path)")
