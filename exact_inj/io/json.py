@@ -41,6 +41,20 @@ _CONV_KEYS = (
 )
 
 
+def _activation(obj: dict, at: str, path: str | None) -> str:
+    """The layer's activation name, exactly as documented.  No case folding
+    ("ReLU" is refused, so that every accepted spelling is the documented
+    one, and a certificate says back what the file said), but the message
+    names the spelling meant."""
+    act = obj.get("activation", "relu")
+    if isinstance(act, str) and act in ACTIVATIONS:
+        return act
+    hint = ""
+    if isinstance(act, str) and act.lower().replace("-", "_") in ACTIVATIONS:
+        hint = f"; names are lower case: did you mean {act.lower().replace('-', '_')!r}?"
+    raise InputError(path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}{hint}")
+
+
 def _slope(obj: dict, act: str, at: str, path: str | None) -> Fraction:
     """The "slope" of a "leaky_relu" layer (docs/model-files.md): exact, > 0."""
     if "slope" not in obj:
@@ -55,9 +69,7 @@ def _slope(obj: dict, act: str, at: str, path: str | None) -> Fraction:
 
 def _kernel_layer_from_json(obj: dict, at: str, path: str | None):
     """A ``"strided_conv"`` or ``"conv_transpose"`` layer (model/kernels.py)."""
-    act = obj.get("activation", "relu")
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise InputError(path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}")
+    act = _activation(obj, at, path)
     try:
         body = dict(obj)
         d = len(body["input_size"]) if isinstance(body.get("input_size"), list) else 0
@@ -267,13 +279,7 @@ def _layer_from_json(obj: Any, k: int, path: str | None, prefix: str = "") -> La
     else:
         bias = tuple(Fraction(0) for _ in rows)
 
-    act = obj.get("activation", "relu")
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        # No case folding: "ReLU" is refused too, so that every accepted
-        # spelling is the documented one.
-        raise InputError(
-            path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}"
-        )
+    act = _activation(obj, at, path)
     try:
         return Layer(tuple(rows), bias, act, _slope(obj, act, at, path))
     except (ValueError, TypeError) as e:  # the checks above should leave nothing
@@ -352,11 +358,7 @@ def _conv_layer_from_json(obj: dict, at: str, path: str | None):
         if not isinstance(B, list):
             raise InputError(path, f"{at}.bias: expected a list of numbers (one per output channel), got {quote(B)}")
         bias = [parse_exact(v, f"{at}.bias[{i}]", path) for i, v in enumerate(B)]
-    act = obj.get("activation", "relu")
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise InputError(
-            path, f"{at}.activation: {quote(act)} is not one of {', '.join(map(repr, ACTIVATIONS))}"
-        )
+    act = _activation(obj, at, path)
     try:
         spec = ConvSpec.build(kernel, cin, cout, size, padding, obj.get("pad", 0), bias)
         return spec.layer(act, _slope(obj, act, at, path))

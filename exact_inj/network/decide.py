@@ -78,7 +78,7 @@ def _decide_network(run: Run) -> Verdict:
             info["open_stage"] = k
             return run.unknown(f"{dims}: time limit reached at stage {k}", info)
         sub = Network((st.layer,))
-        label = f"stage {k} (layers {st.start}..{st.stop - 1})"
+        label = _stage_label(st, len(net.layers))
         tried.append(f"stage{k}")
         run.say(f"{label}: {st.layer.in_dim} -> {st.layer.out_dim} {st.layer.activation} on {received.describe()}")
         if st.layer.activation in ("linear", "leaky_relu"):
@@ -200,3 +200,18 @@ def _after_layerwise(run: Run, info: dict, finish, dims: str, why: str) -> Verdi
                       f"{why}; end to end, two pieces of the network map distinct points to the same output "
                       f"({r.reason})", Witness(x, y), info)
     return run.unknown(f"{dims}: {why}; the end-to-end route stopped: {r.reason}", info)
+
+
+def _stage_label(st, layers: int) -> str:
+    """How a reason names a stage, for a reader rather than the engine:
+    layers counted from 1, and a folded run of layers said as such.
+
+    >>> from exact_inj.model.stages import Stage
+    >>> from exact_inj.model import Layer
+    >>> L = Layer.from_rows([[1]])
+    >>> _stage_label(Stage(1, 2, L), 3), _stage_label(Stage(0, 2, L), 3)
+    ('layer 2 of 3', 'layers 1-2 of 3 (folded into one affine map)')
+    """
+    if st.stop - st.start == 1:
+        return f"layer {st.start + 1} of {layers}"
+    return f"layers {st.start + 1}-{st.stop} of {layers} (folded into one affine map)"
