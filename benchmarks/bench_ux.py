@@ -3,7 +3,7 @@ time of `verify --time-limit` past its limit, and witness sizes on the shared
 ONNX networks.  Run it with PYTHONPATH pointing at the checkout to measure
 (before: the old checkout; after: this one) and compare the printed medians.
 
-    PYTHONPATH=. python benchmarks/bench_ux.py [--reps 3] [--onnx ../shared/data/onnx]
+    PYTHONPATH=. python benchmarks/bench_ux.py [--reps 3] [--onnx ONNX_DIR]
 """
 
 from __future__ import annotations

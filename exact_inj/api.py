@@ -31,6 +31,7 @@ def verify(
     domain: Any = None,
     allow_empty_domain: bool = False,
     clock_start: float | None = None,
+    workers: int = 1,
 ) -> Verdict:
     """Decide whether the network is injective on R^n (or on ``domain``),
     with exact evidence.
@@ -48,6 +49,8 @@ def verify(
     :data:`exact_inj.run.GRACE` seconds (docs/cli.md, "Time limits").
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
+    ``workers`` > 1 runs a layer's proof search in that many processes
+    (:mod:`exact_inj.layer.psearch`); the certificate is checked as always.
     ``progress`` receives a one-line status every two seconds on long runs.
     ``clock_start`` (a ``time.perf_counter()`` reading, default: now) is
     when the limit's clock started; the CLI passes its own start, so that
@@ -92,7 +95,8 @@ def verify(
             return Verdict(Status.UNKNOWN, t0 - started, "limit", f"the time limit of {time_limit:g} s was used up "
                            "before the decision started (reading the input)", None, {"tried": [],
                                                                                       "time_limit": time_limit})
-        v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom)
+        v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom,
+                   workers=workers)
         w = v.witness
         if w is None:
             return v

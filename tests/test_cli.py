@@ -474,3 +474,20 @@ def test_check_invalid_certificate_with_huge_number_exits_1(tmp_path):
     r = run("check", write(tmp_path, "huge.json", cert))
     assert "Traceback" not in r.stderr
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr[:300])
+
+
+def test_gzip_certificate_and_workers(tmp_path, capsys):
+    """--certificate NAME.gz writes gzip JSON that check reads back; a corrupt
+    one is a one-line input error; --workers 2 gives the same verdict."""
+    import gzip
+
+    net = write(tmp_path, "t.json", TREE_INJ)
+    cert = tmp_path / "cert.json.gz"
+    assert cli.main(["verify", str(net), "--certificate", str(cert), "--quiet", "--workers", "2"]) == 0
+    obj = json.loads(gzip.decompress(cert.read_bytes()))
+    assert obj["verdict"] == "injective"
+    capsys.readouterr()
+    assert cli.main(["check", str(cert)]) == 0
+    assert "VALID" in capsys.readouterr().out
+    bad = write(tmp_path, "bad.json.gz", cert.read_bytes()[:40])
+    assert_one_line_error(run("check", bad), "gzip")

@@ -60,6 +60,6 @@ def pair(vs, what: str) -> tuple[int, int]:
 
 def ints(vs, what: str) -> tuple[int, ...]:
     vs = tuple(vs)
-    if not all(is_int(v) for v in vs):
+    if not set(map(type, vs)) <= {int}:  # exactly int: not bool, not numpy integers (see is_int)
         raise Invalid(f"{what} must be plain integers")
     return vs

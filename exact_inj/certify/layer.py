@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import flint
+
 from ..exact import linalg, modrank
 from ..model import Domain, Network
 from ..model.stages import linear_rank
@@ -79,18 +81,30 @@ def check_core(rows_q, W: list[list[int]], b: list[int], m: int, n: int, core: C
         rows = [rows_q[i][0] for i in idx]
         offs = [rows_q[i][1] for i in idx]
     else:
-        cols = [[W[i][j] for i in idx] for j in range(n)]
-        basis = linalg.nullspace(cols, len(idx))
-        if len(basis) != 1:
+        # The null space of the support's columns, in flint: the rows as an
+        # |idx| x n integer matrix, transposed.  Its cancellation is verified
+        # below by an exact flint product (the same integers, in C).
+        A = flint.fmpz_mat([W[i] for i in idx]).transpose()
+        X, nullity = A.nullspace()
+        if nullity != 1:
             raise Invalid(
-                f"core {k}: the support fixes no unique multiplier (null space of dimension {len(basis)}); "
+                f"core {k}: the support fixes no unique multiplier (null space of dimension {nullity}); "
                 "an explicit multiplier is needed"
             )
-        lam = basis[0]
+        lam = [int(X[r, 0]) for r in range(len(idx))]
         if all(x <= 0 for x in lam):
             lam = [-x for x in lam]
-        rows = [W[i] for i in idx]
-        offs = [b[i] for i in idx]
+        if any(x < 0 for x in lam):
+            raise Invalid(f"core {k}: the multiplier has a negative entry")
+        if not (A * flint.fmpz_mat(len(idx), 1, lam)).is_zero():
+            raise Invalid(f"core {k}: the multiplier does not cancel the rows")
+        s = sum(l * b[i] for l, i in zip(lam, idx))
+        strict_part = any(lam[: len(S)])
+        if not ((strict_part and s >= 0) or s > 0):
+            if not strict_part:
+                raise Invalid(f"core {k}: the multiplier is zero on the strict rows and s = 0")
+            raise Invalid(f"core {k}: the multiplier gives lambda.b < 0, so the rows can all be negative")
+        return
     if any(x < 0 for x in lam):
         raise Invalid(f"core {k}: the multiplier has a negative entry")
     for j in range(n):
@@ -117,6 +131,13 @@ def layer_rows(net: Network, domain: Domain) -> tuple[list, list[list[int]], lis
     return list(zip(rw, rb)), W, b, m, n
 
 
+# A prime for the one-sided rank test of rank leaves (2^61 - 1).
+_P = (1 << 61) - 1
+# The rank and null-space caches of the tree walk are emptied at this size
+# (they only save work; rank leaves under one parent come in runs).
+_CACHE_MAX = 1 << 14
+
+
 def check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
     if domain.is_empty():
         raise Invalid("the domain is empty; use an empty_domain proof")
@@ -125,16 +146,22 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
     for k, core in enumerate(proof.cores):
         check_core(rows_q, W, b, m_layer, n, core, k)
     core_masks = [sum(1 << i for i in c.support) for c in proof.cores]
+    Wp = [[x % _P for x in row] for row in W]
     tree = proof.tree
     # Iterative preorder replay.  The stack holds the (P, N) of second children
     # still to visit; the first child is visited at once.
     pos = 0
     P = N = 0
-    stack: list[tuple[int, int]] = []
+    # The rows of P in the order they joined it; a second child restores the
+    # length its parent had (the third field of its stack entry).
+    prows: list[int] = []
+    stack: list[tuple[int, int, int]] = []
     leaves = 0
     rank_cache: dict[int, int] = {}
+    null_cache: dict[int, list[int] | None] = {}
+    ntree = len(tree)
     while True:
-        if pos >= len(tree):
+        if pos >= ntree:
             raise Invalid("the tree ends before every case is closed")
         code = tree[pos]
         pos += 1
@@ -144,13 +171,40 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
             bit = 1 << code
             if (P | N) & bit:
                 raise Invalid(f"tree node {pos - 1} splits on row {code}, which is already decided")
-            stack.append((P, N | bit))
+            stack.append((P, N | bit, len(prows)))
             P |= bit
+            prows.append(code)
             continue
         if code == RANK_LEAF:
             r = rank_cache.get(P)
             if r is None:
-                r = linalg.rank([W[i] for i in range(m) if P >> i & 1], n)
+                rows = prows
+                # The rank modulo a prime never exceeds the rank over Q, and
+                # n is the most the rank can be: n mod p settles it exactly.
+                # Only a smaller rank mod p needs the exact integer rank.
+                if len(rows) >= max(n, 2):
+                    # Rank leaves come in runs under one parent set Q = P
+                    # minus its last row.  When Q's rows have a null space
+                    # mod p spanned by one vector u, P has rank n mod p
+                    # exactly when the last row is not orthogonal to u.
+                    last = rows[-1]
+                    Q = P ^ (1 << last)
+                    u = null_cache.get(Q, False)
+                    if u is False:
+                        X, nullity = flint.nmod_mat([Wp[i] for i in rows[:-1]], _P).nullspace()
+                        u = [int(X[j, 0]) for j in range(n)] if nullity == 1 else None
+                        if len(null_cache) > _CACHE_MAX:
+                            null_cache.clear()
+                        null_cache[Q] = u
+                    if u is not None and sum(a * c for a, c in zip(Wp[last], u)) % _P:
+                        r = n
+                if r is None:
+                    if len(rows) >= n and flint.nmod_mat([Wp[i] for i in rows], _P).rank() == n:
+                        r = n
+                    else:
+                        r = linalg.rank([W[i] for i in rows], n)
+                if len(rank_cache) > _CACHE_MAX:
+                    rank_cache.clear()
                 rank_cache[P] = r
             if r != n:
                 raise Invalid(f"rank leaf at node {pos - 1}: its orthogonal rows have rank {r} < {n}")
@@ -163,7 +217,8 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
         leaves += 1
         if not stack:
             break
-        P, N = stack.pop()
+        P, N, plen = stack.pop()
+        del prows[plen:]
     if pos != len(tree):
         raise Invalid(f"the tree has {len(tree) - pos} entries after its last leaf")
     where = "" if domain.kind == "reals" else f" on {domain.describe()}"

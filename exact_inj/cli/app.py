@@ -7,12 +7,15 @@ and diagnostics go to stderr.  Exit codes are part of the contract.
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
 import json
 import os
 import sys
 import time
 
 from .. import __version__
+from .argtypes import pos_int
 from .argtypes import positive_float as _positive_float
 from ..errors import InputError
 from ..errors import OperatorTooLarge
@@ -127,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write VNN-COMP's result file: unsat (injective), sat with the colliding pair, "
                         "timeout or unknown (docs/cli.md, \"VNN-COMP conventions\")")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    v.add_argument("--workers", metavar="K", type=pos_int, default=1,
+                   help="run a layer's proof search in K processes (default: 1; with K > 1 the MILP side "
+                        "search is not started; the certificate is checked the same way)")
     v.add_argument("--limit", metavar="NAME=N", action="append", default=[],
                    help="raise (or lower) one input limit, e.g. max_digits=1000000 (docs/cli.md, Limits)")
 
@@ -268,7 +274,8 @@ def _verify(args) -> int:
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
-                     domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start)
+                     domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start,
+                     workers=args.workers)
     if args.certificate:
         if verdict.certificate is None:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
@@ -415,7 +422,8 @@ def _write_json(path: str, obj) -> None:
     the previous file), never a partial certificate; at worst a hidden
     ``.OUT.*.tmp`` file stays behind.  The rename is atomic on POSIX and on
     Windows (os.replace) when both names are on one file system, which the
-    shared folder ensures.
+    shared folder ensures.  A name ending in ``.gz`` gets gzip-compressed
+    JSON, streamed as it is written (every JSON reader here reads it back).
     """
     import secrets
 
@@ -427,11 +435,22 @@ def _write_json(path: str, obj) -> None:
         candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
         fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         tmp = candidate
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, separators=(",", ":"))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if str(path).endswith(".gz"):
+            with os.fdopen(fd, "wb") as raw:
+                # GzipFile leaves a file object it was given open: raw is
+                # flushed and synced after the gzip trailer is written.
+                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
+                    with io.TextIOWrapper(gz, encoding="utf-8") as f:
+                        json.dump(obj, f, separators=(",", ":"))
+                        f.write("\n")
+                raw.flush()
+                os.fsync(raw.fileno())
+        else:
+            with os.fdopen(fd, "w") as f:
+                json.dump(obj, f, separators=(",", ":"))
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
     except OSError as e:

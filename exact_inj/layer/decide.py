@@ -27,6 +27,7 @@ from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import convproof
 from .milp import MilpSide
+from .psearch import parallel_tree_search
 from .rules import few_rows_witness, find_structural_pairs, hinge_witness
 from .search import LayerData, SearchStats, finish_witness, tree_search
 
@@ -49,10 +50,11 @@ def decide_layer(
     milp: str = "highs",
     progress: Progress | None = None,
     domain: Domain | None = None,
+    workers: int = 1,
 ) -> Verdict:
     """Decide injectivity of a one-layer ReLU network on R^n or a domain (see verify())."""
     return decide_layer_run(Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
-                                      domain=domain))
+                                      domain=domain, workers=workers))
 
 
 def decide_layer_run(run: Run) -> Verdict:
@@ -169,8 +171,9 @@ def decide_layer_run(run: Run) -> Verdict:
                     "null space every other row stays strictly negative, so x and y collide", w)
 
     # 4. Tree search with the MILP alongside.
-    tried.append("tree")
-    side = MilpSide(data, run.milp, run.deadline) if run.milp != "none" else None
+    tried.append("tree" if run.workers <= 1 else f"tree:{run.workers}")
+    # With several workers the cores go to the proof search, not the MILP.
+    side = MilpSide(data, run.milp, run.deadline) if run.milp != "none" and run.workers <= 1 else None
     if side is not None and n >= MILP_EAGER_N:
         side.start()
         tried.append(f"milp:{run.milp}")
@@ -184,7 +187,7 @@ def decide_layer_run(run: Run) -> Verdict:
         return side.poll()
 
     try:
-        res = tree_search(data, run.deadline, max_nodes=run.max_nodes, poll=poll, progress=_reporter(run))
+        res = _search(run, data, poll=poll)
     finally:
         if side is not None:
             side.stop()
@@ -207,9 +210,18 @@ def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
         return run.certified(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {data.m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, so "
                     f"the layer is injective on R^n and hence on {where}", StructuralProof(pairs))
-    run.tried.append("tree")
-    res = tree_search(data, run.deadline, max_nodes=run.max_nodes, progress=_reporter(run))
+    run.tried.append("tree" if run.workers <= 1 else f"tree:{run.workers}")
+    res = _search(run, data)
     return _tree_verdict(run, res, data)
+
+
+def _search(run: Run, data: LayerData, poll=None):
+    """The proof search, sequential or in ``run.workers`` processes; either
+    way the tree it returns is checked like any other."""
+    if run.workers <= 1:
+        return tree_search(data, run.deadline, max_nodes=run.max_nodes, poll=poll, progress=_reporter(run))
+    return parallel_tree_search(data, run.deadline, run.workers, max_nodes=run.max_nodes, poll=poll,
+                                progress=_reporter(run))
 
 
 def _reporter(run: Run):

@@ -36,13 +36,23 @@ SUPPORT_TOL = 1e-9
 # A stored core is reused without an LP only when at most this many of its
 # rows are undecided; otherwise a fresh (strengthened) core from the node's
 # own LP usually splits into far fewer cases.
-STORE_REST_MAX = 1
+STORE_REST_MAX = 3
+
+# The same for the core a node's parent split on (its N-child inherits it).
+HINT_REST_MAX = 5
+
+# A safety valve: past this many nodes per LP (plus 100 LPs of slack) the
+# search stops reusing stored cores with more than one undecided row.
+REUSE_VALVE = 300
 
 # How many of the most recent cores a node scans for reuse.
 STORE_WINDOW = 512
 
 # Cores are strengthened at nodes whose P rows have rank <= n - this.
 STRENGTHEN_RANK_GAP = 1
+
+# The prime of the modular null-space bases in LayerData.extend (2^28 - 57).
+_SPAN_P = 268435399
 
 # The node LP's optimum is 0 or 1 in exact arithmetic (docs/theory.md, section 11).
 # Anything between these two cut-offs is treated as "solver confused".
@@ -76,6 +86,11 @@ class LayerData:
         self.zero_rows = sum(1 << i for i in range(self.m) if not any(self.Wi[i]))
         self.nbytes = (self.M + 7) // 8
         self.base = self.domain.base_point(self.n)
+        # The rows modulo a prime below 2^28, for null spaces in numpy int64:
+        # a product of two residues is below 2^56, so a dot product of up to
+        # 127 of them cannot overflow.  Wider layers keep exact integer bases.
+        self.modular = self.n < 128
+        self.Wp = np.array([[x % _SPAN_P for x in row] for row in self.Wi], dtype=np.int64) if self.modular else None
 
     def mask_to_bool(self, mask: int) -> np.ndarray:
         raw = np.frombuffer(mask.to_bytes(self.nbytes, "little"), dtype=np.uint8)
@@ -98,7 +113,37 @@ class LayerData:
         their gcd).  A row joins the span when it is orthogonal to all of
         them; floats rule out the rows that clearly are not, and the rest is
         decided in exact integers, so the mask is exact.
+
+        For n < 128 the basis is kept modulo the prime _SPAN_P instead (an
+        int64 array, n x k), and so are the rank and the span mask.  That is
+        safe because of how each is used: the rank mod p never exceeds the
+        rank over Q, so a rank leaf (rank mod p = n) has rank n exactly, and
+        the checker recomputes it anyway; the span mask only chooses which
+        rows a node puts in play, and every core and witness built from that
+        choice is verified exactly.  An unlucky prime can only cost a retry.
         """
+        if self.modular:
+            # Here ``basis`` is S = Wp V mod p (M x k): every row's products
+            # with a null-space basis V of P.  Eliminating with row r's
+            # products updates S directly; V itself is never needed.
+            k = basis.shape[1]
+            if k == 1 and basis[r, 0]:
+                # The last null vector is used up: rank n (the common case,
+                # every rank leaf's parent).
+                return self.n, self.all, basis[:, :0]
+            if not k:
+                return self.n, self.all, basis
+            c = basis[r]
+            piv = int(c.argmax())
+            if not c[piv]:  # r is in the span modulo p: nothing is used up
+                return self.n - k, span | (1 << r), basis
+            f = (c * pow(int(c[piv]), _SPAN_P - 2, _SPAN_P)) % _SPAN_P
+            new = (basis - (basis[:, piv:piv + 1] * f) % _SPAN_P) % _SPAN_P
+            new[:, piv] = new[:, -1]
+            new = new[:, :-1]
+            zero = ~new.any(axis=1)
+            mask = int.from_bytes(np.packbits(zero, bitorder="little").tobytes(), "little")
+            return self.n - (k - 1), span | mask | (1 << r), new
         k = len(basis)
         if k <= 1:
             return self.n, self.all, []
@@ -127,13 +172,28 @@ class LayerData:
         prow = [self.Wi[i] for i in self.rows_of(P)]
         basis = linalg.nullspace(prow, self.n)
         if not basis:
-            return self.n, self.all, []
+            return self.n, self.all, np.zeros((self.M, 0), dtype=np.int64) if self.modular else []
         V = flint.fmpz_mat([[basis[c][r] for c in range(len(basis))] for r in range(self.n)])
         prod = (self.Wfl * V).tolist()
         span = 0
         for i, r in enumerate(prod):
             if not any(r):
                 span |= 1 << i
+        if self.modular:
+            # extend() keeps S = Wp V mod _SPAN_P (M x k, int64) instead of V,
+            # and the span mask modulo p too (rows whose products all vanish),
+            # so that the two always agree.
+            # The null space is taken modulo p itself, so that n - k is the
+            # rank mod p (never above the rank over Q).
+            if prow:
+                X, k = flint.nmod_mat([[x % _SPAN_P for x in r] for r in prow], _SPAN_P).nullspace()
+                V = np.array([[int(X[r, c]) for c in range(k)] for r in range(self.n)], dtype=np.int64)
+                V = V.reshape(self.n, k)
+            else:
+                V = np.eye(self.n, dtype=np.int64)
+            S = (self.Wp @ V) % _SPAN_P
+            zero = ~S.any(axis=1)
+            return self.n - S.shape[1], int.from_bytes(np.packbits(zero, bitorder="little").tobytes(), "little"), S
         return self.n - len(basis), span, basis
 
 
@@ -177,12 +237,13 @@ def _valid(data: LayerData, S: list[int], T: list[int], v: list) -> bool:
 def _exact_multiplier(data: LayerData, S: list[int], T: list[int], guess: np.ndarray) -> Core | None:
     idx = S + T
     n = data.n
-    cols = [[data.Wi[i][j] for i in idx] for j in range(n)]
-    basis = linalg.nullspace(cols, len(idx))
-    if not basis:
+    # The null space of the support's columns, in flint (the rows as an
+    # |idx| x n matrix, transposed): no Python loop over the entries.
+    X, nullity = flint.fmpz_mat([data.Wi[i] for i in idx]).transpose().nullspace()
+    if not nullity:
         return None
-    if len(basis) == 1:
-        v = basis[0]
+    if nullity == 1:
+        v = [int(X[r, 0]) for r in range(len(idx))]
         if all(x <= 0 for x in v):
             v = [-x for x in v]
         if _valid(data, S, T, v):
@@ -197,18 +258,24 @@ def _exact_multiplier(data: LayerData, S: list[int], T: list[int], guess: np.nda
     # With bias the multiplier LP usually makes lambda.b >= 0 tight, so the
     # support has one row more than the rows' null space pins down.  The
     # tight constraint pins it: try the null space of [rows^T; offsets^T].
-    candidates = []
-    tight = linalg.nullspace(cols + [[data.bi[i] for i in idx]], len(idx))
-    if len(tight) == 1:
-        candidates += [tight[0], [-x for x in tight[0]]]
-    # Otherwise project the float multiplier onto the null space and round.
-    B = np.array([_to_float_dir(b) for b in basis], dtype=float).T  # |idx| x k
-    coef, *_ = np.linalg.lstsq(B, guess, rcond=None)
-    shifts = [max(max(abs(x) for x in b).bit_length() - 60, 0) for b in basis]
-    for den in (10**3, 10**6, 10**9):
-        c = [Fraction(float(x)).limit_denominator(den) / (1 << sh) for x, sh in zip(coef, shifts)]
-        candidates.append([sum(cj * basis[j][r] for j, cj in enumerate(c)) for r in range(len(idx))])
-    for v in candidates:
+    basis = [[int(X[r, c]) for r in range(len(idx))] for c in range(nullity)]
+    cols = [[data.Wi[i][j] for i in idx] for j in range(n)]
+
+    def candidates():
+        tight = linalg.nullspace(cols + [[data.bi[i] for i in idx]], len(idx))
+        if len(tight) == 1:
+            yield tight[0]
+            yield [-x for x in tight[0]]
+        # Otherwise project the float multiplier onto the null space and
+        # round (built only when needed: Fraction arithmetic is slow).
+        B = np.array([_to_float_dir(b) for b in basis], dtype=float).T  # |idx| x k
+        coef, *_ = np.linalg.lstsq(B, guess, rcond=None)
+        shifts = [max(max(abs(x) for x in b).bit_length() - 60, 0) for b in basis]
+        for den in (10**3, 10**6, 10**9):
+            c = [Fraction(float(x)).limit_denominator(den) / (1 << sh) for x, sh in zip(coef, shifts)]
+            yield [sum(cj * basis[j][r] for j, cj in enumerate(c)) for r in range(len(idx))]
+
+    for v in candidates():
         if _valid(data, S, T, v):
             # Express the multiplier over the rational rows the checker reads
             # (Wi_i = scale_i * row_i, so v_i * scale_i serves for row_i).
@@ -458,6 +525,23 @@ class CoreStore:
         # its reusable cores nearby, and a scan over every core (10^5 at
         # n = 10) would cost more per node than the LP it saves.
         lo = max(0, K - STORE_WINDOW)
+        if self.words <= 2:
+            # One or two words (M <= 128 rows): the same scan with fewer
+            # numpy calls.  rest <= 128 fits a uint16 with room for the
+            # "blocked" flag 256 above it.
+            W0 = 0xFFFFFFFFFFFFFFFF
+            A = self.arr[lo:K]
+            C0 = A[:, 0]
+            bad = C0 & np.uint64(blocked & W0)
+            rest = np.bitwise_count(C0 & np.uint64(~N & W0)).astype(np.uint16)
+            if self.words == 2:
+                C1 = A[:, 1]
+                bad |= C1 & np.uint64(blocked >> 64)
+                rest += np.bitwise_count(C1 & np.uint64(~(N >> 64) & W0))
+            rest[bad != 0] = 256
+            k = int(rest.argmin())
+            r = int(rest[k])
+            return None if r >= 256 else (lo + k, r)
         C = self.arr[lo:K]
         ok = ~((C & self._words(blocked)) != 0).any(axis=1)
         if not ok.any():
@@ -500,24 +584,45 @@ def tree_search(
     max_nodes: int | None = None,
     poll: Callable[[], Witness | None] | None = None,
     progress: Callable[[SearchStats, float], None] | None = None,
+    root: tuple | None = None,
+    store: "CoreStore | None" = None,
+    donate: Callable[[list, "CoreStore"], None] | None = None,
 ) -> SearchResult:
-    """Depth-first case-split search; returns a proof, a witness, or a limit."""
+    """Depth-first case-split search; returns a proof, a witness, or a limit.
+
+    For the parallel search (psearch.py): ``root`` starts from that stack
+    entry instead of the empty node, ``store`` keeps a worker's cores across
+    subtrees, and ``donate(stack, store)``, called every 64 nodes, may take
+    entries off the *bottom* of the stack.  A taken entry would have been
+    explored last, so its subtree's codes belong after everything this call
+    emits (entries taken later come before entries taken earlier).
+    """
     n, M = data.n, data.M
     stats = SearchStats()
     lp = NodeLP(data)
     lp.deadline = deadline
     clp: CoreLP | None = None
-    store = CoreStore(M)
+    store = CoreStore(M) if store is None else store
     out: list[int] = []
     used: dict[int, int] = {}  # store index -> certificate index
+
+    # On a domain, a stored core with two undecided rows is often much weaker
+    # than the node's own LP core, whose constraint rows may be non-strict
+    # (ReLU(I z) on the orthant, n = 30: 875 nodes with fresh cores, over 3M
+    # reusing stored ones); so domains keep the old rule of at most one.
+    store_rest_max = STORE_REST_MAX if not data.k else 1
+    hint_rest_max = HINT_REST_MAX
 
     def leaf_core(k: int) -> None:
         j = used.setdefault(k, len(used))
         out.append(CORE_BASE - j)
 
     # stack entries: (P, N, rank P, span mask, null basis, hint core, depth)
-    rk0, span0, basis0 = data.span_info(0)
-    stack = [(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)]
+    if root is None:
+        rk0, span0, basis0 = data.span_info(0)
+        stack = [(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)]
+    else:
+        stack = [root]
     last_report = time.perf_counter()
     while stack:
         P, N, rk, span, basis, hint, depth = stack.pop()
@@ -537,6 +642,14 @@ def tree_search(
             stats.core_lps = clp.lps if clp else 0
             return SearchResult("limit", stats=stats)
         if stats.nodes & 63 == 0:
+            if hint_rest_max > 1 and stats.nodes > REUSE_VALVE * (lp.lps + (clp.lps if clp else 0) + 100):
+                # Far more nodes per LP than reuse ever gives on generic layers
+                # (about 30): stored cores are steering this tree badly, so
+                # every node asks for its own core from here on.
+                store_rest_max = hint_rest_max = 1
+                stats.notes.append(f"core reuse narrowed after {stats.nodes} nodes")
+            if donate is not None:
+                donate(stack, store)
             if poll is not None:
                 w = poll()
                 if w is not None:
@@ -547,7 +660,8 @@ def tree_search(
                 last_report = now
                 stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
                 progress(stats, now)
-        stats.max_depth = max(stats.max_depth, depth)
+        if depth > stats.max_depth:
+            stats.max_depth = depth
         if rk == n:
             out.append(RANK_LEAF)
             stats.leaves += 1
@@ -555,14 +669,14 @@ def tree_search(
         blocked = P | (span & ~N)
         choice = None
         if hint >= 0 and not store.masks[hint] & blocked:
-            choice = (hint, bin(store.masks[hint] & ~N).count("1"))
+            choice = (hint, (store.masks[hint] & ~N).bit_count())
         else:
             choice = store.best(blocked, N)
         if choice is not None and choice[1] == 0:
             leaf_core(choice[0])
             stats.leaves += 1
             continue
-        if choice is None or choice[1] > STORE_REST_MAX:
+        if choice is None or choice[1] > (hint_rest_max if hint >= 0 and choice[0] == hint else store_rest_max):
             in_play = N | (data.all & ~blocked)
             on = data.mask_to_bool(in_play)
             k = None
@@ -629,7 +743,7 @@ def tree_search(
                 r = (rest_rows & -rest_rows).bit_length() - 1
                 _split(data, stack, out, P, N, rk, span, basis, r, -1, depth)
                 continue
-            choice = (k, bin(store.masks[k] & ~N).count("1"))
+            choice = (k, (store.masks[k] & ~N).bit_count())
             if choice[1] == 0:
                 leaf_core(k)
                 stats.leaves += 1
@@ -637,7 +751,7 @@ def tree_search(
         k = choice[0]
         rest = store.masks[k] & ~N
         r = (rest & -rest).bit_length() - 1
-        _split(data, stack, out, P, N, rk, span, basis, r, k, depth)
+        _split(data, stack, out, P, N, rk, span, basis, r, k, depth, stats)
     stats.lps, stats.cores = lp.lps, len(used)
     stats.core_lps = clp.lps if clp else 0
     cores = [None] * len(used)
@@ -646,8 +760,12 @@ def tree_search(
     return SearchResult("proof", proof=TreeProof(tuple(cores), tuple(out)), stats=stats)
 
 
-def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth) -> None:
-    """Emit a split on row r: push the N-child, then the P-child on top."""
+def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth, stats=None) -> None:
+    """Emit a split on row r: push the N-child, then the P-child on top.
+
+    A P-child whose rows reach rank n is a rank leaf: with ``stats`` it is
+    closed here (its code follows the split's in preorder) instead of being
+    pushed and popped."""
     out.append(r)
     bit = 1 << r
     stack.append((P, N | bit, rk, span, basis, hint, depth + 1))
@@ -656,4 +774,11 @@ def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth) -> None:
         stack.append((P2, N, rk, span, basis, -1, depth + 1))
     else:
         rk2, span2, basis2 = data.extend(span, basis, r)
+        if rk2 == data.n and stats is not None:
+            out.append(RANK_LEAF)
+            stats.nodes += 1
+            stats.leaves += 1
+            if depth + 1 > stats.max_depth:
+                stats.max_depth = depth + 1
+            return
         stack.append((P2, N, rk2, span2, basis2, -1, depth + 1))

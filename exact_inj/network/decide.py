@@ -31,6 +31,7 @@ def decide_network(
     milp: str = "highs",
     progress: Progress | None = None,
     domain: Domain | None = None,
+    workers: int = 1,
 ) -> Verdict:
     """Decide a network (docs/theory.md, section 8), cheapest routes first.
 
@@ -42,7 +43,8 @@ def decide_network(
       witnesses, then the end_to_end route (pieces and pairs of pieces, exact
       certificates for every pair) on small networks.
     """
-    run = Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain)
+    run = Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain,
+                    workers=workers)
     run.tried.append("stages")
     try:
         return _decide_network(run)

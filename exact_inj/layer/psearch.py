@@ -1,0 +1,422 @@
+"""Parallel case-split proof search: subtrees decided by several processes.
+
+The sequential search (search.tree_search) explores one tree depth first and
+emits its codes in preorder.  Here this process and K - 1 worker processes
+explore subtrees of the same tree, and this process splices the answers.
+
+- A task is one stack entry of tree_search (a node (P, N) with its rank, span
+  data and the core it was split on, if any).  Whoever runs it calls
+  tree_search from it and keeps its codes and the cores they name.
+- This process starts at the root.  Every 64 nodes it reads the workers'
+  messages, and an idle worker that has taken the layer gets the entry at the
+  *bottom* of this process's stack (the one it would have explored last,
+  usually the largest subtree).  An idle process with nothing queued asks a
+  busy worker to donate the bottom of its stack in the same way.  A donor's
+  own codes end where the donated subtree's begin, so a task's subtree is its
+  codes followed by its donated subtrees, latest donation first.
+- Workers still starting up get nothing: a small tree is searched here alone,
+  and the interpreter start-up of a worker is hidden behind that search.
+- Cores are merged by support; core leaf codes are renumbered accordingly.
+  The merged TreeProof is an ordinary certificate: the checker verifies it
+  exactly as a sequential one (engine.certified runs it before any verdict).
+- A witness from any process stops the others (it is re-verified exactly by
+  the checker like every witness); a limit in any process ends the search as
+  a limit.  The verdict is the layer's, whatever K is; the proof's shape and
+  the witness found may differ between runs.
+
+Workers are plain subprocesses (``python -m exact_inj.layer.psearch READ_FD
+WRITE_FD``), not multiprocessing: "spawn" would re-import the caller's main
+module (breaking scripts without a ``__main__`` guard) and "fork" is unsafe
+once HiGHS is loaded.  They are started once and kept for later calls in the
+same process (a small layer costs a fraction of an interpreter's start-up).
+Messages are length-prefixed pickles over pipes.  The pickles only ever come
+from the processes this module started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+from array import array
+from collections import deque
+from typing import Callable
+
+from ..certify.schema import CORE_BASE, Core, TreeProof, Witness
+from .search import CoreStore, LayerData, SearchResult, SearchStats, tree_search
+
+_HEADER = struct.Struct("<Q")
+
+
+class _Stop(Exception):
+    """Raised inside a worker's search when this process says stop."""
+
+
+def _send(fd: int, msg) -> None:
+    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        k = os.write(fd, view)
+        view = view[k:]
+
+
+def _read_exact(fd: int, k: int) -> bytes:
+    parts = []
+    while k:
+        chunk = os.read(fd, min(k, 1 << 20))
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        k -= len(chunk)
+    return b"".join(parts)
+
+
+def _recv(fd: int):
+    (k,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return pickle.loads(_read_exact(fd, k))
+
+
+# --- the worker side ------------------------------------------------------------------
+
+
+def _worker_main(rfd: int, wfd: int) -> None:
+    data: LayerData | None = None
+    store: CoreStore | None = None
+    while True:
+        try:
+            msg = _recv(rfd)
+        except EOFError:
+            return
+        kind = msg[0]
+        if kind == "quit":
+            return
+        if kind == "init":
+            _, call, layer, domain = msg
+            data = LayerData(layer, domain)
+            store = CoreStore(data.M)
+            _send(wfd, ("ready", call))
+            continue
+        if kind in ("hungry", "stop"):
+            continue  # addressed to a task that has already ended
+        _, tid, node, hint_core, seconds, max_nodes = msg
+        if hint_core is not None:
+            node = node[:5] + (store.add(hint_core),) + node[6:]
+        pending = [False]
+        donated = [0]
+
+        def donate(stack: list, st: CoreStore) -> None:
+            while select.select([rfd], [], [], 0)[0]:
+                m = _recv(rfd)
+                if m[0] == "stop":
+                    raise _Stop
+                if m[0] == "hungry":
+                    pending[0] = True
+            if pending[0] and stack:
+                entry = stack.pop(0)
+                core = st.cores[entry[5]] if entry[5] >= 0 else None
+                _send(wfd, ("donate", tid, entry[:5] + (-1,) + entry[6:], core))
+                donated[0] += 1
+                pending[0] = False
+
+        try:
+            res = tree_search(data, time.perf_counter() + seconds, max_nodes=max_nodes, root=node,
+                              store=store, donate=donate)
+        except _Stop:
+            _send(wfd, ("stopped", tid))
+            continue
+        st = res.stats
+        stats = {k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps",
+                                              "open_cases", "max_depth")}
+        stats["notes"] = st.notes
+        if res.kind == "proof":
+            codes = array("q", res.proof.tree)
+            _send(wfd, ("done", tid, codes.tobytes(), res.proof.cores, donated[0], stats))
+        elif res.kind == "witness":
+            _send(wfd, ("witness", tid, res.witness, stats))
+        else:
+            _send(wfd, ("limit", tid, None, stats))
+
+
+# --- the pool ----------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self) -> None:
+        r1, w1 = os.pipe()  # to the worker
+        r2, w2 = os.pipe()  # from the worker
+        env = dict(os.environ)
+        # The same exact_inj as this process's, whatever sys.path says.
+        # (this file is exact_inj/layer/psearch.py: three levels up is the
+        # folder that holds the package; never the package folder itself,
+        # whose numbers.py would shadow the standard library's).
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exact_inj.layer.psearch", str(r1), str(w2)],
+            pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+        )
+        os.close(r1)
+        os.close(w2)
+        self.wfd, self.rfd = w1, r2
+        self.tid: int | None = None  # the task it is running
+        self.asked = False
+        self.ready = False  # has taken this call's layer
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, msg) -> None:
+        _send(self.wfd, msg)
+
+    def close(self) -> None:
+        try:
+            if self.alive():
+                self.proc.kill()
+            self.proc.wait(timeout=10)
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+        for fd in (self.wfd, self.rfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_POOL: list[_Worker] = []
+
+
+def _pool(k: int) -> list[_Worker]:
+    global _POOL
+    live = [w for w in _POOL if w.alive()]
+    for w in _POOL:
+        if not w.alive():
+            w.close()
+    while len(live) < k:
+        live.append(_Worker())
+    _POOL = live
+    return live[:k]
+
+
+def shutdown() -> None:
+    """Stop the worker processes (they are also stopped at exit)."""
+    global _POOL
+    for w in _POOL:
+        w.close()
+    _POOL = []
+
+
+atexit.register(shutdown)
+
+
+# --- the coordinator ------------------------------------------------------------------------
+
+
+def parallel_tree_search(
+    data: LayerData,
+    deadline: float,
+    workers: int,
+    max_nodes: int | None = None,
+    poll: Callable[[], Witness | None] | None = None,
+    progress: Callable[[SearchStats, float], None] | None = None,
+) -> SearchResult:
+    """tree_search's answer from this process and ``workers - 1`` worker
+    processes (see the module docstring)."""
+    pool = _pool(max(workers - 1, 1))
+    try:
+        return _coordinate(pool, data, deadline, max_nodes, poll, progress)
+    except (EOFError, OSError) as e:
+        # A worker died: drop the pool; the caller gets a limit, never a verdict.
+        shutdown()
+        st = SearchStats()
+        st.notes.append(f"a parallel worker failed ({e!r})")
+        st.open_cases = 1
+        return SearchResult("limit", stats=st)
+
+
+class _End(Exception):
+    """A worker's witness or limit ends the search (raised in this process)."""
+
+    def __init__(self, result: SearchResult):
+        self.result = result
+
+
+_CALLS = [0]
+
+
+def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult:
+    """This process searches too: it starts at the root, and every 64 nodes
+    (tree_search's donate hook) it reads the workers' messages and gives an
+    idle, ready worker the bottom entry of its own stack.  When its own
+    subtree is done it takes queued subtrees, or asks busy workers to donate.
+    Workers that are still starting up get nothing, so a small tree is simply
+    searched here, sequentially."""
+    _CALLS[0] += 1
+    call = _CALLS[0]
+    for w in pool:
+        w.tid, w.asked, w.ready = None, False, False
+        w.send(("init", call, data.layer, data.domain))
+    rk0, span0, basis0 = data.span_info(0)
+    queue: deque = deque()
+    children: dict[int, list[int]] = {0: []}
+    results: dict[int, tuple[bytes, tuple]] = {}
+    next_tid = [1]
+    total = SearchStats()
+    store = CoreStore(data.M)
+    cur = [0]  # the task this process is searching
+
+    def absorb(stats: dict) -> None:
+        for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps"):
+            setattr(total, k, getattr(total, k) + stats[k])
+        total.max_depth = max(total.max_depth, stats["max_depth"])
+        total.notes.extend(stats["notes"])
+
+    def give(w, tid, node, core) -> None:
+        w.tid, w.asked = tid, False
+        budget = None if max_nodes is None else max(max_nodes - total.nodes, 1)
+        w.send(("task", tid, node, core, deadline - time.perf_counter(), budget))
+
+    def service(timeout: float) -> None:
+        """Read what the workers sent (waiting up to ``timeout``), hand queued
+        subtrees to idle ready workers."""
+        fds = [w.rfd for w in pool]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for w in pool:
+            if w.rfd not in ready:
+                continue
+            msg = _recv(w.rfd)
+            kind = msg[0]
+            if kind == "ready":
+                w.ready = w.ready or msg[1] == call
+            elif kind == "donate":
+                _, tid, node, core = msg
+                children[tid].append(next_tid[0])
+                children[next_tid[0]] = []
+                queue.append((next_tid[0], node, core))
+                next_tid[0] += 1
+                w.asked = False
+            elif kind == "done":
+                _, tid, codes, cores, ndon, stats = msg
+                assert ndon == len(children[tid])
+                results[tid] = (codes, cores)
+                absorb(stats)
+                w.tid = None
+            elif kind == "witness":
+                absorb(msg[3])
+                w.tid = None
+                total.notes.append("witness from a parallel worker")
+                raise _End(SearchResult("witness", witness=msg[2], stats=total))
+            elif kind == "limit":
+                absorb(msg[3])
+                w.tid = None
+                total.open_cases = max(msg[3]["open_cases"], 1) + len(queue)
+                raise _End(SearchResult("limit", stats=total))
+        for w in pool:
+            if w.ready and w.tid is None and queue:
+                give(w, *queue.popleft())
+
+    def hook(stack: list, st: CoreStore) -> None:
+        service(0)
+        for w in pool:
+            if w.ready and w.tid is None and stack:
+                entry = stack.pop(0)
+                core = st.cores[entry[5]] if entry[5] >= 0 else None
+                tid = next_tid[0]
+                next_tid[0] += 1
+                children[cur[0]].append(tid)
+                children[tid] = []
+                give(w, tid, entry[:5] + (-1,) + entry[6:], core)
+
+    def stop_all() -> None:
+        # Tell every busy worker to stop and wait until each has said so (or
+        # finished), so the pool is clean for the next call.
+        for w in pool:
+            if w.tid is not None:
+                w.send(("stop",))
+        for w in pool:
+            while w.tid is not None:
+                msg = _recv(w.rfd)
+                if msg[0] in ("done", "witness", "limit", "stopped"):
+                    w.tid = None
+
+    node = (0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)
+    last_report = time.perf_counter()
+    try:
+        while True:
+            res = tree_search(data, deadline, max_nodes=None if max_nodes is None else max(max_nodes - total.nodes, 1),
+                              poll=poll, progress=progress, root=node, store=store, donate=hook)
+            st = res.stats
+            absorb({k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures",
+                                                 "exact_lps", "max_depth")} | {"notes": st.notes})
+            if res.kind == "witness":
+                raise _End(SearchResult("witness", witness=res.witness, stats=total))
+            if res.kind == "limit":
+                total.open_cases = max(st.open_cases, 1) + len(queue)
+                raise _End(SearchResult("limit", stats=total))
+            results[cur[0]] = (array("q", res.proof.tree).tobytes(), res.proof.cores)
+            # The next subtree for this process: a queued one, or one that a
+            # busy worker donates on request.
+            while not queue and any(w.tid is not None for w in pool):
+                for w in pool:
+                    if w.tid is not None and not w.asked:
+                        w.send(("hungry",))
+                        w.asked = True
+                service(0.05)
+                now = time.perf_counter()
+                if now > deadline + 1.0:  # the workers stop at the deadline themselves; a backstop
+                    total.open_cases = 1 + len(queue)
+                    raise _End(SearchResult("limit", stats=total))
+                if poll is not None:
+                    wit = poll()
+                    if wit is not None:
+                        total.notes.append("witness from the MILP side search")
+                        raise _End(SearchResult("witness", witness=wit, stats=total))
+                if progress is not None and now - last_report > 2.0:
+                    last_report = now
+                    total.open_cases = len(queue) + sum(1 for w in pool if w.tid is not None)
+                    progress(total, now)
+            if not queue:
+                break
+            cur[0], node, core = queue.popleft()
+            if core is not None:
+                node = node[:5] + (store.add(core),) + node[6:]
+    except _End as e:
+        stop_all()
+        return e.result
+    total.notes.append(f"{len(results)} subtrees on {len(pool) + 1} processes")
+    proof = _merge(results, children)
+    total.cores = len(proof.cores)
+    return SearchResult("proof", proof=proof, stats=total)
+
+
+def _merge(results: dict[int, tuple[bytes, tuple]], children: dict[int, list[int]]) -> TreeProof:
+    """Splice the tasks' codes into one preorder and renumber their cores."""
+    index: dict[Core, int] = {}
+    cores: list[Core] = []
+    out: list[int] = []
+    todo = [0]
+    while todo:
+        tid = todo.pop()
+        raw, tcores = results[tid]
+        remap = []
+        for c in tcores:
+            j = index.get(c)
+            if j is None:
+                j = index[c] = len(cores)
+                cores.append(c)
+            remap.append(j)
+        codes = array("q")
+        codes.frombytes(raw)
+        out.extend(code if code > CORE_BASE else CORE_BASE - remap[CORE_BASE - code] for code in codes)
+        # This task's subtree continues with its donations, latest first:
+        # pushing them in donation order pops the latest first.
+        todo.extend(children[tid])
+    return TreeProof(tuple(cores), tuple(out))
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]))
