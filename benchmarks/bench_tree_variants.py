@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from exact_inj.layer import search
+from exact_inj.layer.data import LayerData
 from exact_inj.certify.check import check
 from exact_inj.certify.schema import Certificate
 from exact_inj.model.domain import Domain
@@ -54,7 +55,7 @@ def main() -> None:
         for k, v in knobs.items():
             setattr(search, k, v)
         t0 = time.perf_counter()
-        res = search.tree_search(search.LayerData(layer), time.perf_counter() + 600)
+        res = search.tree_search(LayerData(layer), time.perf_counter() + 600)
         solve = time.perf_counter() - t0
         st = res.stats
         chk = "-"

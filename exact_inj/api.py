@@ -79,7 +79,7 @@ def verify(
     # Late on purpose: `import exact_inj` (and with it the checker) must not
     # load a solver; the search routes are imported when a decision is asked.
     from .layer.decide import decide_layer
-    from .layer.search import finish_witness
+    from .layer.repair import finish_witness
     from .network.shorten import height, shorter_pair
 
     from .network.decide import decide_network

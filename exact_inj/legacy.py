@@ -52,7 +52,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "exact_inj.modrank": ("exact_inj.exact.modrank",),
     "exact_inj.onnx_import": ("exact_inj.io.onnx",),
     "exact_inj.pieces": ("exact_inj.model.pieces",),
-    "exact_inj.search": ("exact_inj.layer.search",),
+    "exact_inj.search": ("exact_inj.layer.search", "exact_inj.layer.data", "exact_inj.layer.repair"),
     "exact_inj.stability": ("exact_inj.studies.stability", "exact_inj.studies.stability.cli",
                             "exact_inj.certify.stability", "exact_inj.exact.sigma"),
     "exact_inj.torch_import": ("exact_inj.io.torch",),

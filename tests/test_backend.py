@@ -18,7 +18,7 @@ from exact_inj.certify.schema import Certificate
 from exact_inj.model.domain import Domain
 from exact_inj.layer.rules import witness_from_negative_set
 from exact_inj.model import Layer, Network
-from exact_inj.layer.search import LayerData
+from exact_inj.layer.data import LayerData
 from exact_inj.verdict import Status
 
 

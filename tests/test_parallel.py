@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from exact_inj.layer import psearch, search
+from exact_inj.layer.data import LayerData
 from exact_inj.certify.schema import Certificate
 from exact_inj.model import Domain
 from exact_inj.certify.check import check
@@ -51,7 +52,7 @@ def _run(count: int, seed: int) -> None:
     kinds = {"proof": 0, "witness": 0}
     for k in range(count):
         layer, dom = _layer(rng)
-        data = search.LayerData(layer, dom)
+        data = LayerData(layer, dom)
         if dom.is_empty():
             continue
         seq = search.tree_search(data, time.perf_counter() + 60)

@@ -375,7 +375,7 @@ def _export(args) -> int:
     from .. import solver
     from ..layer import formulation
     from ..io.load import load_network
-    from ..layer.search import LayerData
+    from ..layer.data import LayerData
 
     net = load_network(args.file)
     if not net.is_single_relu_layer:

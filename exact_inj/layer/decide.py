@@ -29,7 +29,9 @@ from . import convproof
 from .milp import MilpSide
 from .psearch import parallel_tree_search
 from .rules import few_rows_witness, find_structural_pairs, hinge_witness
-from .search import LayerData, SearchStats, finish_witness, tree_search
+from .data import LayerData
+from .repair import finish_witness
+from .search import SearchStats, tree_search
 
 __all__ = ["MILP_EAGER_N", "MILP_LATE_SECONDS", "decide_layer", "decide_layer_run"]
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..certify.schema import Witness
 from .rules import witness_from_negative_set
-from .search import LayerData
+from .data import LayerData
 
 __all__ = ["MilpSide"]
 

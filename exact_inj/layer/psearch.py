@@ -48,7 +48,8 @@ from collections import deque
 from typing import Callable
 
 from ..certify.schema import CORE_BASE, Core, TreeProof, Witness
-from .search import CoreStore, LayerData, SearchResult, SearchStats, tree_search
+from .data import LayerData
+from .search import CoreStore, SearchResult, SearchStats, tree_search
 
 _HEADER = struct.Struct("<Q")
 

@@ -19,7 +19,9 @@ from .. import solver
 from ..certify.schema import Witness
 from ..exact import linalg, modrank
 from ..model import Layer
-from .search import LayerData, NodeLP, make_witness, strict_point
+from .data import LayerData
+from .repair import make_witness, strict_point
+from .search import NodeLP
 
 __all__ = ["HINGE_TOL", "find_structural_pairs", "few_rows_witness", "hinge_witness", "witness_from_negative_set"]
 

@@ -41,7 +41,8 @@ from ..api import verify
 from ..certify.check import check
 from ..certify.schema import Certificate, Status, Witness
 from ..exact import linalg
-from ..layer.search import LayerData, make_witness
+from ..layer.data import LayerData
+from ..layer.repair import make_witness
 from ..model.domain import Domain
 from ..model.network import Layer, Network
 from .ball import ball_bias_bound, ball_sampled
@@ -104,7 +105,7 @@ def exact_witness_at(data: LayerData, point) -> Witness | None:
     The point is taken at its exact binary value (Fraction(float) is exact).
     The rows strictly negative there are found exactly; if the other rows have
     exact rank < n, moving along their null space gives a collision
-    (docs/theory.md, section 1, "=>"), built and verified by search.make_witness.
+    (docs/theory.md, section 1, "=>"), built and verified by layer.repair.make_witness.
     """
     x = [Fraction(float(v)) for v in point]
     X, D = linalg.common_denominator(x)
