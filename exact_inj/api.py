@@ -49,7 +49,8 @@ def verify(
     :data:`exact_inj.run.GRACE` seconds (docs/cli.md, "Time limits").
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
-    ``workers`` > 1 runs a layer's proof search in that many processes
+    ``workers`` > 1 runs a layer's proof search in that many processes, this
+    one and ``workers - 1`` workers kept for later calls
     (:mod:`exact_inj.layer.psearch`); the certificate is checked as always.
     ``progress`` receives a one-line status every two seconds on long runs.
     ``clock_start`` (a ``time.perf_counter()`` reading, default: now) is

@@ -9,6 +9,7 @@ gives leaves through :meth:`Run.certified` (the exact checker's door) or
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -188,7 +189,11 @@ def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress
         except BaseException as e:  # re-raised in the caller's thread
             box["error"] = e
 
-    worker = threading.Thread(target=work, name="exact-inj-decision", daemon=True)
+    # The worker runs in a copy of this thread's context: settings held in
+    # context variables (the input limits of --limit, numbers.raised_limits)
+    # must reach the reading and deciding done there.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="exact-inj-decision",
+                              daemon=True)
     worker.start()
     next_report = t0 + FIRST_REPORT
     give_up = t0 + time_limit + GRACE

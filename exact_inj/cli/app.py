@@ -310,6 +310,7 @@ def _exit_now(code: int) -> None:
 
 def _read_within(read, path: str, limit: float, progress):
     """read() in a worker thread; None if it has not finished by limit + GRACE."""
+    import contextvars
     import threading
 
     from ..run import FIRST_REPORT, GRACE, REPORT_EVERY
@@ -323,7 +324,9 @@ def _read_within(read, path: str, limit: float, progress):
             box["error"] = e
 
     t0 = time.perf_counter()
-    worker = threading.Thread(target=work, name="exact-inj-read", daemon=True)
+    # In a copy of this context, so that the --limit values reach the reader.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="exact-inj-read",
+                              daemon=True)
     worker.start()
     next_report = t0 + FIRST_REPORT
     while worker.is_alive():
