@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from .certify.check import check
 from .certify.schema import Certificate, Status, Witness, proof_kind
 from .numbers import fraction_to_str
@@ -152,8 +154,6 @@ def _json_approx(v) -> list[float | None]:
 
 def approx_array(v):
     """The floats :func:`approx` gives, as a numpy array."""
-    import numpy as np  # numpy is a dependency; it is loaded only when asked for
-
     return np.array([approx(a) for a in v], dtype=float)
 
 

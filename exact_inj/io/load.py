@@ -12,6 +12,7 @@ from ..numbers import fraction_to_str, parse_exact
 from .files import STDIN, base_extension, decode_text, is_zip, read_bytes
 from .json import load_json_file, loads_exact, network_from_json
 from .npz import load_npz
+from .vnnlib import load_vnnlib
 
 __all__ = ["DOMAIN_FORMS", "as_domain", "load_network", "parse_domain"]
 
@@ -87,8 +88,6 @@ def parse_domain(spec: str, n: int, *, allow_empty: bool = False) -> Domain:
     if spec == "orthant":
         return Domain.orthant()
     if spec.startswith("vnnlib:"):
-        from .vnnlib import load_vnnlib
-
         path = spec[len("vnnlib:"):]
         return as_domain(load_vnnlib(path), n, where=path, allow_empty=allow_empty)
     if not spec.startswith("box:"):

@@ -29,7 +29,10 @@ import tempfile
 import time
 from fractions import Fraction
 
+from ..api import verify
 from ..certify.schema import Status
+from ..io.load import as_domain, load_network
+from ..io.vnnlib import load_vnnlib
 from ..errors import InputError
 from ..numbers import fraction_to_str
 from ..verdict import Verdict, approx
@@ -177,10 +180,6 @@ def _done(path: str) -> dict[tuple[str, str], dict]:
 
 def batch(folder: str, out: str, *, scale: float = 1.0, progress=None, milp: str = "highs") -> list[dict]:
     """Decide every instance of a benchmark folder; rows of results.csv."""
-    from ..api import verify
-    from ..io.load import as_domain, load_network
-    from ..io.vnnlib import load_vnnlib
-
     instances = read_instances(folder)
     os.makedirs(os.path.join(out, "certificates"), exist_ok=True)
     os.makedirs(os.path.join(out, "results"), exist_ok=True)

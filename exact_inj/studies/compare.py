@@ -51,6 +51,7 @@ from ..io.load import load_network
 from ..numbers import parse_exact
 from ..model.network import Layer, Network
 from ..certify.schema import Status
+from ..api import verify
 from ..verdict import Verdict
 
 SUFFIXES = (".json", ".npz")
@@ -121,12 +122,9 @@ def _scaled_into_ball(net: Network, w: Witness, r: Fraction) -> Certificate | No
 
 
 def domains_supported() -> bool:
-    """Whether the engine decides on boxes (issue #7): verify(..., domain=Domain.box(...))."""
-    import inspect
-
-    from ..api import verify
-
-    return hasattr(Domain, "box") and "domain" in inspect.signature(verify).parameters
+    """True: the engine decides on boxes.  Kept one release for callers of 0.1,
+    which asked because domains were then still to come."""
+    return True
 
 
 def inner_box(n: int, r: Fraction):
@@ -271,8 +269,6 @@ def compare(
     refuting certificates (certificates/NAME.json) there.  Bad paths or
     heuristic names raise InputError.
     """
-    from ..api import verify
-
     names = list(HEURISTICS) if heuristics is None else list(heuristics)
     unknown = [h for h in names if h not in HEURISTICS]
     if unknown:
@@ -287,7 +283,6 @@ def compare(
         raise InputError(None, "ball radius must be positive")
     files = collect(paths)
     say = progress or (lambda s: None)
-    with_domains = domains_supported()
     certdir = None
     if outdir is not None:
         outdir = os.fspath(outdir)
@@ -333,7 +328,7 @@ def compare(
                 say(f"  on {box.describe()}: exact {box_cache[key].status.value} ({box_cache[key].seconds:.3f} s)")
             return box_cache[key]
 
-        decider = decide_on if with_domains else None
+        decider = decide_on
         for name in names:
             kw = {"radius": radius} if name in ("ball_bias_bound", "ball_sampled") else {}
             if name == "lemma1":

@@ -35,7 +35,11 @@ from ..cli.argtypes import pos_int as _pos_int
 from ..errors import InputError
 from ..numbers import fraction_to_str, parse_exact
 from ..io.json import network_to_json
+from ..exact.linalg import rank_q
+from ..layer.convproof import full_column_rank
+from ..model.conv import ConvSpec
 from ..model.network import Layer, Network
+from .generator import dcgan_generator
 
 __all__ = [
     "BMinusDB", "bminusdb", "gaussian", "dumps_network", "exact_str", "parse_matrix", "parse_vector",
@@ -55,8 +59,6 @@ def _rational(rng: np.random.Generator, positive: bool = False) -> Fraction:
 
 
 def _rank(rows: Sequence[Sequence[Fraction]], n: int) -> int:
-    from ..exact.linalg import rank_q
-
     return rank_q(rows, n)
 
 
@@ -205,9 +207,6 @@ def dcgan(
     >>> obj["layers"][0]["out_channels"], len(obj["layers"][0]["kernel"])
     (2, 2)
     """
-    from ..model.conv import ConvSpec
-    from ..layer.convproof import full_column_rank
-
     if in_channels < 1 or channels < 1 or kernel < 1 or not size or s == 0:
         raise InputError(None, "dcgan needs positive channels, kernel and size, and s != 0")
     rng = np.random.default_rng([seed, in_channels, channels, kernel, *size])
@@ -439,8 +438,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand parsed by :func:`add_parser`; exit code 0 on success."""
     if args.construct == "dcgan-generator":
-        from .generator import dcgan_generator  # noqa: PLC0415 - needs the optional onnx package
-
         try:
             widths = [int(v) for v in args.widths.split(",")]
             model = dcgan_generator(args.latent, widths, args.output_stage, args.deficient, args.plain, args.seed)
