@@ -94,7 +94,7 @@ def test_exit_3_unknown_with_max_nodes(tmp_path):
 
 
 def test_exit_3_unknown_with_time_limit(tmp_path):
-    p = write(tmp_path, "hard8.json", gaussian_layer(0, 54, 8))
+    p = write(tmp_path, "hard10.json", gaussian_layer(0, 67, 10))
     out_cert = tmp_path / "never.json"
     r = run("verify", p, "--time-limit", "0.5", "--json", "--certificate", out_cert)
     assert r.returncode == 3, (r.stdout, r.stderr)
@@ -164,9 +164,10 @@ def test_witness_strings_are_exact_fractions(tmp_path):
 
 
 def test_progress_goes_to_stderr_never_stdout_real_run(tmp_path):
-    # A real 3 s run on a hard layer: a heartbeat line within 2 s, then every 2 s,
+    # A real 4.5 s run on a hard layer (n = 10, m = 67: about a minute or more even with
+    # the faster search of issue 17): a heartbeat line within 2 s, then every 2 s,
     # with the route, the work done (or "no estimate") and the time.
-    p = write(tmp_path, "hard8.json", gaussian_layer(0, 54, 8))
+    p = write(tmp_path, "hard10.json", gaussian_layer(0, 67, 10))
     r = run("verify", p, "--time-limit", "4.5", "--milp", "none")
     assert r.returncode == 3, (r.stdout, r.stderr)
     lines = [s for s in r.stderr.splitlines() if s.startswith("exact-inj: [")]
