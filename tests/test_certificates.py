@@ -745,17 +745,22 @@ def test_verdict_and_evidence_must_match():
 def test_checking_costs_far_less_than_deciding():
     rng = np.random.default_rng(0)
     net = net_of(gaussian(rng, 34, 5))
-    t0 = time.perf_counter()
-    v = exact_inj.verify(net, time_limit=60, milp="none")
-    solve = time.perf_counter() - t0
-    assert v.status is Status.INJECTIVE and isinstance(v.proof, TreeProof), v.reason
-    assert len(v.proof.tree) > 500  # a tree of moderate size, not a trivial one
-    cert = roundtrip(v.certificate)
-    t0 = time.perf_counter()
-    res = exact_inj.check(cert)
-    check = time.perf_counter() - t0
-    assert res.valid, res.reason
-    assert check < solve, (check, solve)
+    # Medians over three interleaved repeats, compared as a ratio: a load spike
+    # during one solve or one check (the solve takes ~0.1 s) no longer decides it.
+    solves, checks = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        v = exact_inj.verify(net, time_limit=60, milp="none")
+        solves.append(time.perf_counter() - t0)
+        assert v.status is Status.INJECTIVE and isinstance(v.proof, TreeProof), v.reason
+        assert len(v.proof.tree) > 500  # a tree of moderate size, not a trivial one
+        cert = roundtrip(v.certificate)
+        t0 = time.perf_counter()
+        res = exact_inj.check(cert)
+        checks.append(time.perf_counter() - t0)
+        assert res.valid, res.reason
+    solve, check = sorted(solves)[1], sorted(checks)[1]
+    assert check < solve, (checks, solves)
 
 
 # --------------------------------------------------------------------------- huge numbers
