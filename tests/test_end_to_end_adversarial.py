@@ -262,7 +262,7 @@ def test_pairs_missing_extra_or_reordered():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bounds", [
+SEPARATIONS = [
     # A's output x: upper "-1" from the row -x <= 0 (sum lam a = -1 != o = 1): not a bound.
     (((None, Bound((0,), (ONE,))),), ((Bound((0,), (ONE,)), None),)),
     # B's output -x >= 0 is valid (lower 0); A's forged upper bound via a negative lam.
@@ -278,11 +278,20 @@ def test_pairs_missing_extra_or_reordered():
     ((), ((None, None),)),
     (((None, None),),),
     (((None, None),), ((None, None),), ((None, None),)),
-], ids=range(10))
-def test_abs_forged_separation(bounds):
+]
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_abs_forged_separation(k):
+    bounds = SEPARATIONS[k]
     # Pair (0, 1) dropped by a claimed separation of the two pieces' outputs.
     p = EndToEndProof(ABS_TREE, ABS_LEAVES, bounds, (PAIR00, PAIR11))
-    reject(ABS, Domain(), p)
+    # The bounds are checked before any pair: the forged bound itself must be named.
+    expected = (["piece 0, output 0: the upper bound's certificate is not valid"] * 6
+                + ["piece 0 has 1 outputs but 2 bound pairs", "piece 0 has 1 outputs but 0 bound pairs",
+                   "2 pieces need 2 lists of output bounds, the proof has 1",
+                   "2 pieces need 2 lists of output bounds, the proof has 3"])
+    assert reject(ABS, Domain(), p) == expected[k]
 
 
 def test_valid_bounds_that_touch_do_not_separate():
@@ -324,7 +333,7 @@ def test_piece_cannot_separate_from_itself_unless_empty():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tree", [
+TREE_FORGERIES = [
     (REGION,),                                  # a piece before any neuron is fixed
     (SPLIT, REGION, REGION),                    # pieces with neuron 1 unfixed
     (SPLIT, SPLIT, 0, REGION, SPLIT, REGION),   # ends early
@@ -338,15 +347,38 @@ def test_piece_cannot_separate_from_itself_unless_empty():
     (SPLIT, SPLIT, 0, REGION, SPLIT, 0, 0),     # B's neuron split, both halves "Tight"
     (0,),                                       # the whole domain "Tight"
     (SPLIT, 0, 0),                              # every prefix "Tight"
-], ids=range(13))
-def test_abs_tree_forgeries(tree):
+]
+
+
+TREE_REASONS = [
+    "tree code 0: a piece must fix every neuron (0 of 2 fixed)",
+    "tree code 1: a piece must fix every neuron (1 of 2 fixed)",
+    "the piece tree ends before every node is closed",
+    "the piece tree has 1 codes after its last node",
+    "tree code 6 = 1 is not a valid code",
+    "tree code 6 = -4 is not a valid code",
+    "tree code 6 = 100000...000000 (41 digits) is not a valid code",
+    "tree code 0: collapsing neuron 0 needs a pre-activation that is identically 0",
+    "tree code 1: collapsing neuron 1 needs a pre-activation that is identically 0",
+    "tree code 4: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 5: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 0: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 1: leaf certificate 0 does not put its prefix in a hyperplane",
+]
+
+
+@pytest.mark.parametrize("k", range(13))
+def test_abs_tree_forgeries(k):
+    # The tree is checked before any pair, so the (false) pairs below are never
+    # reached: the reason must be the tree's, which makes each case able to fail.
+    tree = TREE_FORGERIES[k]
     # Whatever the tree, give it the pieces' true (ABS on x >= 0) pair certificates
     # for as many pairs as it has pieces: acceptance would drop the collision.
     pieces, _ = replay(ABS, Domain(), tree) if _replayable(tree) else ([], [])
     R = max(1, len(pieces))
     pairs = tuple(PAIR00 for _ in range(R * (R + 1) // 2))
     bounds = tuple(((None, None),) for _ in range(R))
-    reject(ABS, Domain(), EndToEndProof(tuple(tree), ABS_LEAVES, bounds, pairs))
+    assert reject(ABS, Domain(), EndToEndProof(tuple(tree), ABS_LEAVES, bounds, pairs)) == TREE_REASONS[k]
 
 
 def _replayable(tree) -> bool:
@@ -368,7 +400,7 @@ def test_collapse_of_live_neurons_is_the_only_flaw():
     assert "collapsing" in reject(ABS, Domain(), EndToEndProof(tree, (), (((None, None),),), (flat,)))
 
 
-@pytest.mark.parametrize("leaf", [
+FORGED_LEAVES = [
     Tight((0,), (ONE,)),                       # a single row with a != 0 cannot cancel
     Tight((0,), (Z,)),                         # lam = 0 everywhere
     Tight((), ()),                             # nothing
@@ -381,12 +413,17 @@ def test_collapse_of_live_neurons_is_the_only_flaw():
     Flat((), (), (), ()),
     Bound((0,), (ONE,)),
     None,
-], ids=lambda c: repr(c)[:50])
+]
+
+
+@pytest.mark.parametrize("leaf", FORGED_LEAVES, ids=lambda c: repr(c)[:50])
 def test_abs_drop_piece_b_with_forged_leaf(leaf):
     # Piece B = {x <= 0} closed by leaf 1; A alone is injective (pair (0, 0) Flat).
     tree = (SPLIT, SPLIT, 0, REGION, 1)
     p = EndToEndProof(tree, ABS_LEAVES + (leaf,), (((None, None),),), (PAIR00,))
-    reject(ABS, Domain(), p)
+    # Everything else is valid (PAIR00 closes A with itself): the leaf is what fails.
+    words = "does not put its prefix in a hyperplane" if isinstance(leaf, Tight) else "does not close its prefix"
+    assert reject(ABS, Domain(), p) == f"tree code 4: leaf certificate 1 {words}"
 
 
 def test_tight_on_zero_row_only():
@@ -624,7 +661,7 @@ def test_transplant_proofs_across_domains_and_networks():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mut", [
+TYPE_MUTANTS = [
     lambda p: dataclasses.replace(p, tree=(True,) + p.tree[1:]),                       # bool code
     lambda p: dataclasses.replace(p, tree=tuple(np.int64(t) for t in p.tree)),
     lambda p: dataclasses.replace(p, tree=tuple(float(t) for t in p.tree)),
@@ -638,9 +675,22 @@ def test_transplant_proofs_across_domains_and_networks():
     lambda p: with_pair(p, 1, Flat((0, 2), (F(1, 10 ** 400), F(1, 10 ** 400)), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Flat((0, 2), (10 ** 400, 10 ** 400), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Infeasible((0, 2), (np.float64(1), np.float64(1)), (np.float64(-1),))),
-], ids=range(13))
-def test_type_confusion(mut):
-    reject(ABS, Domain(), mut(abs_proof()))
+]
+
+
+@pytest.mark.parametrize("k", range(13))
+def test_type_confusion(k):
+    # Refused for the type (before any mathematics), except the two exact huge
+    # multipliers, which are well-typed and fail on pair (0, 1) as the base does.
+    expected = ["tree codes must be plain integers"] * 3 + [
+        "leaf support must be plain integers", "leaf multiplier must be exact (int or Fraction), not float",
+        "leaf multiplier must be exact (int or Fraction), not str",
+        "leaf multiplier must be exact (int or Fraction), not int64", "leaf support must be plain integers",
+        "leaf multiplier must be exact (int or Fraction), not bool",
+        "pair multiplier must be exact (int or Fraction), not float",
+        "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it",
+        "pair multiplier must be exact (int or Fraction), not float64"]
+    assert reject(ABS, Domain(), TYPE_MUTANTS[k](abs_proof())) == expected[k]
 
 
 def test_valid_proof_with_exact_huge_multipliers_still_checks():
