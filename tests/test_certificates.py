@@ -343,7 +343,8 @@ def test_witness_with_wrong_active_rows_or_rank_is_rejected():
     wrong_rows = tuple(sorted(set(range(4)) - set(active)))
     assert wrong_rows != tuple(active)
     rejected(with_evidence(cert, dataclasses.replace(w, active_rows=wrong_rows)), "differ from the rows active")
-    rejected(with_evidence(cert, dataclasses.replace(w, active_rank=true_rank + 1)), f"active_rank {true_rank + 1} differs from the exact rank {true_rank}")
+    rejected(with_evidence(cert, dataclasses.replace(w, active_rank=true_rank + 1)),
+             f"active_rank {true_rank + 1} differs from the exact rank {true_rank}")
 
 
 def test_witness_for_a_different_network_is_rejected():
@@ -394,7 +395,8 @@ def test_tree_with_a_split_removed_is_rejected():
             )
             if false_leaf:
                 tried += 1
-                rejected(_tree(cert, mutant), "its orthogonal rows have rank", "has rows not fixed negative on this branch")
+                rejected(_tree(cert, mutant), "its orthogonal rows have rank",
+                         "has rows not fixed negative on this branch")
         if tried >= 8:
             break
     assert tried >= 4
@@ -801,7 +803,8 @@ def _huge_mutants():
 @pytest.mark.parametrize("case", ["witness_outputs_differ", "witness_active_rank", "tree_split_row", "structural_bias"])
 def test_invalid_certificate_with_huge_numbers_is_rejected_not_raised(case):
     cert = _huge_mutants()[case]
-    why = {"witness_outputs_differ": "outputs differ at coordinate 0", "witness_active_rank": "differs from the exact rank 0",
+    why = {"witness_outputs_differ": "outputs differ at coordinate 0",
+           "witness_active_rank": "differs from the exact rank 0",
            "tree_split_row": "but the layer has 14 rows", "structural_bias": "bias condition"}[case]
     reason = rejected(cert, why)
     assert "(4401 digits)" in reason or "digits)" in reason, reason  # the huge number is shortened, not dropped

@@ -745,7 +745,7 @@ def test_json_edits_are_refused_at_parse_time(edit):
         _load(d)
 
 
-@pytest.mark.parametrize("edit", [
+JSON_EDITS = [
     # "tight": true on a bound turns it into a Tight, which is not a bound.
     lambda d: d["proof"].__setitem__("bounds", [[[None, {"support": [0], "lam": ["1"], "tight": True}]],
                                                 [[{"support": [0], "lam": ["1"]}, None]]]) or
@@ -757,12 +757,38 @@ def test_json_edits_are_refused_at_parse_time(edit):
     lambda d: d["proof"]["pairs"][1].pop("eq", None) or d["proof"]["pairs"][1].__setitem__("lam", ["0", "0"]),
     # unknown domain-looking keys are ignored, and the domain stays R^n
     lambda d: d.__setitem__("domain", {"kind": "reals", "lower": ["1"], "upper": ["1"]}),
-], ids=range(5))
+]
+
+
+@pytest.mark.parametrize("edit", JSON_EDITS, ids=range(5))
 def test_json_edits_parse_but_are_rejected(edit):
     d = _abs_json()
+    k = JSON_EDITS.index(edit)
     edit(d)
     c = _load(d)
-    assert not exact_inj.check(c).valid
+    # Cases 3-4 reach the base's own flaw (pair (0, 1)); the one-change version
+    # of case 4 on a valid proof is test_json_unknown_domain_keys_on_a_valid_proof.
+    expected = ["piece 0, output 0: the upper bound's certificate is not valid", "tree code 2 = 0 is not a valid code",
+                "2 pieces need 2 lists of output bounds, the proof has 0",
+                "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it"]
+    res = exact_inj.check(c)
+    assert not res.valid and res.reason == expected[k], res.reason
+
+
+def test_json_unknown_domain_keys_on_a_valid_proof(valid):
+    # A valid proof for x on R stays valid with stray bounds in a "reals"
+    # domain (they are ignored, the domain stays R^n) ...
+    net, dom, proof = valid["ident_R"]
+    d = cert(net, dom, proof).to_json()
+    d["domain"] = {"kind": "reals", "lower": ["1"], "upper": ["1"]}
+    c = _load(d)
+    assert c.domain == Domain() and exact_inj.check(c).valid
+    # ... and the same proof read as a proof on the box [1, 1] is refused: that
+    # box is a point, so its Tight leaves may no longer drop anything.
+    d["domain"] = {"kind": "box", "lower": ["1"], "upper": ["1"]}
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason.startswith("tree code 2: a lower-dimensional prefix may be dropped only on a "
+                                                   "full-dimensional domain"), res.reason
 
 
 def test_json_degenerate_box_tight_rejected():
