@@ -546,6 +546,12 @@ def test_near_proof_forge_open_pairs(near, name):
     for k, _, _ in open_pairs:
         for c in donors:
             reject(net, dom, with_pair(proof, k, c))
+    # The FIRST open slot is the first flaw the checker meets (pairs come in
+    # order, every earlier pair is valid): a donor there must be refused for
+    # that very pair, not for a placeholder further on.
+    k0, i0, j0 = open_pairs[0]
+    for c in donors:
+        assert reject(net, dom, with_pair(proof, k0, c)) == f"pair ({i0}, {j0}): its certificate does not close it"
     # Drop the open pairs altogether.
     drop = {k for k, _, _ in open_pairs}
     reject(net, dom, dataclasses.replace(proof, pairs=tuple(c for t, c in enumerate(proof.pairs) if t not in drop)))
