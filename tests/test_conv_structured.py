@@ -1057,22 +1057,75 @@ CONV_MUTANTS = [
 ]
 
 
-# What each rejection must be about (loose keywords of the checker's reason): a mutant rejected
-# for some other reason would mean the test built something else than it says.
+# The exact reason each rejection must give (issue 18, item 7: a mutant rejected for another
+# reason would leave the check it aims at untested; each of these fails when that check is
+# removed, see docs/testing.md).  The FORMAT mutants are refused for their shape (root count,
+# channel indices, padding, layer kind, verdict), which is a check of its own; every other
+# mutant is well-formed and only the mathematics (primality, root orders, kernel multiples,
+# bias condition, zero kernel, symbol rank) rejects it.
+PERIODIC_ONLY = ("a conv_structural proof needs periodic padding with at least as many output positions as input "
+                 "positions in every dimension")
 MUTANT_REASON = {
-    "composite_modulus_with_valid_orders": "prime", "composite_modulus": "prime", "prime_below_floor": "prime",
-    "small_prime": "prime", "prime_above_ceiling": "prime", "other_prime_same_roots": "order",
-    "root_one": "order", "root_zero": "order", "root_minus_one": "order", "root_order_15_for_5": "order",
-    "roots_swapped": "order", "one_root": "roots", "three_roots": "roots", "no_roots": "roots",
-    "modulus_as_string": "integer", "not_injective_verdict": "witness", "pair_positive_multiple": "multiple",
-    "pair_near_miss": "multiple", "pair_unrelated": "multiple", "bias_condition_fails": "bias",
-    "bias_condition_fails_reversed": "bias", "repeated_pair": "channel", "crossed_pairs": "channel",
-    "self_pair": "channel", "channel_out_of_range": "channel", "negative_channels": "channel",
-    "no_pairs": "rank", "zero_kernel_pair": "zero", "rank_deficient_C": "rank",
-    "rank_deficient_fewer_channels": "rank", "zero_padding": "periodic", "periodic_output_smaller": "periodic",
-    "periodic_output_smaller_in_one_dimension": "periodic", "two_layer_network": "single",
-    "dense_layer": "convolutional", "linear_activation": "relu",
+    'composite_modulus_with_valid_orders': 'modulus 2305844333382470371 is not a prime in [2^61, 2^62)',
+    'composite_modulus': 'modulus 2305843009213693953 is not a prime in [2^61, 2^62)',
+    'prime_below_floor': 'modulus 2305843009213693951 is not a prime in [2^61, 2^62)',
+    'small_prime': 'modulus 31 is not a prime in [2^61, 2^62)',
+    'prime_above_ceiling': 'modulus 4611686018427388081 is not a prime in [2^61, 2^62)',
+    'other_prime_same_roots': 'root 0 does not have order 3 modulo the prime',
+    'root_one': 'root 0 does not have order 3 modulo the prime',
+    'root_zero': 'root 1 does not have order 5 modulo the prime',
+    'root_minus_one': 'root 0 does not have order 3 modulo the prime',
+    'root_order_15_for_5': 'root 1 does not have order 5 modulo the prime',
+    'roots_swapped': 'root 0 does not have order 3 modulo the prime',
+    'one_root': '1 roots for 2 spatial dimensions',
+    'three_roots': '3 roots for 2 spatial dimensions',
+    'no_roots': '0 roots for 2 spatial dimensions',
+    'modulus_as_string': 'modulus must be plain integers',
+    'not_injective_verdict': 'a not_injective verdict needs a witness',
+    'pair_positive_multiple': "channel pair 0: channel 1's kernel is not a negative multiple of channel 0's",
+    'pair_near_miss': "channel pair 0: channel 1's kernel is not a negative multiple of channel 0's",
+    'pair_unrelated': "channel pair 0: channel 2's kernel is not a negative multiple of channel 0's",
+    'bias_condition_fails': 'channel pair 0: bias condition d*b_0 + b_1 >= 0 fails (-1)',
+    'bias_condition_fails_reversed': 'channel pair 0: bias condition d*b_1 + b_0 >= 0 fails (-1/2)',
+    'repeated_pair': 'channel pairs name channels outside the layer or repeat a channel',
+    'crossed_pairs': 'channel pairs name channels outside the layer or repeat a channel',
+    'self_pair': 'channel pairs name channels outside the layer or repeat a channel',
+    'channel_out_of_range': 'channel pairs name channels outside the layer or repeat a channel',
+    'negative_channels': 'channel pairs name channels outside the layer or repeat a channel',
+    'no_pairs': 'the symbol of channels [] has rank < 1 modulo the prime at frequency [0, 0]',
+    'zero_kernel_pair': 'channel pair 0: channel 0 has a zero kernel',
+    'rank_deficient_C': 'the symbol of channels [0] has rank < 1 modulo the prime at frequency [0, 0]',
+    'rank_deficient_fewer_channels': 'the symbol of channels [0] has rank < 2 modulo the prime at frequency [0, 0]',
+    'zero_padding': PERIODIC_ONLY,
+    'periodic_output_smaller': PERIODIC_ONLY,
+    'periodic_output_smaller_in_one_dimension': PERIODIC_ONLY,
+    'two_layer_network': 'a conv_structural proof applies to a single ReLU convolutional layer only',
+    'dense_layer': 'a conv_structural proof applies to a single ReLU convolutional layer only',
+    'linear_activation': 'a conv_structural proof applies to a single ReLU convolutional layer only',
 }
+FORMAT_MUTANTS = {
+    "one_root", "three_roots", "no_roots", "modulus_as_string", "not_injective_verdict", "repeated_pair",
+    "crossed_pairs", "self_pair", "channel_out_of_range", "negative_channels", "zero_padding",
+    "periodic_output_smaller", "periodic_output_smaller_in_one_dimension", "two_layer_network", "dense_layer",
+    "linear_activation",
+}
+
+
+def test_mathematical_conv_mutants_are_well_formed():
+    """Every mutant outside FORMAT_MUTANTS has the shape of a genuine proof (checked here, not
+    by the checker): a single periodic ReLU conv layer with outputs covering every shift, an int
+    modulus, one root per spatial dimension, distinct in-range channels in the pairs."""
+    math = [n for n in CONV_MUTANTS if n not in FORMAT_MUTANTS]
+    assert len(math) == 20 and set(MUTANT_REASON) == set(CONV_MUTANTS)
+    for name in math:
+        cert = _mutant(name)
+        (layer,) = cert.network.layers
+        spec, ev = layer.spec, cert.evidence
+        assert cert.verdict is Status.INJECTIVE and layer.activation == "relu"
+        assert spec.padding == "periodic" and all(o >= n for o, n in zip(spec.output_size, spec.input_size))
+        assert type(ev.modulus) is int and len(ev.roots) == len(spec.input_size)
+        used = [c for pr in ev.channel_pairs for c in pr]
+        assert len(set(used)) == len(used) and all(0 <= c < spec.out_channels for c in used), name
 
 
 @pytest.mark.parametrize("name", CONV_MUTANTS)
@@ -1082,7 +1135,7 @@ def test_conv_structural_mutant_is_rejected(name):
     cert = _mutant(name)
     res = exact_inj.check(cert)
     assert res.valid is False, f"{name} accepted: {res.reason}"
-    assert MUTANT_REASON[name] in res.reason.lower(), res.reason
+    assert res.reason == MUTANT_REASON[name], res.reason
     if name != "modulus_as_string":  # in JSON the modulus *is* a decimal string: that one is genuine there
         assert rejected(cert)
 

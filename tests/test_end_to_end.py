@@ -945,7 +945,14 @@ def test_mutant_collapse_of_a_live_neuron_is_the_only_flaw():
     assert ref_tight(ref_prefix(ABS, Domain(), (False, False))[0], tight)
     assert ref_tag(ABS, Domain(), proof) == ("tree", 0, "collapse of a live neuron")
     assert "identically 0" in rejected(ABS, Domain(), proof)
-    # And the honest version (SPLIT at the root) fails: the x >= 0 side is uncovered.
+    # And the honest version (SPLIT at the root, same codes) fails: the codes
+    # now close the x >= 0 side first, where leaf 0 is no hyperplane, and the
+    # x <= 0 side would be left uncovered (|x| collides across the two).
+    honest = dataclasses.replace(proof, tree=(SPLIT,) + proof.tree[1:])
+    assert rejected(ABS, Domain(), honest) == "tree code 3: leaf certificate 0 does not put its prefix in a hyperplane"
+    # With the x >= 0 side closed by a piece, the x <= 0 side has no codes left.
+    assert rejected(ABS, Domain(), dataclasses.replace(proof, tree=(SPLIT, SPLIT, 0, REGION))) == \
+        "the piece tree ends before every node is closed"
     assert plain_eval(ABS, [F(-1)]) == plain_eval(ABS, [F(1)])
 
 

@@ -227,8 +227,10 @@ def test_abs_hand_proof_is_valid_except_pair_01():
     None,
 ], ids=lambda c: repr(c)[:60])
 def test_abs_pair_01_forgeries(p01):
+    # Pairs (0, 0) and (1, 1), the tree and the leaf are valid
+    # (test_abs_hand_proof_is_valid_except_pair_01): the reason must name (0, 1).
     assert_collision(ABS, Domain(), [1], [-1])
-    reject(ABS, Domain(), abs_proof(p01))
+    assert reject(ABS, Domain(), abs_proof(p01)) == "pair (0, 1): its certificate does not close it"
 
 
 def test_zero_lam_flat_is_exactly_what_lambda_positive_guards():
@@ -260,7 +262,7 @@ def test_pairs_missing_extra_or_reordered():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bounds", [
+SEPARATIONS = [
     # A's output x: upper "-1" from the row -x <= 0 (sum lam a = -1 != o = 1): not a bound.
     (((None, Bound((0,), (ONE,))),), ((Bound((0,), (ONE,)), None),)),
     # B's output -x >= 0 is valid (lower 0); A's forged upper bound via a negative lam.
@@ -276,11 +278,20 @@ def test_pairs_missing_extra_or_reordered():
     ((), ((None, None),)),
     (((None, None),),),
     (((None, None),), ((None, None),), ((None, None),)),
-], ids=range(10))
-def test_abs_forged_separation(bounds):
+]
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_abs_forged_separation(k):
+    bounds = SEPARATIONS[k]
     # Pair (0, 1) dropped by a claimed separation of the two pieces' outputs.
     p = EndToEndProof(ABS_TREE, ABS_LEAVES, bounds, (PAIR00, PAIR11))
-    reject(ABS, Domain(), p)
+    # The bounds are checked before any pair: the forged bound itself must be named.
+    expected = (["piece 0, output 0: the upper bound's certificate is not valid"] * 6
+                + ["piece 0 has 1 outputs but 2 bound pairs", "piece 0 has 1 outputs but 0 bound pairs",
+                   "2 pieces need 2 lists of output bounds, the proof has 1",
+                   "2 pieces need 2 lists of output bounds, the proof has 3"])
+    assert reject(ABS, Domain(), p) == expected[k]
 
 
 def test_valid_bounds_that_touch_do_not_separate():
@@ -322,7 +333,7 @@ def test_piece_cannot_separate_from_itself_unless_empty():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tree", [
+TREE_FORGERIES = [
     (REGION,),                                  # a piece before any neuron is fixed
     (SPLIT, REGION, REGION),                    # pieces with neuron 1 unfixed
     (SPLIT, SPLIT, 0, REGION, SPLIT, REGION),   # ends early
@@ -336,15 +347,38 @@ def test_piece_cannot_separate_from_itself_unless_empty():
     (SPLIT, SPLIT, 0, REGION, SPLIT, 0, 0),     # B's neuron split, both halves "Tight"
     (0,),                                       # the whole domain "Tight"
     (SPLIT, 0, 0),                              # every prefix "Tight"
-], ids=range(13))
-def test_abs_tree_forgeries(tree):
+]
+
+
+TREE_REASONS = [
+    "tree code 0: a piece must fix every neuron (0 of 2 fixed)",
+    "tree code 1: a piece must fix every neuron (1 of 2 fixed)",
+    "the piece tree ends before every node is closed",
+    "the piece tree has 1 codes after its last node",
+    "tree code 6 = 1 is not a valid code",
+    "tree code 6 = -4 is not a valid code",
+    "tree code 6 = 100000...000000 (41 digits) is not a valid code",
+    "tree code 0: collapsing neuron 0 needs a pre-activation that is identically 0",
+    "tree code 1: collapsing neuron 1 needs a pre-activation that is identically 0",
+    "tree code 4: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 5: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 0: leaf certificate 0 does not put its prefix in a hyperplane",
+    "tree code 1: leaf certificate 0 does not put its prefix in a hyperplane",
+]
+
+
+@pytest.mark.parametrize("k", range(13))
+def test_abs_tree_forgeries(k):
+    # The tree is checked before any pair, so the (false) pairs below are never
+    # reached: the reason must be the tree's, which makes each case able to fail.
+    tree = TREE_FORGERIES[k]
     # Whatever the tree, give it the pieces' true (ABS on x >= 0) pair certificates
     # for as many pairs as it has pieces: acceptance would drop the collision.
     pieces, _ = replay(ABS, Domain(), tree) if _replayable(tree) else ([], [])
     R = max(1, len(pieces))
     pairs = tuple(PAIR00 for _ in range(R * (R + 1) // 2))
     bounds = tuple(((None, None),) for _ in range(R))
-    reject(ABS, Domain(), EndToEndProof(tuple(tree), ABS_LEAVES, bounds, pairs))
+    assert reject(ABS, Domain(), EndToEndProof(tuple(tree), ABS_LEAVES, bounds, pairs)) == TREE_REASONS[k]
 
 
 def _replayable(tree) -> bool:
@@ -366,7 +400,7 @@ def test_collapse_of_live_neurons_is_the_only_flaw():
     assert "collapsing" in reject(ABS, Domain(), EndToEndProof(tree, (), (((None, None),),), (flat,)))
 
 
-@pytest.mark.parametrize("leaf", [
+FORGED_LEAVES = [
     Tight((0,), (ONE,)),                       # a single row with a != 0 cannot cancel
     Tight((0,), (Z,)),                         # lam = 0 everywhere
     Tight((), ()),                             # nothing
@@ -379,12 +413,17 @@ def test_collapse_of_live_neurons_is_the_only_flaw():
     Flat((), (), (), ()),
     Bound((0,), (ONE,)),
     None,
-], ids=lambda c: repr(c)[:50])
+]
+
+
+@pytest.mark.parametrize("leaf", FORGED_LEAVES, ids=lambda c: repr(c)[:50])
 def test_abs_drop_piece_b_with_forged_leaf(leaf):
     # Piece B = {x <= 0} closed by leaf 1; A alone is injective (pair (0, 0) Flat).
     tree = (SPLIT, SPLIT, 0, REGION, 1)
     p = EndToEndProof(tree, ABS_LEAVES + (leaf,), (((None, None),),), (PAIR00,))
-    reject(ABS, Domain(), p)
+    # Everything else is valid (PAIR00 closes A with itself): the leaf is what fails.
+    words = "does not put its prefix in a hyperplane" if isinstance(leaf, Tight) else "does not close its prefix"
+    assert reject(ABS, Domain(), p) == f"tree code 4: leaf certificate 1 {words}"
 
 
 def test_tight_on_zero_row_only():
@@ -507,6 +546,12 @@ def test_near_proof_forge_open_pairs(near, name):
     for k, _, _ in open_pairs:
         for c in donors:
             reject(net, dom, with_pair(proof, k, c))
+    # The FIRST open slot is the first flaw the checker meets (pairs come in
+    # order, every earlier pair is valid): a donor there must be refused for
+    # that very pair, not for a placeholder further on.
+    k0, i0, j0 = open_pairs[0]
+    for c in donors:
+        assert reject(net, dom, with_pair(proof, k0, c)) == f"pair ({i0}, {j0}): its certificate does not close it"
     # Drop the open pairs altogether.
     drop = {k for k, _, _ in open_pairs}
     reject(net, dom, dataclasses.replace(proof, pairs=tuple(c for t, c in enumerate(proof.pairs) if t not in drop)))
@@ -531,7 +576,9 @@ def test_near_proof_drop_colliding_piece(near, name):
             extra = (Tight(tuple(range(m)), (ONE,) * m),) if leaf_idx == len(proof.leaves) else ()
             leaves = proof.leaves + extra
             p, _ = near_proof(net, dom, tree=tree, leaves=leaves)
-            reject(net, dom, p)
+            # The tree is checked before any pair, so the placeholders further on
+            # are never reached: the forged leaf itself must be named.
+            assert reject(net, dom, p).startswith(f"tree code {pos}: "), (pos, leaf_idx)
 
 
 @pytest.mark.parametrize("name", [c[0] for c in NEAR_CASES])
@@ -622,7 +669,7 @@ def test_transplant_proofs_across_domains_and_networks():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mut", [
+TYPE_MUTANTS = [
     lambda p: dataclasses.replace(p, tree=(True,) + p.tree[1:]),                       # bool code
     lambda p: dataclasses.replace(p, tree=tuple(np.int64(t) for t in p.tree)),
     lambda p: dataclasses.replace(p, tree=tuple(float(t) for t in p.tree)),
@@ -636,9 +683,22 @@ def test_transplant_proofs_across_domains_and_networks():
     lambda p: with_pair(p, 1, Flat((0, 2), (F(1, 10 ** 400), F(1, 10 ** 400)), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Flat((0, 2), (10 ** 400, 10 ** 400), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Infeasible((0, 2), (np.float64(1), np.float64(1)), (np.float64(-1),))),
-], ids=range(13))
-def test_type_confusion(mut):
-    reject(ABS, Domain(), mut(abs_proof()))
+]
+
+
+@pytest.mark.parametrize("k", range(13))
+def test_type_confusion(k):
+    # Refused for the type (before any mathematics), except the two exact huge
+    # multipliers, which are well-typed and fail on pair (0, 1) as the base does.
+    expected = ["tree codes must be plain integers"] * 3 + [
+        "leaf support must be plain integers", "leaf multiplier must be exact (int or Fraction), not float",
+        "leaf multiplier must be exact (int or Fraction), not str",
+        "leaf multiplier must be exact (int or Fraction), not int64", "leaf support must be plain integers",
+        "leaf multiplier must be exact (int or Fraction), not bool",
+        "pair multiplier must be exact (int or Fraction), not float",
+        "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it",
+        "pair multiplier must be exact (int or Fraction), not float64"]
+    assert reject(ABS, Domain(), TYPE_MUTANTS[k](abs_proof())) == expected[k]
 
 
 def test_valid_proof_with_exact_huge_multipliers_still_checks():
@@ -693,7 +753,7 @@ def test_json_edits_are_refused_at_parse_time(edit):
         _load(d)
 
 
-@pytest.mark.parametrize("edit", [
+JSON_EDITS = [
     # "tight": true on a bound turns it into a Tight, which is not a bound.
     lambda d: d["proof"].__setitem__("bounds", [[[None, {"support": [0], "lam": ["1"], "tight": True}]],
                                                 [[{"support": [0], "lam": ["1"]}, None]]]) or
@@ -705,12 +765,38 @@ def test_json_edits_are_refused_at_parse_time(edit):
     lambda d: d["proof"]["pairs"][1].pop("eq", None) or d["proof"]["pairs"][1].__setitem__("lam", ["0", "0"]),
     # unknown domain-looking keys are ignored, and the domain stays R^n
     lambda d: d.__setitem__("domain", {"kind": "reals", "lower": ["1"], "upper": ["1"]}),
-], ids=range(5))
+]
+
+
+@pytest.mark.parametrize("edit", JSON_EDITS, ids=range(5))
 def test_json_edits_parse_but_are_rejected(edit):
     d = _abs_json()
+    k = JSON_EDITS.index(edit)
     edit(d)
     c = _load(d)
-    assert not exact_inj.check(c).valid
+    # Cases 3-4 reach the base's own flaw (pair (0, 1)); the one-change version
+    # of case 4 on a valid proof is test_json_unknown_domain_keys_on_a_valid_proof.
+    expected = ["piece 0, output 0: the upper bound's certificate is not valid", "tree code 2 = 0 is not a valid code",
+                "2 pieces need 2 lists of output bounds, the proof has 0",
+                "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it"]
+    res = exact_inj.check(c)
+    assert not res.valid and res.reason == expected[k], res.reason
+
+
+def test_json_unknown_domain_keys_on_a_valid_proof(valid):
+    # A valid proof for x on R stays valid with stray bounds in a "reals"
+    # domain (they are ignored, the domain stays R^n) ...
+    net, dom, proof = valid["ident_R"]
+    d = cert(net, dom, proof).to_json()
+    d["domain"] = {"kind": "reals", "lower": ["1"], "upper": ["1"]}
+    c = _load(d)
+    assert c.domain == Domain() and exact_inj.check(c).valid
+    # ... and the same proof read as a proof on the box [1, 1] is refused: that
+    # box is a point, so its Tight leaves may no longer drop anything.
+    d["domain"] = {"kind": "box", "lower": ["1"], "upper": ["1"]}
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason.startswith("tree code 2: a lower-dimensional prefix may be dropped only on a "
+                                                   "full-dimensional domain"), res.reason
 
 
 def test_json_degenerate_box_tight_rejected():
@@ -765,3 +851,327 @@ def test_short_bound_pairs_are_rejected_not_raised(bounds):
 def test_none_fields_are_rejected_not_raised(mut):
     res = exact_inj.check(cert(ABS, Domain(), mut(abs_proof())))
     assert not res.valid
+
+
+# --------------------------------------------------------------------------------------
+# 9. One change to a VALID proof (issue 18, item 7)
+#
+# The attacks above start from proofs of non-injective networks, so they are
+# rejected whatever happens; these start from a proof the engine produced for
+# an INJECTIVE (network, domain), asserted valid first, change exactly one
+# thing, and assert that the reason names the check that failed.  Deleting
+# that check from exact_inj/certify/network.py makes the test fail (recorded
+# in docs/testing.md, "Tests that can fail").
+# --------------------------------------------------------------------------------------
+
+IDENT = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, -1]], activation="linear")))
+# x through four neurons with kinks at -1, 0, 1: pieces x <= -1 and x >= 1 are
+# separated by their output bounds (x <= -1 < 1 <= x), so bounds are exercised.
+SEP = Network((Layer.from_rows([[1], [-1], [1], [-1]], [-1, -1, 0, 0]),
+               Layer.from_rows([[0, 0, 1, -1]], activation="linear")))
+VALID_CASES = [
+    ("ident_R", IDENT, Domain()),
+    ("abs_orthant", ABS, Domain.orthant()),
+    ("two_stage_box", TWO_STAGE, Domain.box([1], [3])),
+    ("sep_R", SEP, Domain()),
+    ("sep_box", SEP, Domain.box([-3], [3])),
+]
+
+
+@pytest.fixture(scope="module")
+def valid():
+    out = {}
+    for name, net, dom in VALID_CASES:
+        r = endtoend.decide(net, dom, time.perf_counter() + 30)
+        assert r.status == "injective", r.reason
+        accept(net, dom, r.proof)
+        out[name] = (net, dom, r.proof)
+    return out
+
+
+def pair_slots(net, dom, proof) -> list[str]:
+    """'(i, j)' for each slot of proof.pairs, read from the checker's own
+    message on the proof cut short before that slot (no engine internals)."""
+    names = []
+    for k in range(len(proof.pairs)):
+        reason = reject(net, dom, dataclasses.replace(proof, pairs=proof.pairs[:k]))
+        assert "has no certificate" in reason, reason
+        names.append(reason[reason.index("pair (") + 5:reason.index(")") + 1])
+    return names
+
+
+def _neg_first(vals):
+    """The first positive entry made negative (or the first entry -1): never
+    valid where lam >= 0 or > 0 is required."""
+    t = next((t for t, v in enumerate(vals) if v > 0), 0)
+    return vals[:t] + (-vals[t] if vals[t] > 0 else F(-1),) + vals[t + 1:]
+
+
+def test_valid_bases_exercise_every_kind_of_evidence(valid):
+    # The bases together contain Tight and Infeasible leaves, lower and upper
+    # bounds, separated pairs and Flat pairs: each check below has a target.
+    kinds = set()
+    for net, dom, p in valid.values():
+        kinds |= {type(c).__name__ + "-leaf" for c in p.leaves} | {type(c).__name__ + "-pair" for c in p.pairs}
+        kinds |= {("lower", "upper")[s] for pc in p.bounds for lu in pc for s in range(2) if lu[s] is not None}
+    assert {"Tight-leaf", "Infeasible-leaf", "Flat-pair", "lower", "upper"} <= kinds
+    assert "3 pairs separated" in exact_inj.check(cert(*valid["sep_R"])).reason
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_one_pair_forged(valid, name):
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    for k, c in enumerate(proof.pairs):
+        muts = []
+        if c.lam:
+            muts.append(dataclasses.replace(c, lam=_neg_first(c.lam)))          # lam > 0 / lam >= 0
+        if isinstance(c, Flat) and c.lam:
+            muts.append(dataclasses.replace(c, lam=(Z,) + c.lam[1:]))          # lam = 0: row not tight
+            row0 = c.solve[0]
+            muts.append(dataclasses.replace(c, solve=((row0[0] + 1,) + row0[1:],) + c.solve[1:]))  # solve != [I, -I]
+            muts.append(dataclasses.replace(c, solve=c.solve[:-1]))         # too few solve rows
+        if c.eq:
+            muts.append(dataclasses.replace(c, eq=(c.eq[0] + 1,) + c.eq[1:]))  # combination no longer 0
+        muts.append(dataclasses.replace(c, support=c.support + (10 ** 6,), lam=c.lam + (ONE,)))  # row past the end
+        muts.append(Bound(c.support, c.lam))                                   # not a pair certificate
+        for m in muts:
+            if m == c:
+                continue
+            reason = reject(net, dom, with_pair(proof, k, m))
+            assert reason == f"pair {slots[k]}: its certificate does not close it", (k, m, reason)
+
+
+def independent_flat(ineq, eqs, c, n) -> bool:
+    """Flat's definition (docs/theory.md, section 8) re-checked here with plain
+    Fractions, written apart from exact_inj.certify.network.verify_flat."""
+    if not isinstance(c, Flat) or len(c.support) != len(c.lam) or len(c.eq) != len(eqs):
+        return False
+    if len(set(c.support)) != len(c.support) or any(not 0 <= r < len(ineq) for r in c.support):
+        return False
+    if any(F(v) <= 0 for v in c.lam):
+        return False
+    B = [ineq[r] for r in c.support] + list(eqs)
+    if not B or len(c.solve) != n or any(len(m) != len(B) for m in c.solve):
+        return False
+    mult = list(c.lam) + list(c.eq)
+    if any(sum(F(m) * F(b[0][t]) for m, b in zip(mult, B)) != 0 for t in range(2 * n)):
+        return False
+    if sum(F(m) * F(b[1]) for m, b in zip(mult, B)) != 0:
+        return False
+    for k, row in enumerate(c.solve):
+        if sum(F(m) * F(b[1]) for m, b in zip(row, B)) != 0:
+            return False
+        if any(sum(F(m) * F(b[0][t]) for m, b in zip(row, B)) != (t == k) - (t == n + k) for t in range(2 * n)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_pair_donors(valid, name):
+    # Another slot's certificate (or a leaf) in slot k.  Some donors are
+    # genuinely valid there (two pairs can share a system up to names); the
+    # checker must agree with the independent re-check above on every donor,
+    # and name the slot when it refuses.
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    pieces, _ = replay(net, dom, proof.tree)
+    n = len(net.layers[0].weight[0])
+    donors = list(proof.pairs) + list(proof.leaves)
+    refused = 0
+    for k, c in enumerate(proof.pairs):
+        i, j = map(int, slots[k].strip("()").split(","))
+        ineq, eqs = pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), n)
+        assert independent_flat(ineq, eqs, c, n)
+        for d in donors:
+            res = exact_inj.check(cert(net, dom, with_pair(proof, k, d)))
+            assert res.valid == independent_flat(ineq, eqs, d, n), (k, d, res.reason)
+            if not res.valid:
+                refused += 1
+                assert res.reason == f"pair {slots[k]}: its certificate does not close it", (k, d, res.reason)
+    assert refused >= len(proof.leaves) * len(proof.pairs)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_pair_count(valid, name):
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    # One pair dropped (the last: nothing shifts), one extra, the list emptied.
+    assert reject(net, dom, dataclasses.replace(proof, pairs=proof.pairs[:-1])).startswith(
+        f"pair {slots[-1]} has no certificate")
+    assert "1 pair certificates more than" in reject(net, dom, dataclasses.replace(
+        proof, pairs=proof.pairs + proof.pairs[:1]))
+    assert reject(net, dom, dataclasses.replace(proof, pairs=())).startswith(f"pair {slots[0]} has no certificate")
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_one_leaf_forged(valid, name):
+    net, dom, proof = valid[name]
+    for idx, leaf in enumerate(proof.leaves):
+        codes = [t for t, c in enumerate(proof.tree) if c == idx]
+        assert codes
+        muts = [dataclasses.replace(leaf, lam=_neg_first(leaf.lam)),
+                dataclasses.replace(leaf, support=leaf.support + (10 ** 6,), lam=leaf.lam + (ONE,)),
+                dataclasses.replace(leaf, support=leaf.support + leaf.support[:1], lam=leaf.lam + leaf.lam[:1])]
+        if isinstance(leaf, Tight):
+            muts.append(dataclasses.replace(leaf, lam=tuple(Z for _ in leaf.lam)))   # nothing positive
+            words = "does not put its prefix in a hyperplane"
+        else:
+            muts.append(dataclasses.replace(leaf, lam=tuple(2 * v for v in leaf.lam), eq=(ONE,)))  # eq on a prefix
+            words = "does not close its prefix"
+        for m in muts:
+            leaves = proof.leaves[:idx] + (m,) + proof.leaves[idx + 1:]
+            reason = reject(net, dom, dataclasses.replace(proof, leaves=leaves))
+            assert reason == f"tree code {codes[0]}: leaf certificate {idx} {words}", (idx, m, reason)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_one_bound_forged(valid, name):
+    net, dom, proof = valid[name]
+    n_bounds = 0
+    for i, piece in enumerate(proof.bounds):
+        for k, lu in enumerate(piece):
+            for s, b in enumerate(lu):
+                if b is None:
+                    continue
+                n_bounds += 1
+                side = ("lower", "upper")[s]
+                # A negative multiplier; a doubled one (a different, false bound
+                # value: sum lam a = 2 o != o); a row past the end; a Tight instead.
+                for m in (Bound(b.support, _neg_first(b.lam)), Bound(b.support, tuple(2 * v for v in b.lam)),
+                          Bound(b.support + (10 ** 6,), b.lam + (ONE,)), Tight(b.support, b.lam)):
+                    new_lu = lu[:s] + (m,) + lu[s + 1:]
+                    bounds = proof.bounds[:i] + (piece[:k] + (new_lu,) + piece[k + 1:],) + proof.bounds[i + 1:]
+                    reason = reject(net, dom, dataclasses.replace(proof, bounds=bounds))
+                    assert reason == f"piece {i}, output {k}: the {side} bound's certificate is not valid", reason
+    assert n_bounds
+    R = len(proof.bounds)
+    assert reject(net, dom, dataclasses.replace(proof, bounds=proof.bounds[:-1])).startswith(
+        f"{R} pieces need {R} lists of output bounds")
+
+
+def test_valid_base_separation_is_what_drops_the_pairs(valid):
+    # SEP: 3 of its 10 pairs are dropped because the output bounds separate
+    # them.  Without the bounds the same pairs are no longer separated, so the
+    # proof runs out of pair certificates: the count follows the bounds.
+    net, dom, proof = valid["sep_R"]
+    bare = dataclasses.replace(proof, bounds=tuple(tuple((None, None) for _ in pc) for pc in proof.bounds))
+    reason = reject(net, dom, bare)
+    assert "has no certificate" in reason or "does not close it" in reason, reason
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_one_tree_code_changed(valid, name):
+    net, dom, proof = valid[name]
+    tree = proof.tree
+    nl = len(proof.leaves)
+
+    def at(t, code):
+        return reject(net, dom, dataclasses.replace(proof, tree=tree[:t] + (code,) + tree[t + 1:]))
+
+    for t, c in enumerate(tree):
+        if c == REGION:
+            assert at(t, SPLIT) == f"tree code {t}: no neuron is left to split"
+            assert at(t, COLLAPSE) == f"tree code {t}: no neuron is left to split"
+        elif c == SPLIT:
+            assert at(t, REGION).startswith(f"tree code {t}: a piece must fix every neuron")
+            assert at(t, COLLAPSE).startswith(f"tree code {t}: collapsing neuron")
+        assert at(t, nl) == f"tree code {t} = {nl} is not a valid code"
+        assert at(t, -7) == f"tree code {t} = -7 is not a valid code"
+    assert reject(net, dom, dataclasses.replace(proof, tree=tree + (REGION,))) == \
+        "the piece tree has 1 codes after its last node"
+    assert reject(net, dom, dataclasses.replace(proof, tree=tree[:-1])) == \
+        "the piece tree ends before every node is closed"
+
+
+def test_valid_base_tight_leaf_needs_a_full_dimensional_domain():
+    # The same network and a Tight-closed tree on a full box (valid), then on a
+    # box flattened in one coordinate: only the domain changes.
+    net = Network((Layer.from_rows([[1, 0], [-1, 0], [0, 1]]),
+                   Layer.from_rows([[1, -1, 0], [0, 0, 1]], activation="linear")))
+    full = Domain.box([-1, 0], [1, 1])
+    r = endtoend.decide(net, full, time.perf_counter() + 30)
+    assert r.status == "injective", r.reason
+    accept(net, full, r.proof)
+    t = next(t for t, c in enumerate(r.proof.tree) if c >= 0 and isinstance(r.proof.leaves[c], Tight))
+    flat_dom = Domain.box([-1, 0], [1, 0])
+    reason = reject(net, flat_dom, r.proof)
+    assert reason.startswith(f"tree code {t}: a lower-dimensional prefix may be dropped only on a full-dimensional")
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_random_single_mutations(valid, name):
+    # Seeded random choices among the one-change attacks above, each on the
+    # valid proof, each with its reason.
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    rng = random.Random(sum(map(ord, name)))
+    for _ in range(40):
+        k = rng.randrange(len(proof.pairs))
+        c = proof.pairs[k]
+        what = rng.choice(["neg", "index", "dup", "scale-one"])
+        if what == "neg" and c.lam:
+            m = dataclasses.replace(c, lam=_neg_first(c.lam))
+        elif what == "index":
+            m = dataclasses.replace(c, support=c.support + (rng.randrange(10 ** 3, 10 ** 9),), lam=c.lam + (ONE,))
+        elif what == "dup" and c.support:
+            m = dataclasses.replace(c, support=c.support + c.support[:1], lam=c.lam + c.lam[:1])
+        else:
+            # One multiplier scaled, the others kept: the combination stops cancelling.
+            if len(c.lam) < 2:
+                continue
+            t = rng.randrange(len(c.lam))
+            m = dataclasses.replace(c, lam=c.lam[:t] + (c.lam[t] * rng.choice([2, 3, F(1, 2)]),) + c.lam[t + 1:])
+        reason = reject(net, dom, with_pair(proof, k, m))
+        assert reason == f"pair {slots[k]}: its certificate does not close it", (what, m, reason)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_negative_multiplier_that_balances(valid, name):
+    # Multipliers that satisfy every EQUATION of an Infeasible leaf or a Bound
+    # (the bases are over R^1, so any two rows are parallel) but one of them is
+    # negative: only lam >= 0 refuses them.  A negative multiplier flips an
+    # inequality, which is how a false bound or a false emptiness would be forged.
+    net, dom, proof = valid[name]
+    assert len(net.layers[0].weight[0]) == 1
+    pieces, closed = replay(net, dom, proof.tree)
+    tried = 0
+    codes = [t for t, c in enumerate(proof.tree) if c >= 0]
+    for (tok, node), t in zip(closed, codes):
+        if not isinstance(proof.leaves[tok], Infeasible) or proof.tree.count(tok) != 1:
+            continue
+        rows = node.rows()
+        for r in range(len(rows)):
+            for s in range(r + 1, len(rows)):
+                (ar,), cr = rows[r]
+                (as_,), cs = rows[s]
+                const = F(as_) * F(cr) - F(ar) * F(cs)
+                if ar == 0 or as_ == 0 or const == 0:
+                    continue
+                sg = 1 if const > 0 else -1
+                lam = (sg * F(as_), -sg * F(ar))
+                if min(lam) >= 0:
+                    continue                            # a genuine certificate: not an attack
+                leaves = proof.leaves[:tok] + (Infeasible((r, s), lam, ()),) + proof.leaves[tok + 1:]
+                reason = reject(net, dom, dataclasses.replace(proof, leaves=leaves))
+                assert reason == f"tree code {t}: leaf certificate {tok} does not close its prefix", reason
+                tried += 1
+    for i, piece in enumerate(pieces):
+        rows, outs = piece.rows(), piece.output()
+        for k, ((o,), _) in enumerate(outs):
+            for side in (0, 1):
+                for s, ((as_,), _) in enumerate(rows):
+                    if as_ == 0 or o == 0:
+                        continue
+                    lam = F(o) / F(as_) * (1 if side else -1)
+                    if lam >= 0:
+                        continue
+                    lu = list(proof.bounds[i][k])
+                    lu[side] = Bound((s,), (lam,))
+                    bounds = proof.bounds[:i] + (proof.bounds[i][:k] + (tuple(lu),) + proof.bounds[i][k + 1:],) \
+                        + proof.bounds[i + 1:]
+                    reason = reject(net, dom, dataclasses.replace(proof, bounds=bounds))
+                    assert reason == f"piece {i}, output {k}: the {('lower', 'upper')[side]} bound's certificate " \
+                                     "is not valid", reason
+                    tried += 1
+    assert tried

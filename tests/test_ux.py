@@ -96,10 +96,16 @@ def test_time_limit_large_conv_layer(tmp_path):
 def test_supervise_abandons_a_stuck_route():
     from exact_inj.run import GRACE, supervise
 
-    t0 = time.perf_counter()
-    v = supervise(lambda activity: time.sleep(30), 0.3)
-    assert v.status is Status.UNKNOWN and "abandoned" in v.info
-    assert time.perf_counter() - t0 < 0.3 + GRACE + 0.5
+    # The same bound as before (limit + GRACE + 0.5 s), on the median of three
+    # runs: one scheduling hiccup on a loaded machine no longer fails it, a
+    # supervisor that waits for the 30 s route still does every time.
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        v = supervise(lambda activity: time.sleep(30), 0.3)
+        walls.append(time.perf_counter() - t0)
+        assert v.status is Status.UNKNOWN and "abandoned" in v.info
+    assert sorted(walls)[1] < 0.3 + GRACE + 0.5, walls
 
 
 def test_structural_rule_reads_the_deadline():
