@@ -18,7 +18,7 @@ from .model import ConvLayer, Layer, Network
 from .run import Activity, supervise
 from .verdict import Verdict, certified
 
-__all__ = ["as_network", "check", "check_inverse", "invert", "load_certificate", "verify"]
+__all__ = ["as_network", "check", "check_inverse", "injectivize", "invert", "load_certificate", "verify"]
 
 
 def verify(
@@ -193,6 +193,20 @@ def invert(network: Any, y, *, domain: Any = None, time_limit: float = 60.0, max
 
     net = as_network(network)
     return _invert(net, y, as_domain(domain, net.input_dim), time_limit=time_limit, max_pieces=max_pieces)
+
+
+def injectivize(network: Any, mode: str = "append"):
+    """An injective network keeping ``network``'s outputs first, with a
+    checked certificate (docs/injectivize.md).  ``network`` takes what
+    :func:`verify` takes.
+
+    >>> r = injectivize([[1, 1]])                    # ReLU(x1 + x2)
+    >>> r.verdict.status.value, r.network.output_dim, check(r.certificate).valid
+    ('injective', 5, True)
+    """
+    from .network.injectivize import injectivize as _injectivize  # late, like verify's routes
+
+    return _injectivize(as_network(network), mode)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:

@@ -166,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     from . import invert
 
     invert.add_parser(sub)
+    from . import injectivize
+
+    injectivize.add_parser(sub)
     return p
 
 
@@ -200,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import invert
 
             return invert.run(args)
+        if args.command == "injectivize":
+            from . import injectivize
+
+            return injectivize.run(args)
         return _export(args)
     except InputError as e:
         print(f"exact-inj: {e}", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""``exact-inj injectivize`` (docs/injectivize.md): write an injective network
+built from a given one, and its certificate beside it, only after the exact
+checker accepted the certificate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from ..errors import InputError
+from ..io import load_network
+from ..io.json import network_to_json
+from ..network.injectivize import injectivize
+
+__all__ = ["add_parser", "certificate_path", "run"]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``injectivize`` on the CLI's subparsers object."""
+    p = subparsers.add_parser(
+        "injectivize",
+        help="write an injective network that keeps the given network's outputs first, with its certificate",
+        description="Build an injective network from the network in FILE: its outputs are kept exactly as the "
+                    "first outputs, and the input is carried to 2n extra outputs (+2n units per layer). The "
+                    "result is certified by the exact checker before OUT and its certificate are written "
+                    "(docs/injectivize.md).",
+    )
+    p.add_argument("file", metavar="FILE", help="network file (.json, .npz, .onnx, .pt/.safetensors)")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="where to write the network (JSON)")
+    p.add_argument("--mode", choices=("append",), default="append",
+                   help="append: keep the outputs, carry the input through (default; the only mode so far)")
+    p.add_argument("--certificate", metavar="CERT",
+                   help="where to write the certificate (default: OUT with .json replaced by .cert.json)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    return p
+
+
+def certificate_path(out: str) -> str:
+    """The default certificate file beside OUT.
+
+    >>> certificate_path("net_inj.json"), certificate_path("out")
+    ('net_inj.cert.json', 'out.cert.json')
+    """
+    return (out[:-5] if out.endswith(".json") else out) + ".cert.json"
+
+
+def _write(path: str, obj) -> None:
+    # Whole or not at all: a temporary file in the same folder, then a rename.
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(path, "cannot write here: the directory does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".exact-inj-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, separators=(",", ":"))
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InputError(path, f"cannot write: {e.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run(args) -> int:
+    """Carry out ``exact-inj injectivize``; exit 0 when written."""
+    if not args.output.endswith(".json"):
+        raise InputError(args.output, "injectivize writes JSON networks: name the output *.json")
+    net = load_network(args.file)
+    r = injectivize(net, args.mode)
+    cert_path = args.certificate or certificate_path(args.output)
+    if os.path.abspath(cert_path) == os.path.abspath(args.output):
+        raise InputError(cert_path, "the certificate and the network would be the same file")
+    _write(args.output, network_to_json(r.network))
+    _write(cert_path, r.certificate.to_json())
+    n = net.input_dim
+    if args.json:
+        print(json.dumps({"file": args.file, "output": args.output, "certificate": cert_path, "mode": args.mode,
+                          "verdict": r.verdict.status.value, "kept_outputs": r.kept_outputs,
+                          "outputs": r.network.output_dim, "added_units_per_layer": r.added_units,
+                          "check": r.verdict.info.get("check")}))
+    else:
+        print(f"{args.file}: wrote {args.output} ({n} inputs -> {r.network.output_dim} outputs: the "
+              f"{r.kept_outputs} original outputs first, then {2 * n} carried; +{r.added_units} units in each of "
+              f"{len(net.layers)} layers)\n  certificate: {cert_path} (INJECTIVE, checked exactly: "
+              f"{r.verdict.info.get('check')})", file=sys.stdout)
+    return 0
