@@ -85,26 +85,33 @@ def find_carry(net: Network) -> CarryProof | None:
     True
     """
     n = net.input_dim
-    prev = None
-    units = []
+    # chains[k][(j, sign)]: {unit of layer k carrying g(sign x_j): its predecessor}.
+    chains: list[dict[tuple[int, int], dict[int, int]]] = []
     for k, layer in enumerate(net.layers):
-        # Rows with one non-zero entry and bias 0, by (column, value).
-        single: dict[tuple[int, Fraction], int] = {}
+        by_key: dict[tuple[int, Fraction], list[int]] = {}  # bias-0 rows with one non-zero entry
         for i in range(layer.out_dim):
             if layer.bias[i] == 0:
                 row = layer.sparse_row(i)
                 if len(row) == 1:
-                    single.setdefault(next(iter(row.items())), i)
-        pairs = []
+                    by_key.setdefault(next(iter(row.items())), []).append(i)
+        here = {}
         for j in range(n):
-            a = single.get((j, ONE)) if k == 0 else single.get((prev[j][0], ONE))
-            b = single.get((j, -ONE)) if k == 0 else single.get((prev[j][1], ONE))
-            if a is None or b is None:
-                return None
-            pairs.append((a, b))
-        units.append(tuple(pairs))
-        prev = pairs
-    return CarryProof(tuple(units))
+            for sign in (1, -1):
+                if k == 0:
+                    found = {u: -1 for u in by_key.get((j, Fraction(sign)), ())}
+                else:
+                    found = {u: a for a in chains[-1][(j, sign)] for u in by_key.get((a, ONE), ())}
+                if not found:
+                    return None
+                here[(j, sign)] = found
+        chains.append(here)
+    # One chain per (j, sign), walked back from the smallest last unit.
+    units = []
+    pick = {key: min(found) for key, found in chains[-1].items()}
+    for here in reversed(chains):
+        units.append(tuple((pick[(j, 1)], pick[(j, -1)]) for j in range(n)))
+        pick = {key: here[key][u] for key, u in pick.items()}
+    return CarryProof(tuple(reversed(units)))
 
 
 def injectivize(net: Network, mode: str = "append") -> Injectivized:
