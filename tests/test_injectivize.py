@@ -235,3 +235,13 @@ def test_api_and_cli(tmp_path, capsys):
     assert main(["check", str(tmp_path / "inj.cert.json")]) == 0
     assert main(["injectivize", str(src), "-o", str(tmp_path / "inj.onnx")]) == 2
     assert "name the output *.json" in capsys.readouterr().err
+
+
+def test_verify_finds_the_carry_proof():
+    # Layerwise fails on the injectivized network (the original hidden units
+    # collide) and it is too large for the end-to-end route: the carry route answers.
+    net = load_network(str(ROOT / "instances" / "networks" / "deep_bminusb_15relu.json"))
+    v = exact_inj.verify(injectivize(net).network, time_limit=60)
+    assert v.status is Status.INJECTIVE and v.route == "carry" and check(v.certificate).valid
+    # And it does not claim a carry in a network without one.
+    assert exact_inj.verify(net, time_limit=60).route != "carry"

@@ -19,6 +19,7 @@ from ..model.stages import image_box, linear_rank, linear_witness, stages
 from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import endtoend, folds
+from .injectivize import find_carry
 from .witness import lifted_witness, narrow_witness, singular_piece_witness
 
 __all__ = ["END_TO_END_MAX_INPUTS", "END_TO_END_MAX_NEURONS", "decide_network"]
@@ -147,6 +148,13 @@ END_TO_END_MAX_INPUTS = 4
 def _after_layerwise(run: Run, info: dict, finish, dims: str, why: str) -> Verdict:
     """Cheap witnesses, then the end-to-end route, once layerwise reasoning has failed."""
     net, domain, tried, deadline = run.net, run.domain, run.tried, run.deadline
+    tried.append("carry")
+    carry = find_carry(net)  # linear in the network's size; what `exact-inj injectivize` writes has one
+    if carry is not None:
+        return finish(Status.INJECTIVE, "carry",
+                      f"{why}; but the input is carried to the outputs through every layer by unit rows with bias "
+                      "0, so x is read back exactly from two outputs per coordinate (docs/theory.md, section 4, "
+                      "\"Carry proof\")", carry, info)
     if any(layer.activation == "leaky_relu" for layer in net.layers):
         # The routes below model ReLU and linear layers: they search the same
         # function written with ReLUs (model/monotone.py).  Witnesses are
