@@ -127,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write VNN-COMP's result file: unsat (injective), sat with the colliding pair, "
                         "timeout or unknown (docs/cli.md, \"VNN-COMP conventions\")")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    v.add_argument("--property", choices=("injective", "surjective", "bijective"), default="injective",
+                   help="what to decide (default: injective); surjective and bijective onto R^p only in the cheap "
+                        "exact cases, else unknown (docs/theory.md, section 13)")
     v.add_argument("--limit", metavar="NAME=N", action="append", default=[],
                    help="raise (or lower) one input limit, e.g. max_digits=1000000 (docs/cli.md, Limits)")
 
@@ -272,6 +275,12 @@ def _verify(args) -> int:
                          "(injectivity does not read the property's output part)")
     else:
         domain = parse_domain(args.domain or "reals", net.input_dim, allow_empty=args.allow_empty_domain)
+    if args.property != "injective":
+        from .property import run_property
+
+        return run_property(args, net, domain, lambda: verify(
+            net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
+            domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start), _write_json)
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
