@@ -71,6 +71,16 @@ def _decide_network(run: Run) -> Verdict:
 
     if domain.is_empty():
         return finish(Status.INJECTIVE, "instant", f"{domain.describe()} is empty", EmptyDomainProof(), {})
+    # Linear in the network's size, so before the stage searches: what
+    # `exact-inj injectivize` writes has carried units (layerwise fails on it
+    # whenever the original hidden units collide).  One layer is left to the
+    # stage routes, which answer it at once (a rank, or the structural rule).
+    carry = find_carry(net) if len(net.layers) > 1 else None
+    if carry is not None:
+        tried.append("carry")
+        return finish(Status.INJECTIVE, "carry", "the input is carried to the outputs through every layer by unit "
+                      "rows with bias 0, so x is read back exactly from two outputs per coordinate (docs/theory.md, "
+                      "section 4, \"Carry proof\")", carry, {})
     proofs = []
     received = domain
     info: dict = {"stages": len(st_list)}
@@ -148,13 +158,6 @@ END_TO_END_MAX_INPUTS = 4
 def _after_layerwise(run: Run, info: dict, finish, dims: str, why: str) -> Verdict:
     """Cheap witnesses, then the end-to-end route, once layerwise reasoning has failed."""
     net, domain, tried, deadline = run.net, run.domain, run.tried, run.deadline
-    tried.append("carry")
-    carry = find_carry(net)  # linear in the network's size; what `exact-inj injectivize` writes has one
-    if carry is not None:
-        return finish(Status.INJECTIVE, "carry",
-                      f"{why}; but the input is carried to the outputs through every layer by unit rows with bias "
-                      "0, so x is read back exactly from two outputs per coordinate (docs/theory.md, section 4, "
-                      "\"Carry proof\")", carry, info)
     if any(layer.activation == "leaky_relu" for layer in net.layers):
         # The routes below model ReLU and linear layers: they search the same
         # function written with ReLUs (model/monotone.py).  Witnesses are

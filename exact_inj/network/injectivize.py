@@ -84,6 +84,8 @@ def find_carry(net: Network) -> CarryProof | None:
     >>> find_carry(Network((Layer.from_rows([[1, 1]]),))) is None
     True
     """
+    if any(type(layer) is not Layer for layer in net.layers):
+        return None  # injectivize writes dense layers; a convolution's rows are not scanned here
     n = net.input_dim
     # chains[k][(j, sign)]: {unit of layer k carrying g(sign x_j): its predecessor}.
     chains: list[dict[tuple[int, int], dict[int, int]]] = []
