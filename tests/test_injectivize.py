@@ -245,3 +245,24 @@ def test_verify_finds_the_carry_proof():
     assert v.status is Status.INJECTIVE and v.route == "carry" and check(v.certificate).valid
     # And it does not claim a carry in a network without one.
     assert exact_inj.verify(net, time_limit=60).route != "carry"
+
+
+def test_project_mode_certified_by_the_engine(tmp_path, capsys):
+    from exact_inj.network.project import project
+
+    net = load_network(str(ROOT / "instances" / "networks" / "b_minus_b_difference.json"))
+    r = project(net, width=5, seed=3)
+    assert r is not None and r.network.output_dim == 5 and r.verdict.info["seed"] >= 3
+    assert check(r.certificate).valid and r.certificate.network == r.network
+    # The recorded seed rebuilds the same network.
+    assert project(net, width=5, seed=r.verdict.info["seed"], tries=1).network == r.network
+    assert project(net, width=5, tries=0) is None
+    with pytest.raises(ValueError):
+        project(net, width=4)
+    src = ROOT / "instances" / "networks" / "abs_value_fold.json"
+    out = tmp_path / "p.json"
+    assert main(["injectivize", str(src), "-o", str(out), "--mode", "project", "--width", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seed"] == 0 and summary["outputs"] == 3
+    assert main(["check", str(tmp_path / "p.cert.json")]) == 0
+    assert main(["injectivize", str(src), "-o", str(out), "--mode", "project", "--width", "2"]) == 2
