@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 from . import legacy
-from .api import check, check_inverse, invert, load_certificate, verify
+from .api import check, check_inverse, injectivize, invert, load_certificate, verify
 from .certify import Certificate, CheckResult, Status
 from .errors import InputError
 from .io import load_network
@@ -25,6 +25,6 @@ legacy.install()
 __version__ = "0.1.0"
 
 __all__ = [
-    "verify", "check", "invert", "check_inverse", "load_certificate", "load_network",
+    "verify", "check", "invert", "injectivize", "check_inverse", "load_certificate", "load_network",
     "Certificate", "CheckResult", "InputError", "Layer", "Network", "Status", "Verdict",
 ]

@@ -18,7 +18,7 @@ from .model import ConvLayer, Layer, Network
 from .run import Activity, supervise
 from .verdict import Verdict, certified
 
-__all__ = ["as_network", "check", "check_inverse", "invert", "load_certificate", "verify"]
+__all__ = ["as_network", "check", "check_inverse", "injectivize", "invert", "load_certificate", "verify"]
 
 
 def verify(
@@ -198,6 +198,31 @@ def invert(network: Any, y, *, domain: Any = None, time_limit: float = 60.0, max
 
     net = as_network(network)
     return _invert(net, y, as_domain(domain, net.input_dim), time_limit=time_limit, max_pieces=max_pieces)
+
+
+def injectivize(network: Any, mode: str = "append", *, width: int | None = None, seed: int = 0, tries: int = 5,
+                time_limit: float = 60.0):
+    """An injective network built from ``network`` (docs/injectivize.md), with
+    a checked certificate.  ``mode="append"`` keeps its outputs first and
+    carries the input through; ``mode="project"`` projects that to ``width``
+    >= 2n + 1 outputs with seeded random matrices (seed, seed + 1, ... up to
+    ``tries``), each decided by the engine, and returns None if none is
+    certified within ``time_limit``.  ``network`` takes what :func:`verify` takes.
+
+    >>> r = injectivize([[1, 1]])                    # ReLU(x1 + x2)
+    >>> r.verdict.status.value, r.network.output_dim, check(r.certificate).valid
+    ('injective', 5, True)
+    """
+    # Late, like verify's routes: `import exact_inj` loads no search.
+    from .network.injectivize import injectivize as _injectivize
+    from .network.project import project
+
+    net = as_network(network)
+    if mode == "project":
+        if width is None:
+            raise ValueError("mode 'project' needs a width (>= 2n + 1)")
+        return project(net, width, seed=seed, tries=tries, time_limit=time_limit)
+    return _injectivize(net, mode)
 
 
 def load_certificate(path: str | os.PathLike) -> Certificate:

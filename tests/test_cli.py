@@ -381,7 +381,8 @@ def test_verify_missing_file_exit_2(tmp_path):
 def test_verify_networks_and_linear_layers(tmp_path, capsys):
     # Networks and linear layers are decided (layerwise route), with a
     # certificate that `check` accepts.
-    two = {"layers": [{"weight": [[1], [-1]]}, {"weight": [[1, 0], [0, 1]]}]}
+    # (Not [[1, 0], [0, 1]] second: that carries the input through, which the carry route answers first.)
+    two = {"layers": [{"weight": [[1], [-1]]}, {"weight": [[2, 0], [0, 1]]}]}
     lin = {"layers": [{"weight": [[1], [-1]], "activation": "linear"}]}
     for obj in (two, lin):
         p = write(tmp_path, "u.json", obj)

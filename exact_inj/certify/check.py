@@ -21,11 +21,13 @@ from ..model.monotone import relu_form
 from ..model.stages import contains, image_box, stages
 from ..numbers import quote
 from .base import Invalid, ints, num_exact, pair
+from .carry import check_carry
 from .layer import check_conv_structural, check_linear, check_structural, check_tree, check_witness
 from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
 from .network import check_end_to_end
 from .schema import (
     Bound,
+    CarryProof,
     Certificate,
     ConvStructuralProof,
     Core,
@@ -178,6 +180,11 @@ def _normalised_evidence(ev):
         return LayerwiseProof(tuple(stages))
     if isinstance(ev, (EmptyDomainProof, LinearRankProof)):
         return ev
+    if isinstance(ev, CarryProof):
+        try:
+            return CarryProof(tuple(tuple(pair(p, "carry pair") for p in layer) for layer in ev.units))
+        except TypeError as e:  # a field that is not a sequence (Python-built proofs)
+            raise Invalid(f"malformed CarryProof ({quote(_message(e))})") from None
     if isinstance(ev, EndToEndProof):
         def comb(c, what):
             if c is None:
@@ -229,6 +236,9 @@ def _check(cert: Certificate) -> str:
             return check_linear(cert.network, dom)
         if isinstance(ev, LayerwiseProof):
             return _check_layerwise(cert.network, dom, ev)
+        if isinstance(ev, CarryProof):
+            # Injective on R^n, hence on every subset of it (docs/theory.md, section 4).
+            return check_carry(cert.network, ev)
         if isinstance(ev, EndToEndProof):
             # A LeakyReLU network is checked as the same function written with
             # ReLUs, rebuilt here from the certificate's own network.

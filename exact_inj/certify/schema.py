@@ -277,12 +277,26 @@ class EndToEndProof:
                 + sum(b.size for piece in self.bounds for lu in piece for b in lu if b is not None))
 
 
+@dataclass(frozen=True)
+class CarryProof:
+    """The input is carried to the outputs: ``units[k][j]`` = (a, b) are the
+    units of layer k holding g(x_j) and g(-x_j); layer 0's rows are +e_j and
+    -e_j, every later layer's select the previous pair, all with bias 0
+    (docs/theory.md, section 4, "Carry proof").  Injective on R^n."""
+
+    units: tuple[tuple[tuple[int, int], ...], ...]
+
+    @property
+    def size(self) -> int:
+        return sum(2 * len(layer) for layer in self.units)
+
+
 def _evidence_size(ev) -> int:
     return getattr(ev, "size", 0)
 
 
 Evidence = Union[Witness, TreeProof, StructuralProof, ConvStructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
-                 EndToEndProof]
+                 EndToEndProof, CarryProof]
 
 
 @dataclass(frozen=True)
@@ -390,6 +404,8 @@ def proof_to_json(ev) -> dict:
                 "bounds": [[[None if b is None else _combination_to_json(b) for b in lu] for lu in piece]
                            for piece in ev.bounds],
                 "pairs": [_combination_to_json(c) for c in ev.pairs]}
+    if isinstance(ev, CarryProof):
+        return {"kind": "carry", "units": [[list(p) for p in layer] for layer in ev.units]}
     raise TypeError(f"unknown evidence {type(ev).__name__}")  # pragma: no cover - closed union
 
 
@@ -556,4 +572,7 @@ def _proof_from_json(p: object, where: str) -> Evidence:
             # Its check visits every pair of pieces (docs/cli.md, Limits).
             raise InputError(where, over_limit("max_pieces", f"an end-to-end proof of {tree.count(REGION)} pieces"))
         return EndToEndProof(tree, leaves, tuple(bounds), pairs)
-    raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise or end_to_end)")
+    if kind == "carry":
+        return CarryProof(tuple(_index_pairs(layer, where, f"units[{k}]", f"layer {k} carry pair", "unit")
+                                for k, layer in enumerate(_as_list(p.get("units"), where, "proof units"))))
+    raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise, end_to_end or carry)")

@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--workers", metavar="K", type=pos_int, default=1,
                    help="run a layer's proof search in K processes (default: 1; with K > 1 the MILP side "
                         "search is not started; the certificate is checked the same way)")
+    v.add_argument("--property", choices=("injective", "surjective", "bijective"), default="injective",
+                   help="what to decide (default: injective); surjective and bijective onto R^p only in the cheap "
+                        "exact cases, else unknown (docs/theory.md, section 13)")
     v.add_argument("--limit", metavar="NAME=N", action="append", default=[],
                    help="raise (or lower) one input limit, e.g. max_digits=1000000 (docs/cli.md, Limits)")
 
@@ -172,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     from . import invert
 
     invert.add_parser(sub)
+    from . import injectivize
+
+    injectivize.add_parser(sub)
     return p
 
 
@@ -206,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import invert
 
             return invert.run(args)
+        if args.command == "injectivize":
+            from . import injectivize
+
+            return injectivize.run(args)
         return _export(args)
     except InputError as e:
         print(f"exact-inj: {e}", file=sys.stderr)
@@ -271,6 +281,12 @@ def _verify(args) -> int:
                          "(injectivity does not read the property's output part)")
     else:
         domain = parse_domain(args.domain or "reals", net.input_dim, allow_empty=args.allow_empty_domain)
+    if args.property != "injective":
+        from .property import run_property
+
+        return run_property(args, net, domain, lambda: verify(
+            net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
+            domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start), _write_json)
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,

@@ -19,6 +19,7 @@ from ..model.stages import image_box, linear_rank, linear_witness, stages
 from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import endtoend, folds
+from .injectivize import find_carry
 from .witness import lifted_witness, narrow_witness, singular_piece_witness
 
 __all__ = ["END_TO_END_MAX_INPUTS", "END_TO_END_MAX_NEURONS", "decide_network"]
@@ -72,6 +73,16 @@ def _decide_network(run: Run) -> Verdict:
 
     if domain.is_empty():
         return finish(Status.INJECTIVE, "instant", f"{domain.describe()} is empty", EmptyDomainProof(), {})
+    # Linear in the network's size, so before the stage searches: what
+    # `exact-inj injectivize` writes has carried units (layerwise fails on it
+    # whenever the original hidden units collide).  One layer is left to the
+    # stage routes, which answer it at once (a rank, or the structural rule).
+    carry = find_carry(net) if len(net.layers) > 1 else None
+    if carry is not None:
+        tried.append("carry")
+        return finish(Status.INJECTIVE, "carry", "the input is carried to the outputs through every layer by unit "
+                      "rows with bias 0, so x is read back exactly from two outputs per coordinate (docs/theory.md, "
+                      "section 4, \"Carry proof\")", carry, {})
     proofs = []
     received = domain
     info: dict = {"stages": len(st_list)}
