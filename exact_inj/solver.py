@@ -146,6 +146,34 @@ def pass_lp(
     h.passModel(lp)
 
 
+def largest_tight_combination(h: "highspy.Highs", A: np.ndarray, c: np.ndarray, E: np.ndarray, d: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Float hint for the rows tight on all of {v : A v + c <= 0, E v + d = 0}:
+    a combination lam >= 0, free mu with lam A + mu E = 0 and lam c + mu d = 0,
+    of largest support (max sum min(lam_r, 1)); (lam, mu), or None when the LP
+    gives no optimum.  Used by the end-to-end route and the preimage search;
+    the callers turn it into exact certificates or drop it.
+    """
+    R, P, D = len(c), len(d), A.shape[1] if len(c) else E.shape[1]
+    # Columns: lam (R), tau (R), mu (P).  Rows: D + 1 equations, then tau - lam <= 0.
+    top = np.zeros((D + 1, 2 * R + P))
+    top[:D, :R] = A.T
+    top[D, :R] = c
+    top[:D, 2 * R:] = E.T
+    top[D, 2 * R:] = d
+    link = np.hstack([-np.eye(R), np.eye(R), np.zeros((R, P))])
+    M = np.vstack([top, link])
+    cost = np.r_[np.zeros(R), np.ones(R), np.zeros(P)]
+    lo = np.r_[np.zeros(R), np.zeros(R), np.full(P, -INF)]
+    up = np.r_[np.full(R, INF), np.ones(R), np.full(P, INF)]
+    pass_lp(h, cost, lo, up, M, np.r_[np.zeros(D + 1), np.full(R, -INF)], np.zeros(D + 1 + R), maximize=True)
+    h.run()
+    if highs_outcome(h) is not Outcome.OPTIMAL:
+        return None
+    x = np.array(h.getSolution().col_value)
+    return x[:R], x[2 * R:]
+
+
 # --- PuLP / CBC: the second, independent route --------------------------------
 
 

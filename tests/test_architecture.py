@@ -152,3 +152,17 @@ if __name__ == "__main__":  # python tests/test_architecture.py prints the graph
     for mod, deps in sorted(import_graph().items()):
         print(mod, "->", ", ".join(sorted(deps)) or "-")
     print("cycle:", find_cycle(import_graph()))
+
+
+def test_only_the_solver_module_imports_a_solver():
+    # One place maps solver statuses to Outcome (solver.py); a route that read
+    # HiGHS's statuses itself could take an unknown status for an answer.
+    bad = []
+    for m, p in _modules().items():
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(n.split(".")[0] in ("highspy", "pulp") for n in names) and m != "exact_inj.solver":
+                bad.append(f"{p.relative_to(PKG.parent)}:{node.lineno}")
+    assert not bad, "solver imported outside exact_inj/solver.py: " + ", ".join(bad)

@@ -389,7 +389,7 @@ def _check(args) -> int:
 
 
 def _export(args) -> int:
-    import pulp
+    from importlib.metadata import version
 
     from .. import solver
     from ..layer import formulation
@@ -409,7 +409,7 @@ def _export(args) -> int:
         prob.writeLP(args.out)
     else:
         prob.writeMPS(args.out)
-    print(f"wrote {args.out}: {model.num_cols} columns, {model.A.shape[0]} rows (pulp {pulp.__version__})")
+    print(f"wrote {args.out}: {model.num_cols} columns, {model.A.shape[0]} rows (pulp {version('pulp')})")
     return 0
 
 

@@ -37,11 +37,10 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import highspy
 import numpy as np
 
 from ..exact import linalg
-from ..solver import INF, new_highs, pass_lp
+from ..solver import INF, Outcome, highs_outcome, largest_tight_combination, new_highs, pass_lp
 from ..certify.schema import COLLAPSE, REGION, SPLIT, Bound, EndToEndProof, Flat, Infeasible, Tight
 from ..model.domain import Domain
 from ..exact.lp import equations_as_rows, motzkin_rows
@@ -244,7 +243,7 @@ class _Search:
                 M, np.full(len(rows), -INF), -c, maximize=True)
         h.run()
         self.stats["lp"] += 1
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if highs_outcome(h) is not Outcome.OPTIMAL:
             return "unknown", None
         sol = h.getSolution()
         x = np.array(sol.col_value)
@@ -276,7 +275,7 @@ class _Search:
                 maximize=True)
         h.run()
         self.stats["lp"] += 1
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if highs_outcome(h) is not Outcome.OPTIMAL:
             return None
         y = np.abs(np.array(h.getSolution().row_dual))
         sup = [r for r in range(len(rows)) if y[r] > SUPPORT_TOL]
@@ -349,11 +348,11 @@ class _Search:
                 M, lo, up, maximize=True)
         h.run()
         self.stats["lp"] += 1
-        st = h.getModelStatus()
-        if st == highspy.HighsModelStatus.kInfeasible:
+        st = highs_outcome(h)
+        if st is Outcome.INFEASIBLE:
             _, has, ray = h.getDualRay()
             return "empty", (np.abs(np.array(ray)) if has else None)
-        if st != highspy.HighsModelStatus.kOptimal:
+        if st is not Outcome.OPTIMAL:
             return "thin", None
         sol = h.getSolution()
         s = sol.col_value[N]
@@ -367,27 +366,12 @@ class _Search:
         """Float hint for the rows tight on all of S: a combination lam >= 0,
         free mu with sum lam a + sum mu e = 0 and sum lam c + sum mu d = 0,
         of largest support (max sum min(lam_r, 1))."""
-        N = 2 * self.n
-        R, P = len(c), len(d)
-        # Columns: lam (R), tau (R), mu (P).  Rows: 2n + 1 equations, then tau - lam <= 0.
-        top = np.zeros((N + 1, 2 * R + P))
-        top[:N, :R] = A.T
-        top[N, :R] = c
-        top[:N, 2 * R:] = E.T
-        top[N, 2 * R:] = d
-        link = np.hstack([-np.eye(R), np.eye(R), np.zeros((R, P))])
-        M = np.vstack([top, link])
-        cost = np.r_[np.zeros(R), np.ones(R), np.zeros(P)]
-        lo = np.r_[np.zeros(R), np.zeros(R), np.full(P, -INF)]
-        up = np.r_[np.full(R, INF), np.ones(R), np.full(P, INF)]
-        h = self.h
-        pass_lp(h, cost, lo, up, M, np.r_[np.zeros(N + 1), np.full(R, -INF)], np.zeros(N + 1 + R), maximize=True)
-        h.run()
+        R = len(c)
         self.stats["lp"] += 1
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        hint = largest_tight_combination(self.h, A, c, E, d)
+        if hint is None:
             return None, None
-        x = np.array(h.getSolution().col_value)
-        lam, mu = x[:R], x[2 * R:]
+        lam, mu = hint
         support = tuple(r for r in range(R) if lam[r] > SUPPORT_TOL)
         return support, (lam, mu)
 

@@ -18,7 +18,7 @@ from ..certify.inverse import (Infeasible, LiftedSystem, Pin, Region, Row, combi
 from ..exact import linalg
 from ..exact.lp import equations_as_rows, motzkin_rows
 from ..model import Domain
-from ..solver import INF, Outcome, highs_outcome, new_highs, pass_lp
+from ..solver import INF, Outcome, highs_outcome, largest_tight_combination, new_highs, pass_lp
 
 __all__ = ["EXACT_FALLBACK_MAX_DIM", "PreimageSearch", "SLACK_TOL", "SUPPORT_TOL", "Stop", "USE_FLOATS"]
 
@@ -301,25 +301,12 @@ class PreimageSearch:
         free mu, identically 0, of largest support), made exact; then a Pin if
         they and the equations determine x, else (tight, lam, mu), or None."""
         A, c, E, d = self._arrays(rows, eqs)
-        D, R, P = self.D, len(rows), len(eqs)
-        top = np.zeros((D + 1, 2 * R + P))
-        top[:D, :R] = A.T
-        top[D, :R] = c
-        top[:D, 2 * R:] = E.T
-        top[D, 2 * R:] = d
-        link = np.hstack([-np.eye(R), np.eye(R), np.zeros((R, P))])
-        M = np.vstack([top, link])
-        cost = np.r_[np.zeros(R), np.ones(R), np.zeros(P)]
-        lo = np.r_[np.zeros(R), np.zeros(R), np.full(P, -INF)]
-        up = np.r_[np.full(R, INF), np.ones(R), np.full(P, INF)]
-        h = self.h
-        pass_lp(h, cost, lo, up, M, np.r_[np.zeros(D + 1), np.full(R, -INF)], np.zeros(D + 1 + R), maximize=True)
-        h.run()
+        R = len(rows)
         self.stats["lps"] += 1
-        if highs_outcome(h) is not Outcome.OPTIMAL:
+        hint = largest_tight_combination(self.h, A, c, E, d)
+        if hint is None:
             return None
-        x = np.array(h.getSolution().col_value)
-        lam_f, mu_f = x[:R], x[2 * R:]
+        lam_f, mu_f = hint
         tight = [r for r in range(R) if lam_f[r] > SUPPORT_TOL]
         if not tight:
             return None
