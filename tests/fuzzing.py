@@ -175,7 +175,8 @@ def _mutate_once(data, doc):
     elif op == "replace":
         parent[key] = copy.deepcopy(data.draw(st.sampled_from(HOSTILE), label="value"))
     elif op == "duplicate" and isinstance(parent, list):
-        parent.insert(key, json.loads(json.dumps(node)) if not isinstance(node, Raw) else node)
+        # A deep copy, not a JSON round trip: the node may hold Raw literals.
+        parent.insert(key, copy.deepcopy(node))
     elif op == "wrap":
         parent[key] = [node]
     elif op == "enlarge" and isinstance(node, list) and node:
