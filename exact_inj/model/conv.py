@@ -49,7 +49,7 @@ from ..exact.linalg import common_denominator
 from ..numbers import exact, fraction_to_str
 from .network import ACTIVATIONS, Layer, activate, check_slope
 
-__all__ = ["PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
+__all__ = ["KernelTaps", "PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
 
 PADDINGS = ("zero", "periodic")
 
@@ -119,12 +119,42 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _leaves(x: Any):
+def leaves(x: Any):
+    """The numbers of a nested tuple (a kernel), in order."""
     if isinstance(x, tuple):
         for v in x:
-            yield from _leaves(v)
+            yield from leaves(v)
     else:
         yield x
+
+
+class KernelTaps:
+    """What an operator held as its kernel reads off that kernel, shared by
+    :class:`ConvSpec` and :class:`~exact_inj.model.kernels.KernelSpec` (the
+    strided and transposed forms).  Needs ``kernel``, ``in_channels``,
+    ``out_channels`` and ``kernel_size``."""
+
+    @cached_property
+    def taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
+        """Per output channel, its non-zero taps (input channel, offset, value).
+
+        Zero taps are skipped so that sparse kernels cost nothing."""
+        out = []
+        for o in range(self.out_channels):
+            taps = []
+            for c in range(self.in_channels):
+                for q in product(*map(range, self.kernel_size)):
+                    w = self.kernel[o][c]
+                    for i in q:
+                        w = w[i]
+                    if w:
+                        taps.append((c, q, w))
+            out.append(tuple(taps))
+        return tuple(out)
+
+    def channel_kernel(self, o: int) -> list[Fraction]:
+        """Output channel o's kernel, flattened (input channel, then offsets)."""
+        return list(leaves(self.kernel[o]))
 
 
 def _nested_shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
@@ -140,7 +170,7 @@ def _nested_shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ConvSpec:
+class ConvSpec(KernelTaps):
     """One convolution at a fixed input size; :meth:`operator` is its exact matrix.
 
     ``kernel`` has shape ``(out_channels, in_channels, *kernel_size)`` (the
@@ -178,7 +208,7 @@ class ConvSpec:
         shape = _nested_shape(self.kernel, 2 + d, "kernel")
         if shape[:2] != (self.out_channels, self.in_channels):
             raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
-        if not all(type(v) is Fraction for v in _leaves(self.kernel)):
+        if not all(type(v) is Fraction for v in leaves(self.kernel)):
             raise TypeError("kernel entries must be fractions.Fraction")
         if not isinstance(self.bias, tuple) or len(self.bias) != self.out_channels or not all(
                 type(v) is Fraction for v in self.bias):
@@ -275,24 +305,6 @@ class ConvSpec:
     def out_dim(self) -> int:
         return self.out_channels * prod(self.output_size)
 
-    @cached_property
-    def taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
-        """Per output channel, its non-zero taps (input channel, offset, value).
-
-        Zero taps are skipped so that sparse kernels cost nothing."""
-        out = []
-        for o in range(self.out_channels):
-            taps = []
-            for c in range(self.in_channels):
-                for q in product(*map(range, self.kernel_size)):
-                    w = self.kernel[o][c]
-                    for i in q:
-                        w = w[i]
-                    if w:
-                        taps.append((c, q, w))
-            out.append(tuple(taps))
-        return tuple(out)
-
     def _columns(self, p: tuple[int, ...], q: tuple[int, ...], c: int) -> int | None:
         """The input index tap q of channel c reads at output position p, or
         None where it reads a zero-padding position."""
@@ -306,10 +318,6 @@ class ConvSpec:
                 return None
             idx = idx * N[t] + s
         return idx
-
-    def channel_kernel(self, o: int) -> list[Fraction]:
-        """Output channel o's kernel, flattened (input channel, then offsets)."""
-        return list(_leaves(self.kernel[o]))
 
     def sparse_row(self, i: int) -> dict[int, Fraction]:
         """Row ``i`` of the operator as {column: non-zero value}, built from

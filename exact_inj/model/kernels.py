@@ -52,7 +52,7 @@ import flint
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
 from ..numbers import exact, fraction_to_str
-from .conv import MAX_OPERATOR_ENTRIES, ConvLayer
+from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, KernelTaps, leaves
 
 __all__ = ["KernelSpec"]
 
@@ -82,16 +82,8 @@ def _shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
     return (len(x), *shapes.pop())
 
 
-def _leaves(x: Any):
-    if isinstance(x, tuple):
-        for v in x:
-            yield from _leaves(v)
-    else:
-        yield x
-
-
 @dataclass(frozen=True)
-class KernelSpec:
+class KernelSpec(KernelTaps):
     """A strided/dilated convolution or a transposed convolution at a fixed input size.
 
     >>> s = KernelSpec.build([[[1, 2]]], 1, 1, [3], strides=[2], transposed=True)
@@ -138,7 +130,7 @@ class KernelSpec:
         shape = _shape(self.kernel, 2 + d, "kernel")
         if shape[:2] != (self.out_channels, self.in_channels):
             raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
-        if not all(type(v) is Fraction for v in _leaves(self.kernel)):
+        if not all(type(v) is Fraction for v in leaves(self.kernel)):
             raise TypeError("kernel entries must be fractions.Fraction")
         if len(self.bias) != self.out_channels or not all(type(v) is Fraction for v in self.bias):
             raise ValueError(f"bias must be {self.out_channels} fractions.Fraction, one per output channel")
@@ -215,26 +207,6 @@ class KernelSpec:
                 f"{'x'.join(map(str, self.input_size))}{extra}, zero padding")
 
     # -- rows -------------------------------------------------------------
-
-    @cached_property
-    def taps(self) -> tuple[tuple[tuple[int, tuple[int, ...], Fraction], ...], ...]:
-        """Per output channel, its non-zero taps (input channel, offset, value)."""
-        out = []
-        for o in range(self.out_channels):
-            taps = []
-            for c in range(self.in_channels):
-                for q in product(*map(range, self.kernel_size)):
-                    w = self.kernel[o][c]
-                    for i in q:
-                        w = w[i]
-                    if w:
-                        taps.append((c, q, w))
-            out.append(tuple(taps))
-        return tuple(out)
-
-    def channel_kernel(self, o: int) -> list[Fraction]:
-        """Output channel o's kernel, flattened (input channel, then offsets)."""
-        return list(_leaves(self.kernel[o]))
 
     def _source(self, p: Sequence[int], q: Sequence[int]) -> tuple[int, ...] | None:
         """The input position that output position p reads through tap q, or None."""
@@ -328,7 +300,7 @@ class KernelSpec:
     def _integer_kernel(self):
         """Per tap offset q: the (out x in) integer matrix of K[:, :, q] times
         the common scale S of kernel and bias; and the bias times S."""
-        flat, S = common_denominator(list(_leaves(self.kernel)) + list(self.bias))
+        flat, S = common_denominator(list(leaves(self.kernel)) + list(self.bias))
         kin = prod(self.kernel_size)
         per_tap = {}
         for k, q in enumerate(product(*map(range, self.kernel_size))):
