@@ -346,7 +346,9 @@ class Certificate:
         for key in ("network", "verdict"):
             if key not in obj:
                 raise InputError(where, f"missing key {key!r}")
-        if obj.get("format", FORMAT) != FORMAT or obj.get("version", VERSION) != VERSION:
+        version = obj.get("version", VERSION)
+        # type() and not ==: true == 1 in Python, and a boolean is not a version.
+        if obj.get("format", FORMAT) != FORMAT or type(version) is not int or version != VERSION:
             raise InputError(where, f"unsupported certificate format {quote(obj.get('format'))} "
                                     f"version {quote(obj.get('version'))}")
         network = network_from_json(obj["network"], path, where="network")
