@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .certify.check import check
+from .collision import describe
 from .certify.schema import Certificate, Status, Witness, proof_kind
 from .numbers import fraction_to_str
 
@@ -102,6 +103,8 @@ class Verdict:
             if w.active_rows is not None:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
+            # The direction and, layer by layer, the active neurons (docs/cli.md, "Witnesses").
+            out["witness"].update(describe(self.certificate.network, w.x, w.y))
         if self.proof is not None:
             # The kind names of docs/certificates.md, from the one serialiser.
             out["proof_kind"] = proof_kind(self.proof)

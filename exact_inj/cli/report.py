@@ -5,10 +5,11 @@ tried and what limit stopped it."""
 from __future__ import annotations
 
 from ..certify.schema import Status
+from ..collision import describe
 from ..numbers import fraction_to_str
 from ..verdict import approx
 
-__all__ = ["SHOWN_COORDINATES", "human", "plural", "vector", "approx_vector"]
+__all__ = ["SHOWN_COORDINATES", "approx_vector", "collision_lines", "human", "plural", "vector"]
 
 # Longer vectors are shortened on screen (an image has thousands of inputs);
 # --json and --certificate always hold every coordinate.
@@ -48,6 +49,57 @@ def approx_vector(v) -> str:
     return f"({head}{', ...' if len(v) > SHOWN_COORDINATES else ''})"
 
 
+def _listed(d: dict, what: str = "") -> str:
+    """'3 (0, 4, 7)' or '300 (0, 1, ..., 63, and 236 more)' for an indices() dict."""
+    shown = ", ".join(map(str, d["indices"][:SHOWN_COORDINATES]))
+    more = d["count"] - min(len(d["indices"]), SHOWN_COORDINATES)
+    if not d["count"]:
+        return f"0{what}"
+    return f"{d['count']}{what} ({shown}{f', ... and {more} more' if more else ''})"
+
+
+def collision_lines(net, w) -> list[str]:
+    """The direction y - x and, per layer, the active neurons at x and at y
+    and where the two first have equal outputs (exact_inj.collision).
+
+    >>> from fractions import Fraction as F
+    >>> from exact_inj.model import Layer, Network
+    >>> from exact_inj.certify.schema import Witness
+    >>> net = Network((Layer.from_rows([[1, 0], [0, 1]]), Layer.from_rows([[1, 1], [1, -1]])))
+    >>> print("\\n".join(collision_lines(net, Witness((F(-1), F(1)), (F(-2), F(1))))))
+      direction y - x: changes 1 of 2 inputs (input 0 by -1)
+      layer 1 (dense, 2 relu): active at x 1 (1), at y 1 (1); outputs equal at x and y: the collision happens here
+        at the midpoint of its inputs at x and y, 1 row (1) is active, of rank 1 < 2 inputs
+      layer 2 (dense, 2 relu): active at x 1 (0), at y 1 (0); outputs equal at x and y
+    """
+    d = describe(net, w.x, w.y)
+    dr = d["direction"]
+    moved = ", ".join(f"input {j} by {v}" for j, v in zip(dr["indices"][:SHOWN_COORDINATES], dr["values"]))
+    more = dr["changed"] - min(len(dr["indices"]), SHOWN_COORDINATES)
+    lines = [f"  direction y - x: changes {dr['changed']} of {plural(net.input_dim, 'input')} "
+             f"({moved}{f', ... and {more} more' if more else ''})"]
+    for e in d["layers"]:
+        head = f"  layer {e['layer']} ({e['type']}, {e['units']} {e['activation']}): "
+        if "active_at_x" in e:
+            head += f"active at x {_listed(e['active_at_x'])}, at y {_listed(e['active_at_y'])}; "
+        if e["outputs_differ"]:
+            head += f"outputs differ in {plural(e['outputs_differ'], 'coordinate')}"
+        else:
+            head += "outputs equal at x and y"
+        c = e.get("collision")
+        if c is None:
+            lines.append(head)
+            continue
+        lines.append(head + ": the collision happens here")
+        rank = (f"of rank {c['rank']} < {plural(c['inputs'], 'input')}" if c["rank"] is not None
+                else f"rank not computed ({c['rank_note']})")
+        a = c["active"]
+        one = a["count"] == 1
+        lines.append(f"    at the midpoint of its inputs at x and y, {_listed(a, ' row' if one else ' rows')} "
+                     f"{'is' if one else 'are'} active, {rank}")
+    return lines
+
+
 def human(path: str, net, verdict, certificate_file: str | None = None, notes: list[str] | None = None) -> str:
     layer = net.layers[0]
     head = {
@@ -79,12 +131,7 @@ def human(path: str, net, verdict, certificate_file: str | None = None, notes: l
         lines.append("  approximately (decimals, for reading only; the exact values above are the answer):")
         lines.append(f"    x ~ {approx_vector(w.x)}")
         lines.append(f"    y ~ {approx_vector(w.y)}")
-        moved = [k for k, (a, b) in enumerate(zip(w.x, w.y)) if a != b]
-        lines.append(f"  direction y - x changes {plural(len(moved), 'input')}"
-                     + (f": {', '.join(map(str, moved[:SHOWN_COORDINATES]))}" if len(moved) < len(w.x) else ""))
-        if w.active_rows is not None:
-            lines.append(f"  active at the midpoint: {plural(len(w.active_rows), 'row')} of rank {w.active_rank} "
-                         f"< {layer.in_dim}")
+        lines.extend(collision_lines(net, w))
     elif verdict.status is Status.INJECTIVE:
         lines.append(f"  meaning: {verdict.meaning}")
     if verdict.certificate is not None:
