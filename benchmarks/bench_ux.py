@@ -82,6 +82,10 @@ def main() -> None:
                                    "bias": [0] * 6}]}, f)
         ws = [wall(["verify", c, "--time-limit", "3", "--quiet"]) for _ in range(a.reps)]
         print(f"verify [K; -K] conv 160x160x3 --time-limit 3: wall median {statistics.median(ws):.2f} s over {a.reps}")
+    here = os.path.join(os.path.dirname(__file__), "..", "instances", "conv")
+    for name in ("same_3to3_32x32.json", "cnn_binary_classifier_28x28.json"):
+        big, size = digits(os.path.join(here, name))
+        print(f"instances/conv/{name}: largest witness number {big} digits, --json output {size} bytes")
     for name in ("mnist-net_256x2.onnx", "ACASXU_run2a_1_1_batch_2000.onnx", "ACASXU_run2a_2_3_batch_2000.onnx",
                  "ACASXU_run2a_4_5_batch_2000.onnx"):
         path = os.path.join(a.onnx, name)

@@ -110,7 +110,10 @@ def verify(
         pair = shorter_pair(net, dom, w.x, w.y, started + time_limit)
         if pair is None:
             return v
-        small = finish_witness(net.layers[0], *pair, dom) if net.is_single_relu_layer else Witness(*pair)
+        # A dense layer's witness carries its midpoint's active rows; a
+        # convolution's carries none (its rows are not built densely).
+        dense_layer = net.is_single_relu_layer and isinstance(net.layers[0], Layer)
+        small = finish_witness(net.layers[0], *pair, dom) if dense_layer else Witness(*pair)
         if small is None:
             return v
         info = {**v.info, "witness_shortened": {"digits_before": max(height(w.x), height(w.y)),

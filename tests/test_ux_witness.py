@@ -125,3 +125,82 @@ def test_single_layer_description_matches_its_certificate():
     w = v.to_json()["witness"]
     c = w["layers"][0]["collision"]
     assert c["active"]["indices"] == w["active_rows"] and c["rank"] == w["active_rank"]
+
+
+# ------------------------------------------------ small witnesses for convolutions
+
+
+def conv_same_3x3(K, b, x, C, H, W):
+    """Our own 'same' zero-padded 3x3 cross-correlation, channel-major layout."""
+    out = []
+    for o in range(len(K)):
+        for i in range(H):
+            for j in range(W):
+                s = F(b[o])
+                for c in range(C):
+                    for di in range(3):
+                        for dj in range(3):
+                            ii, jj = i + di - 1, j + dj - 1
+                            if 0 <= ii < H and 0 <= jj < W:
+                                s += F(K[o][c][di][dj]) * x[c * H * W + ii * W + jj]
+                out.append(max(s, F(0)))
+    return out
+
+
+def test_conv_layer_witness_is_small():
+    # 3 -> 3 channels, 'same' zero padding, 12 x 12: m = n < 2n, not injective.
+    # The few-rows witness used to move every input by 7-digit integers and
+    # step by 17-digit fractions; now its numbers have at most 4 digits.
+    from exact_inj.model import ConvSpec
+
+    rng = np.random.default_rng(11)
+    K = rng.integers(-3, 4, size=(3, 3, 3, 3)).tolist()
+    L = ConvSpec.build(K, 3, 3, [12, 12], "zero", "same").layer()
+    probe = [F(int(a)) for a in rng.integers(-5, 6, size=L.in_dim)]
+    assert conv_same_3x3(K, [0] * 3, probe, 3, 12, 12) == list(L.apply(probe))  # the reference reads the layout
+    v = exact_inj.verify(Network((L,)), time_limit=60)
+    assert v.status == "not_injective" and exact_inj.check(v.certificate).valid
+    x, y = v.witness.x, v.witness.y
+    assert x != y and conv_same_3x3(K, [0] * 3, x, 3, 12, 12) == conv_same_3x3(K, [0] * 3, y, 3, 12, 12)
+    from exact_inj.network.shorten import height
+
+    assert height(x) <= 4 and height(y) <= 4, (height(x), height(y))
+
+
+def test_conv_network_witness_is_shortened():
+    # The shipped CNN classifier (conv 1 -> 8 on 28x28, ReLU, 2 linear
+    # outputs), answered by the narrow-piece route from float sample points
+    # (19 digits); the shown pair has at most 10.
+    from pathlib import Path
+
+    from exact_inj.network.shorten import height
+
+    path = Path(__file__).resolve().parents[1] / "instances" / "conv" / "cnn_binary_classifier_28x28.json"
+    v = exact_inj.verify(str(path), time_limit=120)
+    assert v.status == "not_injective" and exact_inj.check(v.certificate).valid
+    assert max(height(v.witness.x), height(v.witness.y)) <= 10
+    s = v.info["witness_shortened"]
+    assert s["digits_after"] < s["digits_before"]
+    d = v.to_json()["witness"]
+    assert d["layers"][0]["type"] == "conv" and d["collapse_layer"] == 2
+
+
+def test_shorter_pair_on_a_conv_network_finds_a_dead_layer():
+    # A blur with bias -1 is all negative at the zero image: the given pair
+    # (huge, far out in the dead region) is replaced by one at 0, checked here
+    # with our own convolution.
+    import time
+
+    from exact_inj.model import ConvSpec, Domain
+    from exact_inj.network.shorten import height, shorter_pair
+
+    K = [[[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]]
+    L = ConvSpec.build(K, 1, 1, [6, 6], "zero", "same", bias=[-1]).layer()
+    net = Network((L, Layer.from_rows([[1] * 36], activation="linear")))
+    x = tuple(F(-10**20, 3) for _ in range(36))
+    y = (x[0] + F(1, 10**25),) + x[1:]
+    pair = shorter_pair(net, Domain(), x, y, time.perf_counter() + 30)
+    assert pair is not None
+    a, b = pair
+    assert a != b and max(height(a), height(b)) <= 2
+    assert conv_same_3x3(K, [-1], a, 1, 6, 6) == conv_same_3x3(K, [-1], b, 1, 6, 6) == [0] * 36

@@ -29,8 +29,9 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 from itertools import product
-from math import prod
+from math import ceil, prod
 
+import flint
 import numpy as np
 
 from ..certify.schema import ConvStructuralProof, StructuralProof
@@ -190,15 +191,21 @@ def structural_proof(layer: ConvLayer, deadline: float | None = None
 # Patch sizes tried by :func:`few_rows_witness`, per spatial dimension.
 _PATCH_LIMIT = 64
 
+# How many patch sizes (from the smallest that works) few_rows_witness
+# reduces a null space on; the shortest vector found is the witness's step.
+_PATCHES_TRIED = 4
+
 
 def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]] | None:
     """A collision of a convolution with fewer than 2n non-zero rows on R^n,
     built from its kernel (docs/theory.md, section 7; the dense route's rule, made
     local).
 
-    Along a direction u that no non-zero row is orthogonal to, one of u, -u
-    has fewer than n rows positive (the "active" rows); far out along it the
-    others are strictly negative.  A null vector v of the active rows then
+    Along a direction u, one of u, -u has fewer than n rows positive (the
+    "active" rows, with the rows orthogonal to u whose bias is >= 0); far out
+    along it the others are strictly negative.  u is drawn with small
+    entries first, and the step is short (an LLL-reduced null vector, a power
+    of 1/2), so that the witness is readable.  A null vector v of the active rows then
     gives x and x + eps v with the same output.  v is sought on a small
     patch J of input positions (all channels): rows that do not touch J are
     orthogonal to any v supported on J, so only the active rows touching J
@@ -219,17 +226,23 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
     if sum(1 for r in rows if r) >= 2 * n:
         return None
     rng = np.random.default_rng(seed)
-    for _ in range(5):
-        # Wide range: a row orthogonal to u by chance must be rare among many.
-        u = [int(v) if v else 1 for v in rng.integers(-(1 << 20), 1 << 20, size=n)]
+    b = layer.bias
+    # Small entries first, so that the witness is short (issue #14): signs,
+    # then 1..9, then a wide range.  A row orthogonal to u keeps its bias all
+    # along u: it counts as active when that is >= 0 (its w.v = 0 is then
+    # required too), as negative otherwise.
+    for top in (1, 1, 1, 9, 9, 9, 1 << 20, 1 << 20, 1 << 20):
+        u = [int(v) if v else 1 for v in rng.integers(-top, top + 1, size=n)]
         dots = [sum(w * u[c] for c, w in r.items()) for r in rows]
-        if all(d != 0 for d, r in zip(dots, rows) if r):
-            break
+        for sign in (1, -1):
+            active = [i for i, (d, r) in enumerate(zip(dots, rows))
+                      if r and (sign * d > 0 or (d == 0 and b[i] >= 0))]
+            if len(active) < n:
+                break
+        else:
+            continue
+        break
     else:
-        return None
-    sign = 1 if sum(1 for d in dots if d > 0) < n else -1
-    active = [i for i, d in enumerate(dots) if sign * d > 0]
-    if len(active) >= n:  # pragma: no cover - excluded by counting (fewer than 2n non-zero rows)
         return None
     # Input columns of each spatial position, and the active rows touching each column.
     plane = prod(spec.input_size)
@@ -238,42 +251,82 @@ def few_rows_witness(layer: ConvLayer, seed: int = 0) -> tuple[tuple[Fraction, .
         for c in rows[i]:
             touching.setdefault(c, []).append(i)
     strides = [prod(spec.input_size[t + 1:]) for t in range(len(spec.input_size))]
+    found: list[list[int]] = []  # column sets J with fewer active rows touching them than columns
     for P in range(1, _PATCH_LIMIT + 1):
         sizes = [min(P, N) for N in spec.input_size]
         positions = [sum(s * k for s, k in zip(strides, q)) for q in product(*map(range, sizes))]
         J = sorted(c * plane + pos for c in range(spec.in_channels) for pos in positions)
         near = sorted({i for c in J for i in touching.get(c, ())})
-        if len(near) < len(J):
-            break
+        if len(near) < len(J) and (not found or J != found[-1]):
+            found.append(J)
+            if len(found) == _PATCHES_TRIED:  # larger patches: more null vectors, a shorter one after LLL
+                break
         if sizes == list(spec.input_size):
-            return None
-    else:
+            break
+    if not found:
         return None
-    col = {c: k for k, c in enumerate(J)}
-    sub = [linalg.common_denominator([rows[i].get(c, Fraction(0)) for c in J])[0] for i in near]
-    basis = linalg.nullspace(sub, len(J)) if sub else [[1] + [0] * (len(J) - 1)]
-    if not basis:  # pragma: no cover - fewer rows than columns
+    v = None
+    for J in found:
+        near = sorted({i for c in J for i in touching.get(c, ())})
+        sub = [linalg.common_denominator([rows[i].get(c, Fraction(0)) for c in J])[0] for i in near]
+        vJ = _short_null_vector(sub, len(J))
+        if vJ is not None and (v is None or max(map(abs, vJ)) < max(abs(a) for a in v.values())):
+            v = {c: Fraction(a) for c, a in zip(J, vJ) if a}
+    if v is None:  # pragma: no cover - fewer rows than columns
         return None
-    vJ = linalg.primitive(basis[0])
-    v = {c: Fraction(vJ[col[c]]) for c in J if vJ[col[c]]}
-    # Far enough out that every non-active row is strictly negative at x.
-    b = layer.bias
+    # Far enough out that every non-active row is strictly negative at x
+    # (t an integer: x stays integral).
     t = Fraction(1)
     for i, (d, r) in enumerate(zip(dots, rows)):
         if r and sign * d < 0 and b[i] >= 0:
             t = max(t, Fraction(b[i], -sign * d) + 1)
+    t = Fraction(ceil(t))
     x = [sign * t * c for c in u]
     # Those rows stay negative at x + eps v while eps |w.v| < -(w.x + b).
-    eps = Fraction(1)
+    on = set(active)
+    bound = Fraction(2)
     for i, (d, r) in enumerate(zip(dots, rows)):
-        if r and sign * d < 0:
+        if r and i not in on:
             wv = sum(w * v[c] for c, w in r.items() if c in v)
             if wv:
-                eps = min(eps, (-(sign * t * d + b[i]) / abs(wv)) / 2)
+                bound = min(bound, -(sign * t * d + b[i]) / abs(wv))
+    eps = Fraction(1)  # the simplest step strictly inside: a power of 1/2 <= bound / 2
+    while eps > bound / 2:
+        eps /= 2
     y = list(x)
     for c, val in v.items():
         y[c] += eps * val
     return tuple(x), tuple(y)
+
+
+def _short_null_vector(sub: list[list[int]], ncols: int) -> list[int] | None:
+    """A short primitive integer null vector of a small integer matrix.
+
+    LLL on the rows (e_j, C * column j of ``sub``), C large: a reduced
+    vector with a zero tail is (its head) an integer null vector, and LLL
+    puts the short ones first; this reduces the whole integer kernel, not
+    just the lattice a rational basis happens to span.  Every vector
+    returned is checked against ``sub`` exactly (the caller checks the
+    collision too).
+
+    >>> _short_null_vector([[1, 1, 1]], 3)
+    [-1, 1, 0]
+    """
+    if not sub:
+        return [1] + [0] * (ncols - 1)
+    if linalg.rank(sub, ncols) == ncols:
+        return None
+    C = 1 << 40
+    M = flint.fmpz_mat([[int(i == j) for i in range(ncols)] + [C * r[j] for r in sub] for j in range(ncols)])
+    best = None
+    for row in M.lll().tolist():
+        head, tail = [int(a) for a in row[:ncols]], row[ncols:]
+        if any(head) and not any(tail) and all(sum(a * c for a, c in zip(r, head)) == 0 for r in sub):
+            if best is None or max(map(abs, head)) < max(map(abs, best)):
+                best = head
+    if best is None:  # C too small to separate the kernel: the rational basis
+        best = linalg.nullspace(sub, ncols)[0]
+    return linalg.primitive(best)
 
 
 def periodic_null_vector(layer: ConvLayer) -> tuple[list[Fraction], str] | None:

@@ -37,6 +37,8 @@ from .. import solver
 from ..exact import linalg
 from ..layer import formulation
 from ..model import Domain, Layer, Network
+from ..model.network import activate
+from . import witness
 
 __all__ = ["MAX_LLL_ENTRIES", "height", "shorter_pair"]
 
@@ -79,12 +81,17 @@ def shorter_pair(net: Network, domain: Domain, x: Sequence[Fraction], y: Sequenc
     >>> shorter_pair(net, Domain(), x, y, time.perf_counter() + 10)
     ((Fraction(0, 1), Fraction(0, 1)), (Fraction(1, 2), Fraction(0, 1)))
     """
-    if not all(type(L) is Layer for L in net.layers) or net.input_dim == 0:
-        return None  # convolutions: their dense operator may be too big to build here
+    if net.input_dim == 0:
+        return None
     best = max(height(x), height(y))
     if best <= 2:
         return None
-    for make in (_dead_first_layer, _dead_sampled, _same_piece):
+    dense = all(type(L) is Layer for L in net.layers)
+    # With a convolution the dense proposals would build its operator (an
+    # image layer's has millions of entries); these read exact evaluations
+    # and sparse rows only.
+    makers = (_dead_first_layer, _dead_sampled, _same_piece) if dense else (_dead_structured, _narrow_step)
+    for make in makers:
         if time.perf_counter() > deadline:
             return None
         try:
@@ -162,6 +169,49 @@ def _dead_sampled(net: Network, domain: Domain, x, y, deadline: float):
                         return _nudge(net, domain, q, lambda r, k=k: _layer_negative(net, k, r))
                 break
             h = np.maximum(pre, 0) if L.activation == "relu" else pre
+    return None
+
+
+def _dead_structured(net: Network, domain: Domain, x, y, deadline: float):
+    """A layer all negative at a point with tiny coordinates: 0 and the
+    constant images +-1, +-10, +-100, +-1000 (clipped into the domain),
+    checked exactly; cheap on any size, since it only evaluates the network.
+    Images whose kernels lean one way (a blur, a positive filter with a
+    negative bias) are dead far enough along the constant image."""
+    n = net.input_dim
+    seen = set()
+    for c in (0, -1, 1, -10, 10, -100, 100, -1000, 1000):
+        p = _clip(tuple(Fraction(c) for _ in range(n)), domain)
+        if p in seen or not domain.contains(p):
+            continue
+        seen.add(p)
+        if time.perf_counter() > deadline:
+            return None
+        h = p
+        for k, L in enumerate(net.layers):
+            pre = L.pre_activation(h)
+            if L.activation == "relu" and all(v < 0 for v in pre):
+                return _nudge(net, domain, p, lambda r, k=k: _layer_negative(net, k, r))
+            h = pre if L.activation == "linear" else activate(pre, L.activation, L.slope)
+    return None
+
+
+def _narrow_step(net: Network, domain: Domain, x, y, deadline: float):
+    """Fewer outputs than inputs: the narrow route's step (a null vector of
+    the Jacobian on p + 1 columns, from sparse rows, a power-of-1/2 step) at
+    the route's points rounded to few decimals."""
+    if net.output_dim >= net.input_dim:
+        return None
+    rows_of = [[layer.sparse_row(i) for i in range(layer.out_dim)] for layer in net.layers]
+    mid = [(a + b) / 2 for a, b in zip(x, y)]
+    for src in (mid, x, y):
+        zf = np.array([_approx(a) for a in src])
+        for p in _roundings(zf, domain):
+            if time.perf_counter() > deadline:
+                return None
+            pair = witness.narrow_pair_at(net, domain, p, rows_of)
+            if pair is not None:
+                return pair
     return None
 
 
@@ -278,15 +328,19 @@ def _bounds(domain: Domain, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, np.full(n, solver.INF)
 
 
+def _clip(p: tuple, domain: Domain) -> tuple:
+    if domain.kind == "box":
+        return tuple(min(max(a, lo), hi) for a, lo, hi in zip(p, domain.lower, domain.upper))
+    if domain.kind == "orthant":
+        return tuple(max(a, Fraction(0)) for a in p)
+    return p
+
+
 def _roundings(z: np.ndarray, domain: Domain, exact: tuple | None = None):
     """z rounded to 0, 1, 2, ... decimal places (clipped into a box), then ``exact``."""
     seen = set()
     for k in _PLACES:
-        p = tuple(Fraction(round(float(v) * 10**k), 10**k) for v in z)
-        if domain.kind == "box":
-            p = tuple(min(max(a, lo), hi) for a, lo, hi in zip(p, domain.lower, domain.upper))
-        elif domain.kind == "orthant":
-            p = tuple(max(a, Fraction(0)) for a in p)
+        p = _clip(tuple(Fraction(round(float(v) * 10**k), 10**k) for v in z), domain)
         if p not in seen:
             seen.add(p)
             yield p

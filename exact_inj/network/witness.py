@@ -16,7 +16,7 @@ from ..exact.lp import equations_as_rows, motzkin_rows
 from ..model import Domain, Network
 from ..model.stages import stages
 
-__all__ = ["lifted_witness", "narrow_witness", "singular_piece_witness"]
+__all__ = ["lifted_witness", "narrow_pair_at", "narrow_witness", "singular_piece_witness"]
 
 
 def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 200):
@@ -86,56 +86,77 @@ def narrow_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 20)
         return None
     rows_of = [[layer.sparse_row(i) for i in range(layer.out_dim)] for layer in net.layers]
     rng = np.random.default_rng(seed)
-    zero = Fraction(0)
     if domain.kind == "box" and domain.is_empty():
         return None
     for _ in range(tries):
-        x = _random_point(rng, domain, n, spread=False)
-        h, pres, masks = x, [], []
-        for layer in net.layers:
-            pre = layer.pre_activation(h)
-            if layer.activation == "relu":
-                if any(a == 0 for a in pre):
-                    break
-                masks.append([a > 0 for a in pre])
-                pres.extend(pre)
-                h = [a if a > 0 else zero for a in pre]
-            else:
-                masks.append([True] * len(pre))
-                h = pre
+        pair = narrow_pair_at(net, domain, _random_point(rng, domain, n, spread=False), rows_of)
+        if pair is not None:
+            return pair
+    return None
+
+
+def narrow_pair_at(net: Network, domain: Domain, x, rows_of=None):
+    """The step of :func:`narrow_witness` at one given point x (the shortener
+    calls it at rounded points): None if some ReLU is exactly 0 at x, or the
+    null vector of the Jacobian's first p + 1 columns leaves no room, else an
+    exact collision (x, y), re-verified by evaluation.
+
+    >>> from exact_inj.model import Layer
+    >>> wide = Network((Layer.from_rows([[1, 2, 0], [0, 1, -1]]), Layer.from_rows([[1, 1]], activation="linear")))
+    >>> narrow_pair_at(wide, Domain(), (Fraction(1), Fraction(1), Fraction(0)))
+    ((Fraction(1, 1), Fraction(1, 1), Fraction(0, 1)), (Fraction(5, 2), Fraction(1, 2), Fraction(0, 1)))
+    """
+    n, p = net.input_dim, net.output_dim
+    if p >= n:
+        return None
+    if rows_of is None:
+        rows_of = [[layer.sparse_row(i) for i in range(layer.out_dim)] for layer in net.layers]
+    zero = Fraction(0)
+    x = [Fraction(a) for a in x]
+    h, pres, masks = x, [], []
+    for layer in net.layers:
+        pre = layer.pre_activation(h)
+        if layer.activation == "relu":
+            if any(a == 0 for a in pre):
+                return None
+            masks.append([a > 0 for a in pre])
+            pres.extend(pre)
+            h = [a if a > 0 else zero for a in pre]
         else:
-            k = p + 1
-            J = []
-            for out in range(p):
-                grad = {out: Fraction(1)}  # d(output out) / d(this layer's output), sparse
-                for rows, mask in zip(reversed(rows_of), reversed(masks)):
-                    nxt: dict[int, Fraction] = {}
-                    for i, gi in grad.items():
-                        if mask[i]:
-                            for c, w in rows[i].items():
-                                nxt[c] = nxt.get(c, zero) + gi * w
-                    grad = nxt
-                J.append([grad.get(c, zero) for c in range(k)])
-            sub = [linalg.common_denominator(r)[0] for r in J]
-            basis = linalg.nullspace(sub, k)
-            if not basis:  # pragma: no cover - p rows, p + 1 columns
-                continue
-            v = {c: Fraction(a) for c, a in enumerate(linalg.primitive(basis[0])) if a}
-            # Directional derivatives of the ReLU neurons' pre-activations along v.
-            dirs, g = [], v
-            for layer, rows, mask in zip(net.layers, rows_of, masks):
-                d = [sum((w * g[c] for c, w in r.items() if c in g), zero) for r in rows]
-                if layer.activation == "relu":
-                    dirs.extend(d)
-                g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
-            eps = _safe_step(pres, dirs, x, list(v.items()), domain)
-            if eps is None:
-                continue
-            y = list(x)
-            for j, c in v.items():
-                y[j] += eps * c
-            if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
-                return tuple(x), tuple(y)
+            masks.append([True] * len(pre))
+            h = pre
+    k = p + 1
+    J = []
+    for out in range(p):
+        grad = {out: Fraction(1)}  # d(output out) / d(this layer's output), sparse
+        for rows, mask in zip(reversed(rows_of), reversed(masks)):
+            nxt: dict[int, Fraction] = {}
+            for i, gi in grad.items():
+                if mask[i]:
+                    for c, w in rows[i].items():
+                        nxt[c] = nxt.get(c, zero) + gi * w
+            grad = nxt
+        J.append([grad.get(c, zero) for c in range(k)])
+    sub = [linalg.common_denominator(r)[0] for r in J]
+    basis = linalg.nullspace(sub, k)
+    if not basis:  # pragma: no cover - p rows, p + 1 columns
+        return None
+    v = {c: Fraction(a) for c, a in enumerate(linalg.primitive(basis[0])) if a}
+    # Directional derivatives of the ReLU neurons' pre-activations along v.
+    dirs, g = [], v
+    for layer, rows, mask in zip(net.layers, rows_of, masks):
+        d = [sum((w * g[c] for c, w in r.items() if c in g), zero) for r in rows]
+        if layer.activation == "relu":
+            dirs.extend(d)
+        g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
+    eps = _safe_step(pres, dirs, x, list(v.items()), domain)
+    if eps is None:
+        return None
+    y = list(x)
+    for j, c in v.items():
+        y[j] += eps * c
+    if x != y and domain.contains(x) and domain.contains(y) and net.evaluate(x) == net.evaluate(y):
+        return tuple(x), tuple(y)
     return None
 
 
@@ -153,8 +174,8 @@ def _random_point(rng, domain: Domain, n: int, spread: bool) -> list[Fraction]:
 def _safe_step(pres, dirs, x, v_items, domain: Domain) -> Fraction | None:
     """A step eps > 0 along v (its non-zero entries ``v_items`` as (j, v_j))
     that keeps every ReLU neuron's sign (pre-activations move as pre_k +
-    eps d_k inside the piece) and x + eps v in the domain: half the largest
-    such step, at most 1; None if there is no room."""
+    eps d_k inside the piece) and x + eps v in the domain: the largest power
+    of 1/2 at most half the largest such step, at most 1; None if there is no room."""
     bound = None
     for pre, d in zip(pres, dirs):
         if d:
@@ -170,7 +191,14 @@ def _safe_step(pres, dirs, x, v_items, domain: Domain) -> Fraction | None:
             bound = room if bound is None or room < bound else bound
     if bound is not None and bound <= 0:
         return None
-    return Fraction(1) if bound is None or bound > 2 else bound / 2
+    if bound is None or bound > 2:
+        return Fraction(1)
+    # The simplest step below the bound: the largest 1/2^k <= bound / 2
+    # (strictly inside, as bound / 2 is, with a short denominator).
+    eps = Fraction(1)
+    while eps > bound / 2:
+        eps /= 2
+    return eps
 
 
 def _affine_piece(net: Network, x: list[Fraction]):
