@@ -19,7 +19,8 @@ from .certify.schema import Status
 from .model import Domain, Network
 from .verdict import Verdict, certified
 
-__all__ = ["FIRST_REPORT", "GRACE", "REPORT_EVERY", "Activity", "Progress", "Run", "supervise"]
+__all__ = ["FIRST_REPORT", "GRACE", "REPORT_EVERY", "Activity", "Progress", "Run", "duration", "percent", "supervise",
+           "work_done"]
 
 Progress = Callable[[str], None]
 
@@ -34,6 +35,48 @@ REPORT_EVERY = 2.0
 GRACE = 0.5
 
 
+def work_done(done: float, total: float, seconds: float, unit: str = "") -> str:
+    """How much of a counted piece of work is done, with a time estimate.
+
+    The estimate is the time spent per unit so far times the units left: it
+    comes from counted work only, and there is none before the first unit
+    (docs/cli.md, "Time limits and progress").
+
+    >>> work_done(50, 200, 2.0, "rows")
+    '50/200 rows (25%, about 6 s more)'
+    >>> work_done(7, 7, 3.0, "rows")
+    '7/7 rows (100%)'
+    >>> work_done(0, 7, 1.0, "files")
+    '0/7 files (0%, no estimate yet)'
+    """
+    if total and done >= total:
+        return f"{done:g}/{total:g}{' ' + unit if unit else ''} (100%)"
+    frac = done / total if total else 0.0
+    eta = f"about {duration(seconds / frac * (1 - frac))} more" if frac > 0 else "no estimate yet"
+    return f"{done:g}/{total:g}{' ' + unit if unit else ''} ({percent(frac)}, {eta})"
+
+
+def percent(frac: float) -> str:
+    """A share as a percentage, with two significant digits when it is small.
+
+    >>> percent(0.25), percent(0.000123), percent(0.0)
+    ('25%', '0.012%', '0%')
+    """
+    return f"{100 * frac:.0f}%" if frac >= 0.01 or frac == 0 else f"{100 * frac:.2g}%"
+
+
+def duration(seconds: float) -> str:
+    """Seconds in the unit a person reads.
+
+    >>> duration(42.4), duration(600), duration(5 * 3600), duration(10**7)
+    ('42 s', '10 min', '5 h', '116 days')
+    """
+    for unit, size, upto in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 48 * 3600)):
+        if seconds < upto:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} days"
+
+
 class Activity:
     """What a decision is doing now, read by the heartbeat of :func:`supervise`.
 
@@ -43,10 +86,17 @@ class Activity:
     The heartbeat turns that into one line every two seconds.  (Attribute
     writes are atomic under the GIL; a line may mix two moments, no more.)
 
+    A route that cannot count units but can say what share of its work is
+    closed sets ``share`` instead (the case tree: :meth:`Run.share`).
+
     >>> a = Activity(10.0)
-    >>> a.route, a.done, a.total = "structural", 50, 200
+    >>> a.route, a.done, a.total, a.unit = "structural", 50, 200, "rows"
     >>> a.line(2.0)
-    '[   2.0s] structural: 50/200 (25%, about 6 s more); 8 s left of the 10 s limit'
+    '[   2.0s] structural: 50/200 rows (25%, about 6 s more); 8 s left of the 10 s limit'
+    >>> a.enter("tree", 2.0)
+    >>> a.share, a.share_of = 0.25, "of the case tree closed, by weight"
+    >>> a.line(4.0)
+    '[   4.0s] tree: 25% of the case tree closed, by weight (about 6 s more at this rate); 6 s left of the 10 s limit'
     """
 
     def __init__(self, time_limit: float) -> None:
@@ -55,21 +105,33 @@ class Activity:
         self.detail = ""
         self.done: int | None = None
         self.total: int | None = None
+        self.unit = ""
+        self.share: float | None = None  # a share of the work closed, in [0, 1]
+        self.share_of = ""
         self.since = 0.0  # elapsed seconds when the current count started
+        self.t0 = time.perf_counter()  # the clock of line()'s elapsed; supervise() sets its own
         self.tried: list[str] = []
 
     def __call__(self, message: str) -> None:
         self.detail = message
 
+    def clock(self) -> float:
+        return time.perf_counter() - self.t0
+
     def enter(self, route: str, elapsed: float) -> None:
         self.route, self.done, self.total, self.since = route, None, None, elapsed
+        self.unit, self.share, self.share_of = "", None, ""
 
     def line(self, elapsed: float) -> str:
+        spent = elapsed - self.since
         if self.total:
-            frac = self.done / self.total
-            rate = (elapsed - self.since) / frac if frac > 0 else None
-            eta = f", about {rate - (elapsed - self.since):.0f} s more" if rate is not None else ""
-            where = f"{self.done}/{self.total} ({100 * frac:.0f}%{eta})"
+            where = work_done(self.done, self.total, spent, self.unit)
+            if self.done >= self.total:  # the route goes on past what it counted (a rank after grouping)
+                where += ", then a last step with no estimate"
+        elif self.share is not None:
+            eta = (f"about {duration(spent / self.share * (1 - self.share))} more at this rate" if self.share > 0
+                   else "no estimate yet")
+            where = f"{percent(self.share)} {self.share_of} ({eta})"
         else:
             where = "no estimate of the work left"
         detail = f" [{self.detail}]" if self.detail else ""
@@ -89,7 +151,7 @@ class _Tried(list):
         super().append(route)
         # The MILP runs beside the tree, which stays the route shown.
         if self.activity is not None and not route.startswith("milp:"):
-            self.activity.enter(route, time.perf_counter() - self.t0)
+            self.activity.enter(route, self.activity.clock())
 
 
 @dataclass
@@ -137,11 +199,24 @@ class Run:
         if self.progress is not None:
             self.progress(message)
 
-    def count(self, done: int, total: int) -> None:
+    def count(self, done: int, total: int, unit: str = "") -> None:
         """The current route has done ``done`` of ``total`` units of work
         (for the progress line's fraction and estimate)."""
+        a = self.progress
+        if isinstance(a, Activity):
+            if a.total != total or a.unit != unit:
+                a.since = a.clock()  # a new count: its rate is measured from now, not from the route's start
+            a.done, a.total, a.unit = done, total, unit
+
+    def rows_done(self, done: int, total: int) -> None:
+        """:meth:`count` in rows (the structural rule's tick)."""
+        self.count(done, total, "rows grouped")
+
+    def share(self, closed: float, of: str) -> None:
+        """The current route has closed this share (0..1) of its work,
+        measured as ``of`` says (for a work that is not a count of units)."""
         if isinstance(self.progress, Activity):
-            self.progress.done, self.progress.total = done, total
+            self.progress.share, self.progress.share_of = closed, of
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -182,6 +257,7 @@ def supervise(decide: Callable[[Activity], Verdict], time_limit: float, progress
     activity = Activity(time_limit)
     box: dict[str, Any] = {}
     t0 = time.perf_counter() if started is None else started
+    activity.t0 = t0
 
     def work() -> None:
         try:

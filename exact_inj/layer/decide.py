@@ -156,7 +156,7 @@ def decide_layer_run(run: Run) -> Verdict:
 
     # 2. Structural rule.
     tried.append("structural")
-    pairs = find_structural_pairs(layer, run.deadline, data.Wi[:m], run.count)
+    pairs = find_structural_pairs(layer, run.deadline, data.Wi[:m], run.rows_done)
     if pairs is not None:
         return done(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, "
@@ -207,7 +207,7 @@ def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
     n = data.n
     where = run.domain.describe()
     run.tried.append("structural")
-    pairs = find_structural_pairs(data.layer, run.deadline, data.Wi[:data.m], run.count)
+    pairs = find_structural_pairs(data.layer, run.deadline, data.Wi[:data.m], run.rows_done)
     if pairs is not None:
         return run.certified(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {data.m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, so "
@@ -228,8 +228,10 @@ def _search(run: Run, data: LayerData, poll=None):
 
 def _reporter(run: Run):
     def report(stats: SearchStats, now: float) -> None:
-        run.say(f"[{now - run.t0:7.1f}s] nodes {stats.nodes}  leaves {stats.leaves}  cores {stats.cores}  "
+        run.say(f"nodes {stats.nodes}  leaves {stats.leaves}  cores {stats.cores}  "
                 f"open {stats.open_cases}  lps {stats.lps}")
+        if stats.closed is not None:  # the sequential search counts it (docs/cli.md, "Time limits")
+            run.share(stats.closed, "of the case tree closed (a case weighs 2^-depth)")
 
     return report
 

@@ -95,6 +95,8 @@ def find_structural_pairs(layer: Layer, deadline: float | None = None, rows: lis
         if g == 0:
             continue
         groups.setdefault(tuple(x // g for x in row), []).append(i)
+    if tick is not None:
+        tick(m, m)  # grouping done; the rank step after it is not counted
     candidates: list[tuple[int, int]] = []
     for key, idx in groups.items():
         opp = groups.get(tuple(-x for x in key))

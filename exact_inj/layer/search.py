@@ -223,6 +223,9 @@ class SearchStats:
     max_depth: int = 0
     min_active_rows: int | None = None
     notes: list[str] = field(default_factory=list)
+    closed: float | None = None
+    """The share of the case tree closed, each case weighing 2^-depth (a
+    split halves a case), for the progress line; set when progress is reported."""
 
 
 @dataclass
@@ -311,9 +314,11 @@ def tree_search(
                     stats.lps, stats.cores = lp.lps, len(store.cores)
                     stats.notes.append("witness from the MILP side search")
                     return SearchResult("witness", witness=w, stats=stats)
-            if progress is not None and now - last_report > 2.0:
+            if progress is not None and now - last_report > 1.0:
                 last_report = now
                 stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
+                # Open cases are the stack and this node; the rest of the root's weight is closed.
+                stats.closed = max(0.0, 1.0 - sum(2.0 ** -e[6] for e in stack) - 2.0 ** -depth)
                 progress(stats, now)
         if depth > stats.max_depth:
             stats.max_depth = depth

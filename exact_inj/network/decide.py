@@ -200,7 +200,7 @@ def _after_layerwise(run: Run, info: dict, finish, dims: str, why: str) -> Verdi
                            f"and {net.input_dim})", info)
     tried.append("end_to_end")
     run.say(f"end to end: {neurons} ReLUs on {domain.describe()}")
-    r = endtoend.decide(net, domain, deadline, progress=run.progress)
+    r = endtoend.decide(net, domain, deadline, progress=run.progress, count=run.count)
     info["end_to_end"] = {"pieces": r.pieces, "pairs_closed": r.pairs_done, "pairs": r.pairs_total, **r.stats}
     if r.status == "injective":
         return finish(Status.INJECTIVE, "end_to_end",

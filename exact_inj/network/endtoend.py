@@ -80,6 +80,7 @@ def decide(
     deadline: float,
     progress=None,
     max_pieces: int = 20000,
+    count=None,
 ) -> EndToEndResult:
     """Decide ``net`` on ``domain`` by pieces and pairs of pieces.
 
@@ -105,6 +106,8 @@ def decide(
     say(f"end to end: {R} pieces, {total} pairs ({time.perf_counter() - t0:.1f} s)")
     certs: list = []
     done = 0
+    if count is not None:
+        count(0, total, "pairs of pieces closed")
     n_separated = 0
     last = time.perf_counter()
     try:
@@ -140,9 +143,11 @@ def decide(
                 certs.append(ev)
                 done += 1
                 now = time.perf_counter()
-                if now - last > 2.0:
+                if now - last > 1.0:
                     last = now
                     say(f"end to end: {done}/{total} pairs closed ({now - t0:.1f} s)")
+                    if count is not None:  # (done, total, unit) for the progress line's estimate
+                        count(done, total, "pairs of pieces closed")
     except _Stop as e:
         return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
                               reason=f"{e} after {done} of {total} pairs of {R} pieces")

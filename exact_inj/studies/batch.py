@@ -35,6 +35,7 @@ from ..io.load import as_domain, load_network
 from ..io.vnnlib import load_vnnlib
 from ..errors import InputError
 from ..numbers import fraction_to_str
+from ..run import work_done
 from ..verdict import Verdict, approx
 
 __all__ = ["RESULT_COLUMNS", "TIMEOUT_FRACTION", "add_parser", "decimal_text", "read_instances", "result_text", "run",
@@ -188,6 +189,8 @@ def batch(folder: str, out: str, *, scale: float = 1.0, progress=None, milp: str
     say = progress or (lambda s: None)
     new_file = not os.path.exists(table)
     rows = []
+    todo = sum(1 for onnx, vnnlib, _ in instances if (onnx, vnnlib) not in done)  # a resumed run skips the rest
+    decided, started = 0, time.perf_counter()
     with open(table, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         if new_file:
@@ -223,7 +226,9 @@ def batch(folder: str, out: str, *, scale: float = 1.0, progress=None, milp: str
             writer.writerow(row)
             f.flush()
             rows.append(row)
-            say(f"[{k + 1}/{len(instances)}] {onnx} {vnnlib}: {row['result']} ({row['seconds']} s)")
+            decided += 1
+            say(f"[{k + 1}/{len(instances)}] {onnx} {vnnlib}: {row['result']} ({row['seconds']} s); "
+                f"{work_done(decided, todo, time.perf_counter() - started, 'instances decided')}")
     return rows
 
 

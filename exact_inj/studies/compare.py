@@ -49,6 +49,7 @@ from ..cli.argtypes import positive_float as _positive_float
 from ..errors import InputError
 from ..io.load import load_network
 from ..numbers import parse_exact
+from ..run import work_done
 from ..model.network import Layer, Network
 from ..certify.schema import Status
 from ..api import verify
@@ -313,10 +314,12 @@ def compare(
         more = f" (and {len(bad) - 1} more bad file(s); nothing was decided)" if len(bad) > 1 else \
             " (nothing was decided)"
         raise InputError(bad[0].path, bad[0].message + more)
+    started = time.perf_counter()
     for k, (path, net) in enumerate(zip(files, nets), 1):
         layer: Layer = net.layers[0]
         verdict = verify(net, time_limit=time_limit, milp=milp)
-        say(f"[{k}/{len(files)}] {path}: exact {verdict.status.value} ({verdict.seconds:.3f} s)")
+        say(f"[{k}/{len(files)}] {path}: exact {verdict.status.value} ({verdict.seconds:.3f} s); "
+            f"{work_done(k - 1, len(files), time.perf_counter() - started, 'files done')}")
         engine_cert_file = None
         hrow: dict[str, dict] = {}
         box_cache: dict[tuple, Verdict] = {}
