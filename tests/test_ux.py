@@ -352,3 +352,24 @@ def test_results_numbers_are_exact_decimals_when_they_can_be():
 
     assert decimal_text(F(-1, 8)) == "-0.125" and decimal_text(F(5)) == "5" and decimal_text(F(3, 40)) == "0.075"
     assert float(decimal_text(F(1, 3))) == 1 / 3
+
+
+# ------------------------------------------------------------ 8. smaller things
+
+
+def test_short_network_run_prints_nothing_on_stderr():
+    # A 0.3 s network decision: no stage lines, neither with --json nor in
+    # human mode (progress starts at 1.5 s; docs/cli.md).
+    net = Path(__file__).resolve().parents[1] / "instances" / "networks" / "b_minus_b_difference.json"
+    for extra in (["--json"], []):
+        r = run("verify", net, *extra)
+        assert r.returncode in (0, 1) and r.stderr == "", r.stderr
+
+
+def test_node_limit_names_max_nodes_not_time_limit(tmp_path):
+    rng = np.random.default_rng(0)
+    W = [[f"{int(round(x * 1000))}/1000" for x in row] for row in rng.standard_normal((34, 5))]
+    p = write(tmp_path, "hard5.json", {"layers": [{"weight": W}]})
+    r = run("verify", p, "--max-nodes", "50", "--milp", "none", "--quiet")
+    assert r.returncode == 3, r.stdout
+    assert "raise --max-nodes" in r.stdout and "raise --time-limit" not in r.stdout
