@@ -373,3 +373,14 @@ def test_node_limit_names_max_nodes_not_time_limit(tmp_path):
     r = run("verify", p, "--max-nodes", "50", "--milp", "none", "--quiet")
     assert r.returncode == 3, r.stdout
     assert "raise --max-nodes" in r.stdout and "raise --time-limit" not in r.stdout
+
+
+def test_dash_reads_the_network_from_stdin():
+    r = run("verify", "-", "--json", stdin=json.dumps({"layers": [{"weight": [[1], [-1]]}]}))
+    assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "injective", r.stderr
+
+
+def test_bad_domain_message_lists_every_form(tmp_path):
+    p = write(tmp_path, "l.json", {"layers": [{"weight": [[1]]}]})
+    r = run("verify", p, "--domain", "bx:0:1")
+    assert r.returncode == 2 and all(f in r.stderr for f in ("reals", "orthant", "box:", "vnnlib:FILE")), r.stderr
