@@ -209,7 +209,7 @@ def _narrow_step(net: Network, domain: Domain, x, y, deadline: float):
         for p in _roundings(zf, domain):
             if time.perf_counter() > deadline:
                 return None
-            pair = witness.narrow_pair_at(net, domain, p, rows_of)
+            pair = witness.narrow_pair_at(net, domain, p, rows_of, ties=True)
             if pair is not None:
                 return pair
     return None

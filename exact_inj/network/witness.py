@@ -16,7 +16,7 @@ from ..exact.lp import equations_as_rows, motzkin_rows
 from ..model import Domain, Network
 from ..model.stages import stages
 
-__all__ = ["lifted_witness", "narrow_pair_at", "narrow_witness", "singular_piece_witness"]
+__all__ = ["MAX_TIES", "lifted_witness", "narrow_pair_at", "narrow_witness", "singular_piece_witness"]
 
 
 def singular_piece_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 200):
@@ -95,16 +95,33 @@ def narrow_witness(net: Network, domain: Domain, seed: int = 0, tries: int = 20)
     return None
 
 
-def narrow_pair_at(net: Network, domain: Domain, x, rows_of=None):
+# At most this many ReLUs exactly at 0 are resolved by narrow_pair_at(ties=True).
+MAX_TIES = 64
+
+
+def narrow_pair_at(net: Network, domain: Domain, x, rows_of=None, ties: bool = False):
     """The step of :func:`narrow_witness` at one given point x (the shortener
-    calls it at rounded points): None if some ReLU is exactly 0 at x, or the
-    null vector of the Jacobian's first p + 1 columns leaves no room, else an
-    exact collision (x, y), re-verified by evaluation.
+    calls it at rounded points): the null vector of the Jacobian's first
+    p + 1 columns, a step that keeps every ReLU's sign, and the exact
+    collision (x, y) re-verified by evaluation; None if there is no room.
+
+    A ReLU exactly at 0 at x makes the network non-affine there, and x is
+    refused, unless ``ties``: then each such neuron (up to MAX_TIES) is
+    taken as off or on, and the direction is kept only if it moves every one
+    of them the way its choice says (off: pre-activation stays <= 0, on:
+    >= 0), so that the network is one affine map on the segment; choices
+    that disagree are flipped and the direction recomputed, a few times.
+    Points with few digits often sit on such a boundary.
 
     >>> from exact_inj.model import Layer
     >>> wide = Network((Layer.from_rows([[1, 2, 0], [0, 1, -1]]), Layer.from_rows([[1, 1]], activation="linear")))
     >>> narrow_pair_at(wide, Domain(), (Fraction(1), Fraction(1), Fraction(0)))
     ((Fraction(1, 1), Fraction(1, 1), Fraction(0, 1)), (Fraction(5, 2), Fraction(1, 2), Fraction(0, 1)))
+    >>> narrow_pair_at(wide, Domain(), (Fraction(0), Fraction(0), Fraction(0))) is None   # every ReLU at 0
+    True
+    >>> x, y = narrow_pair_at(wide, Domain(), (Fraction(0), Fraction(0), Fraction(0)), ties=True)
+    >>> x != y and wide.evaluate(x) == wide.evaluate(y)
+    True
     """
     n, p = net.input_dim, net.output_dim
     if p >= n:
@@ -114,11 +131,14 @@ def narrow_pair_at(net: Network, domain: Domain, x, rows_of=None):
     zero = Fraction(0)
     x = [Fraction(a) for a in x]
     h, pres, masks = x, [], []
-    for layer in net.layers:
+    at_zero: list[tuple[int, int, int]] = []  # (layer, neuron, index among all ReLU neurons)
+    for li, layer in enumerate(net.layers):
         pre = layer.pre_activation(h)
         if layer.activation == "relu":
-            if any(a == 0 for a in pre):
+            z = [i for i, a in enumerate(pre) if a == 0]
+            if z and (not ties or len(at_zero) + len(z) > MAX_TIES):
                 return None
+            at_zero.extend((li, i, len(pres) + i) for i in z)
             masks.append([a > 0 for a in pre])
             pres.extend(pre)
             h = [a if a > 0 else zero for a in pre]
@@ -126,30 +146,44 @@ def narrow_pair_at(net: Network, domain: Domain, x, rows_of=None):
             masks.append([True] * len(pre))
             h = pre
     k = p + 1
-    J = []
-    for out in range(p):
-        grad = {out: Fraction(1)}  # d(output out) / d(this layer's output), sparse
-        for rows, mask in zip(reversed(rows_of), reversed(masks)):
-            nxt: dict[int, Fraction] = {}
-            for i, gi in grad.items():
-                if mask[i]:
-                    for c, w in rows[i].items():
-                        nxt[c] = nxt.get(c, zero) + gi * w
-            grad = nxt
-        J.append([grad.get(c, zero) for c in range(k)])
-    sub = [linalg.common_denominator(r)[0] for r in J]
-    basis = linalg.nullspace(sub, k)
-    if not basis:  # pragma: no cover - p rows, p + 1 columns
+    for _ in range(4):
+        J = []
+        for out in range(p):
+            grad = {out: Fraction(1)}  # d(output out) / d(this layer's output), sparse
+            for rows, mask in zip(reversed(rows_of), reversed(masks)):
+                nxt: dict[int, Fraction] = {}
+                for i, gi in grad.items():
+                    if mask[i]:
+                        for c, w in rows[i].items():
+                            nxt[c] = nxt.get(c, zero) + gi * w
+                grad = nxt
+            J.append([grad.get(c, zero) for c in range(k)])
+        sub = [linalg.common_denominator(r)[0] for r in J]
+        basis = linalg.nullspace(sub, k)
+        if not basis:  # pragma: no cover - p rows, p + 1 columns
+            return None
+        v = {c: Fraction(a) for c, a in enumerate(linalg.primitive(basis[0])) if a}
+        # Directional derivatives of the ReLU neurons' pre-activations along v.
+        dirs, g = [], v
+        for layer, rows, mask in zip(net.layers, rows_of, masks):
+            d = [sum((w * g[c] for c, w in r.items() if c in g), zero) for r in rows]
+            if layer.activation == "relu":
+                dirs.extend(d)
+            g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
+        # A neuron at 0 taken on must not decrease along the step, one taken off must not increase.
+        wrong = {s: [(li, i, f) for li, i, f in at_zero if s * dirs[f] * (1 if masks[li][i] else -1) < 0]
+                 for s in (1, -1)}
+        sign = 1 if not wrong[1] else -1 if not wrong[-1] else 0
+        if sign:
+            break
+        for li, i, f in wrong[1]:
+            masks[li][i] = dirs[f] > 0
+    else:
         return None
-    v = {c: Fraction(a) for c, a in enumerate(linalg.primitive(basis[0])) if a}
-    # Directional derivatives of the ReLU neurons' pre-activations along v.
-    dirs, g = [], v
-    for layer, rows, mask in zip(net.layers, rows_of, masks):
-        d = [sum((w * g[c] for c, w in r.items() if c in g), zero) for r in rows]
-        if layer.activation == "relu":
-            dirs.extend(d)
-        g = {i: a for i, (a, on) in enumerate(zip(d, mask)) if on and a}
-    eps = _safe_step(pres, dirs, x, list(v.items()), domain)
+    v = {c: sign * a for c, a in v.items()}
+    dirs = [sign * d for d in dirs]
+    moving = [(a, d) for a, d in zip(pres, dirs) if a != 0]  # the neurons at 0 were settled above
+    eps = _safe_step([a for a, _ in moving], [d for _, d in moving], x, list(v.items()), domain)
     if eps is None:
         return None
     y = list(x)
@@ -174,8 +208,9 @@ def _random_point(rng, domain: Domain, n: int, spread: bool) -> list[Fraction]:
 def _safe_step(pres, dirs, x, v_items, domain: Domain) -> Fraction | None:
     """A step eps > 0 along v (its non-zero entries ``v_items`` as (j, v_j))
     that keeps every ReLU neuron's sign (pre-activations move as pre_k +
-    eps d_k inside the piece) and x + eps v in the domain: the largest power
-    of 1/2 at most half the largest such step, at most 1; None if there is no room."""
+    eps d_k inside the piece) and x + eps v in the domain: the largest of
+    1, 1/2, 1/5, 1/10, 1/20, ... at most half the largest such step; None if
+    there is no room."""
     bound = None
     for pre, d in zip(pres, dirs):
         if d:
@@ -193,12 +228,15 @@ def _safe_step(pres, dirs, x, v_items, domain: Domain) -> Fraction | None:
         return None
     if bound is None or bound > 2:
         return Fraction(1)
-    # The simplest step below the bound: the largest 1/2^k <= bound / 2
-    # (strictly inside, as bound / 2 is, with a short denominator).
-    eps = Fraction(1)
-    while eps > bound / 2:
-        eps /= 2
-    return eps
+    # The simplest step strictly inside the bound: the largest of 1, 1/2,
+    # 1/5, 1/10, 1/20, 1/50, ... that is <= bound / 2, so that a point with
+    # short decimals stays one with short decimals.
+    scale = Fraction(1)
+    while True:
+        for eps in (scale, scale / 2, scale / 5):
+            if eps <= bound / 2:
+                return eps
+        scale /= 10
 
 
 def _affine_piece(net: Network, x: list[Fraction]):
