@@ -204,3 +204,27 @@ def test_shorter_pair_on_a_conv_network_finds_a_dead_layer():
     a, b = pair
     assert a != b and max(height(a), height(b)) <= 2
     assert conv_same_3x3(K, [-1], a, 1, 6, 6) == conv_same_3x3(K, [-1], b, 1, 6, 6) == [0] * 36
+
+
+def test_narrow_step_with_ties_only_returns_collisions():
+    # Integer points of integer networks put many ReLUs exactly at 0; whatever
+    # the tie choices, a returned pair collides (our own evaluation) and two
+    # thirds of the tries at least find one.
+    from exact_inj.model import Domain
+    from exact_inj.network.witness import narrow_pair_at
+
+    rng = np.random.default_rng(21)
+    found = 0
+    for _ in range(30):
+        W1, b1 = rng.integers(-2, 3, size=(6, 4)).tolist(), rng.integers(-1, 2, size=6).tolist()
+        W2 = rng.integers(-2, 3, size=(2, 6)).tolist()
+        net = Network((Layer.from_rows(W1, b1), Layer.from_rows(W2, [0, 0], activation="linear")))
+        x = tuple(F(int(a)) for a in rng.integers(-1, 2, size=4))
+        pair = narrow_pair_at(net, Domain(), x, ties=True)
+        if pair is None:
+            continue
+        found += 1
+        a, b = pair
+        out = [pre(W2, [0, 0], relu(pre(W1, b1, z))) for z in (a, b)]
+        assert a != b and out[0] == out[1]
+    assert found >= 20, found
