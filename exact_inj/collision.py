@@ -25,9 +25,15 @@ from typing import Any, Sequence
 
 from .exact import linalg
 from .model import Network
+from .model.network import activate
 from .numbers import fraction_to_str
 
-__all__ = ["MAX_LISTED", "MAX_RANK_ENTRIES", "describe", "indices"]
+__all__ = ["MAX_DESCRIBED_WEIGHTS", "MAX_LISTED", "MAX_RANK_ENTRIES", "describe", "indices", "weights"]
+
+# The per-layer part evaluates the network exactly at x and at y (about a
+# microsecond per weight on a convolution); above this many weights it is
+# left out, with a note, so that printing an answer stays cheap.
+MAX_DESCRIBED_WEIGHTS = 1_000_000
 
 # Index lists (active neurons, moved inputs) show at most this many entries.
 MAX_LISTED = 64
@@ -58,7 +64,8 @@ def describe(net: Network, x: Sequence[Fraction], y: Sequence[Fraction]) -> dict
     > 0 there; none for a linear layer), ``outputs_differ`` (outputs unequal at
     x and y), and on the collapse layer ``collision``: the rows active (w.z + b
     >= 0; every row for a linear layer) at the midpoint z of that layer's
-    inputs at x and y, their exact ``rank`` and the layer's ``inputs``.
+    inputs at x and y, their exact ``rank`` and the layer's ``inputs``.  Above
+    MAX_DESCRIBED_WEIGHTS weights ``layers`` is None and ``layers_note`` says why.
 
     >>> from exact_inj.model import Layer
     >>> net = Network((Layer.from_rows([[1, 0], [0, 1]]), Layer.from_rows([[1, 1], [1, -1]])))
@@ -74,10 +81,16 @@ def describe(net: Network, x: Sequence[Fraction], y: Sequence[Fraction]) -> dict
                                          "values": [fraction_to_str(y[j] - x[j]) for j in moved[:MAX_LISTED]],
                                          "capped": len(moved) > MAX_LISTED},
                            "collapse_layer": None, "layers": []}
+    size = weights(net)
+    if size > MAX_DESCRIBED_WEIGHTS:
+        out["layers"] = None
+        out["layers_note"] = (f"not computed: the network has about {size} weights, above {MAX_DESCRIBED_WEIGHTS} "
+                              "(exact_inj.collision.MAX_DESCRIBED_WEIGHTS); call describe() to compute it")
+        return out
     u, v = tuple(x), tuple(y)
     for k, layer in enumerate(net.layers):
         pu, pv = layer.pre_activation(u), layer.pre_activation(v)
-        hu, hv = layer.apply(u), layer.apply(v)
+        hu, hv = activate(pu, layer.activation, layer.slope), activate(pv, layer.activation, layer.slope)
         entry: dict[str, Any] = {"layer": k + 1, "type": "conv" if hasattr(layer, "spec") else "dense",
                                  "activation": layer.activation, "units": layer.out_dim}
         if layer.activation != "linear":
@@ -90,6 +103,23 @@ def describe(net: Network, x: Sequence[Fraction], y: Sequence[Fraction]) -> dict
         out["layers"].append(entry)
         u, v = hu, hv
     return out
+
+
+def weights(net: Network) -> int:
+    """About how many non-zero weights an exact evaluation multiplies: the
+    dense size of a dense layer, rows times one row's taps for a convolution.
+
+    >>> from exact_inj.model import Layer
+    >>> weights(Network((Layer.from_rows([[1, 0], [0, 1], [1, 1]]),)))
+    6
+    """
+    total = 0
+    for layer in net.layers:
+        if hasattr(layer, "spec"):
+            total += layer.out_dim * max(len(layer.sparse_row(0)), 1)
+        else:
+            total += layer.out_dim * layer.in_dim
+    return total
 
 
 def _at_midpoint(layer, pu, pv) -> dict[str, Any]:

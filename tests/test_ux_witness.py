@@ -228,3 +228,14 @@ def test_narrow_step_with_ties_only_returns_collisions():
         out = [pre(W2, [0, 0], relu(pre(W1, b1, z))) for z in (a, b)]
         assert a != b and out[0] == out[1]
     assert found >= 20, found
+
+
+def test_description_leaves_out_layers_above_the_weight_cap(monkeypatch):
+    import exact_inj.collision as collision
+
+    net = Network((Layer.from_rows([[1, 0], [0, 1]]), Layer.from_rows([[1, 1]], activation="linear")))
+    x, y = (F(1), F(0)), (F(0), F(1))
+    assert collision.weights(net) == 6 and collision.describe(net, x, y)["collapse_layer"] == 2
+    monkeypatch.setattr(collision, "MAX_DESCRIBED_WEIGHTS", 5)
+    d = collision.describe(net, x, y)
+    assert d["layers"] is None and "6 weights" in d["layers_note"] and d["direction"]["changed"] == 2

@@ -78,7 +78,9 @@ def collision_lines(net, w) -> list[str]:
     more = dr["changed"] - min(len(dr["indices"]), SHOWN_COORDINATES)
     lines = [f"  direction y - x: changes {dr['changed']} of {plural(net.input_dim, 'input')} "
              f"({moved}{f', ... and {more} more' if more else ''})"]
-    for e in d["layers"]:
+    if d["layers"] is None:
+        lines.append(f"  layers: {d['layers_note']}")
+    for e in d["layers"] or []:
         head = f"  layer {e['layer']} ({e['type']}, {e['units']} {e['activation']}): "
         if "active_at_x" in e:
             head += f"active at x {_listed(e['active_at_x'])}, at y {_listed(e['active_at_y'])}; "
