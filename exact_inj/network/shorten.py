@@ -40,11 +40,15 @@ from ..model import Domain, Layer, Network
 from ..model.network import activate
 from . import witness
 
-__all__ = ["MAX_LLL_ENTRIES", "height", "shorter_pair"]
+__all__ = ["BUDGET", "MAX_LLL_ENTRIES", "height", "shorter_pair"]
 
 # LLL runs on the null-space basis only when basis vectors x coordinates is
 # at most this; beyond, the primitive basis vector is taken as it is.
 MAX_LLL_ENTRIES = 20_000
+
+# Seconds the shortening may spend at most (and never past the run's
+# deadline): a readable witness is a nicety, the route's own one stands.
+BUDGET = 20.0
 
 # Decimal places tried when rounding a point (then the exact point itself).
 _PLACES = (0, 1, 2, 3, 4, 6, 8, 12)
@@ -83,6 +87,7 @@ def shorter_pair(net: Network, domain: Domain, x: Sequence[Fraction], y: Sequenc
     """
     if net.input_dim == 0:
         return None
+    deadline = min(deadline, time.perf_counter() + BUDGET)
     best = max(height(x), height(y))
     if best <= 2:
         return None
