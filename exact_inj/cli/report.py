@@ -94,7 +94,7 @@ def collision_lines(net, w) -> list[str]:
             continue
         lines.append(head + ": the collision happens here")
         rank = (f"of rank {c['rank']} < {plural(c['inputs'], 'input')}" if c["rank"] is not None
-                else f"rank not computed ({c['rank_note']})")
+                else f"rank {c['rank_note']}")
         a = c["active"]
         one = a["count"] == 1
         lines.append(f"    at the midpoint of its inputs at x and y, {_listed(a, ' row' if one else ' rows')} "
