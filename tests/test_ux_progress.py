@@ -81,3 +81,26 @@ def test_batch_progress_lines_count_instances(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "1/2 instances decided (50%, about" in r.stderr and "2/2 instances decided" in r.stderr
+
+
+def test_closed_share_is_reported_for_the_whole_tree_only():
+    # A subtree search (a parallel worker's, given a root) must not claim the
+    # rest of the tree closed; the whole-tree search reports a share in [0, 1).
+    from exact_inj.layer.data import LayerData
+    from exact_inj.layer.search import tree_search
+    from exact_inj.model import Domain
+
+    rng = np.random.default_rng(0)
+    layer = Layer(rng.standard_normal((80, 16)), rng.standard_normal(80))
+    data = LayerData(layer, Domain())
+    seen = []
+    # A node budget, not a deadline, ends these runs: an exact LP started
+    # just before a deadline can run on for seconds (the watchdog of
+    # supervise() covers that in verify; here there is none).
+    tree_search(data, time.perf_counter() + 60, max_nodes=4000, progress=lambda st, now: seen.append(st.closed))
+    assert seen and all(c is not None and 0 <= c < 1 for c in seen)
+    rk0, span0, basis0 = data.span_info(0)
+    seen.clear()
+    tree_search(data, time.perf_counter() + 60, max_nodes=4000, progress=lambda st, now: seen.append(st.closed),
+                root=(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0))
+    assert seen and all(c is None for c in seen)

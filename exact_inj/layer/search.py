@@ -318,7 +318,9 @@ def tree_search(
                 last_report = now
                 stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
                 # Open cases are the stack and this node; the rest of the root's weight is closed.
-                stats.closed = max(0.0, 1.0 - sum(2.0 ** -e[6] for e in stack) - 2.0 ** -depth)
+                # Only for the whole tree: a parallel worker's subtree leaves the rest open elsewhere.
+                if root is None:
+                    stats.closed = max(0.0, 1.0 - sum(2.0 ** -e[6] for e in stack) - 2.0 ** -depth)
                 progress(stats, now)
         if depth > stats.max_depth:
             stats.max_depth = depth
