@@ -17,6 +17,7 @@ Callers still verify what it returns.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from math import lcm
 from typing import Sequence
@@ -27,7 +28,8 @@ def strict_or_motzkin(
     bias: Sequence[int],
     nonstrict_rows: Sequence[Sequence[int]] = (),
     nonstrict_bias: Sequence[int] = (),
-) -> tuple[str, list[Fraction], Fraction | list[Fraction]]:
+    deadline: float | None = None,
+) -> tuple[str, list[Fraction], Fraction | list[Fraction]] | tuple[str, None, None]:
     """Decide { w_i.z + b_i t < 0 (strict rows), g_j.z + c_j t <= 0
     (non-strict rows), t >= 0 } exactly.
 
@@ -35,6 +37,11 @@ def strict_or_motzkin(
     lam != 0, mu >= 0, sum lam_i w_i + sum mu_j g_j = 0 and
     sum lam_i b_i + sum mu_j c_j >= 0.  (The non-strict rows describe a
     nonempty domain, so a multiplier with lam = 0 cannot arise.)
+
+    With a ``deadline`` (a ``time.perf_counter()`` value), returns
+    ('limit', None, None) once a pivot starts past it: one call on a wide
+    layer can take seconds, and a search abandoned at its time limit must
+    not keep a core busy in here.
 
     >>> strict_or_motzkin([[1], [-1]], [0, 0])[0]
     'multiplier'
@@ -67,6 +74,8 @@ def strict_or_motzkin(
     # Phase-1 cost: minimise the sum of artificials.  Reduced costs d_j = c_j - sum_r T[r][j].
     cost = [Fraction(0)] * ncols + [Fraction(1)] * R
     while True:
+        if deadline is not None and time.perf_counter() > deadline:
+            return ("limit", None, None)
         cb = [cost[b] for b in basis]
         enter = None
         for j in range(width):

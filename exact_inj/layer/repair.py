@@ -106,15 +106,18 @@ def _exact_multiplier(data: LayerData, S: list[int], T: list[int], guess: np.nda
     return None
 
 
-def exact_node(data: LayerData, in_play: int) -> Witness | Core | None:
+def exact_node(data: LayerData, in_play: int, deadline: float | None = None) -> Witness | Core | None:
     """Decide a node's strict system exactly (exact_lp), for when the float
     LP's answer could not be repaired.  Returns a witness, a core, or None
-    (a point exists but the rows outside ``in_play`` span, so no witness)."""
+    (a point exists but the rows outside ``in_play`` span, so no witness;
+    or the ``deadline`` passed first)."""
     idx = data.rows_of(in_play)
     dom = list(range(data.m, data.M))
     kind, a, b = exact_lp.strict_or_motzkin(
         [data.Wi[i] for i in idx], [data.bi[i] for i in idx],
-        [data.Wi[i] for i in dom], [data.bi[i] for i in dom])
+        [data.Wi[i] for i in dom], [data.bi[i] for i in dom], deadline=deadline)
+    if kind == "limit":
+        return None
     if kind == "point":
         XT, _ = linalg.common_denominator(list(a) + [b])
         X, T = XT[:-1], XT[-1]

@@ -385,7 +385,7 @@ def tree_search(
                 return SearchResult("limit", stats=stats)
             if k is None:
                 stats.exact_lps += 1
-                ev = exact_node(data, in_play)
+                ev = exact_node(data, in_play, deadline)
                 if isinstance(ev, Witness):
                     stats.lps, stats.cores = lp.lps, len(store.cores)
                     stats.notes.append("witness from the exact LP (a thin cell)")
