@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import ConvLayer, ConvSpec, KernelSpec, Layer, Network
+from ..model.normalised import ChannelNorm, NormalisedNetwork
 
 __all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "scaled_spec", "zeros"]
 
@@ -97,6 +98,10 @@ class Affine:
         self.A: np.ndarray | None = None
         self.c = zeros((self.n,))
         self.c_zero = True
+        # A batch normalisation with irrational roots, applied to this map's
+        # output and kept symbolic (exact_inj/model/normalised.py), with the
+        # op that brought it: only an activation or the end may follow it.
+        self.pending_norm: tuple[ChannelNorm, str] | None = None
 
     @property
     def size(self) -> int:
@@ -337,6 +342,7 @@ class ChainBuilder:
         self.path = path
         self.state: Affine | None = None if shape is None else Affine(shape)
         self.layers: list[Layer | ConvLayer] = []
+        self.norms: list[ChannelNorm | None] = []  # one per layer: a symbolic normalisation or None
         self.last_was_relu = False
         # While a conv is deferred, ``state`` is over the conv's output.
         self.conv: tuple[ConvSpec, str] | None = None
@@ -350,6 +356,10 @@ class ChainBuilder:
     def current(self, shape: tuple[int, ...] | None = None) -> Affine:
         """The affine map so far without marking an op (a pure reshape keeps
         a ReLU straight after a ReLU recognisable)."""
+        if self.state is not None and self.state.pending_norm is not None:
+            raise InputError(self.path, f"{self.state.pending_norm[1]} has irrational roots and is kept exact as a "
+                                        "symbolic factor; only a Relu, a Tanh/Sigmoid output or the end may follow "
+                                        "it (docs/model-files.md)")
         if self.state is None:
             if shape is None:
                 raise ValueError("the chain's input shape is unknown")
@@ -371,15 +381,19 @@ class ChainBuilder:
 
     def activation(self, kind: str, slope: Fraction = _ZERO, shape: tuple[int, ...] | None = None) -> None:
         """Close a layer with a ReLU, or a LeakyReLU of the given slope (> 0)."""
+        norm = self._take_norm(kind)
         st = self.current(shape)
+        self.norms.append(norm)
         if self.conv is not None:
             self.layers.append(self._close_conv(kind, slope))
         # relu(relu(v)) = relu(v): a ReLU straight after a ReLU adds nothing.
-        elif not (kind == "relu" and self.last_was_relu and st.is_identity()):
+        elif not (kind == "relu" and self.last_was_relu and st.is_identity() and norm is None):
             try:
                 self.layers.append(st.layer(kind, slope))
             except ValueError as e:  # a slope that is not > 0
                 raise InputError(self.path, str(e)) from None
+        else:
+            self.norms.pop()
         self.state = Affine(st.shape)
         self.last_was_relu = kind == "relu"
 
@@ -388,17 +402,41 @@ class ChainBuilder:
         last ReLU (or if there is no layer at all)."""
         if self.state is None:
             raise InputError(self.path, "the model computes nothing")
+        norm = self._take_norm("linear")
         if self.conv is not None:
             self.layers.append(self._close_conv("linear"))
-        elif not self.state.is_identity() or not self.layers:
+            self.norms.append(norm)
+        elif not self.state.is_identity() or not self.layers or norm is not None:
             self.layers.append(self.state.layer("linear"))
+            self.norms.append(norm)
         return self.layers
+
+    def _take_norm(self, kind: str) -> ChannelNorm | None:
+        st = self.state
+        if st is None or st.pending_norm is None:
+            return None
+        norm, where = st.pending_norm
+        if kind not in ("relu", "linear"):
+            raise InputError(self.path, f"{where} has irrational roots; a {kind} after it is not supported (a "
+                                        "negative factor does not commute with it): only a Relu or the end")
+        st.pending_norm = None
+        return norm
+
+    def wrap(self, net: Network) -> Network | NormalisedNetwork:
+        """``net`` (built from :meth:`finish`'s layers), or, if some layer is
+        followed by a symbolic normalisation, the NormalisedNetwork it is."""
+        if all(n is None for n in self.norms):
+            return net
+        try:
+            return NormalisedNetwork(net, tuple(self.norms), net.name)
+        except (ValueError, TypeError) as e:
+            raise InputError(self.path, str(e)) from None
 
     def network(self, name: str) -> Network:
         """:meth:`finish`, then the network of its layers."""
         self.finish()
         try:
-            return Network(tuple(self.layers), name)
+            return self.wrap(Network(tuple(self.layers), name))
         except (ValueError, TypeError) as e:  # the importers' own checks should leave nothing
             raise InputError(self.path, str(e)) from None
 

@@ -6,8 +6,8 @@ A mixin of :class:`exact_inj.io.onnx._Importer` (it uses ``fail``, ``attr``,
 module stays readable:
 
 * scalings: ``Mul``, ``Div`` (by a constant), ``Neg``, ``BatchNormalization``
-  (inference mode; exact only when every sqrt(var + eps) is rational, see
-  :func:`rational_sqrt`), ``AveragePool``;
+  (inference mode; folded when every sqrt(var + eps) is rational, see
+  :func:`rational_sqrt`, otherwise kept symbolic), ``AveragePool``;
 * fixed index maps: ``Unsqueeze``, ``Squeeze``, ``Transpose``, ``Pad``
   (constant 0), ``Concat`` (the chain with constants), ``Resize``/``Upsample``
   (nearest): each output entry is one input entry, a constant, or 0;
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..model import MAX_OPERATOR_ENTRIES, KernelSpec
+from ..model.normalised import ChannelNorm
 from .chain import Affine, zeros
 
 __all__ = ["SHAPE_OPS", "OpsMixin", "rational_sqrt"]
@@ -128,8 +129,9 @@ class OpsMixin:
 
     def batch_norm(self, label: str, ins: list[str], pos: int, attrs: dict, state: Affine) -> None:
         """y = scale (x - mean) / sqrt(var + eps) + B per channel (axis 1), in
-        inference mode; the root must be rational, or the model is refused
-        (a rounded root could change a verdict: docs/theory.md, section 12)."""
+        inference mode: folded exactly when every root is rational; otherwise
+        kept symbolic (a rounded root could change a verdict: docs/theory.md,
+        section 12)."""
         where = f"BatchNormalization node {label}"
         if pos != 0 or len(ins) != 5:
             self.fail(f"{where}: expected inputs X, scale, B, mean, var with the chain's tensor as X")
@@ -143,18 +145,23 @@ class OpsMixin:
         if not all(len(v) == C for v in (scale, B, mean, var)):
             self.fail(f"{where}: scale, B, mean and var must have {C} entries (one per channel)")
         eps = Fraction(self.attr(attrs, "epsilon", _F32_EPSILON))  # the attribute's exact float32 value
-        factor, shift = [], []
+        roots = []
         for c in range(C):
             r2 = var[c] + eps
             if r2 <= 0:
                 self.fail(f"{where}: var + epsilon = {float(r2)} <= 0 at channel {c}")
-            r = rational_sqrt(r2)
-            if r is None:
-                self.fail(f"{where}: channel {c}'s factor scale / sqrt(var + epsilon) is irrational "
-                          f"(var + epsilon = {r2.numerator}/{r2.denominator} is not the square of a rational); "
-                          "exact_inj never rounds it, and irrational factors are not supported yet")
-            factor.append(scale[c] / r)
-            shift.append(B[c] - mean[c] * scale[c] / r)
+            roots.append(r2)
+        rational = [rational_sqrt(r2) for r2 in roots]
+        if any(r is None for r in rational):
+            # Irrational roots are never rounded: the normalisation stays
+            # symbolic, applied between this layer's affine map and its
+            # activation (docs/theory.md, section 12, "Irrational batch normalisation").
+            if S[0] != 1:
+                self.fail(f"{where}: input shape {list(S)} has a batch axis of {S[0]}; expected 1")
+            state.pending_norm = (ChannelNorm(tuple(scale), tuple(B), tuple(mean), tuple(roots)), where)
+            return
+        factor = [scale[c] / r for c, r in enumerate(rational)]
+        shift = [B[c] - mean[c] * scale[c] / r for c, r in enumerate(rational)]
         tail = (1,) * (len(S) - 2)
         f = np.empty(C, dtype=object)
         f[:] = factor
