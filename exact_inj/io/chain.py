@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
-from math import lcm, prod
+from math import isqrt, lcm, prod
 
 import flint
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvLayer, ConvSpec, KernelSpec, Layer, Network
+from ..model import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec, KernelSpec, Layer, Network
 from ..model.normalised import ChannelNorm, NormalisedNetwork
 
-__all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "scaled_spec", "zeros"]
+__all__ = ["Affine", "ChainBuilder", "apply_conv", "average_pool_matrix", "batch_norm", "conv_layer", "exact_array",
+           "rational_sqrt", "scaled_spec", "zeros"]
 
 
 _ZERO = Fraction(0)
@@ -268,6 +269,75 @@ class Affine:
         return Layer(W, tuple(self.c.tolist()), activation, slope)
 
 
+def rational_sqrt(q: Fraction) -> Fraction | None:
+    """The rational square root of q >= 0, or None if it is irrational.
+
+    >>> rational_sqrt(Fraction(9, 4)), rational_sqrt(Fraction(2))
+    (Fraction(3, 2), None)
+    """
+    a, b = q.numerator, q.denominator  # in lowest terms: both must be squares
+    if a < 0:
+        return None
+    ra, rb = isqrt(a), isqrt(b)
+    return Fraction(ra, rb) if ra * ra == a and rb * rb == b else None
+
+
+def batch_norm(state: Affine, axis: int, gamma: list, beta: list, mean: list, var: list, eps: Fraction,
+               where: str) -> None:
+    """y = gamma (x - mean) / sqrt(var + eps) + beta along ``axis`` of the
+    state (inference mode), for both importers.  Folded exactly when every
+    root is rational; otherwise kept symbolic as the state's pending
+    normalisation (docs/theory.md, section 12, "Irrational batch
+    normalisation"), which needs the channel axis to lead (channel-major
+    rows).  Raises ValueError with a message naming ``where``."""
+    S = state.shape
+    C = S[axis]
+    if not all(len(v) == C for v in (gamma, beta, mean, var)):
+        raise ValueError(f"{where}: scale, bias, mean and var must have {C} entries (one per channel)")
+    roots = []
+    for c in range(C):
+        r2 = var[c] + eps
+        if r2 <= 0:
+            raise ValueError(f"{where}: var + epsilon = {float(r2)} <= 0 at channel {c}")
+        roots.append(r2)
+    rational = [rational_sqrt(r2) for r2 in roots]
+    if any(r is None for r in rational):
+        if any(n != 1 for n in S[:axis]):
+            raise ValueError(f"{where}: input shape {list(S)} has a batch axis; expected 1")
+        state.pending_norm = (ChannelNorm(tuple(gamma), tuple(beta), tuple(mean), tuple(roots)), where)
+        return
+    tail = (1,) * (len(S) - axis - 1)
+    f = np.empty(C, dtype=object)
+    f[:] = [gamma[c] / r for c, r in enumerate(rational)]
+    b = np.empty(C, dtype=object)
+    b[:] = [beta[c] - mean[c] * gamma[c] / r for c, r in enumerate(rational)]
+    state.scale(f.reshape((C, *tail)))
+    state.add(b.reshape((C, *tail)))
+
+
+def average_pool_matrix(C: int, N: tuple[int, ...], k: list[int], st: list[int], pads: list[tuple[int, int]],
+                        include: bool) -> tuple[np.ndarray, list[int]]:
+    """The exact matrix of a mean over windows (C channels of spatial size N,
+    channel-major) and the output spatial size; ``include``: padded cells
+    count in the divisor.  Raises ValueError if a window does not fit."""
+    out = [(n + b + a - kk) // s + 1 for n, (b, a), kk, s in zip(N, pads, k, st)]
+    if any(o < 1 for o in out):
+        raise ValueError("the window does not fit the padded input")
+    n_in, n_out = C * prod(N), C * prod(out)
+    if n_in * n_out > MAX_OPERATOR_ENTRIES:
+        raise ValueError(f"its operator would have {n_in * n_out} entries, more than {MAX_OPERATOR_ENTRIES}")
+    L = zeros((n_out, n_in))
+    outs = list(np.ndindex(*out))
+    for c in range(C):
+        for r, p in enumerate(outs):
+            cells = [tuple(pt * s + qt - b for pt, s, qt, (b, _) in zip(p, st, q, pads)) for q in np.ndindex(*k)]
+            inside = [q for q in cells if all(0 <= v < n for v, n in zip(q, N))]
+            w = Fraction(1, prod(k) if include else len(inside))
+            for q in inside:
+                L[c * len(outs) + r, int(np.ravel_multi_index((c, *q), (C, *N)))] += w
+    return L, out
+
+
 def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
     """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
 
@@ -432,11 +502,11 @@ class ChainBuilder:
         except (ValueError, TypeError) as e:
             raise InputError(self.path, str(e)) from None
 
-    def network(self, name: str) -> Network:
+    def network(self, name: str, output_unit: str = "") -> Network:
         """:meth:`finish`, then the network of its layers."""
         self.finish()
         try:
-            return self.wrap(Network(tuple(self.layers), name))
+            return self.wrap(Network(tuple(self.layers), name, output_unit))
         except (ValueError, TypeError) as e:  # the importers' own checks should leave nothing
             raise InputError(self.path, str(e)) from None
 
