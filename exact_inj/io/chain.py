@@ -45,7 +45,13 @@ def exact_array(arr: np.ndarray, what: str, path: str | None) -> np.ndarray:
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(path, f"{what}{list(idx)} is {wide[idx]}; numbers must be finite")
-        flat = [Fraction(v) for v in wide.ravel().tolist()]
+        # One Fraction per distinct value (np.unique runs in C): weights
+        # repeat often (quantised or constructed models), and converting
+        # each entry separately was most of a full-size import.
+        vals, inv = np.unique(wide.ravel(), return_inverse=True)
+        fr = np.empty(len(vals), dtype=object)
+        fr[:] = [Fraction(v) for v in vals.tolist()]
+        return fr[inv.ravel()].reshape(arr.shape)
     else:
         raise InputError(path, f"{what} has dtype {arr.dtype}; expected a float or integer tensor")
     out = np.empty(len(flat), dtype=object)
@@ -355,10 +361,16 @@ def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
 def scaled_spec(spec: ConvSpec | KernelSpec, scales: list[Fraction], shifts: list[Fraction]):
     """The convolution followed by y_o -> a_o y_o + c_o per output channel:
     the same operator with kernel channel o times a_o and bias a_o b_o + c_o."""
-    def times(x, a):
-        return x * a if isinstance(x, Fraction) else tuple(times(v, a) for v in x)
+    def times(x, a, memo):
+        if isinstance(x, Fraction):
+            r = memo.get(x)
+            if r is None:
+                r = memo[x] = x * a
+            return r
+        return tuple(times(v, a, memo) for v in x)
 
-    kernel = tuple(times(k, a) for k, a in zip(spec.kernel, scales))
+    # A product per distinct entry of each channel (weights repeat often), none for a = 1.
+    kernel = tuple(k if a == 1 else times(k, a, {}) for k, a in zip(spec.kernel, scales))
     bias = tuple(a * b + c for a, b, c in zip(scales, spec.bias, shifts))
     return replace(spec, kernel=kernel, bias=bias)
 

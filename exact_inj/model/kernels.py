@@ -68,6 +68,10 @@ def _ints(v: Any, d: int, what: str, minimum: int) -> tuple[int, ...]:
 
 
 def _nested(x: Any, depth: int) -> Any:
+    if depth == 1:
+        # The innermost lists hold most entries: a Fraction is kept as it is
+        # (exact() would rebuild it; this was a third of a full-size import).
+        return tuple(v if type(v) is Fraction else exact(v) for v in x)
     return exact(x) if depth == 0 else tuple(_nested(v, depth - 1) for v in x)
 
 
@@ -309,6 +313,14 @@ class KernelSpec(KernelTaps):
             if any(v for row in M for v in row):
                 per_tap[q] = flint.fmpz_mat(M)
         return per_tap, flat[-self.out_channels:], S
+
+    def tap_rows(self) -> list[list[int]]:
+        """The rows K[o, :, q] (one per output channel o and tap offset q with
+        a non-zero entry), as integers (all scaled by one positive common
+        factor): u with every row . u = 0 is a kernel null vector
+        (:func:`exact_inj.layer.convproof.kernel_null_vector`)."""
+        per_tap, _, _ = self._integer_kernel
+        return [[int(v) for v in row] for Kq in per_tap.values() for row in Kq.tolist()]
 
     def apply_operator(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
         """C x + bias, exactly, one integer matrix product per tap offset
