@@ -363,13 +363,15 @@ def scaled_spec(spec: ConvSpec | KernelSpec, scales: list[Fraction], shifts: lis
     the same operator with kernel channel o times a_o and bias a_o b_o + c_o."""
     def times(x, a, memo):
         if isinstance(x, Fraction):
-            r = memo.get(x)
+            # Keyed by identity (cheaper than hashing a Fraction): the readers
+            # share one object per distinct value, and the entries are alive.
+            r = memo.get(id(x))
             if r is None:
-                r = memo[x] = x * a
+                r = memo[id(x)] = x * a
             return r
         return tuple(times(v, a, memo) for v in x)
 
-    # A product per distinct entry of each channel (weights repeat often), none for a = 1.
+    # A product per distinct entry object of each channel (weights repeat often), none for a = 1.
     kernel = tuple(k if a == 1 else times(k, a, {}) for k, a in zip(spec.kernel, scales))
     bias = tuple(a * b + c for a, b, c in zip(scales, spec.bias, shifts))
     return replace(spec, kernel=kernel, bias=bias)
