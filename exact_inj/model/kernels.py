@@ -67,12 +67,25 @@ def _ints(v: Any, d: int, what: str, minimum: int) -> tuple[int, ...]:
     return tuple(int(x) for x in v)
 
 
-def _nested(x: Any, depth: int) -> Any:
+def _nested(x: Any, depth: int, memo: dict | None = None) -> Any:
+    if memo is None:
+        memo = {}
     if depth == 1:
         # The innermost lists hold most entries: a Fraction is kept as it is
-        # (exact() would rebuild it; this was a third of a full-size import).
-        return tuple(v if type(v) is Fraction else exact(v) for v in x)
-    return exact(x) if depth == 0 else tuple(_nested(v, depth - 1) for v in x)
+        # (exact() would rebuild it; this was a third of a full-size import),
+        # and a number string (a certificate's kernel) is parsed once per
+        # distinct string.
+        return tuple(v if type(v) is Fraction else _exact_memo(v, memo) for v in x)
+    return exact(x) if depth == 0 else tuple(_nested(v, depth - 1, memo) for v in x)
+
+
+def _exact_memo(v: Any, memo: dict) -> Fraction:
+    if type(v) is not str:
+        return exact(v)
+    r = memo.get(v)
+    if r is None:
+        r = memo[v] = exact(v)
+    return r
 
 
 def _shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
