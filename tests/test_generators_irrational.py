@@ -240,3 +240,29 @@ def test_irrational_bn_then_relu_is_symbolic_then_leaky_is_refused():
         network_from_onnx_model(_bn_then("LeakyRelu"))
     with pytest.raises(InputError, match="irrational roots"):
         network_from_onnx_model(_bn_then("Neg"))
+
+
+def _relu_then_bn(gamma):
+    from onnx import TensorProto, helper, numpy_helper
+    W = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.float32).T.copy()
+    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(np.eye(4, dtype=np.float32), "W2")]
+    for nm, v in (("g", gamma), ("b", [0, 0, 0, 0]), ("m", [0, 0, 0, 0]), ("v", [2, 3, 5, 7])):
+        inits.append(numpy_helper.from_array(np.array(v, np.float32), nm))
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["t"]), helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("MatMul", ["r", "W2"], ["t2"]),
+             helper.make_node("BatchNormalization", ["t2", "g", "b", "m", "v"], ["y"], epsilon=0.0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    return network_from_onnx_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_normalised_linear_last_layer_by_the_rank_of_its_gamma_rows():
+    v = api.verify(_relu_then_bn([1, 1, 1, 1]), time_limit=30)
+    assert v.status is Status.INJECTIVE, v.reason
+    # gamma = 0 turns a row into a constant: rank 3 < 4 on the orthant, so layerwise cannot conclude.
+    assert api.verify(_relu_then_bn([0, 1, 1, 1]), time_limit=30).status is Status.UNKNOWN
+
+    def edit(o):
+        o["network"]["normalisations"][1]["gamma"][0] = "0"
+    res = _mutant(v.certificate.to_json(), edit)
+    assert not res.valid and "rank 3 < 4" in res.reason

@@ -29,7 +29,7 @@ from ..certify.surd import surd_sign
 from ..exact import modrank
 from ..layer.convproof import full_column_rank, kernel_null_vector
 from ..layer.decide import decide_layer_run
-from ..model import ConvLayer, Domain, Layer, Network
+from ..model import MAX_OPERATOR_ENTRIES, ConvLayer, Domain, Layer, Network
 from ..model.normalised import NormalisedNetwork, SurdRow, surd_rows
 from ..model.stages import linear_rank, linear_witness, pair_along
 from ..run import Progress, Run
@@ -161,6 +161,21 @@ def decide_normalised(net: NormalisedNetwork, time_limit: float = 300.0, max_nod
                 f"{' with an irrational batch normalisation' if norm else ''}")
         if norm is not None:
             if layer.activation == "linear":
+                # Outputs d_o (z_i - mean_o) + beta_o, d_o != 0, or constants (gamma = 0):
+                # the rank of the rows with gamma != 0 decides (docs/theory.md, section 12).
+                kept = [i for i, r in enumerate(surd_rows(layer, norm)) if r.sign != 0]
+                if len(kept) * layer.in_dim > MAX_OPERATOR_ENTRIES:
+                    info["open_stage"] = k
+                    return run.unknown(f"{dims}: the last layer's rank needs a dense matrix of {len(kept)} x "
+                                       f"{layer.in_dim} entries, above {MAX_OPERATOR_ENTRIES}", info)
+                rows = tuple(tuple(layer.sparse_row(i).get(c, _ZERO) for c in range(layer.in_dim)) for i in kept)
+                rows = rows or ((_ZERO,) * layer.in_dim,)
+                sub = Layer(rows, (_ZERO,) * len(rows), "linear")
+                if linear_rank(sub, received) != layer.in_dim:
+                    info["open_stage"] = k
+                    return run.unknown(f"{dims}: the last layer's rows with gamma != 0 have rank < "
+                                       f"{layer.in_dim} on {received.describe()}, a superset of what it receives",
+                                       info)
                 proofs.append(StageProof(k, k + 1, received, LinearRankProof()))
                 continue
             proof, note = surd_structural(layer, surd_rows(layer, norm), run.deadline)
