@@ -266,3 +266,15 @@ def test_normalised_linear_last_layer_by_the_rank_of_its_gamma_rows():
         o["network"]["normalisations"][1]["gamma"][0] = "0"
     res = _mutant(v.certificate.to_json(), edit)
     assert not res.valid and "rank 3 < 4" in res.reason
+
+
+def test_invert_and_injectivize_refuse_a_normalised_network():
+    # Their answers would be about the base layers, a different function.
+    from exact_inj.network.injectivize import injectivize
+    from exact_inj.network.inverse import invert
+
+    net = _relu_then_bn([1, 1, 1, 1])
+    with pytest.raises(InputError, match="irrational"):
+        invert(net, ["0"] * 4)
+    with pytest.raises(InputError, match="irrational"):
+        injectivize(net)

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ..errors import InputError
 from ..numbers import exact, fraction_to_str
 from .network import Network
 
-__all__ = ["ChannelNorm", "NormalisedNetwork", "SurdRow", "surd_rows"]
+__all__ = ["ChannelNorm", "NormalisedNetwork", "SurdRow", "require_plain", "surd_rows"]
 
 _ZERO = Fraction(0)
 
@@ -193,3 +194,12 @@ class NormalisedNetwork:
 
     def norms_to_json(self) -> list:
         return [None if n is None else n.to_json() for n in self.norms]
+
+
+def require_plain(net: Any, what: str) -> None:
+    """Refuse a NormalisedNetwork where its values would be needed (inverting,
+    building on it): its ``base`` alone is a different function, and its own
+    values involve irrational roots.  Only ``verify`` decides it."""
+    if isinstance(net, NormalisedNetwork):
+        raise InputError(None, f"{what} needs the network's values, and its batch normalisation has irrational "
+                               "square roots (never rounded); only verify decides such a network")
