@@ -16,11 +16,13 @@ from ..layer.decide import decide_layer_run
 from ..layer.convproof import kernel_null_vector
 from ..model import ConvLayer, Domain, Network
 from ..model.monotone import relu_form
+from ..model.normalised import NormalisedNetwork
 from ..model.stages import image_box, linear_rank, linear_witness, pair_along, stages
 from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import endtoend, folds
 from .injectivize import find_carry
+from .normalised import decide_normalised
 from .witness import lifted_witness, narrow_witness, singular_piece_witness
 
 __all__ = ["END_TO_END_MAX_INPUTS", "END_TO_END_MAX_NEURONS", "decide_network"]
@@ -45,6 +47,9 @@ def decide_network(
       witnesses, then the end_to_end route (pieces and pairs of pieces, exact
       certificates for every pair) on small networks.
     """
+    if isinstance(net, NormalisedNetwork):
+        # Irrational batch normalisations: its base layers are not its function.
+        return decide_normalised(net, time_limit, max_nodes, milp, progress, domain, workers)
     run = Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain,
                     workers=workers)
     run.tried.append("stages")
