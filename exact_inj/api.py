@@ -15,6 +15,7 @@ from .errors import InputError
 from .io import load_json_file, load_network
 from .io.load import as_domain
 from .model import ConvLayer, Layer, Network
+from .model.normalised import NormalisedNetwork
 from .run import Activity, supervise
 from .verdict import Verdict, certified
 
@@ -84,8 +85,13 @@ def verify(
     from .network.shorten import height, shorter_pair
 
     from .network.decide import decide_network
+    from .network.normalised import decide_normalised
 
     decide = decide_layer if net.is_single_relu_layer else decide_network
+    if isinstance(net, NormalisedNetwork):
+        # Irrational batch normalisations (docs/theory.md, section 12): its own
+        # routes; its witnesses are not shortened (that replays the network).
+        decide = decide_normalised
 
     started = time.perf_counter() if clock_start is None else clock_start
 
@@ -99,7 +105,7 @@ def verify(
         v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom,
                    workers=workers)
         w = v.witness
-        if w is None:
+        if w is None or isinstance(net, NormalisedNetwork):
             return v
         # Any collision answers the question; show a readable one.  The
         # smaller pair is evidence like any other: it goes through the
@@ -148,7 +154,7 @@ def as_network(obj: Any) -> Network:
     ...
     exact_inj.errors.InputError: network: a dict is not a network (pass a path, a Network, a Layer, a matrix, a (W, b) pair or a list of layers)
     """
-    if isinstance(obj, Network):
+    if isinstance(obj, (Network, NormalisedNetwork)):
         return obj
     if isinstance(obj, (str, os.PathLike)):
         return load_network(obj)

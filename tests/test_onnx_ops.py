@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from exact_inj.io import InputError  # noqa: E402
 from exact_inj.io.onnx import network_from_onnx_model  # noqa: E402
 from exact_inj.model import ConvLayer, KernelSpec  # noqa: E402
+from exact_inj.model.normalised import NormalisedNetwork  # noqa: E402
 
 
 def init(name, arr):
@@ -148,10 +149,16 @@ def test_batch_norm_with_rational_roots_folds_into_the_conv():
     assert isinstance(L, ConvLayer) and isinstance(L.spec, KernelSpec) and L.spec.transposed
 
 
-def test_batch_norm_with_an_irrational_root_is_refused():
+def test_batch_norm_with_an_irrational_root_is_kept_symbolic_never_rounded():
     nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "mu", "var"], ["y"], name="bn")]
     one = np.ones(2, np.float32)
     inits = [init("g", one), init("b", one), init("mu", one), init("var", np.array([1, 2], np.float32))]
+    net = network_from_onnx_model(model(nodes, inits, [1, 2, 2]), "m.onnx")
+    eps = F(float(np.float32(1e-5)))
+    assert isinstance(net, NormalisedNetwork) and net.norms[0].root == (1 + eps, 2 + eps)
+    # An op between the normalisation and the activation is refused, naming the node.
+    nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "mu", "var"], ["n"], name="bn"),
+             helper.make_node("Mul", ["n", "g"], ["y"], name="mul")]
     with pytest.raises(InputError) as e:
         network_from_onnx_model(model(nodes, inits, [1, 2, 2]), "m.onnx")
     assert "'bn'" in str(e.value) and "irrational" in str(e.value) and "\n" not in str(e.value)

@@ -24,6 +24,7 @@ from typing import Union
 from ..errors import InputError
 from ..io.json import network_from_json, network_to_json
 from ..model import Domain, Network, Vector
+from ..model.normalised import ChannelNorm, NormalisedNetwork
 from ..numbers import fraction_to_str, limits, over_limit, parse_exact, quote
 
 FORMAT = "exact_inj/certificate"
@@ -130,6 +131,20 @@ class ConvStructuralProof:
     @property
     def size(self) -> int:
         return 2 * len(self.channel_pairs) + 1 + len(self.roots)
+
+
+@dataclass(frozen=True)
+class SurdStructuralProof:
+    """A ReLU layer followed by a batch normalisation with irrational roots:
+    the structural rule on its pulled-out rows (exact_inj/model/normalised.py),
+    each bias a quadratic surd, the bias conditions decided exactly
+    (certify/surd.py; docs/theory.md, section 12)."""
+
+    pairs: tuple[tuple[int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.pairs)
 
 
 @dataclass(frozen=True)
@@ -295,7 +310,7 @@ def _evidence_size(ev) -> int:
     return getattr(ev, "size", 0)
 
 
-Evidence = Union[Witness, TreeProof, StructuralProof, ConvStructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
+Evidence = Union[Witness, TreeProof, StructuralProof, SurdStructuralProof, ConvStructuralProof, EmptyDomainProof, LinearRankProof, LayerwiseProof,
                  EndToEndProof, CarryProof]
 
 
@@ -320,7 +335,7 @@ class Certificate:
         out: dict = {
             "format": FORMAT,
             "version": VERSION,
-            "network": network_to_json(self.network),
+            "network": _any_network_to_json(self.network),
             "domain": self.domain.to_json(),
             "verdict": self.verdict.value,
         }
@@ -351,7 +366,7 @@ class Certificate:
         if obj.get("format", FORMAT) != FORMAT or type(version) is not int or version != VERSION:
             raise InputError(where, f"unsupported certificate format {quote(obj.get('format'))} "
                                     f"version {quote(obj.get('version'))}")
-        network = network_from_json(obj["network"], path, where="network")
+        network = _any_network_from_json(obj["network"], path)
         domain = _domain_from_json(obj.get("domain", {"kind": "reals"}), where)
         try:
             verdict = Status(obj["verdict"]) if isinstance(obj["verdict"], str) else None
@@ -367,6 +382,27 @@ class Certificate:
         else:
             evidence = _proof_from_json(obj.get("proof"), where)
         return cls(network, domain, verdict, evidence)
+
+
+def _any_network_to_json(net) -> dict:
+    if isinstance(net, NormalisedNetwork):
+        # A plain reader refuses the extra key: the base alone is not this network.
+        return {**network_to_json(net.base), "normalisations": net.norms_to_json()}
+    return network_to_json(net)
+
+
+def _any_network_from_json(obj: object, path: str | None):
+    if not (isinstance(obj, dict) and "normalisations" in obj):
+        return network_from_json(obj, path, where="network")
+    base = network_from_json({k: v for k, v in obj.items() if k != "normalisations"}, path, where="network")
+    norms = obj["normalisations"]
+    try:
+        if not isinstance(norms, list):
+            raise ValueError("must be a list with one entry (null or a normalisation) per layer")
+        return NormalisedNetwork(base, tuple(None if n is None else ChannelNorm.from_json(n) for n in norms),
+                                 base.name)
+    except (ValueError, TypeError, ZeroDivisionError) as e:
+        raise InputError(path or "certificate", f"network.normalisations: {e}") from None
 
 
 def proof_kind(ev) -> str:
@@ -388,6 +424,8 @@ def proof_to_json(ev) -> dict:
         return {"kind": "tree", "cores": cores, "tree": list(ev.tree)}
     if isinstance(ev, StructuralProof):
         return {"kind": "structural", "pairs": [list(p) for p in ev.pairs]}
+    if isinstance(ev, SurdStructuralProof):
+        return {"kind": "surd_structural", "pairs": [list(p) for p in ev.pairs]}
     if isinstance(ev, ConvStructuralProof):
         # The modulus and roots are written as decimal strings: they exceed
         # 2^53, which some JSON readers would round.
@@ -528,6 +566,8 @@ def _proof_from_json(p: object, where: str) -> Evidence:
         return TreeProof(tuple(cores), _int_list(p.get("tree"), where, "proof tree"))
     if kind == "structural":
         return StructuralProof(_index_pairs(p.get("pairs"), where, "pairs", "pair", "row"))
+    if kind == "surd_structural":
+        return SurdStructuralProof(_index_pairs(p.get("pairs"), where, "pairs", "pair", "row"))
     if kind == "conv_structural":
         pairs = _index_pairs(p.get("channel_pairs"), where, "channel_pairs", "channel pair", "channel")
         modulus = _decimal_int(p.get("modulus"), where, "proof modulus")
@@ -577,4 +617,4 @@ def _proof_from_json(p: object, where: str) -> Evidence:
     if kind == "carry":
         return CarryProof(tuple(_index_pairs(layer, where, f"units[{k}]", f"layer {k} carry pair", "unit")
                                 for k, layer in enumerate(_as_list(p.get("units"), where, "proof units"))))
-    raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, conv_structural, empty_domain, linear_rank, layerwise, end_to_end or carry)")
+    raise InputError(where, f"unknown proof kind {quote(kind)} (expected tree, structural, surd_structural, conv_structural, empty_domain, linear_rank, layerwise, end_to_end or carry)")

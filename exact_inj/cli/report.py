@@ -126,10 +126,13 @@ def human(path: str, net, verdict, certificate_file: str | None = None, notes: l
     info = verdict.info
     if verdict.status is Status.NOT_INJECTIVE:
         w = verdict.witness
-        fx = net.evaluate(w.x)
         lines.append(f"  x      = {vector(w.x)}")
         lines.append(f"  y      = {vector(w.y)}")
-        lines.append(f"  f(x) = f(y) = {vector(fx)}")
+        if hasattr(net, "evaluate"):
+            lines.append(f"  f(x) = f(y) = {vector(net.evaluate(w.x))}")
+        else:  # irrational batch normalisations: equal before them, so equal after (never evaluated)
+            lines.append(f"  W1 x + b1 = W1 y + b1 = {vector(net.layers[0].pre_activation(w.x))} (layer 1's affine "
+                         "map, before any normalisation)")
         lines.append("  approximately (decimals, for reading only; the exact values above are the answer):")
         lines.append(f"    x ~ {approx_vector(w.x)}")
         lines.append(f"    y ~ {approx_vector(w.y)}")

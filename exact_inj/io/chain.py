@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
-from math import lcm, prod
+from math import isqrt, lcm, prod
 
 import flint
 import numpy as np
 
 from ..errors import InputError
-from ..model import ConvLayer, ConvSpec, KernelSpec, Layer, Network
+from ..model import MAX_OPERATOR_ENTRIES, ConvLayer, ConvSpec, KernelSpec, Layer, Network
+from ..model.normalised import ChannelNorm, NormalisedNetwork
 
-__all__ = ["Affine", "ChainBuilder", "apply_conv", "conv_layer", "exact_array", "scaled_spec", "zeros"]
+__all__ = ["Affine", "ChainBuilder", "apply_conv", "average_pool_matrix", "batch_norm", "conv_layer", "exact_array",
+           "rational_sqrt", "scaled_spec", "zeros"]
 
 
 _ZERO = Fraction(0)
@@ -43,7 +45,13 @@ def exact_array(arr: np.ndarray, what: str, path: str | None) -> np.ndarray:
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(path, f"{what}{list(idx)} is {wide[idx]}; numbers must be finite")
-        flat = [Fraction(v) for v in wide.ravel().tolist()]
+        # One Fraction per distinct value (np.unique runs in C): weights
+        # repeat often (quantised or constructed models), and converting
+        # each entry separately was most of a full-size import.
+        vals, inv = np.unique(wide.ravel(), return_inverse=True)
+        fr = np.empty(len(vals), dtype=object)
+        fr[:] = [Fraction(v) for v in vals.tolist()]
+        return fr[inv.ravel()].reshape(arr.shape)
     else:
         raise InputError(path, f"{what} has dtype {arr.dtype}; expected a float or integer tensor")
     out = np.empty(len(flat), dtype=object)
@@ -97,6 +105,10 @@ class Affine:
         self.A: np.ndarray | None = None
         self.c = zeros((self.n,))
         self.c_zero = True
+        # A batch normalisation with irrational roots, applied to this map's
+        # output and kept symbolic (exact_inj/model/normalised.py), with the
+        # op that brought it: only an activation or the end may follow it.
+        self.pending_norm: tuple[ChannelNorm, str] | None = None
 
     @property
     def size(self) -> int:
@@ -263,6 +275,75 @@ class Affine:
         return Layer(W, tuple(self.c.tolist()), activation, slope)
 
 
+def rational_sqrt(q: Fraction) -> Fraction | None:
+    """The rational square root of q >= 0, or None if it is irrational.
+
+    >>> rational_sqrt(Fraction(9, 4)), rational_sqrt(Fraction(2))
+    (Fraction(3, 2), None)
+    """
+    a, b = q.numerator, q.denominator  # in lowest terms: both must be squares
+    if a < 0:
+        return None
+    ra, rb = isqrt(a), isqrt(b)
+    return Fraction(ra, rb) if ra * ra == a and rb * rb == b else None
+
+
+def batch_norm(state: Affine, axis: int, gamma: list, beta: list, mean: list, var: list, eps: Fraction,
+               where: str) -> None:
+    """y = gamma (x - mean) / sqrt(var + eps) + beta along ``axis`` of the
+    state (inference mode), for both importers.  Folded exactly when every
+    root is rational; otherwise kept symbolic as the state's pending
+    normalisation (docs/theory.md, section 12, "Irrational batch
+    normalisation"), which needs the channel axis to lead (channel-major
+    rows).  Raises ValueError with a message naming ``where``."""
+    S = state.shape
+    C = S[axis]
+    if not all(len(v) == C for v in (gamma, beta, mean, var)):
+        raise ValueError(f"{where}: scale, bias, mean and var must have {C} entries (one per channel)")
+    roots = []
+    for c in range(C):
+        r2 = var[c] + eps
+        if r2 <= 0:
+            raise ValueError(f"{where}: var + epsilon = {float(r2)} <= 0 at channel {c}")
+        roots.append(r2)
+    rational = [rational_sqrt(r2) for r2 in roots]
+    if any(r is None for r in rational):
+        if any(n != 1 for n in S[:axis]):
+            raise ValueError(f"{where}: input shape {list(S)} has a batch axis; expected 1")
+        state.pending_norm = (ChannelNorm(tuple(gamma), tuple(beta), tuple(mean), tuple(roots)), where)
+        return
+    tail = (1,) * (len(S) - axis - 1)
+    f = np.empty(C, dtype=object)
+    f[:] = [gamma[c] / r for c, r in enumerate(rational)]
+    b = np.empty(C, dtype=object)
+    b[:] = [beta[c] - mean[c] * gamma[c] / r for c, r in enumerate(rational)]
+    state.scale(f.reshape((C, *tail)))
+    state.add(b.reshape((C, *tail)))
+
+
+def average_pool_matrix(C: int, N: tuple[int, ...], k: list[int], st: list[int], pads: list[tuple[int, int]],
+                        include: bool) -> tuple[np.ndarray, list[int]]:
+    """The exact matrix of a mean over windows (C channels of spatial size N,
+    channel-major) and the output spatial size; ``include``: padded cells
+    count in the divisor.  Raises ValueError if a window does not fit."""
+    out = [(n + b + a - kk) // s + 1 for n, (b, a), kk, s in zip(N, pads, k, st)]
+    if any(o < 1 for o in out):
+        raise ValueError("the window does not fit the padded input")
+    n_in, n_out = C * prod(N), C * prod(out)
+    if n_in * n_out > MAX_OPERATOR_ENTRIES:
+        raise ValueError(f"its operator would have {n_in * n_out} entries, more than {MAX_OPERATOR_ENTRIES}")
+    L = zeros((n_out, n_in))
+    outs = list(np.ndindex(*out))
+    for c in range(C):
+        for r, p in enumerate(outs):
+            cells = [tuple(pt * s + qt - b for pt, s, qt, (b, _) in zip(p, st, q, pads)) for q in np.ndindex(*k)]
+            inside = [q for q in cells if all(0 <= v < n for v, n in zip(q, N))]
+            w = Fraction(1, prod(k) if include else len(inside))
+            for q in inside:
+                L[c * len(outs) + r, int(np.ravel_multi_index((c, *q), (C, *N)))] += w
+    return L, out
+
+
 def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
     """Apply the convolution to ``state`` as its dense operator (output shape ``shape``).
 
@@ -280,10 +361,18 @@ def apply_conv(state: Affine, spec: ConvSpec, shape: tuple[int, ...]) -> None:
 def scaled_spec(spec: ConvSpec | KernelSpec, scales: list[Fraction], shifts: list[Fraction]):
     """The convolution followed by y_o -> a_o y_o + c_o per output channel:
     the same operator with kernel channel o times a_o and bias a_o b_o + c_o."""
-    def times(x, a):
-        return x * a if isinstance(x, Fraction) else tuple(times(v, a) for v in x)
+    def times(x, a, memo):
+        if isinstance(x, Fraction):
+            # Keyed by identity (cheaper than hashing a Fraction): the readers
+            # share one object per distinct value, and the entries are alive.
+            r = memo.get(id(x))
+            if r is None:
+                r = memo[id(x)] = x * a
+            return r
+        return tuple(times(v, a, memo) for v in x)
 
-    kernel = tuple(times(k, a) for k, a in zip(spec.kernel, scales))
+    # A product per distinct entry object of each channel (weights repeat often), none for a = 1.
+    kernel = tuple(k if a == 1 else times(k, a, {}) for k, a in zip(spec.kernel, scales))
     bias = tuple(a * b + c for a, b, c in zip(scales, spec.bias, shifts))
     return replace(spec, kernel=kernel, bias=bias)
 
@@ -337,6 +426,7 @@ class ChainBuilder:
         self.path = path
         self.state: Affine | None = None if shape is None else Affine(shape)
         self.layers: list[Layer | ConvLayer] = []
+        self.norms: list[ChannelNorm | None] = []  # one per layer: a symbolic normalisation or None
         self.last_was_relu = False
         # While a conv is deferred, ``state`` is over the conv's output.
         self.conv: tuple[ConvSpec, str] | None = None
@@ -350,6 +440,10 @@ class ChainBuilder:
     def current(self, shape: tuple[int, ...] | None = None) -> Affine:
         """The affine map so far without marking an op (a pure reshape keeps
         a ReLU straight after a ReLU recognisable)."""
+        if self.state is not None and self.state.pending_norm is not None:
+            raise InputError(self.path, f"{self.state.pending_norm[1]} has irrational roots and is kept exact as a "
+                                        "symbolic factor; only a Relu, a Tanh/Sigmoid output or the end may follow "
+                                        "it (docs/model-files.md)")
         if self.state is None:
             if shape is None:
                 raise ValueError("the chain's input shape is unknown")
@@ -371,15 +465,19 @@ class ChainBuilder:
 
     def activation(self, kind: str, slope: Fraction = _ZERO, shape: tuple[int, ...] | None = None) -> None:
         """Close a layer with a ReLU, or a LeakyReLU of the given slope (> 0)."""
+        norm = self._take_norm(kind)
         st = self.current(shape)
+        self.norms.append(norm)
         if self.conv is not None:
             self.layers.append(self._close_conv(kind, slope))
         # relu(relu(v)) = relu(v): a ReLU straight after a ReLU adds nothing.
-        elif not (kind == "relu" and self.last_was_relu and st.is_identity()):
+        elif not (kind == "relu" and self.last_was_relu and st.is_identity() and norm is None):
             try:
                 self.layers.append(st.layer(kind, slope))
             except ValueError as e:  # a slope that is not > 0
                 raise InputError(self.path, str(e)) from None
+        else:
+            self.norms.pop()
         self.state = Affine(st.shape)
         self.last_was_relu = kind == "relu"
 
@@ -388,17 +486,41 @@ class ChainBuilder:
         last ReLU (or if there is no layer at all)."""
         if self.state is None:
             raise InputError(self.path, "the model computes nothing")
+        norm = self._take_norm("linear")
         if self.conv is not None:
             self.layers.append(self._close_conv("linear"))
-        elif not self.state.is_identity() or not self.layers:
+            self.norms.append(norm)
+        elif not self.state.is_identity() or not self.layers or norm is not None:
             self.layers.append(self.state.layer("linear"))
+            self.norms.append(norm)
         return self.layers
 
-    def network(self, name: str) -> Network:
+    def _take_norm(self, kind: str) -> ChannelNorm | None:
+        st = self.state
+        if st is None or st.pending_norm is None:
+            return None
+        norm, where = st.pending_norm
+        if kind not in ("relu", "linear"):
+            raise InputError(self.path, f"{where} has irrational roots; a {kind} after it is not supported (a "
+                                        "negative factor does not commute with it): only a Relu or the end")
+        st.pending_norm = None
+        return norm
+
+    def wrap(self, net: Network) -> Network | NormalisedNetwork:
+        """``net`` (built from :meth:`finish`'s layers), or, if some layer is
+        followed by a symbolic normalisation, the NormalisedNetwork it is."""
+        if all(n is None for n in self.norms):
+            return net
+        try:
+            return NormalisedNetwork(net, tuple(self.norms), net.name)
+        except (ValueError, TypeError) as e:
+            raise InputError(self.path, str(e)) from None
+
+    def network(self, name: str, output_unit: str = "") -> Network:
         """:meth:`finish`, then the network of its layers."""
         self.finish()
         try:
-            return Network(tuple(self.layers), name)
+            return self.wrap(Network(tuple(self.layers), name, output_unit))
         except (ValueError, TypeError) as e:  # the importers' own checks should leave nothing
             raise InputError(self.path, str(e)) from None
 

@@ -297,7 +297,7 @@ class _Importer(OpsMixin):
                 f"but the chain computes {layers[-1].out_dim} numbers"
             )
         try:
-            return Network(tuple(layers), name, unit[0].lower() if unit else "")
+            return chain.wrap(Network(tuple(layers), name, unit[0].lower() if unit else ""))
         except (ValueError, TypeError) as e:  # the checks above should leave nothing
             self.fail(str(e))
 

@@ -6,8 +6,8 @@ A mixin of :class:`exact_inj.io.onnx._Importer` (it uses ``fail``, ``attr``,
 module stays readable:
 
 * scalings: ``Mul``, ``Div`` (by a constant), ``Neg``, ``BatchNormalization``
-  (inference mode; exact only when every sqrt(var + eps) is rational, see
-  :func:`rational_sqrt`), ``AveragePool``;
+  (inference mode; folded when every sqrt(var + eps) is rational, see
+  :func:`rational_sqrt`, otherwise kept symbolic), ``AveragePool``;
 * fixed index maps: ``Unsqueeze``, ``Squeeze``, ``Transpose``, ``Pad``
   (constant 0), ``Concat`` (the chain with constants), ``Resize``/``Upsample``
   (nearest): each output entry is one input entry, a constant, or 0;
@@ -18,13 +18,13 @@ module stays readable:
 from __future__ import annotations
 
 from fractions import Fraction
-from math import floor, isqrt, prod
+from math import floor
 from typing import Any
 
 import numpy as np
 
-from ..model import MAX_OPERATOR_ENTRIES, KernelSpec
-from .chain import Affine, zeros
+from ..model import KernelSpec
+from .chain import Affine, average_pool_matrix, batch_norm, rational_sqrt, zeros
 
 __all__ = ["SHAPE_OPS", "OpsMixin", "rational_sqrt"]
 
@@ -37,19 +37,6 @@ _HALF = Fraction(1, 2)
 # 0.01 or 1e-5 would be a different slope or epsilon than the file's.
 _F32_ALPHA = float(np.float32(0.01))
 _F32_EPSILON = float(np.float32(1e-5))
-
-
-def rational_sqrt(q: Fraction) -> Fraction | None:
-    """The rational square root of q >= 0, or None if it is irrational.
-
-    >>> rational_sqrt(Fraction(9, 4)), rational_sqrt(Fraction(2))
-    (Fraction(3, 2), None)
-    """
-    a, b = q.numerator, q.denominator  # in lowest terms: both must be squares
-    if a < 0:
-        return None
-    ra, rb = isqrt(a), isqrt(b)
-    return Fraction(ra, rb) if ra * ra == a and rb * rb == b else None
 
 
 def _text(v: Any) -> str:
@@ -128,40 +115,22 @@ class OpsMixin:
 
     def batch_norm(self, label: str, ins: list[str], pos: int, attrs: dict, state: Affine) -> None:
         """y = scale (x - mean) / sqrt(var + eps) + B per channel (axis 1), in
-        inference mode; the root must be rational, or the model is refused
-        (a rounded root could change a verdict: docs/theory.md, section 12)."""
+        inference mode: folded exactly when every root is rational; otherwise
+        kept symbolic (a rounded root could change a verdict: docs/theory.md,
+        section 12)."""
         where = f"BatchNormalization node {label}"
         if pos != 0 or len(ins) != 5:
             self.fail(f"{where}: expected inputs X, scale, B, mean, var with the chain's tensor as X")
         if int(self.attr(attrs, "training_mode", 0)) != 0 or int(self.attr(attrs, "spatial", 1)) != 1:
             self.fail(f"{where}: only inference mode (training_mode = 0, spatial = 1) is supported")
-        S = state.shape
-        if len(S) < 2:
-            self.fail(f"{where}: input shape {list(S)} has no channel axis")
+        if len(state.shape) < 2:
+            self.fail(f"{where}: input shape {list(state.shape)} has no channel axis")
         scale, B, mean, var = (self.exact(t).ravel().tolist() for t in ins[1:])
-        C = S[1]
-        if not all(len(v) == C for v in (scale, B, mean, var)):
-            self.fail(f"{where}: scale, B, mean and var must have {C} entries (one per channel)")
         eps = Fraction(self.attr(attrs, "epsilon", _F32_EPSILON))  # the attribute's exact float32 value
-        factor, shift = [], []
-        for c in range(C):
-            r2 = var[c] + eps
-            if r2 <= 0:
-                self.fail(f"{where}: var + epsilon = {float(r2)} <= 0 at channel {c}")
-            r = rational_sqrt(r2)
-            if r is None:
-                self.fail(f"{where}: channel {c}'s factor scale / sqrt(var + epsilon) is irrational "
-                          f"(var + epsilon = {r2.numerator}/{r2.denominator} is not the square of a rational); "
-                          "exact_inj never rounds it, and irrational factors are not supported yet")
-            factor.append(scale[c] / r)
-            shift.append(B[c] - mean[c] * scale[c] / r)
-        tail = (1,) * (len(S) - 2)
-        f = np.empty(C, dtype=object)
-        f[:] = factor
-        b = np.empty(C, dtype=object)
-        b[:] = shift
-        state.scale(f.reshape((C, *tail)))
-        state.add(b.reshape((C, *tail)))
+        try:
+            batch_norm(state, 1, scale, B, mean, var, eps, where)
+        except ValueError as e:
+            self.fail(str(e))
 
     def average_pool(self, label: str, pos: int, attrs: dict, state: Affine) -> None:
         """The mean over each window, an exact linear map (dense)."""
@@ -186,24 +155,12 @@ class OpsMixin:
             # (onnxruntime refuses it too).
             self.fail(f"{where}: pads must be {2 * d} non-negative entries smaller than the kernel, got {raw}")
         pads = [(raw[t], raw[t + d]) for t in range(d)]
-        include = int(self.attr(attrs, "count_include_pad", 0))
-        N = S[2:]
-        out = [(n + b + a - kk) // s + 1 for n, (b, a), kk, s in zip(N, pads, k, st)]
-        if any(o < 1 for o in out):
-            self.fail(f"{where}: the window does not fit the padded input")
-        C, n_in, n_out = S[1], prod(S), S[1] * prod(out)
-        if n_in * n_out > MAX_OPERATOR_ENTRIES:
-            self.fail(f"{where}: its operator would have {n_in * n_out} entries, more than {MAX_OPERATOR_ENTRIES}")
-        L = zeros((n_out, n_in))
-        outs = list(np.ndindex(*out))
-        for c in range(C):
-            for r, p in enumerate(outs):
-                cells = [tuple(pt * s + qt - b for pt, s, qt, (b, _) in zip(p, st, q, pads)) for q in np.ndindex(*k)]
-                inside = [q for q in cells if all(0 <= v < n for v, n in zip(q, N))]
-                w = Fraction(1, prod(k) if include else len(inside))
-                for q in inside:
-                    L[c * len(outs) + r, int(np.ravel_multi_index((c, *q), S[1:]))] += w
-        state.linear(L, (1, C, *out))
+        include = bool(int(self.attr(attrs, "count_include_pad", 0)))
+        try:
+            L, out = average_pool_matrix(S[1], tuple(S[2:]), k, st, pads, include)
+        except ValueError as e:
+            self.fail(f"{where}: {e}")
+        state.linear(L, (1, S[1], *out))
 
     # -- index maps ------------------------------------------------------------
 

@@ -1,13 +1,18 @@
 """PyTorch ``nn.Sequential`` models as exact networks (the ``torch`` extra).
 
-Supported modules: ``Linear``, ``ReLU``, ``Conv1d`` and ``Conv2d`` (stride 1,
-dilation 1, groups 1, ``padding_mode`` ``"zeros"`` or ``"circular"``),
-``Flatten`` and ``Identity``.  As in the ONNX importer, the affine modules
+Supported modules: ``Linear``, ``ReLU``, ``Conv1d`` and ``Conv2d`` (groups 1,
+``padding_mode`` ``"zeros"``, or ``"circular"`` at stride 1 and dilation 1; any
+stride and dilation), ``Flatten`` and ``Identity``, and the generator modules
+of :mod:`exact_inj.io.torch_modules` (``ConvTranspose1d``/``2d``,
+``BatchNorm1d``/``2d`` in eval mode, ``LeakyReLU``/``PReLU``, ``Tanh``/``Sigmoid``
+as the last module, ``Upsample`` nearest, ``AvgPool1d``/``2d``,
+``ZeroPad``/``ConstantPad`` 0, ``Unflatten``), read into the same exact
+objects as the matching ONNX ops.  As in the ONNX importer, the affine modules
 between two ReLUs compose exactly into one layer, and weights are taken at
 their exact binary values (float16, bfloat16, float32, float64).  A
 convolution that starts a layer and is followed only by a ReLU (or the end)
 stays a structured :class:`~exact_inj.model.conv.ConvLayer`; other convolutions
-are composed densely (``onnx_import._conv_layer``).
+are composed densely (:func:`exact_inj.io.chain.conv_layer`).
 
 Three ways in (docs/model-files.md):
 
@@ -45,7 +50,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import ConvSpec, Network
-from .chain import ChainBuilder, apply_conv, exact_array
+from .chain import ChainBuilder, exact_array
+from .torch_modules import GENERATOR_MODULES, UNITS, apply_conv_module, apply_module, describe_module
 from .files import read_bytes
 
 __all__ = [
@@ -62,7 +68,7 @@ __all__ = [
 # the dict that a .pt file written by save_sequential holds.
 ARCHITECTURE_KEY = "exact_inj.architecture"
 
-_MODULES = ("Linear", "ReLU", "Conv1d", "Conv2d", "Flatten", "Identity")
+_MODULES = ("Linear", "ReLU", "Conv1d", "Conv2d", "Flatten", "Identity", *GENERATOR_MODULES)
 _PARAM_RE = re.compile(r"(0|[1-9][0-9]*)\.(weight|bias)")
 
 
@@ -115,21 +121,28 @@ def architecture_of(model: Any, input_shape: Sequence[int] | None = None) -> dic
         elif kind in (nn.Conv1d, nn.Conv2d):
             name = kind.__name__
             d = 1 if kind is nn.Conv1d else 2
-            for attr in ("stride", "dilation"):
-                if tuple(getattr(m, attr)) != (1,) * d:
-                    raise InputError(None, f"module {k} ({name}): {attr} {tuple(getattr(m, attr))} is not supported (only 1)")
+            stride, dilation = [int(v) for v in m.stride], [int(v) for v in m.dilation]
             if m.groups != 1:
                 raise InputError(None, f"module {k} ({name}): groups={m.groups} is not supported (only 1)")
             if m.padding_mode not in ("zeros", "circular"):
                 raise InputError(None, f"module {k} ({name}): padding_mode {m.padding_mode!r} is not supported (zeros or circular)")
+            if m.padding_mode == "circular" and (stride != [1] * d or dilation != [1] * d):
+                raise InputError(None, f"module {k} ({name}): circular padding is supported at stride 1 and "
+                                       "dilation 1 only")
             pad = m.padding
             if isinstance(pad, str):
                 pad = pad if pad == "same" else 0  # "valid" is no padding
             else:
                 pad = [[int(p), int(p)] for p in pad]
-            modules.append({"type": name, "padding": pad, "padding_mode": m.padding_mode})
+            entry = {"type": name, "padding": pad, "padding_mode": m.padding_mode}
+            if stride != [1] * d or dilation != [1] * d:
+                entry.update(stride=stride, dilation=dilation)
+            modules.append(entry)
         else:
-            raise InputError(None, f"module {k} is a {kind.__name__}; supported: {', '.join(_MODULES)}")
+            entry = describe_module(k, m, nn)
+            if entry is None:
+                raise InputError(None, f"module {k} is a {kind.__name__}; supported: {', '.join(_MODULES)}")
+            modules.append(entry)
     return {"input_shape": None if input_shape is None else [int(v) for v in input_shape], "modules": modules}
 
 
@@ -201,12 +214,27 @@ def network_from_state_dict(
     if arch.get("input_shape") is not None:
         shape = tuple(int(v) for v in arch["input_shape"])
     chain = ChainBuilder(shape, path)
+    # Scalars kept as Python floats (eps, slopes) are computed at the model's precision.
+    # (_array widens every float tensor to float64, so the dtype is read off the tensor itself.)
+    f64 = any(str(getattr(v, "dtype", "")) in ("torch.float64", "float64") for v in params.values())
+    unit = ""
 
     for k, mod in enumerate(modules):
         kind = mod.get("type") if isinstance(mod, Mapping) else None
         if kind not in _MODULES:
             raise InputError(path, f"module {k}: type {kind!r} is not supported (supported: {', '.join(_MODULES)})")
+        if unit:
+            raise InputError(path, f"module {k} ({kind}) follows the {unit}: {unit} is supported only as the last "
+                                   "module (a strictly increasing output unit)")
         if kind == "Identity":
+            continue
+        if kind in UNITS:
+            if shape is None:
+                raise InputError(path, f"module {k} ({kind}) comes first: give input_shape")
+            unit = kind
+            continue
+        if kind in GENERATOR_MODULES:
+            shape = apply_module(chain, k, kind, mod, shape, param, path, f64)
             continue
         if kind == "Flatten":
             if shape is None:
@@ -219,9 +247,9 @@ def network_from_state_dict(
                 raise InputError(path, f"module {k} (ReLU) comes first: give input_shape")
             chain.relu(shape)
             continue
-        W = param(k, "weight", True)
-        B = param(k, "bias", False)
         if kind == "Linear":
+            W = param(k, "weight", True)
+            B = param(k, "bias", False)
             if W.ndim != 2:
                 raise InputError(path, f"module {k} (Linear): weight has shape {list(W.shape)}; expected 2-D")
             if shape is None:
@@ -239,40 +267,12 @@ def network_from_state_dict(
                     raise InputError(path, f"module {k} (Linear): bias has shape {list(B.shape)}; expected [{W.shape[0]}]")
                 st.add_flat(exact_array(B, f"{k}.bias", path))
         else:  # Conv1d / Conv2d
-            d = 1 if kind == "Conv1d" else 2
-            if W.ndim != d + 2:
-                raise InputError(path, f"module {k} ({kind}): weight has shape {list(W.shape)}; expected {d + 2}-D")
-            if shape is None or len(shape) != d + 1:
-                raise InputError(
-                    path,
-                    f"module {k} ({kind}) needs an input of shape [C, {'L' if d == 1 else 'H, W'}]; "
-                    f"{'give input_shape' if shape is None else f'it receives {list(shape)}'}",
-                )
-            mode = mod.get("padding_mode", "zeros")
-            if mode not in ("zeros", "circular"):
-                raise InputError(path, f"module {k} ({kind}): padding_mode {mode!r} is not supported (zeros or circular)")
-            kernel = exact_array(W, f"{k}.weight", path)
-            bias = None if B is None else list(exact_array(B, f"{k}.bias", path).ravel())
-            try:
-                spec = ConvSpec.build(
-                    kernel.tolist(), int(shape[0]), int(W.shape[0]), list(shape[1:]),
-                    "periodic" if mode == "circular" else "zero", mod.get("padding", 0), bias,
-                )
-                out_shape = (spec.out_channels, *spec.output_size)
-                if chain.starts_layer():
-                    # The convolution starts a layer: defer it, so that it
-                    # stays structured if only a ReLU (or the end) follows.
-                    chain.defer_conv(spec, f"module {k} ({kind})", out_shape)
-                else:
-                    apply_conv(chain.affine(shape), spec, out_shape)
-            except (ValueError, TypeError) as e:
-                raise InputError(path, f"module {k} ({kind}): {e}") from None
-            shape = out_shape
+            shape = apply_conv_module(chain, k, kind, mod, shape, param, path)
     if unused:
-        raise InputError(path, f"parameters {sorted(unused)} belong to no Linear or Conv module of the architecture")
+        raise InputError(path, f"parameters {sorted(unused)} belong to no module of the architecture")
     if chain.state is None:
         raise InputError(path, "the model computes nothing (no Linear or Conv module)")
-    return chain.network(name)
+    return chain.network(name, unit.lower())
 
 
 def network_from_sequential(model: Any, input_shape: Sequence[int] | None = None, name: str = "") -> Network:

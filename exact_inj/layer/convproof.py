@@ -56,10 +56,12 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
     flat = [spec.channel_kernel(o) for o in range(spec.out_channels)]
     groups: dict[tuple, list[int]] = {}
     for o, k in enumerate(flat):
-        piv = next((v for v in k if v != 0), None)
-        if piv is None:
+        if not any(k):
             continue
-        groups.setdefault(tuple(v / abs(piv) for v in k), []).append(o)
+        # The primitive integer vector (sign kept) is the kernel up to a
+        # positive factor, as v / |pivot| is, without a Fraction division
+        # per entry (2M of them at the full-size generator's first stage).
+        groups.setdefault(tuple(linalg.primitive(linalg.common_denominator(k)[0])), []).append(o)
     used: set[int] = set()
     pairs: list[tuple[int, int]] = []
     for key, idx in groups.items():
@@ -395,12 +397,23 @@ def kernel_null_vector(layer: ConvLayer) -> list[Fraction] | None:
     True
     """
     spec = layer.spec
-    rows = []
-    for o in range(spec.out_channels):
-        per_q: dict = {}
-        for c, q, w in spec.taps[o]:
-            per_q.setdefault(q, [Fraction(0)] * spec.in_channels)[c] += w
-        rows.extend(linalg.common_denominator(r)[0] for r in per_q.values())
+    if hasattr(spec, "tap_rows"):
+        # A KernelSpec: its per-tap integer matrices (also what exact
+        # evaluation uses), instead of Fraction sums per tap.
+        rows = spec.tap_rows()
+    else:
+        rows = []
+        for o in range(spec.out_channels):
+            per_q: dict = {}
+            for c, q, w in spec.taps[o]:
+                per_q.setdefault(q, [Fraction(0)] * spec.in_channels)[c] += w
+            rows.extend(linalg.common_denominator(r)[0] for r in per_q.values())
+    if rows and len(rows) >= spec.in_channels:
+        # Rank in_channels modulo a prime proves it over Q: no null vector, and
+        # the exact null space of a tall integer matrix is not computed.
+        p = modrank.primes_with_roots([1])[0]
+        if flint.nmod_mat([[v % p for v in r] for r in rows], p).rank() == spec.in_channels:
+            return None
     basis = linalg.nullspace(rows, spec.in_channels) if rows else [[1] + [0] * (spec.in_channels - 1)]
     if not basis:
         return None

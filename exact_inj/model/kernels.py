@@ -52,7 +52,7 @@ import flint
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
 from ..numbers import exact, fraction_to_str
-from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, KernelTaps, leaves
+from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, KernelTaps
 
 __all__ = ["KernelSpec"]
 
@@ -67,19 +67,49 @@ def _ints(v: Any, d: int, what: str, minimum: int) -> tuple[int, ...]:
     return tuple(int(x) for x in v)
 
 
-def _nested(x: Any, depth: int) -> Any:
-    return exact(x) if depth == 0 else tuple(_nested(v, depth - 1) for v in x)
+def _nested(x: Any, depth: int, memo: dict | None = None) -> Any:
+    if memo is None:
+        memo = {}
+    if depth == 1:
+        # The innermost lists hold most entries: a Fraction is kept as it is
+        # (exact() would rebuild it; this was a third of a full-size import),
+        # and a number string (a certificate's kernel) is parsed once per
+        # distinct string.
+        return tuple(v if type(v) is Fraction else _exact_memo(v, memo) for v in x)
+    return exact(x) if depth == 0 else tuple(_nested(v, depth - 1, memo) for v in x)
+
+
+def _exact_memo(v: Any, memo: dict) -> Fraction:
+    if type(v) is not str:
+        return exact(v)
+    r = memo.get(v)
+    if r is None:
+        r = memo[v] = exact(v)
+    return r
 
 
 def _shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
-    if depth == 0:
-        return ()
-    if not isinstance(x, (list, tuple)) or not x:
-        raise ValueError(f"{where} must be a non-empty list")
-    shapes = {_shape(v, depth - 1, where) for v in x}
-    if len(shapes) != 1:
-        raise ValueError(f"{where} is ragged (its entries have different shapes)")
-    return (len(x), *shapes.pop())
+    """The shape of ``depth`` levels of non-empty, non-ragged lists or
+    tuples (level by level: a recursion per entry cost seconds on a
+    full-size generator's kernels)."""
+    level, shape = [x], []
+    for _ in range(depth):
+        if not all(isinstance(t, (list, tuple)) and t for t in level):
+            raise ValueError(f"{where} must be a non-empty list")
+        lens = {len(t) for t in level}
+        if len(lens) != 1:
+            raise ValueError(f"{where} is ragged (its entries have different shapes)")
+        shape.append(lens.pop())
+        level = [v for t in level for v in t]
+    return tuple(shape)
+
+
+def _flat(x: Any, depth: int) -> list:
+    """The entries of ``depth`` nested levels, in order (as ``leaves``, level by level)."""
+    level = [x]
+    for _ in range(depth):
+        level = [v for t in level for v in t]
+    return level
 
 
 @dataclass(frozen=True)
@@ -130,7 +160,7 @@ class KernelSpec(KernelTaps):
         shape = _shape(self.kernel, 2 + d, "kernel")
         if shape[:2] != (self.out_channels, self.in_channels):
             raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
-        if not all(type(v) is Fraction for v in leaves(self.kernel)):
+        if not all(type(v) is Fraction for v in _flat(self.kernel, 2 + d)):
             raise TypeError("kernel entries must be fractions.Fraction")
         if len(self.bias) != self.out_channels or not all(type(v) is Fraction for v in self.bias):
             raise ValueError(f"bias must be {self.out_channels} fractions.Fraction, one per output channel")
@@ -300,7 +330,7 @@ class KernelSpec(KernelTaps):
     def _integer_kernel(self):
         """Per tap offset q: the (out x in) integer matrix of K[:, :, q] times
         the common scale S of kernel and bias; and the bias times S."""
-        flat, S = common_denominator(list(leaves(self.kernel)) + list(self.bias))
+        flat, S = common_denominator(_flat(self.kernel, 2 + len(self.input_size)) + list(self.bias))
         kin = prod(self.kernel_size)
         per_tap = {}
         for k, q in enumerate(product(*map(range, self.kernel_size))):
@@ -309,6 +339,14 @@ class KernelSpec(KernelTaps):
             if any(v for row in M for v in row):
                 per_tap[q] = flint.fmpz_mat(M)
         return per_tap, flat[-self.out_channels:], S
+
+    def tap_rows(self) -> list[list[int]]:
+        """The rows K[o, :, q] (one per output channel o and tap offset q with
+        a non-zero entry), as integers (all scaled by one positive common
+        factor): u with every row . u = 0 is a kernel null vector
+        (:func:`exact_inj.layer.convproof.kernel_null_vector`)."""
+        per_tap, _, _ = self._integer_kernel
+        return [[int(v) for v in row] for Kq in per_tap.values() for row in Kq.tolist()]
 
     def apply_operator(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
         """C x + bias, exactly, one integer matrix product per tap offset

@@ -18,6 +18,7 @@ from fractions import Fraction
 from ..certify.schema import CarryProof, Certificate, Status
 from ..errors import InputError
 from ..model import Domain, Layer, Network
+from ..model.normalised import require_plain
 from ..verdict import Verdict, certified
 
 __all__ = ["Injectivized", "append_carry", "find_carry", "injectivize"]
@@ -133,6 +134,7 @@ def injectivize(net: Network, mode: str = "append") -> Injectivized:
     >>> r.network.evaluate(x)[:1] == net.evaluate(x)
     True
     """
+    require_plain(net, "injectivize")  # irrational batch normalisations: docs/theory.md, section 12
     if mode != "append":
         raise ValueError(f"unknown mode {mode!r} (this version builds 'append' only)")
     t0 = time.perf_counter()

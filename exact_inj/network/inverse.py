@@ -47,6 +47,7 @@ from ..api import verify
 from ..certify.inverse import FORMAT, VERSION, LiftedSystem, check_inverse, leaf_to_json
 from ..io import network_to_json
 from ..model import Domain, Network
+from ..model.normalised import require_plain
 from ..numbers import fraction_to_str, parse_exact
 from ..verdict import Status
 from .preimage import PreimageSearch
@@ -125,6 +126,7 @@ def invert(
     >>> r.preimage, len(r.points) >= 2, r.complete
     ('set', True, True)
     """
+    require_plain(net, "invert")  # irrational batch normalisations: docs/theory.md, section 12
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     domain = domain or Domain.reals()

@@ -18,6 +18,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from ..model import Domain, Layer, Network
+from ..model.normalised import require_plain
 from ..verdict import Status
 from .decide import decide_network
 from .injectivize import Injectivized, append_carry
@@ -47,6 +48,7 @@ def project(net: Network, width: int, seed: int = 0, tries: int = 5, time_limit:
     >>> r.verdict.status.value, r.network.output_dim, r.verdict.info["seed"]
     ('injective', 3, 0)
     """
+    require_plain(net, "injectivize --mode project")  # irrational batch normalisations: docs/theory.md, section 12
     n = net.input_dim
     if width < 2 * n + 1:
         raise ValueError(f"--width {width} is below 2n + 1 = {2 * n + 1}")
