@@ -88,7 +88,10 @@ def run(args) -> int:
                   "networks on small sizes only (docs/injectivize.md)")
             return 3
     else:
-        r = injectivize(net, args.mode)
+        try:
+            r = injectivize(net, args.mode)
+        except InputError as e:  # about the network: name the file it came from
+            raise InputError(args.file, e.message) from None
     cert_path = args.certificate or certificate_path(args.output)
     if os.path.abspath(cert_path) == os.path.abspath(args.output):
         raise InputError(cert_path, "the certificate and the network would be the same file")
