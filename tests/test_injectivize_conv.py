@@ -199,3 +199,13 @@ def test_verify_finds_the_conv_carry_and_cli_writes_kernels(tmp_path, capsys):
     v = exact_inj.verify(str(out), time_limit=30)
     assert v.status is Status.INJECTIVE and v.route == "carry" and check(v.certificate).valid
     assert main(["check", str(tmp_path / "inj.cert.json")]) == 0
+
+
+def test_project_mode_on_a_convolutional_network():
+    from exact_inj.network.project import project
+
+    net = Network((ConvSpec.build([[[1, 1, 1]], [[1, -1, 0]]], 1, 2, [2], "zero", "same", [0, 1]).layer(),
+                   ConvSpec.build([[[1, 2, 1], [0, 1, 0]]], 2, 1, [2], "zero", "same").layer("linear")))
+    r = project(net, 5, time_limit=30)
+    assert r is not None and r.network.output_dim == 5 and check(r.certificate).valid
+    assert r.certificate.network == r.network
