@@ -147,6 +147,8 @@ def test_too_large_to_densify_is_refused_with_the_size(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert f"{src}: layer 0" in err and "37,240,832" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
+    assert main(["injectivize", str(src), "-o", str(tmp_path / "out.json"), "--mode", "project", "--width", "8193"]) == 2
+    assert f"{src}: layer 0" in capsys.readouterr().err
 
 
 def test_large_same_convolution_stays_structured():

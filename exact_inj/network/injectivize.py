@@ -4,7 +4,9 @@ Corollary 3; docs/injectivize.md).
 ``append`` mode keeps the network's p outputs exactly as the first p outputs
 and carries the input through every layer as 2n extra units, g(x_j) and
 g(-x_j), output last: x_j = (out_a - out_b) / (1 + s).  Width: +2n units in
-every layer, +2n outputs; no other weight changes.  The result is certified
+every layer, +2n outputs; no other weight changes.  A convolution that keeps
+its spatial size stays a convolution with extra channels; other convolutions
+are densified within MAX_DENSE_ENTRIES, refused above.  The result is certified
 with a carry proof (docs/theory.md, section 4, "Carry proof") through the
 exact checker before it is returned: nothing here is trusted.
 """
