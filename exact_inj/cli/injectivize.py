@@ -81,14 +81,20 @@ def run(args) -> int:
     if args.mode == "project":
         if args.width is None or args.width < 2 * net.input_dim + 1:
             raise InputError("--width", f"--mode project needs --width K >= 2n + 1 = {2 * net.input_dim + 1}")
-        r = project(net, args.width, seed=args.seed, tries=args.tries, time_limit=args.time_limit)
+        try:
+            r = project(net, args.width, seed=args.seed, tries=args.tries, time_limit=args.time_limit)
+        except InputError as e:  # a convolution too large to carry: name the file it came from
+            raise InputError(args.file, e.message) from None
         if r is None:
             print(f"{args.file}: no projection to {args.width} outputs was certified injective (seeds {args.seed} to "
                   f"{args.seed + args.tries - 1}, {args.time_limit:g} s); nothing written. The engine certifies such "
                   "networks on small sizes only (docs/injectivize.md)")
             return 3
     else:
-        r = injectivize(net, args.mode)
+        try:
+            r = injectivize(net, args.mode)
+        except InputError as e:  # about the network: name the file it came from
+            raise InputError(args.file, e.message) from None
     cert_path = args.certificate or certificate_path(args.output)
     if os.path.abspath(cert_path) == os.path.abspath(args.output):
         raise InputError(cert_path, "the certificate and the network would be the same file")
