@@ -73,3 +73,24 @@ def test_irrational_bn_before_a_torch_conv_is_not_dropped():
             assert "BatchNorm2d" in str(e)
             continue
         assert api.verify(net, time_limit=20).status is not Status.INJECTIVE
+
+
+def test_conv_whose_positions_are_normalised_apart_is_unknown_without_an_internal_error():
+    # Conv1d -> Flatten -> BatchNorm1d(positions) -> ReLU: one conv channel's
+    # rows have different signs of gamma.  The channel pairing read row
+    # o * per only and handed the checker pairs it refused ("the engine's
+    # evidence failed its own exact check (please report)"); now the route
+    # says why it cannot pair channels.
+    from fractions import Fraction as F
+
+    from exact_inj.model import ConvSpec, Network
+    from exact_inj.model.normalised import ChannelNorm, NormalisedNetwork
+
+    layer = ConvSpec.build([[[1]], [[-1]]], 1, 2, [2], "zero", 0, [0, 0]).layer("relu")
+    norm = ChannelNorm.build([1, -1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], [2, 2, 2, 2])
+    v = api.verify(NormalisedNetwork(Network((layer,)), (norm,)), time_limit=10)
+    assert v.status is Status.UNKNOWN and "please report" not in v.reason
+    assert "channels do not follow" in v.reason
+    # Aligned normalisations still pair channels: [1; -1] with bias 1 + sqrt 2 ... >= 0.
+    ok = ChannelNorm.build([1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], [2, 2, 2, F(2)])
+    assert api.verify(NormalisedNetwork(Network((layer,)), (ok,)), time_limit=10).status is Status.INJECTIVE
