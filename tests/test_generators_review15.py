@@ -94,3 +94,22 @@ def test_conv_whose_positions_are_normalised_apart_is_unknown_without_an_interna
     # Aligned normalisations still pair channels: [1; -1] with bias 1 + sqrt 2 ... >= 0.
     ok = ChannelNorm.build([1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], [2, 2, 2, F(2)])
     assert api.verify(NormalisedNetwork(Network((layer,)), (ok,)), time_limit=10).status is Status.INJECTIVE
+
+
+def test_a_normalised_witness_is_not_described_by_its_base_layers_activity():
+    # The description evaluated the base layers (without the normalisations)
+    # and printed their activity as the network's: "layer 1: active at x 0
+    # ... 128 rows are active at the midpoint", false for the network, whose
+    # normalisation shifts (beta, mean) and signs (gamma) decide activity.
+    import os
+
+    from exact_inj.collision import describe
+    from exact_inj.io.onnx import load_onnx
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "instances", "generators")
+    net = load_onnx(os.path.join(here, "irrational_deficient.onnx"))
+    v = api.verify(net, time_limit=30)
+    assert v.status is Status.NOT_INJECTIVE
+    d = describe(net, v.witness.x, v.witness.y)
+    assert d["layers"] is None and "irrational" in d["layers_note"] and d["collapse_layer"] == 1
+    assert d["direction"]["changed"] == sum(a != b for a, b in zip(v.witness.x, v.witness.y))
