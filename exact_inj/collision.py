@@ -90,7 +90,10 @@ def describe(net: Network, x: Sequence[Fraction], y: Sequence[Fraction]) -> dict
         out["layers_note"] = ("not computed: the network has batch normalisations with irrational square roots, "
                               "never evaluated; the collision is in layer 1 (equal values after its affine map, "
                               "before any normalisation)")
-        out["collapse_layer"] = 1
+        first = net.layers[0]
+        pu, pv = first.pre_activation(x), first.pre_activation(y)
+        if pu == pv or (net.norms[0] is None and first.apply(x) == first.apply(y)):
+            out["collapse_layer"] = 1
         return out
     size = weights(net)
     if size > MAX_DESCRIBED_WEIGHTS:
