@@ -113,3 +113,89 @@ def test_a_normalised_witness_is_not_described_by_its_base_layers_activity():
     d = describe(net, v.witness.x, v.witness.y)
     assert d["layers"] is None and "irrational" in d["layers_note"] and d["collapse_layer"] == 1
     assert d["direction"]["changed"] == sum(a != b for a, b in zip(v.witness.x, v.witness.y))
+
+
+def test_random_normalised_networks_against_the_brute_force_reference():
+    # Differential: small random networks with irrational normalisations
+    # (gamma of both signs and 0, roots 2, 3, 5, 1/2 and the squares 4, 9/4).
+    # A not_injective witness is replayed through the true network (roots
+    # included) in 80-digit decimals; an injective verdict must not be
+    # contradicted by tests/reference_network.py on BOTH rational networks
+    # that bracket the roots (sqrt R -+ 1e-10).  Nothing here uses exact_inj's
+    # evaluation or its pulled-out form.
+    import random
+    import sys
+    from decimal import Decimal, getcontext
+    from fractions import Fraction as F
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import reference_network as ref
+
+    from exact_inj.model import Layer, Network
+    from exact_inj.model.normalised import ChannelNorm, NormalisedNetwork
+
+    getcontext().prec = 80
+    rng = random.Random(15)
+
+    def dec(x):
+        return Decimal(x.numerator) / Decimal(x.denominator)
+
+    def near_sqrt(R, side):
+        v = F(str(dec(R).sqrt().quantize(Decimal(10) ** -12)))
+        return v + side * F(1, 10**10)
+
+    seen = {s: 0 for s in Status}
+    for _ in range(300):
+        n, depth = rng.choice([1, 2]), rng.choice([1, 2])
+        sizes = [n] + [rng.choice([2, 3, 4]) if k == 0 else rng.choice([2, 3]) for k in range(depth)]
+        if sum(sizes[1:]) > 7:
+            continue
+        layers, norms = [], []
+        for k in range(depth):
+            m, i = sizes[k + 1], sizes[k]
+            W = [[F(rng.randint(-2, 2)) for _ in range(i)] for _ in range(m)]
+            if rng.random() < 0.5:
+                for r in range(0, m - 1, 2):
+                    W[r + 1] = [-F(rng.choice([1, 2])) * v for v in W[r]]
+            b = [F(rng.randint(-2, 2), rng.choice([1, 2])) for _ in range(m)]
+            act = "relu" if k < depth - 1 or rng.random() < 0.7 else "linear"
+            layers.append(Layer(tuple(map(tuple, W)), tuple(b), act))
+            norms.append(ChannelNorm.build([rng.choice([-2, -1, 0, F(1, 2), 1, 2]) for _ in range(m)],
+                                           [F(rng.randint(-3, 3), 2) for _ in range(m)],
+                                           [F(rng.randint(-2, 2), 2) for _ in range(m)],
+                                           [rng.choice([F(2), F(3), F(5), F(1, 2), F(4), F(9, 4)]) for _ in range(m)])
+                         if rng.random() < 0.8 else None)
+        if all(x is None for x in norms):
+            continue
+        net = NormalisedNetwork(Network(tuple(layers)), tuple(norms))
+        v = api.verify(net, time_limit=20)
+        seen[v.status] += 1
+        if v.status is Status.NOT_INJECTIVE:
+            def value(x):
+                h = [dec(c) for c in x]
+                for L, N in zip(layers, norms):
+                    z = [sum(dec(w) * t for w, t in zip(row, h)) + dec(c) for row, c in zip(L.weight, L.bias)]
+                    if N is not None:
+                        z = [dec(N.gamma[o]) * (z[o] - dec(N.mean[o])) / dec(N.root[o]).sqrt() + dec(N.beta[o])
+                             for o in range(len(z))]
+                    h = [max(t, Decimal(0)) for t in z] if L.activation == "relu" else z
+                return h
+
+            assert v.witness.x != v.witness.y
+            assert all(abs(p - q) < Decimal(10) ** -60 for p, q in zip(value(v.witness.x), value(v.witness.y)))
+        elif v.status is Status.INJECTIVE:
+            answers = []
+            for side in (-1, 1):
+                rational = []
+                for L, N in zip(layers, norms):
+                    W, b = [list(r) for r in L.weight], list(L.bias)
+                    if N is not None:
+                        for o in range(len(W)):
+                            d = N.gamma[o] / near_sqrt(N.root[o], side)
+                            W[o] = [d * x for x in W[o]]
+                            b[o] = d * (b[o] - N.mean[o]) + N.beta[o]
+                    rational.append((W, b, L.activation))
+                answers.append(ref.decide_network(rational)[0])
+            assert "injective" in answers, (layers, norms, answers)
+    assert seen[Status.INJECTIVE] >= 20 and seen[Status.NOT_INJECTIVE] >= 20, seen
