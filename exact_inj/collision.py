@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from .exact import linalg
 from .model import Network
 from .model.network import activate
+from .model.normalised import NormalisedNetwork
 from .numbers import fraction_to_str
 
 __all__ = ["MAX_DESCRIBED_WEIGHTS", "MAX_LISTED", "MAX_RANK_ENTRIES", "describe", "indices", "weights"]
@@ -81,6 +82,19 @@ def describe(net: Network, x: Sequence[Fraction], y: Sequence[Fraction]) -> dict
                                          "values": [fraction_to_str(y[j] - x[j]) for j in moved[:MAX_LISTED]],
                                          "capped": len(moved) > MAX_LISTED},
                            "collapse_layer": None, "layers": []}
+    if isinstance(net, NormalisedNetwork):
+        # Its layers' activity would need the normalised values, irrational
+        # and never evaluated; the base layers' activity (without the
+        # normalisations' shifts and signs) is not the network's.
+        out["layers"] = None
+        out["layers_note"] = ("not computed: the network has batch normalisations with irrational square roots, "
+                              "never evaluated; the collision is in layer 1 (equal values after its affine map, "
+                              "before any normalisation)")
+        first = net.layers[0]
+        pu, pv = first.pre_activation(x), first.pre_activation(y)
+        if pu == pv or (net.norms[0] is None and first.apply(x) == first.apply(y)):
+            out["collapse_layer"] = 1
+        return out
     size = weights(net)
     if size > MAX_DESCRIBED_WEIGHTS:
         out["layers"] = None

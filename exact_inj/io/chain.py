@@ -451,11 +451,17 @@ class ChainBuilder:
         return self.state
 
     def starts_layer(self) -> bool:
-        """True when the next op reads the layer's own input (nothing pending)."""
-        return self.conv is None and (self.state is None or self.state.is_identity())
+        """True when the next op reads the layer's own input (nothing pending).
+        A symbolic normalisation is pending work: the state is still the
+        identity, but deferring a conv would replace it and drop the
+        normalisation (the conv then goes through :meth:`affine`, which refuses)."""
+        return self.conv is None and (self.state is None or (self.state.pending_norm is None
+                                                             and self.state.is_identity()))
 
     def defer_conv(self, spec: ConvSpec | KernelSpec, label: str, out_shape: tuple[int, ...]) -> None:
         """Keep a conv that starts a layer as its kernel; later ops act on its output."""
+        if self.state is not None:
+            self.current()  # refuses a pending symbolic normalisation rather than dropping it
         self.conv = (spec, label)
         self.state = Affine(out_shape)
         self.last_was_relu = False

@@ -87,6 +87,13 @@ def surd_structural(layer, rows: list[SurdRow], deadline: float | None = None
         spec = layer.spec
         per = prod(spec.output_size)
         # Biases are constant over a channel's positions: pair whole channels.
+        # That needs each conv channel inside one normalisation channel (a
+        # Flatten between the conv and a BatchNorm1d can normalise each
+        # position apart): otherwise the pairs read off row o * per would not
+        # hold for the channel's other rows, and the checker would refuse them.
+        if any(rows[o * per + r] != rows[o * per] for o in range(spec.out_channels) for r in range(1, per)):
+            return None, ("the normalisation's channels do not follow the convolution's (rows of one conv channel "
+                          "are normalised differently): channel pairs are not defined")
         ch_rows = [rows[o * per] for o in range(spec.out_channels)]
         kern = [None if r.sign == 0 else tuple(r.sign * v for v in spec.channel_kernel(o))
                 for o, r in enumerate(ch_rows)]
