@@ -83,24 +83,36 @@ def test_batch_progress_lines_count_instances(tmp_path):
     assert "1/2 instances decided (50%, about" in r.stderr and "2/2 instances decided" in r.stderr
 
 
-def test_closed_share_is_reported_for_the_whole_tree_only():
+def test_closed_share_is_reported_for_the_whole_tree_only(monkeypatch):
     # A subtree search (a parallel worker's, given a root) must not claim the
     # rest of the tree closed; the whole-tree search reports a share in [0, 1).
+    from exact_inj.layer import search as search_module
     from exact_inj.layer.data import LayerData
     from exact_inj.layer.search import tree_search
     from exact_inj.model import Domain
 
+    # Progress is reported at most once a second of the search's clock: a
+    # clock that advances 0.1 s per reading makes the reports depend on the
+    # node count, not on how fast or loaded the machine is (with the real
+    # clock, 4000 nodes could finish inside the first second and report nothing).
+    class Clock:
+        t = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.t += 0.1
+            return cls.t
+
+    monkeypatch.setattr(search_module, "time", Clock)
     rng = np.random.default_rng(0)
     layer = Layer(rng.standard_normal((80, 16)), rng.standard_normal(80))
     data = LayerData(layer, Domain())
     seen = []
-    # A node budget, not a deadline, ends these runs: an exact LP started
-    # just before a deadline can run on for seconds (the watchdog of
-    # supervise() covers that in verify; here there is none).
-    tree_search(data, time.perf_counter() + 60, max_nodes=4000, progress=lambda st, now: seen.append(st.closed))
+    # A node budget, not a deadline, ends these runs.
+    tree_search(data, Clock.t + 1e9, max_nodes=4000, progress=lambda st, now: seen.append(st.closed))
     assert seen and all(c is not None and 0 <= c < 1 for c in seen)
     rk0, span0, basis0 = data.span_info(0)
     seen.clear()
-    tree_search(data, time.perf_counter() + 60, max_nodes=4000, progress=lambda st, now: seen.append(st.closed),
+    tree_search(data, Clock.t + 1e9, max_nodes=4000, progress=lambda st, now: seen.append(st.closed),
                 root=(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0))
     assert seen and all(c is None for c in seen)
