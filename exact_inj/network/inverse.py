@@ -50,6 +50,7 @@ from ..model import Domain, Network
 from ..model.normalised import require_plain
 from ..numbers import fraction_to_str, parse_exact
 from ..verdict import Status
+from .peel import peel
 from .preimage import PreimageSearch
 
 __all__ = ["InverseResult", "MAX_DENSE_ENTRIES", "invert"]
@@ -101,6 +102,7 @@ def invert(
     max_nodes: int = 200_000,
     max_pieces: int = 64,
     use_verify: bool = True,
+    use_peel: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> InverseResult:
     """The exact preimage of ``y`` under ``net`` on ``domain`` (default R^n).
@@ -109,7 +111,9 @@ def invert(
     floats are refused).  ``max_pieces`` bounds how many pieces of a ``set``
     are listed before the search stops with an incomplete description;
     ``use_verify`` lets an unfinished search with one preimage fall back to
-    a proof that the network is injective (exact_inj.verify).
+    a proof that the network is injective (exact_inj.verify).  ``use_peel``
+    (default) tries the layer-by-layer inversion first (docs/inverse.md, "The
+    peel"); the case split runs only when some layer's fixed rows do not span.
 
     >>> from exact_inj.model import Layer, Network
     >>> lemma1 = Network((Layer.from_rows([[1], [-1]], [1, -1]),))   # x -> (ReLU(x+1), ReLU(-x-1))
@@ -135,6 +139,10 @@ def invert(
         raise ValueError(f"y has {len(yv)} entries but the network has {net.output_dim} outputs")
     if not domain.dim_ok(net.input_dim):
         raise ValueError(f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
+    if use_peel:
+        res = _peeled(net, yv, domain, t0)
+        if res is not None:
+            return res
     system = LiftedSystem(net, yv, domain)
     size = system.dim * (len(system.base_rows) + len(system.base_eqs))
     if size > MAX_DENSE_ENTRIES:
@@ -147,6 +155,30 @@ def invert(
     res = _answer(search, net, yv, domain, deadline, use_verify)
     res.seconds = time.perf_counter() - t0
     return _certified(res)
+
+
+def _peeled(net: Network, y, domain: Domain, t0: float) -> InverseResult | None:
+    """The layer-by-layer answer, checked; None when the network does not allow it."""
+    got = peel(net, y, domain)
+    if got is None:
+        return None
+    stats = {"route": "peel", "layers": len(net.layers), "peel_seconds": round(time.perf_counter() - t0, 6)}
+    if got[0] == "point":
+        res = InverseResult("point", [got[1]], net, y, domain, certificate={"kind": "peel"}, complete=True,
+                            stats=stats, reason="layer by layer: the rows each known output fixes span the "
+                                                "layer's input, so this is the only preimage")
+    else:
+        _, chain, u = got
+        cert: dict[str, Any] = {"kind": "peel", "chain": [[fraction_to_str(v) for v in h] for h in chain]}
+        if u is not None:
+            cert["u"] = [fraction_to_str(v) for v in u]
+        why = ("the only candidate input is not a preimage" if len(chain) == len(net.layers) else
+               f"layer {len(net.layers) - 1 - len(chain)} cannot produce its forced output")
+        res = InverseResult("empty", [], net, y, domain, certificate=cert, complete=True, stats=stats,
+                            reason=f"layer by layer: {why}")
+    res.seconds = time.perf_counter() - t0
+    res = _certified(res)
+    return None if res.preimage == "unknown" else res  # pragma: no branch - a rejected peel falls back
 
 
 def _answer(search: "PreimageSearch", net, y, domain, deadline, use_verify) -> InverseResult:
