@@ -298,3 +298,33 @@ def test_cli_and_self_contained_file(tmp_path, capsys):
     assert got["certificate"] == {"kind": "peel"}
     assert check_inverse_file(json.loads(out.read_text()))[0]
     assert cli.main(["check", str(out)]) == 0
+
+
+def test_answers_validate_against_the_inverse_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    referencing = pytest.importorskip("referencing")
+    import json
+    from importlib.resources import files
+
+    texts = {n: json.loads((files("exact_inj") / f"schemas/{n}.schema.json").read_text())
+             for n in ("network", "certificate", "inverse")}
+    # the worktree's own schema, when the installed package is another checkout
+    texts["inverse"] = json.loads(open(os.path.join(ROOT, "exact_inj", "schemas", "inverse.schema.json")).read())
+    registry = referencing.Registry().with_resources(
+        (t["$id"], referencing.Resource.from_contents(t)) for t in texts.values())
+    cls = jsonschema.validators.validator_for(texts["inverse"])
+    cls.check_schema(texts["inverse"])
+    v = cls(texts["inverse"], registry=registry)
+    net = _wide(2)
+    kinds = set()
+    answers = [invert(net, net.evaluate((F(1, 7), F(2, 9)))).to_json(include_network=True),
+               invert(Network((Layer.from_rows([[1], [2]], [1, 1], activation="linear"),)), [F(1), F(2)]).to_json(),
+               invert(net, net.evaluate((F(1, 7), F(2, 9))), use_peel=False).to_json(),
+               invert(Network((Layer.from_rows([[1]]),)), ["0"]).to_json()]
+    for ans in answers:
+        assert not list(v.iter_errors(ans)), ans
+        kinds.add((ans["preimage"], (ans["certificate"] or {}).get("kind")))
+    assert {("point", "peel"), ("empty", "peel"), ("point", "cover"), ("set", "cover")} <= kinds
+    bad = copy.deepcopy(answers[1])
+    bad["certificate"]["u"] = ["one half"]  # not a number
+    assert list(v.iter_errors(bad))
