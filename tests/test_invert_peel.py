@@ -328,3 +328,71 @@ def test_answers_validate_against_the_inverse_schema():
     bad = copy.deepcopy(answers[1])
     bad["certificate"]["u"] = ["one half"]  # not a number
     assert list(v.iter_errors(bad))
+
+
+def _narrow_then_bmdb(rng):
+    """A first ReLU layer 2 -> 3 with small integer weights (its fixed rows often do not span),
+    then a [B; -DB] layer 3 -> 6 and an invertible 6 x 6 linear layer: the top two layers peel."""
+    while True:
+        first = [[rng.randint(-2, 2) for _ in range(2)] for _ in range(3)]
+        if _rank(first) == 2:
+            break
+    top = bmdb_net(rng, [3, 3], last="linear")
+    return Network((Layer.from_rows(first, [rng.randint(-1, 1) for _ in range(3)]),) + top.layers)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_partial_peel_then_case_split_agrees_with_the_reference(seed):
+    rng = random.Random(seed)
+    routes = {}
+    for i in range(16):
+        net = _narrow_then_bmdb(rng)
+        dom = [Domain.reals(), Domain.orthant(), Domain.box([-1, -1], [1, 2])][i % 3]
+        if i % 4 == 3:
+            y = tuple(F(rng.randint(-3, 3), rng.choice((1, 2))) for _ in range(net.output_dim))
+        else:
+            x = [F(rng.randint(-4, 4), rng.choice((1, 2))) for _ in range(2)]
+            y = net.evaluate(x)
+        ref, pt = reference_preimage(as_lists(net), y, net.input_dim, ref_domain(dom))
+        r = invert(net, y, dom, time_limit=20)
+        assert r.preimage == ref, (as_lists(net), y, dom, r.reason)
+        if ref == "point":
+            assert r.points == [pt]
+        if ref == "set":
+            assert len(r.points) >= 2 and r.complete
+        ok, why = check_inverse(net, y, r.to_json(), dom)
+        assert ok, why
+        routes[r.stats.get("route")] = routes.get(r.stats.get("route"), 0) + 1
+        if r.stats.get("route") == "peel+split" and r.certificate is not None:
+            ans = r.to_json()
+            bad = copy.deepcopy(ans)  # a chain value moved off its layer's equations
+            h = bad["certificate"]["chain"][-1]
+            h[0] = str(F(h[0]) + 1)
+            assert not check_inverse(net, y, bad, dom)[0]
+            bad = copy.deepcopy(ans)  # the nested answer without the peel: about another network
+            bad["certificate"] = ans["certificate"]["then"]
+            assert not check_inverse(net, y, bad, dom)[0]
+            if ans["preimage"] != "empty":
+                bad = copy.deepcopy(ans)  # relabelled empty with the chain alone: the next layer is not stuck
+                bad.update(preimage="empty", points=[])
+                del bad["certificate"]["then"]
+                assert not check_inverse(net, y, bad, dom)[0]
+    assert routes.get("peel+split", 0) >= 3, routes
+
+
+def test_forced_value_that_misses_y_is_empty():
+    # Top layer h -> ReLU(h, h) of a 1-dim h: y = (2, 0) forces h = 2 (row 0), which maps to
+    # (2, 2) != y; the layer below (2 -> 1) does not peel, so the chain stops there: empty.
+    net = Network((Layer.from_rows([[1, 1]], [0]), Layer.from_rows([[1], [1]])))
+    r = invert(net, [F(2), F(0)])
+    assert r.preimage == "empty" and r.certificate == {"kind": "peel", "chain": [["2"]]}
+    assert check_inverse(net, [F(2), F(0)], r.to_json())[0]
+    assert invert(net, [F(2), F(0)], use_peel=False).preimage == "empty"
+    # y = (2, 2): h = 2 maps to y; the layer below is a case split: every x with x1 + x2 = 2.
+    r = invert(net, [F(2), F(2)])
+    assert r.preimage == "set" and r.stats["route"] == "peel+split" and r.certificate["kind"] == "peel"
+    assert all(net.evaluate(p) == (F(2), F(2)) for p in r.points)
+    assert check_inverse(net, [F(2), F(2)], r.to_json())[0]
+    # y = (2, 1): h = 2 and h = 1 at once: inconsistent, shown by u.
+    r = invert(net, [F(2), F(1)])
+    assert r.preimage == "empty" and "u" in r.certificate and check_inverse(net, [F(2), F(1)], r.to_json())[0]

@@ -67,7 +67,7 @@ from ..numbers import fraction_to_str, parse_number_text, quote
 from ..model.monotone import relu_form
 from .base import Invalid
 from .check import check
-from .peel import check_peel_empty, check_peel_point
+from .peel import check_peel_empty, check_peel_point, check_peel_prefix
 from .schema import Certificate, Status
 
 FORMAT = "exact_inj/inverse"
@@ -506,6 +506,12 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
     if len(set(points)) != len(points):
         raise Invalid("points repeat")
     cert = result.get("certificate")
+    if isinstance(cert, dict) and cert.get("kind") == "peel" and "then" in cert:
+        # A partial peel: the same answer about the layers below it, at the forced value.
+        chain = _chain(cert)
+        prefix = check_peel_prefix(net, y, chain)
+        sub = {**result, "y": list(chain[-1]), "certificate": cert["then"]}
+        return f"{_check(prefix, chain[-1], sub, domain)} (after peeling {len(chain)} layers)"
     where = "" if domain.kind == "reals" else f" in {domain.describe()}"
     if answer == "set":
         if len(points) < 2:
@@ -536,17 +542,20 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
     if points:
         raise Invalid("an empty answer lists points")
     if cert.get("kind") == "peel":
-        chain = cert.get("chain")
-        if not isinstance(chain, list):
-            raise Invalid("an empty answer's peel needs a chain (a list of vectors)")
-        chain = [_numbers(h, f"chain value {i}") for i, h in enumerate(chain)]
         u = _numbers(cert["u"], "u") if "u" in cert else None
-        return f"empty: y has no preimage{where}; {check_peel_empty(net, y, domain, chain, u)}"
+        return f"empty: y has no preimage{where}; {check_peel_empty(net, y, domain, _chain(cert), u)}"
     summary = _cover(net, y, domain, cert)
     if summary.regions or summary.pins_hit:
         raise Invalid("the cover of an empty answer has a preimage")
     return (f"empty: y has no preimage{where}; {summary.leaves} leaves checked "
             f"({summary.infeasible} infeasible, {summary.pins} pinned to non-preimages)")
+
+
+def _chain(cert: dict) -> list[tuple[Fraction, ...]]:
+    chain = cert.get("chain")
+    if not isinstance(chain, list):
+        raise Invalid("a peel certificate needs a chain (a list of vectors)")
+    return [_numbers(h, f"chain value {i}") for i, h in enumerate(chain)]
 
 
 def _cover(net, y, domain, cert) -> CoverSummary:

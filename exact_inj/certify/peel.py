@@ -20,9 +20,13 @@ checker verifies exactly that, and then:
 - ``point``: the chain is the exact evaluation of the answer's point p
   (nothing is read from the certificate): every preimage equals p;
 - ``empty``: the chain ends at the input with a point that is not a
-  preimage (outside the domain, or N(x) != y), or at a layer whose output
+  preimage (outside the domain, or N(x) != y), or its last value does not
+  map to y through the peeled layers, or it ends at a layer whose output
   would be a negative ReLU value, or at a layer whose equations are
-  inconsistent, shown by u with u^T W_E = 0 and u^T (t - b_E) != 0.
+  inconsistent, shown by u with u^T W_E = 0 and u^T (t - b_E) != 0;
+- a partial peel (``then``): the chain's last value h_j maps to y through
+  the peeled layers, so the preimage of y is exactly the preimage of h_j
+  under layers 0..j-1, which the nested answer describes.
 
 Ranks are of integer rows (each row scaled by its common denominator, which
 leaves the rank unchanged), computed modulo a prime first: the rank mod p
@@ -40,7 +44,8 @@ from ..exact import linalg
 from ..model import Domain, Network
 from .base import Invalid
 
-__all__ = ["MAX_PEEL_ENTRIES", "check_peel_empty", "check_peel_point", "equations", "integer_row", "spans"]
+__all__ = ["MAX_PEEL_ENTRIES", "check_peel_empty", "check_peel_point", "check_peel_prefix", "equations", "forward",
+           "integer_row", "spans"]
 
 # Dense rank of a layer's equation rows: above this many entries (rows x input
 # dimension) the checker refuses the peel (the search then does not offer it).
@@ -127,6 +132,27 @@ def check_peel_point(net: Network, y: Sequence[Fraction], point: Sequence[Fracti
     return f"the rows fixed by the known outputs span at all {len(net.layers)} layers"
 
 
+def forward(net: Network, peeled: int, h: Sequence[Fraction]) -> tuple[Fraction, ...]:
+    """The last ``peeled`` layers applied to h, exactly."""
+    for layer in net.layers[len(net.layers) - peeled:]:
+        h = layer.apply(h)
+    return tuple(h)
+
+
+def check_peel_prefix(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fraction]]) -> Network:
+    """A partial peel: every preimage of y has the chain's values (checked), and
+    the last of them maps to y through the peeled layers (checked), so the
+    preimage of y under ``net`` is that of chain[-1] under the returned prefix
+    (the layers below the peeled ones)."""
+    K = len(net.layers)
+    if not 1 <= len(chain) < K:
+        raise Invalid(f"a partial peel peels between 1 and {K - 1} layers, not {len(chain)}")
+    z = _descend(net, y, chain)
+    if forward(net, len(chain), z) != tuple(y):
+        raise Invalid("the chain's last value does not map to y through the peeled layers")
+    return Network(net.layers[: K - len(chain)])
+
+
 def check_peel_empty(net: Network, y: Sequence[Fraction], domain: Domain,
                      chain: Sequence[Sequence[Fraction]], u: Sequence[Fraction] | None) -> str:
     """An ``empty`` answer's peel: the chain (inputs of layers K-1, K-2, ...),
@@ -138,6 +164,8 @@ def check_peel_empty(net: Network, y: Sequence[Fraction], domain: Domain,
         if domain.contains(x) and net.evaluate(x) == tuple(y):
             raise Invalid("the chain ends at a preimage of y, so y has one")
         return "the only candidate input, forced layer by layer, is not a preimage"
+    if chain and forward(net, len(chain), z) != tuple(y):
+        return f"the forced input of layer {K - len(chain)} does not map to y through the layers above"
     k = K - 1 - len(chain)
     layer = net.layers[k]
     eq = equations(layer, z)

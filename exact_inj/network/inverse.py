@@ -139,8 +139,21 @@ def invert(
         raise ValueError(f"y has {len(yv)} entries but the network has {net.output_dim} outputs")
     if not domain.dim_ok(net.input_dim):
         raise ValueError(f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
-    if use_peel:
-        res = _peeled(net, yv, domain, t0)
+    got = peel(net, yv, domain) if use_peel else None
+    if got is not None and got[0] == "partial":
+        # The layers above peeled: the preimage of y is that of the forced value below them.
+        chain = got[1]
+        prefix = Network(net.layers[: len(net.layers) - len(chain)])
+        sub = invert(prefix, chain[-1], domain, max(deadline - time.perf_counter(), 0.5), max_nodes=max_nodes,
+                     max_pieces=max_pieces, use_verify=use_verify, use_peel=False, progress=progress)
+        cert = None if sub.certificate is None else {"kind": "peel", "chain": _strings(chain), "then": sub.certificate}
+        res = InverseResult(sub.preimage, sub.points, net, yv, domain, certificate=cert, pieces=sub.pieces,
+                            complete=sub.complete, stats={**sub.stats, "route": "peel+split", "peeled": len(chain)},
+                            reason=f"{len(chain)} layers peeled, then the case split below them: {sub.reason}")
+        res.seconds = time.perf_counter() - t0
+        return _certified(res)
+    if got is not None:
+        res = _peeled(net, yv, domain, got, t0)
         if res is not None:
             return res
     system = LiftedSystem(net, yv, domain)
@@ -157,11 +170,12 @@ def invert(
     return _certified(res)
 
 
-def _peeled(net: Network, y, domain: Domain, t0: float) -> InverseResult | None:
-    """The layer-by-layer answer, checked; None when the network does not allow it."""
-    got = peel(net, y, domain)
-    if got is None:
-        return None
+def _strings(chain) -> list[list[str]]:
+    return [[fraction_to_str(v) for v in h] for h in chain]
+
+
+def _peeled(net: Network, y, domain: Domain, got: tuple, t0: float) -> InverseResult | None:
+    """The layer-by-layer answer, checked (None if the checker refused it)."""
     stats = {"route": "peel", "layers": len(net.layers), "peel_seconds": round(time.perf_counter() - t0, 6)}
     if got[0] == "point":
         res = InverseResult("point", [got[1]], net, y, domain, certificate={"kind": "peel"}, complete=True,
@@ -169,11 +183,12 @@ def _peeled(net: Network, y, domain: Domain, t0: float) -> InverseResult | None:
                                                 "layer's input, so this is the only preimage")
     else:
         _, chain, u = got
-        cert: dict[str, Any] = {"kind": "peel", "chain": [[fraction_to_str(v) for v in h] for h in chain]}
+        cert: dict[str, Any] = {"kind": "peel", "chain": _strings(chain)}
         if u is not None:
             cert["u"] = [fraction_to_str(v) for v in u]
         why = ("the only candidate input is not a preimage" if len(chain) == len(net.layers) else
-               f"layer {len(net.layers) - 1 - len(chain)} cannot produce its forced output")
+               f"layer {len(net.layers) - 1 - len(chain)} cannot produce its forced output, or it does "
+               "not map to y")
         res = InverseResult("empty", [], net, y, domain, certificate=cert, complete=True, stats=stats,
                             reason=f"layer by layer: {why}")
     res.seconds = time.perf_counter() - t0

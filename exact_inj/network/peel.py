@@ -10,8 +10,12 @@ the layer below.  The answer is
   chain from x by exact evaluation and re-ranks every layer's rows;
 - ``("empty", chain, u)``: the chain forced an input that is not a preimage,
   or a negative ReLU output, or inconsistent equations (``u`` proves it);
-- ``None``: some layer's fixed rows do not span (or are too many to rank
-  densely): the case split of :mod:`exact_inj.network.preimage` is needed.
+- ``("partial", chain)``: the layers from the output down to some layer j
+  peeled, the next one's fixed rows do not span (or are too many to rank
+  densely), and chain[-1] maps to y through the peeled layers: the preimage
+  of y is that of chain[-1] under layers 0..j-1, for the case split of
+  :mod:`exact_inj.network.preimage`;
+- ``None``: already the last layer does not allow it.
 
 Untrusted like every search: the rows are chosen modulo a prime, the solve is
 exact, and the answer still goes through the checker.
@@ -55,11 +59,11 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
         idx, t = eq
         n = layer.in_dim
         if len(idx) < n or len(idx) * n > MAX_PEEL_ENTRIES:
-            return None
+            return _stuck(net, y, chain)
         rows = [integer_row(layer, i, n) for i in idx]
         piv = _independent(rows, n)
         if piv is None:
-            return None
+            return _stuck(net, y, chain)
         A = [rows[p][0] for p in piv]
         b = layer.bias
         h = linalg.solve_square(A, [rows[p][1] * (t[p] - b[idx[p]]) for p in piv])
@@ -75,6 +79,21 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
     if is_preimage(net, domain, y, z):
         return "point", z
     return "empty", chain, None
+
+
+def _stuck(net: Network, y: Sequence[Fraction], chain: list) -> tuple | None:
+    """A layer does not allow the peel.  Nothing peeled: None.  Otherwise every
+    preimage has the chain's values; if the last of them does not map to y
+    through the peeled layers, there is none ("empty"), else ("partial", chain):
+    the preimage of y is the preimage of chain[-1] under the layers below."""
+    if not chain:
+        return None
+    h = chain[-1]
+    for layer in net.layers[len(net.layers) - len(chain):]:
+        h = layer.apply(h)
+    if h != tuple(y):
+        return "empty", chain, None
+    return "partial", chain
 
 
 def _independent(rows: list[tuple[list[int], int]], n: int) -> list[int] | None:
