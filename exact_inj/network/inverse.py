@@ -47,6 +47,7 @@ from ..api import verify
 from ..certify.inverse import FORMAT, VERSION, LiftedSystem, check_inverse, leaf_to_json
 from ..io import network_to_json
 from ..model import Domain, Network
+from ..model.monotone import relu_form
 from ..model.normalised import require_plain
 from ..numbers import fraction_to_str, parse_exact
 from ..verdict import Status
@@ -156,13 +157,20 @@ def invert(
         res = _peeled(net, yv, domain, got, t0)
         if res is not None:
             return res
-    system = LiftedSystem(net, yv, domain)
-    size = system.dim * (len(system.base_rows) + len(system.base_eqs))
-    if size > MAX_DENSE_ENTRIES:
+    # The lifted system's size, counted before it is built (building it is already slow
+    # when it is far too large): variables x (domain rows + 2 per hidden ReLU, 1 per
+    # hidden linear unit, 1 per output).
+    rf = relu_form(net)
+    dim = rf.input_dim + sum(L.out_dim for L in rf.layers[:-1])
+    nrows = 2 * rf.input_dim + sum(L.out_dim * (2 if L.activation == "relu" else 1) for L in rf.layers[:-1]) \
+        + rf.output_dim
+    if dim * nrows > MAX_DENSE_ENTRIES:
         return InverseResult("unknown", [], net, yv, domain, seconds=time.perf_counter() - t0,
-                             stats={"variables": system.dim, "hidden_relus": len(system.neurons)},
-                             reason=f"too large for the dense route: {system.dim} variables x "
-                                    f"{len(system.base_rows) + len(system.base_eqs)} rows > {MAX_DENSE_ENTRIES:,} entries")
+                             stats={"variables": dim},
+                             reason=f"too large for the dense route: {dim} variables x about {nrows} rows > "
+                                    f"{MAX_DENSE_ENTRIES:,} entries" + ("" if not use_peel else
+                                    ", and the layer-by-layer peel did not apply (docs/inverse.md)"))
+    system = LiftedSystem(net, yv, domain)
     search = PreimageSearch(system, domain, deadline, max_nodes, max_pieces, progress or (lambda s: None))
     search.run()
     res = _answer(search, net, yv, domain, deadline, use_verify)
