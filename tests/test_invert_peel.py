@@ -396,3 +396,35 @@ def test_forced_value_that_misses_y_is_empty():
     # y = (2, 1): h = 2 and h = 1 at once: inconsistent, shown by u.
     r = invert(net, [F(2), F(1)])
     assert r.preimage == "empty" and "u" in r.certificate and check_inverse(net, [F(2), F(1)], r.to_json())[0]
+
+
+def test_random_leaky_networks_agree_with_the_reference_on_their_relu_form():
+    """LeakyReLU layers on both routes against the brute force of the same function written with
+    ReLU and linear layers (x -> leaky(s) = ReLU(s) - a ReLU(-s), built here, not by exact_inj)."""
+    rng = random.Random(4)
+    seen = set()
+    for i in range(24):
+        n, m = rng.choice(((1, 2), (2, 2), (1, 1), (2, 3)))
+        W = [[F(rng.randint(-2, 2)) for _ in range(n)] for _ in range(m)]
+        b = [F(rng.randint(-1, 1)) for _ in range(m)]
+        a = F(1, rng.randint(2, 4))
+        out = [[F(rng.randint(-2, 2)) for _ in range(m)] for _ in range(rng.randint(1, 2))]
+        net = Network((Layer(tuple(map(tuple, W)), tuple(b), "leaky_relu", a),
+                       Layer.from_rows(out, [0] * len(out), "linear")))
+        # the same function: ReLU([W; -W] x + [b; -b]), then out . [I, -a I]
+        ref_layers = [([list(r) for r in W] + [[-v for v in r] for r in W], b + [-v for v in b], "relu"),
+                      ([list(r) + [-a * v for v in r] for r in out], [F(0)] * len(out), "linear")]
+        if i % 3:
+            x = [F(rng.randint(-4, 4), rng.choice((1, 2, 3))) for _ in range(n)]
+            y = net.evaluate(x)
+        else:
+            y = tuple(F(rng.randint(-2, 2)) for _ in range(len(out)))
+        ref, pt = reference_preimage(ref_layers, y, n)
+        for use_peel in (True, False):
+            r = invert(net, y, use_peel=use_peel, time_limit=20)
+            assert r.preimage == ref, (W, b, a, out, y, use_peel, r.reason)
+            if ref == "point":
+                assert r.points == [pt]
+            assert check_inverse(net, y, r.to_json())[0]
+        seen.add(ref)
+    assert seen == {"empty", "point", "set"}, seen
