@@ -64,8 +64,10 @@ from ..exact import linalg
 from ..io.json import network_from_json
 from ..model import Domain, Network
 from ..numbers import fraction_to_str, parse_number_text, quote
+from ..model.monotone import relu_form
 from .base import Invalid
 from .check import check
+from .peel import check_peel_empty, check_peel_point, check_peel_prefix
 from .schema import Certificate, Status
 
 FORMAT = "exact_inj/inverse"
@@ -80,6 +82,9 @@ class LiftedSystem:
     """The rows of the lifted system of ``net`` at output ``y`` on ``domain``."""
 
     def __init__(self, net: Network, y: Sequence[Fraction], domain: Domain) -> None:
+        # LeakyReLU layers as ReLU + linear layers (the same function,
+        # exact_inj.model.monotone): the rows below know ReLU and linear only.
+        net = relu_form(net)
         layers = net.layers
         K = len(layers)
         self.net = net
@@ -501,6 +506,12 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
     if len(set(points)) != len(points):
         raise Invalid("points repeat")
     cert = result.get("certificate")
+    if isinstance(cert, dict) and cert.get("kind") == "peel" and "then" in cert:
+        # A partial peel: the same answer about the layers below it, at the forced value.
+        chain = _chain(cert)
+        prefix = check_peel_prefix(net, y, chain)
+        sub = {**result, "y": list(chain[-1]), "certificate": cert["then"]}
+        return f"{_check(prefix, chain[-1], sub, domain)} (after peeling {len(chain)} layers)"
     where = "" if domain.kind == "reals" else f" in {domain.describe()}"
     if answer == "set":
         if len(points) < 2:
@@ -519,6 +530,8 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
             raise Invalid(f"a point answer has exactly one point, not {len(points)}")
         if cert.get("kind") == "injective":
             return _check_injective(net, domain, cert, points[0])
+        if cert.get("kind") == "peel":
+            return f"point: the only preimage{where}; {check_peel_point(net, y, points[0])}"
         summary = _cover(net, y, domain, cert)
         if summary.regions:
             raise Invalid("a point answer's cover has region leaves")
@@ -528,11 +541,21 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
                 f"({summary.infeasible} infeasible, {summary.pins} pinned)")
     if points:
         raise Invalid("an empty answer lists points")
+    if cert.get("kind") == "peel":
+        u = _numbers(cert["u"], "u") if "u" in cert else None
+        return f"empty: y has no preimage{where}; {check_peel_empty(net, y, domain, _chain(cert), u)}"
     summary = _cover(net, y, domain, cert)
     if summary.regions or summary.pins_hit:
         raise Invalid("the cover of an empty answer has a preimage")
     return (f"empty: y has no preimage{where}; {summary.leaves} leaves checked "
             f"({summary.infeasible} infeasible, {summary.pins} pinned to non-preimages)")
+
+
+def _chain(cert: dict) -> list[tuple[Fraction, ...]]:
+    chain = cert.get("chain")
+    if not isinstance(chain, list):
+        raise Invalid("a peel certificate needs a chain (a list of vectors)")
+    return [_numbers(h, f"chain value {i}") for i, h in enumerate(chain)]
 
 
 def _cover(net, y, domain, cert) -> CoverSummary:

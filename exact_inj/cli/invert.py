@@ -96,6 +96,9 @@ def format_result(path: str, res: InverseResult) -> str:
     if "check" in res.stats:
         lines.append(f"  checked exactly: {res.stats['check']}")
     st = res.stats
+    if st.get("route") == "peel":
+        lines.append(f"  route: layer by layer (peel) through {st.get('layers')} layers, no case split")
+        return "\n".join(lines)
     lines.append(f"  search: {st.get('nodes')} nodes, {st.get('leaves')} leaves ({st.get('infeasible')} infeasible, "
                  f"{st.get('pins')} pins, {st.get('regions')} regions), {st.get('lps')} LPs, "
                  f"{st.get('exact_fallbacks')} exact fallbacks")

@@ -47,9 +47,11 @@ from ..api import verify
 from ..certify.inverse import FORMAT, VERSION, LiftedSystem, check_inverse, leaf_to_json
 from ..io import network_to_json
 from ..model import Domain, Network
+from ..model.monotone import relu_form
 from ..model.normalised import require_plain
 from ..numbers import fraction_to_str, parse_exact
 from ..verdict import Status
+from .peel import peel
 from .preimage import PreimageSearch
 
 __all__ = ["InverseResult", "MAX_DENSE_ENTRIES", "invert"]
@@ -101,6 +103,7 @@ def invert(
     max_nodes: int = 200_000,
     max_pieces: int = 64,
     use_verify: bool = True,
+    use_peel: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> InverseResult:
     """The exact preimage of ``y`` under ``net`` on ``domain`` (default R^n).
@@ -109,7 +112,9 @@ def invert(
     floats are refused).  ``max_pieces`` bounds how many pieces of a ``set``
     are listed before the search stops with an incomplete description;
     ``use_verify`` lets an unfinished search with one preimage fall back to
-    a proof that the network is injective (exact_inj.verify).
+    a proof that the network is injective (exact_inj.verify).  ``use_peel``
+    (default) tries the layer-by-layer inversion first (docs/inverse.md, "The
+    peel"); the case split runs only when some layer's fixed rows do not span.
 
     >>> from exact_inj.model import Layer, Network
     >>> lemma1 = Network((Layer.from_rows([[1], [-1]], [1, -1]),))   # x -> (ReLU(x+1), ReLU(-x-1))
@@ -135,18 +140,68 @@ def invert(
         raise ValueError(f"y has {len(yv)} entries but the network has {net.output_dim} outputs")
     if not domain.dim_ok(net.input_dim):
         raise ValueError(f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
-    system = LiftedSystem(net, yv, domain)
-    size = system.dim * (len(system.base_rows) + len(system.base_eqs))
-    if size > MAX_DENSE_ENTRIES:
+    got = peel(net, yv, domain) if use_peel else None
+    if got is not None and got[0] == "partial":
+        # The layers above peeled: the preimage of y is that of the forced value below them.
+        chain = got[1]
+        prefix = Network(net.layers[: len(net.layers) - len(chain)])
+        sub = invert(prefix, chain[-1], domain, max(deadline - time.perf_counter(), 0.5), max_nodes=max_nodes,
+                     max_pieces=max_pieces, use_verify=use_verify, use_peel=False, progress=progress)
+        cert = None if sub.certificate is None else {"kind": "peel", "chain": _strings(chain), "then": sub.certificate}
+        res = InverseResult(sub.preimage, sub.points, net, yv, domain, certificate=cert, pieces=sub.pieces,
+                            complete=sub.complete, stats={**sub.stats, "route": "peel+split", "peeled": len(chain)},
+                            reason=f"{len(chain)} layers peeled, then the case split below them: {sub.reason}")
+        res.seconds = time.perf_counter() - t0
+        return _certified(res)
+    if got is not None:
+        res = _peeled(net, yv, domain, got, t0)
+        if res is not None:
+            return res
+    # The lifted system's size, counted before it is built (building it is already slow
+    # when it is far too large): variables x (domain rows + 2 per hidden ReLU, 1 per
+    # hidden linear unit, 1 per output).
+    rf = relu_form(net)
+    dim = rf.input_dim + sum(L.out_dim for L in rf.layers[:-1])
+    nrows = 2 * rf.input_dim + sum(L.out_dim * (2 if L.activation == "relu" else 1) for L in rf.layers[:-1]) \
+        + rf.output_dim
+    if dim * nrows > MAX_DENSE_ENTRIES:
         return InverseResult("unknown", [], net, yv, domain, seconds=time.perf_counter() - t0,
-                             stats={"variables": system.dim, "hidden_relus": len(system.neurons)},
-                             reason=f"too large for the dense route: {system.dim} variables x "
-                                    f"{len(system.base_rows) + len(system.base_eqs)} rows > {MAX_DENSE_ENTRIES:,} entries")
+                             stats={"variables": dim},
+                             reason=f"too large for the dense route: {dim} variables x about {nrows} rows > "
+                                    f"{MAX_DENSE_ENTRIES:,} entries" + ("" if not use_peel else
+                                    ", and the layer-by-layer peel did not apply (docs/inverse.md)"))
+    system = LiftedSystem(net, yv, domain)
     search = PreimageSearch(system, domain, deadline, max_nodes, max_pieces, progress or (lambda s: None))
     search.run()
     res = _answer(search, net, yv, domain, deadline, use_verify)
     res.seconds = time.perf_counter() - t0
     return _certified(res)
+
+
+def _strings(chain) -> list[list[str]]:
+    return [[fraction_to_str(v) for v in h] for h in chain]
+
+
+def _peeled(net: Network, y, domain: Domain, got: tuple, t0: float) -> InverseResult | None:
+    """The layer-by-layer answer, checked (None if the checker refused it)."""
+    stats = {"route": "peel", "layers": len(net.layers), "peel_seconds": round(time.perf_counter() - t0, 6)}
+    if got[0] == "point":
+        res = InverseResult("point", [got[1]], net, y, domain, certificate={"kind": "peel"}, complete=True,
+                            stats=stats, reason="layer by layer: the rows each known output fixes span the "
+                                                "layer's input, so this is the only preimage")
+    else:
+        _, chain, u = got
+        cert: dict[str, Any] = {"kind": "peel", "chain": _strings(chain)}
+        if u is not None:
+            cert["u"] = [fraction_to_str(v) for v in u]
+        why = ("the only candidate input is not a preimage" if len(chain) == len(net.layers) else
+               f"layer {len(net.layers) - 1 - len(chain)} cannot produce its forced output, or it does "
+               "not map to y")
+        res = InverseResult("empty", [], net, y, domain, certificate=cert, complete=True, stats=stats,
+                            reason=f"layer by layer: {why}")
+    res.seconds = time.perf_counter() - t0
+    res = _certified(res)
+    return None if res.preimage == "unknown" else res  # pragma: no branch - a rejected peel falls back
 
 
 def _answer(search: "PreimageSearch", net, y, domain, deadline, use_verify) -> InverseResult:

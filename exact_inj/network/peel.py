@@ -1,0 +1,126 @@
+"""Inverting a network layer by layer, when it allows it (docs/inverse.md, "The peel").
+
+From the known output z of the last layer back to the input: the rows the
+output fixes (:func:`exact_inj.certify.peel.equations`) are solved exactly
+when they span the layer's input, and the solution is the known output of
+the layer below.  The answer is
+
+- ``("point", x)``: the chain reached the input with a preimage x; the
+  checker (:func:`exact_inj.certify.peel.check_peel_point`) re-derives the
+  chain from x by exact evaluation and re-ranks every layer's rows;
+- ``("empty", chain, u)``: the chain forced an input that is not a preimage,
+  or a negative ReLU output, or inconsistent equations (``u`` proves it);
+- ``("partial", chain)``: the layers from the output down to some layer j
+  peeled, the next one's fixed rows do not span (or are too many to rank
+  densely), and chain[-1] maps to y through the peeled layers: the preimage
+  of y is that of chain[-1] under layers 0..j-1, for the case split of
+  :mod:`exact_inj.network.preimage`;
+- ``None``: already the last layer does not allow it.
+
+Untrusted like every search: the rows are chosen modulo a prime, the solve is
+exact, and the answer still goes through the checker.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Sequence
+
+import flint
+
+from ..certify.inverse import is_preimage
+from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_row
+from ..exact import linalg
+from ..model import Domain, Network
+
+__all__ = ["peel"]
+
+_P = (1 << 61) - 1
+
+
+def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
+    """("point", x), ("empty", chain, u) or None (see the module docstring).
+
+    >>> from exact_inj.model import Layer, Network
+    >>> net = Network((Layer.from_rows([[1], [-2]], [1, -2]),
+    ...                Layer.from_rows([[1, 1], [1, -1]], activation="linear")))
+    >>> peel(net, net.evaluate([Fraction(3)]), Domain.reals())
+    ('point', (Fraction(3, 1),))
+    >>> peel(net, [Fraction(-1), Fraction(0)], Domain.reals())   # forces h = (-1/2, -1/2): no ReLU output
+    ('empty', [(Fraction(-1, 2), Fraction(-1, 2))], None)
+    """
+    z = tuple(y)
+    chain: list[tuple[Fraction, ...]] = []
+    for k in reversed(range(len(net.layers))):
+        layer = net.layers[k]
+        eq = equations(layer, z)
+        if eq is None:
+            return "empty", chain, None
+        idx, t = eq
+        n = layer.in_dim
+        if len(idx) < n or len(idx) * n > MAX_PEEL_ENTRIES:
+            return _stuck(net, y, chain)
+        rows = [integer_row(layer, i, n) for i in idx]
+        piv = _independent(rows, n)
+        if piv is None:
+            return _stuck(net, y, chain)
+        A = [rows[p][0] for p in piv]
+        b = layer.bias
+        h = linalg.solve_square(A, [rows[p][1] * (t[p] - b[idx[p]]) for p in piv])
+        if h is None:  # pragma: no cover - independent modulo p means independent over Q
+            return None
+        h = tuple(h)
+        pre = layer.pre_activation(h)
+        bad = next((q for q, i in enumerate(idx) if pre[i] != t[q]), None)
+        if bad is not None:
+            return "empty", chain, _inconsistency(rows, piv, bad)
+        chain.append(h)
+        z = h
+    if is_preimage(net, domain, y, z):
+        return "point", z
+    return "empty", chain, None
+
+
+def _stuck(net: Network, y: Sequence[Fraction], chain: list) -> tuple | None:
+    """A layer does not allow the peel.  Nothing peeled: None.  Otherwise every
+    preimage has the chain's values; if the last of them does not map to y
+    through the peeled layers, there is none ("empty"), else ("partial", chain):
+    the preimage of y is the preimage of chain[-1] under the layers below."""
+    if not chain:
+        return None
+    h = chain[-1]
+    for layer in net.layers[len(net.layers) - len(chain):]:
+        h = layer.apply(h)
+    if h != tuple(y):
+        return "empty", chain, None
+    return "partial", chain
+
+
+def _independent(rows: list[tuple[list[int], int]], n: int) -> list[int] | None:
+    """n positions of rows independent modulo a prime (so over Q), or None."""
+    m = len(rows)
+    M = flint.nmod_mat(n, m, [rows[q][0][c] % _P for c in range(n) for q in range(m)], _P)  # the transpose
+    R, rk = M.rref()
+    if rk < n:
+        return None
+    piv, j = [], 0
+    for i in range(n):
+        while R[i, j] == 0:
+            j += 1
+        piv.append(j)
+        j += 1
+    return piv
+
+
+def _inconsistency(rows, piv: list[int], bad: int) -> list[Fraction]:
+    """u over the equation rows with u^T W = 0 and u^T (t - b) != 0: row ``bad``
+    (which the solution of the pivot rows misses) minus its expression in them."""
+    A = [rows[p][0] for p in piv]
+    n = len(A)
+    At = [[A[j][c] for j in range(n)] for c in range(n)]
+    coef = linalg.solve_square(At, rows[bad][0])
+    u = [Fraction(0)] * len(rows)
+    u[bad] = Fraction(rows[bad][1])
+    for j, p in enumerate(piv):
+        u[p] -= coef[j] * rows[p][1]
+    return u
