@@ -979,17 +979,52 @@ def test_valid_base_pair_donors(valid, name):
     n = len(net.layers[0].weight[0])
     donors = list(proof.pairs) + list(proof.leaves)
     refused = 0
+    only = {"combination": 0, "solve": 0}
     for k, c in enumerate(proof.pairs):
         i, j = map(int, slots[k].strip("()").split(","))
         ineq, eqs = pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), n)
         assert independent_flat(ineq, eqs, c, n)
-        for d in donors:
+        # Half-donors: slot k's own multipliers with a donor's solve rows, and
+        # a donor's multipliers with slot k's own rows and solve.  Where one
+        # half is right for slot k and the other is not, only that half's
+        # equation can refuse it, so each of verify_flat's two equations is
+        # needed on its own (docs/testing.md, "Tests that can fail").
+        halves = []
+        for d in proof.pairs:
+            if isinstance(c, Flat) and isinstance(d, Flat) and d is not c:
+                halves.append(dataclasses.replace(c, solve=d.solve))
+                if len(d.lam) == len(c.lam) and len(d.eq) == len(c.eq):
+                    halves.append(dataclasses.replace(c, lam=d.lam, eq=d.eq))
+        for d in donors + halves:
             res = exact_inj.check(cert(net, dom, with_pair(proof, k, d)))
             assert res.valid == independent_flat(ineq, eqs, d, n), (k, d, res.reason)
             if not res.valid:
                 refused += 1
                 assert res.reason == f"pair {slots[k]}: its certificate does not close it", (k, d, res.reason)
+                comb_ok, solve_ok = flat_equations(ineq, eqs, d, n)
+                if comb_ok != solve_ok:
+                    only["solve" if comb_ok else "combination"] += 1
     assert refused >= len(proof.leaves) * len(proof.pairs)
+    if name.startswith("sep"):
+        # These bases hold donors that fail exactly one of the two equations.
+        assert only["combination"] and only["solve"], only
+
+
+def flat_equations(ineq, eqs, c, n) -> tuple[bool, bool]:
+    """(combination = 0 with constant 0, solve = [I, -I] with constant 0) for a
+    well-shaped Flat c, in plain Fractions (independent of verify_flat)."""
+    if not isinstance(c, Flat) or len(c.support) != len(c.lam) or len(c.eq) != len(eqs) \
+            or any(not 0 <= r < len(ineq) for r in c.support):
+        return False, False
+    B = [ineq[r] for r in c.support] + list(eqs)
+    mult = list(c.lam) + list(c.eq)
+    comb = all(sum(F(m) * F(b[0][t]) for m, b in zip(mult, B)) == 0 for t in range(2 * n)) \
+        and sum(F(m) * F(b[1]) for m, b in zip(mult, B)) == 0
+    solve = len(c.solve) == n and all(
+        len(row) == len(B) and sum(F(m) * F(b[1]) for m, b in zip(row, B)) == 0
+        and all(sum(F(m) * F(b[0][t]) for m, b in zip(row, B)) == (t == k) - (t == n + k) for t in range(2 * n))
+        for k, row in enumerate(c.solve))
+    return comb, solve
 
 
 @pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
@@ -1175,3 +1210,77 @@ def test_valid_base_negative_multiplier_that_balances(valid, name):
                                      "is not valid", reason
                     tried += 1
     assert tried
+
+
+def _kernel_moves(rows):
+    """Vectors v with sum v_r (a_r, c_r) = 0 (sympy's nullspace of the rows):
+    adding one to a Tight multiplier keeps both of its equations."""
+    import sympy
+
+    M = sympy.Matrix([[sympy.Rational(str(v)) for v in a] + [sympy.Rational(str(c))] for a, c in rows]).T
+    return [[F(int(x.p), int(x.q)) for x in v] for v in M.nullspace()]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_tight_leaf_with_a_negative_multiplier(valid, name):
+    # A Tight leaf's multipliers moved along a dependency of its prefix's rows
+    # until one is negative: sum lam a = 0 and sum lam c = 0 still hold, and
+    # a positive multiplier still sits on a row with a != 0 (checked below), so
+    # lam >= 0 is the only check of verify_tight that refuses it.  With a
+    # negative multiplier "sum lam (a.x + c) = 0" no longer forces each row to
+    # be tight, which is what dropping the prefix relies on (docs/theory.md,
+    # section 8).
+    net, dom, proof = valid[name]
+    pieces, closed = replay(net, dom, proof.tree)
+    codes = [t for t, c in enumerate(proof.tree) if c >= 0]
+    tried = 0
+    for (tok, node), t in zip(closed, codes):
+        leaf = proof.leaves[tok]
+        if not isinstance(leaf, Tight) or proof.tree.count(tok) != 1:
+            continue
+        rows = node.rows()
+        lam = [F(0)] * len(rows)
+        for r, v in zip(leaf.support, leaf.lam):
+            lam[r] = F(v)
+        for v in _kernel_moves(rows):
+            for s in (1, -1, 2, -2):
+                new = [a + s * b for a, b in zip(lam, v)]
+                if min(new) >= 0 or not any(x > 0 and any(rows[r][0]) for r, x in enumerate(new)):
+                    continue
+                assert all(sum(x * F(rows[r][0][q]) for r, x in enumerate(new)) == 0 for q in range(len(rows[0][0])))
+                assert sum(x * F(rows[r][1]) for r, x in enumerate(new)) == 0
+                support = tuple(r for r, x in enumerate(new) if x != 0)
+                forged = Tight(support, tuple(new[r] for r in support))
+                leaves = proof.leaves[:tok] + (forged,) + proof.leaves[tok + 1:]
+                reason = reject(net, dom, dataclasses.replace(proof, leaves=leaves))
+                assert reason == f"tree code {t}: leaf certificate {tok} does not put its prefix in a hyperplane", \
+                    reason
+                tried += 1
+    # ident_R's Tight prefixes have two rows and a one-dimensional dependency
+    # (the leaf itself): no sign can be flipped there.
+    assert tried or name == "ident_R"
+
+
+def test_negative_tight_multiplier_would_drop_a_colliding_piece():
+    # ReLU(x) twice on R is not injective (-1 and -2 collide).  The piece
+    # {x <= 0} (both neurons inactive) has the same row x <= 0 twice, and
+    # lam = (1, -1) cancels it exactly: without lam >= 0 it would "put the
+    # piece in a hyperplane", drop it, and leave {x >= 0}, which is injective.
+    # Everything else in this proof is valid (asserted), so the forged leaf is
+    # the only thing between the checker and a false "injective".
+    net = Network((Layer.from_rows([[1], [1]]),))
+    dom = Domain()
+    assert_collision(net, dom, [-1], [-2])
+    genuine = Tight((0, 1), (ONE, ONE))
+    forged = Tight((0, 1), (ONE, F(-1)))
+    tree = (SPLIT, SPLIT, REGION, 0, SPLIT, 0, 1)
+    pieces, closed = replay(net, dom, tree)
+    assert len(pieces) == 1 and [tok for tok, _ in closed] == [0, 0, 1]
+    for tok, node in closed:
+        if tok == 0:
+            assert verify_tight(node.rows(), genuine)
+        else:
+            assert node.rows()[0] == node.rows()[1] and any(node.rows()[0][0])
+    proof, open_pairs = near_proof(net, dom, tree=tree, leaves=(genuine, forged))
+    assert not open_pairs
+    assert reject(net, dom, proof) == "tree code 6: leaf certificate 1 does not put its prefix in a hyperplane"
