@@ -392,3 +392,31 @@ def test_large_numbers_in_certificate_verdict_regressions(value, tmp_path):
     path.write_text(dumps(doc))
     rc, out, err, secs = run_cli(["check", str(path)])
     assert rc == 2 and "unknown verdict" in err and len(err) < 300, err
+
+
+# Found by the 10^4-example slow run (docs/testing.md): exit 4 on a VNN-LIB
+# variable X_<5001 digits> (int() of its index), and 5,000-character messages
+# quoting a huge number or token from a box file or a VNN-LIB property.
+@pytest.mark.parametrize("case", ["var_index", "token", "bound", "box_file"])
+def test_huge_tokens_in_domain_files_regressions(case, tmp_path):
+    big = "1" + "0" * 5000
+    net = INSTANCES / "fig2_not_injective.json"
+    if case == "box_file":
+        path = tmp_path / "box.json"
+        path.write_text(json.dumps({"lower": [0, 0], "upper": [1, 1]}).replace("[0, 0]", f"[{big}, 0]"))
+        spec = f"box:{path}"
+    else:
+        text = VNNLIB_BASE
+        if case == "var_index":
+            text = text.replace("X_1", "X_" + big)
+        elif case == "token":
+            text = big + text
+        else:
+            text = text.replace("(>= X_0 -1)", f"(>= X_0 {big})")
+        path = tmp_path / "prop.vnnlib"
+        path.write_text(text)
+        spec = f"vnnlib:{path}"
+    rc, out, err, secs = run_cli(VERIFY + [str(net), "--domain", spec])
+    assert rc == 2, (rc, err[:300])
+    assert_contract(rc, out, err, secs, str(path), {0, 1, 3})
+    assert len(err) < 1200
