@@ -1284,3 +1284,42 @@ def test_negative_tight_multiplier_would_drop_a_colliding_piece():
     proof, open_pairs = near_proof(net, dom, tree=tree, leaves=(genuine, forged))
     assert not open_pairs
     assert reject(net, dom, proof) == "tree code 6: leaf certificate 1 does not put its prefix in a hyperplane"
+
+
+# --------------------------------------------------------------------------------------
+# 10. Which pairs need a certificate: open_pairs against every pair tested directly
+# --------------------------------------------------------------------------------------
+
+
+def _naive_separated(bi, bj) -> bool:
+    # The definition (docs/certificates.md, end-to-end proof), written here.
+    return any((ui is not None and lj is not None and ui < lj) or (uj is not None and li is not None and uj < li)
+               for (li, ui), (lj, uj) in zip(bi, bj))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_open_pairs_are_exactly_the_pairs_not_separated(seed):
+    # The checker finds the pairs to close by sorting and bit masks
+    # (certify.network.open_pairs); a pair it wrongly called separated would
+    # be skipped, so it is compared with the pair-by-pair definition on random
+    # boxes: missing bounds, ties, touching intervals, empty ones (u < l).
+    from exact_inj.certify.network import open_pairs
+
+    rng = random.Random(seed)
+    R, p = rng.randint(1, 30), rng.randint(1, 4)
+    vals = [F(v, rng.choice([1, 2])) for v in range(-4, 5)]
+
+    def side():
+        return None if rng.random() < 0.2 else rng.choice(vals)
+
+    box = []
+    for _ in range(R):
+        piece = []
+        for _ in range(p):
+            lo, up = side(), side()
+            if lo is not None and up is not None and lo > up and rng.random() < 0.8:
+                lo, up = up, lo
+            piece.append((lo, up))
+        box.append(piece)
+    want = [(i, j) for i in range(R) for j in range(i, R) if not _naive_separated(box[i], box[j])]
+    assert list(open_pairs(box)) == want
