@@ -1323,3 +1323,25 @@ def test_open_pairs_are_exactly_the_pairs_not_separated(seed):
         box.append(piece)
     want = [(i, j) for i in range(R) for j in range(i, R) if not _naive_separated(box[i], box[j])]
     assert list(open_pairs(box)) == want
+
+
+def test_more_pieces_than_max_pieces_is_refused(valid, tmp_path):
+    # sep_R's valid proof has 4 pieces: under max_pieces = 3 the reader refuses
+    # the file (exit 2, naming the limit and the option), and the checker
+    # refuses the Python object the same way, before any pair is looked at.
+    from exact_inj.numbers import raised_limits
+
+    from fuzzing import run_cli
+
+    net, dom, proof = valid["sep_R"]
+    R = len(replay(net, dom, proof.tree)[0])
+    assert R == 4
+    path = tmp_path / "sep.json"
+    path.write_text(json.dumps(cert(net, dom, proof).to_json()))
+    assert run_cli(["check", str(path), "--limit", "max_pieces=4"])[0] == 0
+    rc, out, err, _ = run_cli(["check", str(path), "--limit", "max_pieces=3"])
+    assert rc == 2 and str(path) in err and "max_pieces = 3" in err and "--limit max_pieces=N" in err, err
+    with raised_limits(max_pieces=3):
+        res = exact_inj.check(cert(net, dom, proof))
+    assert not res.valid and res.reason == ("cannot be checked: 4 pieces is beyond the limit max_pieces = 3 "
+                                            "(raise it with --limit max_pieces=N; docs/cli.md, Limits)"), res.reason
