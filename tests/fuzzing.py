@@ -69,11 +69,22 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, float]:
     own top-level handler (exit 4 on an unexpected exception) is what is
     being tested, so nothing here catches exceptions for it.
     """
-    from exact_inj.cli import main
+    from exact_inj.cli import app, main
 
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
     env = os.environ.pop("EXACT_INJ_DEBUG", None)
+    # The CLI leaves through os._exit when it abandons a reading or deciding
+    # thread past --time-limit (app._exit_now); in this process that would end
+    # the test run itself (exit 3, no report: the first safetensors example
+    # imports safetensors, which can take more than the 1 s limit).  Here it
+    # raises SystemExit with the same code instead.
+    real_exit = app._exit_now
+
+    def exit_here(code: int) -> None:
+        raise SystemExit(code)
+
+    app._exit_now = exit_here
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -81,6 +92,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, float]:
             except SystemExit as e:  # argparse usage errors exit through SystemExit
                 rc = e.code if isinstance(e.code, int) else 2
     finally:
+        app._exit_now = real_exit
         if env is not None:
             os.environ["EXACT_INJ_DEBUG"] = env
     return rc, out.getvalue(), err.getvalue(), time.perf_counter() - t0
