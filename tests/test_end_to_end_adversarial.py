@@ -245,16 +245,74 @@ def test_zero_lam_flat_is_exactly_what_lambda_positive_guards():
     assert all(sum(a * t for a, t in zip(e, v)) + d == 0 for e, d in eqs)
 
 
-def test_pairs_missing_extra_or_reordered():
-    p = abs_proof(PAIR00)  # even a "valid-looking" (0, 1) slot
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11)))                    # (0, 1) dropped
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11, ZERO_LAM_FLAT)))     # reordered
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, ZERO_LAM_FLAT, PAIR11, PAIR11)))  # extra
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=()))
-    # Orientation: the (1, 0) system is (0, 1) with x and y swapped; a (1, 0)
-    # certificate in the (0, 1) slot is not accepted either.
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, Flat((1, 3), (Z, Z), (Z,), ((Z, F(-2), ONE),)),
-                                                        PAIR11)))
+@pytest.mark.parametrize("name", ["ident_R", "sep_R", "sep_box"])
+def test_pairs_missing_extra_or_reordered(valid, name):
+    # A valid proof's pair list with one pair dropped from the middle, or two
+    # neighbours swapped, or each certificate rewritten for the reversed pair
+    # (j, i).  The expected reason is predicted by the independent re-check
+    # (independent_closes): the first slot whose new certificate does not
+    # close its pair; when every moved certificate still closes its new slot
+    # (two pairs can share a system up to names), the proof must stay valid.
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    pieces, _ = replay(net, dom, proof.tree)
+    n = len(net.layers[0].weight[0])
+    systems = []
+    for sl in slots:
+        i, j = map(int, sl.strip("()").split(","))
+        systems.append(pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), n))
+
+    def expect(pairs):
+        for t, c in enumerate(pairs[:len(slots)]):
+            if not independent_closes(*systems[t], c, n):
+                return f"pair {slots[t]}: its certificate does not close it"
+        if len(pairs) < len(slots):
+            return f"pair {slots[len(pairs)]} has no certificate (the proof has {len(pairs)})"
+        return None
+
+    variants = []
+    for k in range(len(proof.pairs) - 1):
+        variants.append(proof.pairs[:k] + proof.pairs[k + 1:])                              # k dropped
+        variants.append(proof.pairs[:k] + (proof.pairs[k + 1], proof.pairs[k]) + proof.pairs[k + 2:])  # swapped
+    variants.append(tuple(reversed_pair(c, *systems[t]) for t, c in enumerate(proof.pairs)))  # orientation
+    refused = 0
+    for pairs in variants:
+        want = expect(pairs)
+        res = exact_inj.check(cert(net, dom, dataclasses.replace(proof, pairs=pairs)))
+        if want is None:
+            assert res.valid, res.reason
+        else:
+            refused += 1
+            assert not res.valid and res.reason == want, (res.reason, want)
+    assert refused >= len(proof.pairs) - 1
+
+
+def reversed_pair(c, ineq, eqs):
+    """c rewritten for the pair with x and y exchanged: x's rows come second.
+    The rows split at the middle (both pieces' rows have the same count in a
+    pair of one network's pieces), and the flat solve changes sign."""
+    half = len(ineq) // 2
+    sup = tuple(r + half if r < half else r - half for r in c.support)
+    if isinstance(c, Flat):
+        return Flat(sup, c.lam, tuple(-v for v in c.eq), tuple(tuple(-v for v in row) for row in c.solve))
+    return Infeasible(sup, c.lam, tuple(-v for v in c.eq))
+
+
+def independent_closes(ineq, eqs, c, n) -> bool:
+    """Flat (independent_flat) or Infeasible, re-checked here in plain Fractions."""
+    if isinstance(c, Flat):
+        return independent_flat(ineq, eqs, c, n)
+    if not isinstance(c, Infeasible) or len(c.support) != len(c.lam) or len(c.eq) != len(eqs):
+        return False
+    if len(set(c.support)) != len(c.support) or any(not 0 <= r < len(ineq) for r in c.support):
+        return False
+    if any(F(v) < 0 for v in c.lam):
+        return False
+    B = [ineq[r] for r in c.support] + list(eqs)
+    mult = list(c.lam) + list(c.eq)
+    if any(sum(F(m) * F(b[0][t]) for m, b in zip(mult, B)) != 0 for t in range(2 * n)):
+        return False
+    return sum(F(m) * F(b[1]) for m, b in zip(mult, B)) > 0
 
 
 # --------------------------------------------------------------------------------------
@@ -680,34 +738,56 @@ TYPE_MUTANTS = [
     lambda p: dataclasses.replace(p, leaves=(Tight((np.int64(0), np.int64(1)), (ONE, ONE)),)),
     lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), (True, True)),)),
     lambda p: with_pair(p, 1, Flat((0, 2), (1e-300, 1e-300), (0.0,), ((0.0, -2.0, 1.0),))),
-    lambda p: with_pair(p, 1, Flat((0, 2), (F(1, 10 ** 400), F(1, 10 ** 400)), (Z,), ((Z, F(-2), ONE),))),
-    lambda p: with_pair(p, 1, Flat((0, 2), (10 ** 400, 10 ** 400), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Infeasible((0, 2), (np.float64(1), np.float64(1)), (np.float64(-1),))),
 ]
 
 
-@pytest.mark.parametrize("k", range(13))
+@pytest.mark.parametrize("k", range(len(TYPE_MUTANTS)))
 def test_type_confusion(k):
-    # Refused for the type (before any mathematics), except the two exact huge
-    # multipliers, which are well-typed and fail on pair (0, 1) as the base does.
+    # Refused for the type, before any mathematics (so the base's own flaw at
+    # pair (0, 1) is never reached; the reason says which type check refused).
     expected = ["tree codes must be plain integers"] * 3 + [
         "leaf support must be plain integers", "leaf multiplier must be exact (int or Fraction), not float",
         "leaf multiplier must be exact (int or Fraction), not str",
         "leaf multiplier must be exact (int or Fraction), not int64", "leaf support must be plain integers",
         "leaf multiplier must be exact (int or Fraction), not bool",
         "pair multiplier must be exact (int or Fraction), not float",
-        "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it",
         "pair multiplier must be exact (int or Fraction), not float64"]
     assert reject(ABS, Domain(), TYPE_MUTANTS[k](abs_proof())) == expected[k]
 
 
-def test_valid_proof_with_exact_huge_multipliers_still_checks():
-    # Not an attack: a valid proof scaled by 10**400 stays valid (exact arithmetic),
-    # and the same scale cannot rescue the forged pair.
+@pytest.mark.parametrize("scale", [F(10 ** 400), F(1, 10 ** 400)], ids=["10^400", "10^-400"])
+def test_exact_huge_multipliers_on_a_valid_proof(valid, scale):
+    # Well-typed huge numbers: a valid flat pair of a valid proof with lam and
+    # eq scaled together stays valid (exact arithmetic, no overflow or
+    # rounding); lam scaled alone no longer cancels the equations' part, and
+    # the reason names the pair.
+    net, dom, proof = valid["ident_R"]
+    slots = pair_slots(net, dom, proof)
+    k = next(k for k, c in enumerate(proof.pairs) if isinstance(c, Flat) and c.lam and any(c.eq))
+    c = proof.pairs[k]
+    both = dataclasses.replace(c, lam=tuple(scale * v for v in c.lam), eq=tuple(scale * v for v in c.eq))
+    accept(net, dom, with_pair(proof, k, both))
+    lam_only = dataclasses.replace(c, lam=tuple(scale * v for v in c.lam))
+    assert reject(net, dom, with_pair(proof, k, lam_only)) == f"pair {slots[k]}: its certificate does not close it"
+
+
+def test_valid_proof_with_exact_huge_multipliers_still_checks(valid):
+    # Not an attack: a valid proof whose Tight leaves are scaled by 10**400
+    # stays valid (exact arithmetic), and scaling one multiplier of a leaf
+    # with two alone breaks it, with the leaf's reason.
+    net, dom, proof = valid["sep_R"]
     big = 10 ** 400
-    scaled = Tight((0, 1), (F(big), F(big)))
-    p = abs_proof(leaves=(scaled,))
-    assert "pair (0, 1)" in reject(ABS, Domain(), p)
+    scaled = tuple(dataclasses.replace(c, lam=tuple(big * v for v in c.lam)) if isinstance(c, Tight) else c
+                   for c in proof.leaves)
+    assert scaled != proof.leaves
+    accept(net, dom, dataclasses.replace(proof, leaves=scaled))
+    idx = next(i for i, c in enumerate(proof.leaves) if isinstance(c, Tight) and len(c.lam) == 2)
+    t = proof.tree.index(idx)
+    one = dataclasses.replace(proof.leaves[idx], lam=(big * proof.leaves[idx].lam[0], proof.leaves[idx].lam[1]))
+    leaves = proof.leaves[:idx] + (one,) + proof.leaves[idx + 1:]
+    assert reject(net, dom, dataclasses.replace(proof, leaves=leaves)) == \
+        f"tree code {t}: leaf certificate {idx} does not put its prefix in a hyperplane"
 
 
 # --------------------------------------------------------------------------------------
@@ -753,34 +833,43 @@ def test_json_edits_are_refused_at_parse_time(edit):
         _load(d)
 
 
+def _tight_bound(d):
+    # The first bound the proof gives, marked "tight" (which makes it a Tight, not a Bound).
+    for i, piece in enumerate(d["proof"]["bounds"]):
+        for k, lu in enumerate(piece):
+            for s, b in enumerate(lu):
+                if b is not None:
+                    b["tight"] = True
+                    return f"piece {i}, output {k}: the {('lower', 'upper')[s]} bound's certificate is not valid"
+    raise AssertionError("no bound")
+
+
+def _drop_eq(d, slots):
+    # eq dropped from the first flat pair with a nonzero one (it then defaults to []).
+    k = next(k for k, c in enumerate(d["proof"]["pairs"]) if "solve" in c and any(v != "0" for v in c["eq"]))
+    d["proof"]["pairs"][k].pop("eq")
+    return f"pair {slots[k]}: its certificate does not close it"
+
+
 JSON_EDITS = [
-    # "tight": true on a bound turns it into a Tight, which is not a bound.
-    lambda d: d["proof"].__setitem__("bounds", [[[None, {"support": [0], "lam": ["1"], "tight": True}]],
-                                                [[{"support": [0], "lam": ["1"]}, None]]]) or
-    d["proof"].__setitem__("pairs", [d["proof"]["pairs"][0], d["proof"]["pairs"][2]]),
+    ("sep_R", lambda d, slots: _tight_bound(d)),
     # missing leaves / bounds default to empty lists
-    lambda d: d["proof"].pop("leaves"),
-    lambda d: d["proof"].pop("bounds"),
-    # eq on the forged pair dropped (it defaults to [])
-    lambda d: d["proof"]["pairs"][1].pop("eq", None) or d["proof"]["pairs"][1].__setitem__("lam", ["0", "0"]),
-    # unknown domain-looking keys are ignored, and the domain stays R^n
-    lambda d: d.__setitem__("domain", {"kind": "reals", "lower": ["1"], "upper": ["1"]}),
+    ("sep_R", lambda d, slots: d["proof"].pop("leaves") and "tree code 2 = 0 is not a valid code"),
+    ("sep_R", lambda d, slots: d["proof"].pop("bounds") and "4 pieces need 4 lists of output bounds, the proof has 0"),
+    ("ident_R", _drop_eq),
 ]
 
 
-@pytest.mark.parametrize("edit", JSON_EDITS, ids=range(5))
-def test_json_edits_parse_but_are_rejected(edit):
-    d = _abs_json()
-    k = JSON_EDITS.index(edit)
-    edit(d)
-    c = _load(d)
-    # Cases 3-4 reach the base's own flaw (pair (0, 1)); the one-change version
-    # of case 4 on a valid proof is test_json_unknown_domain_keys_on_a_valid_proof.
-    expected = ["piece 0, output 0: the upper bound's certificate is not valid", "tree code 2 = 0 is not a valid code",
-                "2 pieces need 2 lists of output bounds, the proof has 0",
-                "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it"]
-    res = exact_inj.check(c)
-    assert not res.valid and res.reason == expected[k], res.reason
+@pytest.mark.parametrize("k", range(len(JSON_EDITS)))
+def test_json_edits_parse_but_are_rejected(valid, k):
+    # A valid proof written as JSON, one edit, read back: the reason is the edit's.
+    name, edit = JSON_EDITS[k]
+    net, dom, proof = valid[name]
+    d = cert(net, dom, proof).to_json()
+    assert exact_inj.check(_load(d)).valid
+    reason = edit(d, pair_slots(net, dom, proof))
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason == reason, res.reason
 
 
 def test_json_unknown_domain_keys_on_a_valid_proof(valid):
@@ -811,19 +900,41 @@ def test_json_degenerate_box_tight_rejected():
 # --------------------------------------------------------------------------------------
 
 
-def test_domain_dimension_and_type_attacks():
-    net, dom = _deg_net_and_box()
-    leaf = Tight((1, 3), (ONE, ONE))
-    p = EndToEndProof((0,), (leaf,), (), ())
-    # A box with float / numpy bounds, or of the wrong length, is refused.
-    for bad in (Domain("box", (0.0, 0.0), (1.0, 0.0)), Domain("box", (np.int64(0), 0), (1, 0)),
-                Domain("box", (F(0),), (F(1),)), Domain("box", (F(0), F(0), F(0)), (F(1), F(0), F(1))),
-                Domain("box", (), ()), Domain("box", None, None), Domain("cube")):
-        assert not exact_inj.check(cert(net, bad, p)).valid
-    # A degenerate box written with Fractions that are equal but differently spelt.
-    d2 = Domain("box", (F(0), F(2, 4)), (F(1), F(1, 2)))
-    assert_collision(Network((Layer.from_rows([[0, 1]]),)), d2, [0, F(1, 2)], [1, F(1, 2)])
-    assert not exact_inj.check(cert(net, d2, p)).valid
+def _valid_2d_box_proof():
+    # (x1, x2) through three ReLUs on [-1, 1] x [0, 1]: injective there, and
+    # the engine's proof drops a lower-dimensional prefix as Tight.
+    net = Network((Layer.from_rows([[1, 0], [-1, 0], [0, 1]]),
+                   Layer.from_rows([[1, -1, 0], [0, 0, 1]], activation="linear")))
+    dom = Domain.box([-1, 0], [1, 1])
+    r = endtoend.decide(net, dom, time.perf_counter() + 30)
+    assert r.status == "injective", r.reason
+    accept(net, dom, r.proof)
+    return net, dom, r.proof
+
+
+DOMAIN_ATTACKS = [
+    (Domain("box", (-1.0, 0.0), (1.0, 1.0)), "box bound must be exact (int or Fraction), not float"),
+    (Domain("box", (np.int64(-1), 0), (1, 1)), "box bound must be exact (int or Fraction), not int64"),
+    (Domain("box", (F(-1),), (F(1),)), "the domain has 1 coordinates but the network 2 inputs"),
+    (Domain("box", (F(-1), F(0), F(0)), (F(1), F(1), F(1))), "the domain has 3 coordinates but the network 2 inputs"),
+    (Domain("box", (), ()), "the domain has 0 coordinates but the network 2 inputs"),
+    (Domain("box", None, None), "a box needs lower and upper bounds of equal length"),
+    (Domain("cube"), "unknown domain kind 'cube'"),
+    # Only the box changes, to one where the proof's Tight leaf drops a prefix
+    # that is no longer negligible (a flat box, an empty one).
+    (Domain("box", (F(-1), F(2, 4)), (F(1), F(1, 2))), "tree code 2: a lower-dimensional prefix may be dropped only "
+     "on a full-dimensional domain, and the box [-1, 1] x [1/2, 1/2] is not one"),
+    (Domain("box", (F(1), F(0)), (F(-1), F(1))), "tree code 2: a lower-dimensional prefix may be dropped only on a "
+     "full-dimensional domain, and the box [1, -1] x [0, 1] is not one"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(DOMAIN_ATTACKS)))
+def test_domain_dimension_and_type_attacks(k):
+    # A valid proof; only its domain is replaced, and the reason is asserted.
+    net, dom, proof = _valid_2d_box_proof()
+    bad, reason = DOMAIN_ATTACKS[k]
+    assert reject(net, bad, proof) == reason
 
 
 # --------------------------------------------------------------------------------------
@@ -933,6 +1044,9 @@ def test_valid_base_one_pair_forged(valid, name):
             muts.append(dataclasses.replace(c, solve=c.solve[:-1]))         # too few solve rows
         if c.eq:
             muts.append(dataclasses.replace(c, eq=(c.eq[0] + 1,) + c.eq[1:]))  # combination no longer 0
+        # One multiplier more than there are equations, 0 (the combination is
+        # unchanged): only the count of eq multipliers refuses it.
+        muts.append(dataclasses.replace(c, eq=c.eq + (Z,)))
         muts.append(dataclasses.replace(c, support=c.support + (10 ** 6,), lam=c.lam + (ONE,)))  # row past the end
         muts.append(Bound(c.support, c.lam))                                   # not a pair certificate
         for m in muts:
