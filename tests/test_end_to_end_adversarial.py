@@ -378,12 +378,17 @@ def test_identity_touching_bounds_still_need_the_pair():
         reject(net, dom, dataclasses.replace(proof, pairs=proof.pairs[:k] + proof.pairs[k + 1:]))
 
 
-def test_piece_cannot_separate_from_itself_unless_empty():
-    # A (lower > upper) claim on a nonempty piece needs a forged bound.
-    p = abs_proof(ZERO_LAM_FLAT)
-    # lower of A's output x: valid 0; "upper" -1 forged with lam on row 0 (a = -1).
-    forged = (((Bound((0,), (ONE,)), Bound((0,), (ONE,))),), ((None, None),))
-    reject(ABS, Domain(), dataclasses.replace(p, bounds=forged, pairs=(ZERO_LAM_FLAT, PAIR11)))
+def test_piece_cannot_separate_from_itself_unless_empty(valid):
+    # A (lower > upper) claim on a nonempty piece needs a forged bound: on a
+    # valid proof, a piece's lower-bound certificate given as its upper bound
+    # too (it proves o >= l, not o <= u) is refused for that bound.
+    net, dom, proof = valid["sep_R"]
+    i, k = next((i, k) for i, pc in enumerate(proof.bounds) for k, lu in enumerate(pc) if lu[0] is not None)
+    lower = proof.bounds[i][k][0]
+    piece = proof.bounds[i][:k] + ((lower, lower),) + proof.bounds[i][k + 1:]
+    bounds = proof.bounds[:i] + (piece,) + proof.bounds[i + 1:]
+    assert reject(net, dom, dataclasses.replace(proof, bounds=bounds)) == \
+        f"piece {i}, output {k}: the upper bound's certificate is not valid"
 
 
 # --------------------------------------------------------------------------------------
@@ -803,9 +808,20 @@ def _load(obj):
     return Certificate.from_json(loads_exact(json.dumps(obj)))
 
 
-def test_json_round_trip_of_forged_proof_still_rejected():
-    c = _load(_abs_json())
-    assert not exact_inj.check(c).valid
+def test_json_round_trip_of_forged_proof_still_rejected(valid):
+    # A valid proof survives a JSON round trip; the same file with one flat
+    # pair's multipliers all negated (in the text) is refused for that pair:
+    # the combination is still 0 and the solve unchanged, so only lam > 0
+    # (every listed row tight) refuses it.
+    net, dom, proof = valid["sep_R"]
+    d = cert(net, dom, proof).to_json()
+    assert exact_inj.check(_load(d)).valid
+    k = next(k for k, c in enumerate(d["proof"]["pairs"]) if c["lam"] and "solve" in c)
+    pair = d["proof"]["pairs"][k]
+    pair["lam"] = [str(-F(v)) for v in pair["lam"]]
+    pair["eq"] = [str(-F(v)) for v in pair["eq"]]
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason == f"pair {pair_slots(net, dom, proof)[k]}: its certificate does not close it"
 
 
 @pytest.mark.parametrize("edit", [
@@ -943,25 +959,34 @@ def test_domain_dimension_and_type_attacks(k):
 
 
 @pytest.mark.parametrize("bounds", [
-    (((None,),), ((None, None),)),           # [lower] only
-    (((),), ((None, None),)),                # no bound at all
+    ((None,),),           # [lower] only
+    ((),),                # no bound at all
 ], ids=["one", "zero"])
-def test_short_bound_pairs_are_rejected_not_raised(bounds):
-    res = exact_inj.check(cert(ABS, Domain(), abs_proof(bounds=bounds)))
-    assert not res.valid
+def test_short_bound_pairs_are_rejected_not_raised(valid, bounds):
+    # One piece's bounds of a valid proof replaced by a malformed list.
+    net, dom, proof = valid["ident_R"]
+    res = exact_inj.check(cert(net, dom, dataclasses.replace(proof, bounds=(bounds,) + proof.bounds[1:])))
+    assert not res.valid and res.reason == "piece 0, output 0: bounds must be a (lower, upper) pair", res.reason
 
 
-@pytest.mark.parametrize("mut", [
-    lambda p: dataclasses.replace(p, bounds=(None, ((None, None),))),
-    lambda p: dataclasses.replace(p, leaves=None),
-    lambda p: dataclasses.replace(p, pairs=None),
-    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), None)),
-    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), (None,))),
-    lambda p: dataclasses.replace(p, tree=None),
-], ids=["bounds-None", "leaves-None", "pairs-None", "solve-None", "solve-row-None", "tree-None"])
-def test_none_fields_are_rejected_not_raised(mut):
-    res = exact_inj.check(cert(ABS, Domain(), mut(abs_proof())))
-    assert not res.valid
+NONE_FIELDS = [
+    ("bounds-None", lambda p: dataclasses.replace(p, bounds=(None,) + p.bounds[1:])),
+    ("leaves-None", lambda p: dataclasses.replace(p, leaves=None)),
+    ("pairs-None", lambda p: dataclasses.replace(p, pairs=None)),
+    ("solve-None", lambda p: with_pair(p, 0, dataclasses.replace(p.pairs[0], solve=None))),
+    ("solve-row-None", lambda p: with_pair(p, 0, dataclasses.replace(p.pairs[0], solve=(None,)))),
+    ("tree-None", lambda p: dataclasses.replace(p, tree=None)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(NONE_FIELDS)), ids=[n for n, _ in NONE_FIELDS])
+def test_none_fields_are_rejected_not_raised(valid, k):
+    # One field of a valid proof (the first pair a Flat) set to None: an
+    # invalid result with a one-line reason, never an exception.
+    net, dom, proof = valid["ident_R"]
+    assert isinstance(proof.pairs[0], Flat)
+    res = exact_inj.check(cert(net, dom, NONE_FIELDS[k][1](proof)))
+    assert not res.valid and res.reason and "\n" not in res.reason, res.reason
 
 
 # --------------------------------------------------------------------------------------
