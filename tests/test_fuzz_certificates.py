@@ -136,3 +136,23 @@ def test_check_never_raises_regressions():
     # The valid certificate itself still passes (the guards reject by type, not by luck).
     assert certify_check(cert).valid
     assert Status.NOT_INJECTIVE is cert.verdict
+
+
+@pytest.mark.parametrize("version", [2, True, "1", 1.0])
+def test_inverse_answer_of_an_unknown_version_is_refused(version, tmp_path):
+    # A preimage answer (exact_inj/inverse) was checked whatever its
+    # "version" said, so a version-2 file would be read under version-1
+    # rules (docs/certificates.md, Versions).  Refused now: exit 2 naming the
+    # file, and invalid through the Python API.
+    from exact_inj.certify.inverse import check_inverse_file
+
+    doc = base_certificate("inverse_point")
+    assert check_inverse_file(doc)[0]
+    doc["version"] = version
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(doc))
+    rc, out, err, secs = run_cli(["check", str(path)])
+    assert rc == 2 and "version" in err, (rc, out, err)
+    assert_contract(rc, out, err, secs, str(path), {0, 1})
+    ok, why = check_inverse_file(doc)
+    assert not ok and "version" in why

@@ -576,11 +576,20 @@ def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:
     return f"point: the only preimage, as the network is injective ({res.reason})"
 
 
+def known_version(obj: dict) -> bool:
+    """The answer's "version" is absent or the integer 1 (not true, which equals 1 in Python)."""
+    v = obj.get("version", 1)
+    return type(v) is int and v == 1
+
+
 def check_inverse_file(obj: dict) -> tuple[bool, str]:
     """Check a self-contained answer (with "network", "y" and "domain" keys)."""
     t0 = time.perf_counter()
     if not isinstance(obj, dict) or obj.get("format", FORMAT) != FORMAT or "network" not in obj or "y" not in obj:
         return False, "not a self-contained preimage answer (needs format, network and y)"
+    if not known_version(obj):
+        # Never checked under the rules of another version (docs/certificates.md, Versions).
+        return False, f"unsupported preimage answer version {quote(obj.get('version'))} (this reader knows version 1)"
     try:
         net = network_from_json(obj["network"], where="network")
         dom = Domain.from_json(obj.get("domain", {"kind": "reals"}), "answer")
