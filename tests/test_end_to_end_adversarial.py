@@ -11,6 +11,11 @@ The "almost valid" proofs are built by :func:`near_proof`: the piece tree
 is grown by the engine (or given by hand), every pair the engine can close
 is closed with its exact certificate, and the pairs that collide get a
 placeholder; each attack then forges only the placeholder or one tree leaf.
+
+Most attacks (sections 9 and 10, and the rebuilt ones of sections 1, 2, 5-8)
+start instead from a VALID proof the engine made for an injective network,
+change one thing, and assert the checker's exact reason, so that each fails
+when the check it aims at is removed (docs/testing.md, "Tests that can fail").
 """
 
 from __future__ import annotations
