@@ -487,7 +487,7 @@ def schema_validator(name: str):
     from referencing import Registry, Resource
 
     texts = {n: json.loads(files("exact_inj").joinpath(f"schemas/{n}.schema.json").read_text())
-             for n in ("network", "certificate")}
+             for n in ("network", "certificate", "inverse")}
     registry = Registry().with_resources((t["$id"], Resource.from_contents(t)) for t in texts.values())
     cls = jsonschema.validators.validator_for(texts[name])
     cls.check_schema(texts[name])
