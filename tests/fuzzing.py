@@ -98,8 +98,13 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, float]:
     return rc, out.getvalue(), err.getvalue(), time.perf_counter() - t0
 
 
+# Exit codes seen by assert_contract in this process (the slow runs print them).
+CONTRACT_COUNTS: dict[int, int] = {}
+
+
 def assert_contract(rc: int, out: str, err: str, seconds: float, path: str, allowed: set[int]) -> None:
     """The CLI contract on hostile input (module docstring)."""
+    CONTRACT_COUNTS[rc] = CONTRACT_COUNTS.get(rc, 0) + 1
     assert rc != 4, f"exit 4 (internal error) on {path}: {err.strip()[:500]}"
     assert "Traceback" not in err and "Traceback" not in out, err[:2000]
     assert rc in allowed | {2}, f"exit {rc} not in {sorted(allowed | {2})}: {err.strip()[:300]}"

@@ -19,8 +19,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzzing import (DEFAULT_EXAMPLES, HOSTILE, INSTANCES, ROOT, SLOW_EXAMPLES, Raw, assert_contract, confirm_accepted,
-                     fuzz_settings, mutated_bytes, mutated_json, run_cli)
+from fuzzing import (CONTRACT_COUNTS, DEFAULT_EXAMPLES, HOSTILE, INSTANCES, ROOT, SLOW_EXAMPLES, Raw, assert_contract,
+                     confirm_accepted, fuzz_settings, mutated_bytes, mutated_json, run_cli)
+
+@pytest.fixture(autouse=True)
+def _print_counts(request):
+    # The -m slow runs print how many examples each target ran, by exit code
+    # (docs/testing.md records them).
+    CONTRACT_COUNTS.clear()
+    yield
+    if request.node.name.startswith("test_fuzz") and "_slow" in request.node.name:
+        print(f"\n{request.node.name}: {sum(CONTRACT_COUNTS.values())} examples, exit codes "
+              f"{dict(sorted(CONTRACT_COUNTS.items()))}")
+
 
 # verify searches; its examples cost more than check's, so fewer run by default.
 VERIFY_EXAMPLES = max(20, DEFAULT_EXAMPLES // 2)
