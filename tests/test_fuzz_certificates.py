@@ -174,3 +174,31 @@ def test_huge_number_as_a_domain_regression(kind, tmp_path):
     assert rc in (1, 2), (rc, err[:300])
     assert_contract(rc, out, err, secs, str(path), {1})
     assert "Traceback" not in err and len(out) + len(err) < 1000
+
+
+@pytest.mark.parametrize("kind", ["inverse_point", "inverse_set"])
+def test_huge_number_in_a_preimage_answer_regression(kind, tmp_path):
+    # Found by the slow inverse fuzz targets: a 5001-digit integer as the
+    # "preimage" field gave exit 4 (the CLI printed it with str()).
+    doc = base_certificate(kind)
+    doc["preimage"] = "HUGE"
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc).replace('"HUGE"', "1" + "0" * 5000))
+    rc, out, err, secs = run_cli(["check", str(path)])
+    assert rc == 1, (rc, out[:300], err[:300])
+    assert_contract(rc, out, err, secs, str(path), {1})
+    assert len(out) < 1000 and "5001 digits" in out
+
+
+def test_fields_the_inverse_checker_ignores_are_not_refused_by_its_schema(tmp_path):
+    # Found by the slow inverse_set target: the first inverse schema required
+    # "complete" to be a boolean, which the checker never reads; an answer it
+    # accepts must validate (the schema is never stricter than the reader).
+    doc = base_certificate("inverse_point")
+    doc["complete"] = 1e300
+    doc["pieces"] = "not read for a point answer"
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    rc, out, err, _ = run_cli(["check", str(path)])
+    assert rc == 0, out + err
+    assert schema_errors("inverse", plain_json(path)) == []

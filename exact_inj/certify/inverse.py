@@ -284,7 +284,7 @@ def leaf_from_json(obj: Any, nrows: int, neqs: int, dim: int, where: str):
     if kind == "region":
         return Region(_numbers(obj.get("point"), f"{where} point"))
     if kind not in ("infeasible", "pin"):
-        raise Invalid(f"{where} has unknown kind {str(kind)[:30]!r}")
+        raise Invalid(f"{where} has unknown kind {quote(kind)}")
     rows = _indices(obj.get("rows", []), nrows, f"{where} rows")
     eqs = _indices(obj.get("eqs", []), neqs, f"{where} eqs")
     lam = _numbers(obj.get("lam", []), f"{where} lam")
@@ -486,7 +486,7 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
         raise Invalid("the domain's dimension differs from the network's input dimension")
     answer = result.get("preimage")
     if answer not in ANSWERS:
-        raise Invalid(f"preimage {str(answer)[:30]!r} claims nothing to check (expected one of {', '.join(ANSWERS)})")
+        raise Invalid(f"preimage {quote(answer)} claims nothing to check (expected one of {', '.join(ANSWERS)})")
     pts_raw = result.get("points", [])
     if not isinstance(pts_raw, list):
         raise Invalid("points must be a list")
@@ -537,7 +537,7 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
 
 def _cover(net, y, domain, cert) -> CoverSummary:
     if not isinstance(cert, dict) or cert.get("kind") != "cover":
-        raise Invalid(f"unknown certificate kind {str(cert.get('kind') if isinstance(cert, dict) else cert)[:30]!r}")
+        raise Invalid(f"unknown certificate kind {quote(cert.get('kind') if isinstance(cert, dict) else cert)}")
     try:
         system = LiftedSystem(net, y, domain)
     except ValueError as e:

@@ -378,7 +378,8 @@ def _check(args) -> int:
         if args.json:
             print(json.dumps({"valid": ok, "reason": why, "preimage": obj.get("preimage")}))
         else:
-            print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({obj.get('preimage')!s:.20}): {why}")
+            # quote: the "preimage" field may be anything, a 5000-digit integer included.
+            print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({quote(obj.get('preimage'))}): {why}")
         return EXIT_VALID if ok else EXIT_INVALID
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()
