@@ -431,3 +431,16 @@ def test_huge_tokens_in_domain_files_regressions(case, tmp_path):
     assert rc == 2, (rc, err[:300])
     assert_contract(rc, out, err, secs, str(path), {0, 1, 3})
     assert len(err) < 1200
+
+
+def test_huge_weight_in_a_later_layer_regression(tmp_path):
+    # Found by the slow JSON network target: a 5001-digit weight in the second
+    # layer made the end-to-end route's float hints overflow (exit 4).  The
+    # route now gives up on it, and the verdict is unknown (exit 3), never a guess.
+    doc = json.loads((INSTANCES / "networks/b_minus_b_difference.json").read_text())
+    doc["layers"][1]["weight"][0][0] = "HUGE"
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(doc).replace('"HUGE"', "1" + "0" * 5000))
+    rc, out, err, secs = run_cli(VERIFY + [str(path)])
+    assert_contract(rc, out, err, secs, str(path), {0, 1, 3})
+    assert rc == 3 and "beyond the float range" in out, (rc, out[-400:], err[-300:])
