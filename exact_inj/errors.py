@@ -10,6 +10,9 @@ import os
 
 __all__ = ["InputError", "OperatorTooLarge"]
 
+# Characters of one message before it is shortened (the path is always kept whole).
+_MAX_MESSAGE = 1000
+
 
 class InputError(ValueError):
     """Bad input, explained on one line: ``str(e)`` is ``"PATH: message"``.
@@ -29,6 +32,11 @@ class InputError(ValueError):
         self.path = None if path is None else os.fspath(path)
         # One line, whatever produced the message: callers print it as is.
         self.message = " ".join(str(message).split())
+        if len(self.message) > _MAX_MESSAGE:
+            # A message quoting hostile input (a 5000-digit number, a long
+            # token) keeps its start and end and says how long it was.
+            m = self.message
+            self.message = f"{m[:_MAX_MESSAGE // 2]} ...[{len(m)} characters]... {m[-_MAX_MESSAGE // 4:]}"
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -69,11 +69,22 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, float]:
     own top-level handler (exit 4 on an unexpected exception) is what is
     being tested, so nothing here catches exceptions for it.
     """
-    from exact_inj.cli import main
+    from exact_inj.cli import app, main
 
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
     env = os.environ.pop("EXACT_INJ_DEBUG", None)
+    # The CLI leaves through os._exit when it abandons a reading or deciding
+    # thread past --time-limit (app._exit_now); in this process that would end
+    # the test run itself (exit 3, no report: the first safetensors example
+    # imports safetensors, which can take more than the 1 s limit).  Here it
+    # raises SystemExit with the same code instead.
+    real_exit = app._exit_now
+
+    def exit_here(code: int) -> None:
+        raise SystemExit(code)
+
+    app._exit_now = exit_here
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -81,13 +92,19 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, float]:
             except SystemExit as e:  # argparse usage errors exit through SystemExit
                 rc = e.code if isinstance(e.code, int) else 2
     finally:
+        app._exit_now = real_exit
         if env is not None:
             os.environ["EXACT_INJ_DEBUG"] = env
     return rc, out.getvalue(), err.getvalue(), time.perf_counter() - t0
 
 
+# Exit codes seen by assert_contract in this process (the slow runs print them).
+CONTRACT_COUNTS: dict[int, int] = {}
+
+
 def assert_contract(rc: int, out: str, err: str, seconds: float, path: str, allowed: set[int]) -> None:
     """The CLI contract on hostile input (module docstring)."""
+    CONTRACT_COUNTS[rc] = CONTRACT_COUNTS.get(rc, 0) + 1
     assert rc != 4, f"exit 4 (internal error) on {path}: {err.strip()[:500]}"
     assert "Traceback" not in err and "Traceback" not in out, err[:2000]
     assert rc in allowed | {2}, f"exit {rc} not in {sorted(allowed | {2})}: {err.strip()[:300]}"
@@ -284,6 +301,18 @@ CERT_SOURCES = {
 }
 
 
+# The kinds issue #16 added, made by their own commands: a carry proof
+# (`injectivize`) and the three preimage answers of `invert` (empty, point,
+# set), each a self-contained file that `exact-inj check` reads.
+ARGV_SOURCES = {
+    "carry": ["injectivize", "networks/abs_value_fold.json"],
+    "inverse_empty": ["invert", "networks/abs_value_fold.json", "--y=-1"],
+    "inverse_point": ["invert", "networks/b_minus_b_difference.json", "--from-input", "1/2,-3"],
+    "inverse_set": ["invert", "networks/abs_value_fold.json", "--from-input", "1"],
+}
+CERT_KINDS = sorted(CERT_SOURCES) + sorted(ARGV_SOURCES)
+
+
 def base_certificate(kind: str) -> dict:
     """A valid certificate of this kind, as plain JSON (numbers as strings); a fresh copy
     each call, so that a test changing it cannot change another's."""
@@ -291,7 +320,30 @@ def base_certificate(kind: str) -> dict:
 
 
 @lru_cache(maxsize=None)
+def _argv_certificate(kind: str) -> dict:
+    import tempfile
+
+    cmd, name, *rest = ARGV_SOURCES[kind]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        if cmd == "injectivize":
+            argv = [cmd, str(INSTANCES / name), "-o", str(Path(tmp) / "net.json"), "--certificate", str(out)]
+        else:
+            argv = [cmd, str(INSTANCES / name), *rest, "--quiet", "--certificate", str(out)]
+        rc, _, err, _ = run_cli(argv)
+        assert rc == 0, f"{kind}: exit {rc}: {err}"
+        obj = json.loads(out.read_text())
+    if cmd == "injectivize":
+        assert obj["proof"]["kind"] == "carry", obj
+    else:
+        assert obj["preimage"] == kind.split("_")[1], obj["preimage"]
+    return obj
+
+
+@lru_cache(maxsize=None)
 def _base_certificate(kind: str) -> dict:
+    if kind in ARGV_SOURCES:
+        return _argv_certificate(kind)
     import exact_inj
     from exact_inj.cli.app import parse_domain
     from exact_inj.io.load import load_network
@@ -378,6 +430,9 @@ def _confirm_accepted(path: Path) -> None:
     if layers is None:
         return
     dom = _domain(obj)
+    if obj.get("format") == "exact_inj/inverse":
+        _confirm_preimage(obj, layers, dom)
+        return
     if obj["verdict"] == "not_injective":
         w = obj["witness"]
         assert refnet.is_network_collision(layers, dom, [Fraction(v) for v in w["x"]], [Fraction(v) for v in w["y"]]), \
@@ -400,6 +455,29 @@ def _confirm_accepted(path: Path) -> None:
         assert got == "injective", f"an accepted proof of injectivity, but the reference finds {pair}"
 
 
+def _confirm_preimage(obj, layers, dom) -> None:
+    """An accepted preimage answer against tests/test_invert.py's brute force
+    (every activation pattern, Fourier-Motzkin; no exact_inj import)."""
+    from test_invert import reference_preimage
+
+    if any(act not in ("relu", "linear") for _, _, act in layers):
+        return  # the reference evaluates relu and linear layers only
+    n = len(layers[0][0][0])
+    y = [Fraction(v) for v in obj["y"]]
+    points = [tuple(Fraction(v) for v in p) for p in obj.get("points", [])]
+    for p in points:
+        assert refnet.in_domain(dom, p), f"an accepted preimage point {p} is outside the domain"
+        assert list(refnet.evaluate(layers, p)) == y, f"an accepted preimage point {p} does not map to y"
+    relus = sum(len(W) for W, _, act in layers if act == "relu")
+    if n > 3 or relus > 8:
+        return
+    ref_dom = ("reals",) if dom == "reals" else ("orthant",) if dom == "orthant" else ("box",) + tuple(dom)
+    got, x = reference_preimage(layers, y, n, ref_dom)
+    assert got == obj["preimage"], f"an accepted '{obj['preimage']}' answer, but the reference says {got}"
+    if got == "point":
+        assert points == [tuple(x)], f"an accepted point {points}, but the reference's point is {x}"
+
+
 # --------------------------------------------------------------------------
 # the shipped JSON Schemas (exact_inj/schemas/)
 # --------------------------------------------------------------------------
@@ -414,7 +492,7 @@ def schema_validator(name: str):
     from referencing import Registry, Resource
 
     texts = {n: json.loads(files("exact_inj").joinpath(f"schemas/{n}.schema.json").read_text())
-             for n in ("network", "certificate")}
+             for n in ("network", "certificate", "inverse")}
     registry = Registry().with_resources((t["$id"], Resource.from_contents(t)) for t in texts.values())
     cls = jsonschema.validators.validator_for(texts[name])
     cls.check_schema(texts[name])

@@ -11,6 +11,11 @@ The "almost valid" proofs are built by :func:`near_proof`: the piece tree
 is grown by the engine (or given by hand), every pair the engine can close
 is closed with its exact certificate, and the pairs that collide get a
 placeholder; each attack then forges only the placeholder or one tree leaf.
+
+Most attacks (sections 9 and 10, and the rebuilt ones of sections 1, 2, 5-8)
+start instead from a VALID proof the engine made for an injective network,
+change one thing, and assert the checker's exact reason, so that each fails
+when the check it aims at is removed (docs/testing.md, "Tests that can fail").
 """
 
 from __future__ import annotations
@@ -245,16 +250,74 @@ def test_zero_lam_flat_is_exactly_what_lambda_positive_guards():
     assert all(sum(a * t for a, t in zip(e, v)) + d == 0 for e, d in eqs)
 
 
-def test_pairs_missing_extra_or_reordered():
-    p = abs_proof(PAIR00)  # even a "valid-looking" (0, 1) slot
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11)))                    # (0, 1) dropped
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, PAIR11, ZERO_LAM_FLAT)))     # reordered
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, ZERO_LAM_FLAT, PAIR11, PAIR11)))  # extra
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=()))
-    # Orientation: the (1, 0) system is (0, 1) with x and y swapped; a (1, 0)
-    # certificate in the (0, 1) slot is not accepted either.
-    reject(ABS, Domain(), dataclasses.replace(p, pairs=(PAIR00, Flat((1, 3), (Z, Z), (Z,), ((Z, F(-2), ONE),)),
-                                                        PAIR11)))
+@pytest.mark.parametrize("name", ["ident_R", "sep_R", "sep_box"])
+def test_pairs_missing_extra_or_reordered(valid, name):
+    # A valid proof's pair list with one pair dropped from the middle, or two
+    # neighbours swapped, or each certificate rewritten for the reversed pair
+    # (j, i).  The expected reason is predicted by the independent re-check
+    # (independent_closes): the first slot whose new certificate does not
+    # close its pair; when every moved certificate still closes its new slot
+    # (two pairs can share a system up to names), the proof must stay valid.
+    net, dom, proof = valid[name]
+    slots = pair_slots(net, dom, proof)
+    pieces, _ = replay(net, dom, proof.tree)
+    n = len(net.layers[0].weight[0])
+    systems = []
+    for sl in slots:
+        i, j = map(int, sl.strip("()").split(","))
+        systems.append(pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), n))
+
+    def expect(pairs):
+        for t, c in enumerate(pairs[:len(slots)]):
+            if not independent_closes(*systems[t], c, n):
+                return f"pair {slots[t]}: its certificate does not close it"
+        if len(pairs) < len(slots):
+            return f"pair {slots[len(pairs)]} has no certificate (the proof has {len(pairs)})"
+        return None
+
+    variants = []
+    for k in range(len(proof.pairs) - 1):
+        variants.append(proof.pairs[:k] + proof.pairs[k + 1:])                              # k dropped
+        variants.append(proof.pairs[:k] + (proof.pairs[k + 1], proof.pairs[k]) + proof.pairs[k + 2:])  # swapped
+    variants.append(tuple(reversed_pair(c, *systems[t]) for t, c in enumerate(proof.pairs)))  # orientation
+    refused = 0
+    for pairs in variants:
+        want = expect(pairs)
+        res = exact_inj.check(cert(net, dom, dataclasses.replace(proof, pairs=pairs)))
+        if want is None:
+            assert res.valid, res.reason
+        else:
+            refused += 1
+            assert not res.valid and res.reason == want, (res.reason, want)
+    assert refused >= len(proof.pairs) - 1
+
+
+def reversed_pair(c, ineq, eqs):
+    """c rewritten for the pair with x and y exchanged: x's rows come second.
+    The rows split at the middle (both pieces' rows have the same count in a
+    pair of one network's pieces), and the flat solve changes sign."""
+    half = len(ineq) // 2
+    sup = tuple(r + half if r < half else r - half for r in c.support)
+    if isinstance(c, Flat):
+        return Flat(sup, c.lam, tuple(-v for v in c.eq), tuple(tuple(-v for v in row) for row in c.solve))
+    return Infeasible(sup, c.lam, tuple(-v for v in c.eq))
+
+
+def independent_closes(ineq, eqs, c, n) -> bool:
+    """Flat (independent_flat) or Infeasible, re-checked here in plain Fractions."""
+    if isinstance(c, Flat):
+        return independent_flat(ineq, eqs, c, n)
+    if not isinstance(c, Infeasible) or len(c.support) != len(c.lam) or len(c.eq) != len(eqs):
+        return False
+    if len(set(c.support)) != len(c.support) or any(not 0 <= r < len(ineq) for r in c.support):
+        return False
+    if any(F(v) < 0 for v in c.lam):
+        return False
+    B = [ineq[r] for r in c.support] + list(eqs)
+    mult = list(c.lam) + list(c.eq)
+    if any(sum(F(m) * F(b[0][t]) for m, b in zip(mult, B)) != 0 for t in range(2 * n)):
+        return False
+    return sum(F(m) * F(b[1]) for m, b in zip(mult, B)) > 0
 
 
 # --------------------------------------------------------------------------------------
@@ -320,12 +383,17 @@ def test_identity_touching_bounds_still_need_the_pair():
         reject(net, dom, dataclasses.replace(proof, pairs=proof.pairs[:k] + proof.pairs[k + 1:]))
 
 
-def test_piece_cannot_separate_from_itself_unless_empty():
-    # A (lower > upper) claim on a nonempty piece needs a forged bound.
-    p = abs_proof(ZERO_LAM_FLAT)
-    # lower of A's output x: valid 0; "upper" -1 forged with lam on row 0 (a = -1).
-    forged = (((Bound((0,), (ONE,)), Bound((0,), (ONE,))),), ((None, None),))
-    reject(ABS, Domain(), dataclasses.replace(p, bounds=forged, pairs=(ZERO_LAM_FLAT, PAIR11)))
+def test_piece_cannot_separate_from_itself_unless_empty(valid):
+    # A (lower > upper) claim on a nonempty piece needs a forged bound: on a
+    # valid proof, a piece's lower-bound certificate given as its upper bound
+    # too (it proves o >= l, not o <= u) is refused for that bound.
+    net, dom, proof = valid["sep_R"]
+    i, k = next((i, k) for i, pc in enumerate(proof.bounds) for k, lu in enumerate(pc) if lu[0] is not None)
+    lower = proof.bounds[i][k][0]
+    piece = proof.bounds[i][:k] + ((lower, lower),) + proof.bounds[i][k + 1:]
+    bounds = proof.bounds[:i] + (piece,) + proof.bounds[i + 1:]
+    assert reject(net, dom, dataclasses.replace(proof, bounds=bounds)) == \
+        f"piece {i}, output {k}: the upper bound's certificate is not valid"
 
 
 # --------------------------------------------------------------------------------------
@@ -680,34 +748,56 @@ TYPE_MUTANTS = [
     lambda p: dataclasses.replace(p, leaves=(Tight((np.int64(0), np.int64(1)), (ONE, ONE)),)),
     lambda p: dataclasses.replace(p, leaves=(Tight((0, 1), (True, True)),)),
     lambda p: with_pair(p, 1, Flat((0, 2), (1e-300, 1e-300), (0.0,), ((0.0, -2.0, 1.0),))),
-    lambda p: with_pair(p, 1, Flat((0, 2), (F(1, 10 ** 400), F(1, 10 ** 400)), (Z,), ((Z, F(-2), ONE),))),
-    lambda p: with_pair(p, 1, Flat((0, 2), (10 ** 400, 10 ** 400), (Z,), ((Z, F(-2), ONE),))),
     lambda p: with_pair(p, 1, Infeasible((0, 2), (np.float64(1), np.float64(1)), (np.float64(-1),))),
 ]
 
 
-@pytest.mark.parametrize("k", range(13))
+@pytest.mark.parametrize("k", range(len(TYPE_MUTANTS)))
 def test_type_confusion(k):
-    # Refused for the type (before any mathematics), except the two exact huge
-    # multipliers, which are well-typed and fail on pair (0, 1) as the base does.
+    # Refused for the type, before any mathematics (so the base's own flaw at
+    # pair (0, 1) is never reached; the reason says which type check refused).
     expected = ["tree codes must be plain integers"] * 3 + [
         "leaf support must be plain integers", "leaf multiplier must be exact (int or Fraction), not float",
         "leaf multiplier must be exact (int or Fraction), not str",
         "leaf multiplier must be exact (int or Fraction), not int64", "leaf support must be plain integers",
         "leaf multiplier must be exact (int or Fraction), not bool",
         "pair multiplier must be exact (int or Fraction), not float",
-        "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it",
         "pair multiplier must be exact (int or Fraction), not float64"]
     assert reject(ABS, Domain(), TYPE_MUTANTS[k](abs_proof())) == expected[k]
 
 
-def test_valid_proof_with_exact_huge_multipliers_still_checks():
-    # Not an attack: a valid proof scaled by 10**400 stays valid (exact arithmetic),
-    # and the same scale cannot rescue the forged pair.
+@pytest.mark.parametrize("scale", [F(10 ** 400), F(1, 10 ** 400)], ids=["10^400", "10^-400"])
+def test_exact_huge_multipliers_on_a_valid_proof(valid, scale):
+    # Well-typed huge numbers: a valid flat pair of a valid proof with lam and
+    # eq scaled together stays valid (exact arithmetic, no overflow or
+    # rounding); lam scaled alone no longer cancels the equations' part, and
+    # the reason names the pair.
+    net, dom, proof = valid["ident_R"]
+    slots = pair_slots(net, dom, proof)
+    k = next(k for k, c in enumerate(proof.pairs) if isinstance(c, Flat) and c.lam and any(c.eq))
+    c = proof.pairs[k]
+    both = dataclasses.replace(c, lam=tuple(scale * v for v in c.lam), eq=tuple(scale * v for v in c.eq))
+    accept(net, dom, with_pair(proof, k, both))
+    lam_only = dataclasses.replace(c, lam=tuple(scale * v for v in c.lam))
+    assert reject(net, dom, with_pair(proof, k, lam_only)) == f"pair {slots[k]}: its certificate does not close it"
+
+
+def test_valid_proof_with_exact_huge_multipliers_still_checks(valid):
+    # Not an attack: a valid proof whose Tight leaves are scaled by 10**400
+    # stays valid (exact arithmetic), and scaling one multiplier of a leaf
+    # with two alone breaks it, with the leaf's reason.
+    net, dom, proof = valid["sep_R"]
     big = 10 ** 400
-    scaled = Tight((0, 1), (F(big), F(big)))
-    p = abs_proof(leaves=(scaled,))
-    assert "pair (0, 1)" in reject(ABS, Domain(), p)
+    scaled = tuple(dataclasses.replace(c, lam=tuple(big * v for v in c.lam)) if isinstance(c, Tight) else c
+                   for c in proof.leaves)
+    assert scaled != proof.leaves
+    accept(net, dom, dataclasses.replace(proof, leaves=scaled))
+    idx = next(i for i, c in enumerate(proof.leaves) if isinstance(c, Tight) and len(c.lam) == 2)
+    t = proof.tree.index(idx)
+    one = dataclasses.replace(proof.leaves[idx], lam=(big * proof.leaves[idx].lam[0], proof.leaves[idx].lam[1]))
+    leaves = proof.leaves[:idx] + (one,) + proof.leaves[idx + 1:]
+    assert reject(net, dom, dataclasses.replace(proof, leaves=leaves)) == \
+        f"tree code {t}: leaf certificate {idx} does not put its prefix in a hyperplane"
 
 
 # --------------------------------------------------------------------------------------
@@ -723,9 +813,20 @@ def _load(obj):
     return Certificate.from_json(loads_exact(json.dumps(obj)))
 
 
-def test_json_round_trip_of_forged_proof_still_rejected():
-    c = _load(_abs_json())
-    assert not exact_inj.check(c).valid
+def test_json_round_trip_of_forged_proof_still_rejected(valid):
+    # A valid proof survives a JSON round trip; the same file with one flat
+    # pair's multipliers all negated (in the text) is refused for that pair:
+    # the combination is still 0 and the solve unchanged, so only lam > 0
+    # (every listed row tight) refuses it.
+    net, dom, proof = valid["sep_R"]
+    d = cert(net, dom, proof).to_json()
+    assert exact_inj.check(_load(d)).valid
+    k = next(k for k, c in enumerate(d["proof"]["pairs"]) if c["lam"] and "solve" in c)
+    pair = d["proof"]["pairs"][k]
+    pair["lam"] = [str(-F(v)) for v in pair["lam"]]
+    pair["eq"] = [str(-F(v)) for v in pair["eq"]]
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason == f"pair {pair_slots(net, dom, proof)[k]}: its certificate does not close it"
 
 
 @pytest.mark.parametrize("edit", [
@@ -753,34 +854,43 @@ def test_json_edits_are_refused_at_parse_time(edit):
         _load(d)
 
 
+def _tight_bound(d):
+    # The first bound the proof gives, marked "tight" (which makes it a Tight, not a Bound).
+    for i, piece in enumerate(d["proof"]["bounds"]):
+        for k, lu in enumerate(piece):
+            for s, b in enumerate(lu):
+                if b is not None:
+                    b["tight"] = True
+                    return f"piece {i}, output {k}: the {('lower', 'upper')[s]} bound's certificate is not valid"
+    raise AssertionError("no bound")
+
+
+def _drop_eq(d, slots):
+    # eq dropped from the first flat pair with a nonzero one (it then defaults to []).
+    k = next(k for k, c in enumerate(d["proof"]["pairs"]) if "solve" in c and any(v != "0" for v in c["eq"]))
+    d["proof"]["pairs"][k].pop("eq")
+    return f"pair {slots[k]}: its certificate does not close it"
+
+
 JSON_EDITS = [
-    # "tight": true on a bound turns it into a Tight, which is not a bound.
-    lambda d: d["proof"].__setitem__("bounds", [[[None, {"support": [0], "lam": ["1"], "tight": True}]],
-                                                [[{"support": [0], "lam": ["1"]}, None]]]) or
-    d["proof"].__setitem__("pairs", [d["proof"]["pairs"][0], d["proof"]["pairs"][2]]),
+    ("sep_R", lambda d, slots: _tight_bound(d)),
     # missing leaves / bounds default to empty lists
-    lambda d: d["proof"].pop("leaves"),
-    lambda d: d["proof"].pop("bounds"),
-    # eq on the forged pair dropped (it defaults to [])
-    lambda d: d["proof"]["pairs"][1].pop("eq", None) or d["proof"]["pairs"][1].__setitem__("lam", ["0", "0"]),
-    # unknown domain-looking keys are ignored, and the domain stays R^n
-    lambda d: d.__setitem__("domain", {"kind": "reals", "lower": ["1"], "upper": ["1"]}),
+    ("sep_R", lambda d, slots: d["proof"].pop("leaves") and "tree code 2 = 0 is not a valid code"),
+    ("sep_R", lambda d, slots: d["proof"].pop("bounds") and "4 pieces need 4 lists of output bounds, the proof has 0"),
+    ("ident_R", _drop_eq),
 ]
 
 
-@pytest.mark.parametrize("edit", JSON_EDITS, ids=range(5))
-def test_json_edits_parse_but_are_rejected(edit):
-    d = _abs_json()
-    k = JSON_EDITS.index(edit)
-    edit(d)
-    c = _load(d)
-    # Cases 3-4 reach the base's own flaw (pair (0, 1)); the one-change version
-    # of case 4 on a valid proof is test_json_unknown_domain_keys_on_a_valid_proof.
-    expected = ["piece 0, output 0: the upper bound's certificate is not valid", "tree code 2 = 0 is not a valid code",
-                "2 pieces need 2 lists of output bounds, the proof has 0",
-                "pair (0, 1): its certificate does not close it", "pair (0, 1): its certificate does not close it"]
-    res = exact_inj.check(c)
-    assert not res.valid and res.reason == expected[k], res.reason
+@pytest.mark.parametrize("k", range(len(JSON_EDITS)))
+def test_json_edits_parse_but_are_rejected(valid, k):
+    # A valid proof written as JSON, one edit, read back: the reason is the edit's.
+    name, edit = JSON_EDITS[k]
+    net, dom, proof = valid[name]
+    d = cert(net, dom, proof).to_json()
+    assert exact_inj.check(_load(d)).valid
+    reason = edit(d, pair_slots(net, dom, proof))
+    res = exact_inj.check(_load(d))
+    assert not res.valid and res.reason == reason, res.reason
 
 
 def test_json_unknown_domain_keys_on_a_valid_proof(valid):
@@ -811,19 +921,41 @@ def test_json_degenerate_box_tight_rejected():
 # --------------------------------------------------------------------------------------
 
 
-def test_domain_dimension_and_type_attacks():
-    net, dom = _deg_net_and_box()
-    leaf = Tight((1, 3), (ONE, ONE))
-    p = EndToEndProof((0,), (leaf,), (), ())
-    # A box with float / numpy bounds, or of the wrong length, is refused.
-    for bad in (Domain("box", (0.0, 0.0), (1.0, 0.0)), Domain("box", (np.int64(0), 0), (1, 0)),
-                Domain("box", (F(0),), (F(1),)), Domain("box", (F(0), F(0), F(0)), (F(1), F(0), F(1))),
-                Domain("box", (), ()), Domain("box", None, None), Domain("cube")):
-        assert not exact_inj.check(cert(net, bad, p)).valid
-    # A degenerate box written with Fractions that are equal but differently spelt.
-    d2 = Domain("box", (F(0), F(2, 4)), (F(1), F(1, 2)))
-    assert_collision(Network((Layer.from_rows([[0, 1]]),)), d2, [0, F(1, 2)], [1, F(1, 2)])
-    assert not exact_inj.check(cert(net, d2, p)).valid
+def _valid_2d_box_proof():
+    # (x1, x2) through three ReLUs on [-1, 1] x [0, 1]: injective there, and
+    # the engine's proof drops a lower-dimensional prefix as Tight.
+    net = Network((Layer.from_rows([[1, 0], [-1, 0], [0, 1]]),
+                   Layer.from_rows([[1, -1, 0], [0, 0, 1]], activation="linear")))
+    dom = Domain.box([-1, 0], [1, 1])
+    r = endtoend.decide(net, dom, time.perf_counter() + 30)
+    assert r.status == "injective", r.reason
+    accept(net, dom, r.proof)
+    return net, dom, r.proof
+
+
+DOMAIN_ATTACKS = [
+    (Domain("box", (-1.0, 0.0), (1.0, 1.0)), "box bound must be exact (int or Fraction), not float"),
+    (Domain("box", (np.int64(-1), 0), (1, 1)), "box bound must be exact (int or Fraction), not int64"),
+    (Domain("box", (F(-1),), (F(1),)), "the domain has 1 coordinates but the network 2 inputs"),
+    (Domain("box", (F(-1), F(0), F(0)), (F(1), F(1), F(1))), "the domain has 3 coordinates but the network 2 inputs"),
+    (Domain("box", (), ()), "the domain has 0 coordinates but the network 2 inputs"),
+    (Domain("box", None, None), "a box needs lower and upper bounds of equal length"),
+    (Domain("cube"), "unknown domain kind 'cube'"),
+    # Only the box changes, to one where the proof's Tight leaf drops a prefix
+    # that is no longer negligible (a flat box, an empty one).
+    (Domain("box", (F(-1), F(2, 4)), (F(1), F(1, 2))), "tree code 2: a lower-dimensional prefix may be dropped only "
+     "on a full-dimensional domain, and the box [-1, 1] x [1/2, 1/2] is not one"),
+    (Domain("box", (F(1), F(0)), (F(-1), F(1))), "tree code 2: a lower-dimensional prefix may be dropped only on a "
+     "full-dimensional domain, and the box [1, -1] x [0, 1] is not one"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(DOMAIN_ATTACKS)))
+def test_domain_dimension_and_type_attacks(k):
+    # A valid proof; only its domain is replaced, and the reason is asserted.
+    net, dom, proof = _valid_2d_box_proof()
+    bad, reason = DOMAIN_ATTACKS[k]
+    assert reject(net, bad, proof) == reason
 
 
 # --------------------------------------------------------------------------------------
@@ -832,25 +964,34 @@ def test_domain_dimension_and_type_attacks():
 
 
 @pytest.mark.parametrize("bounds", [
-    (((None,),), ((None, None),)),           # [lower] only
-    (((),), ((None, None),)),                # no bound at all
+    ((None,),),           # [lower] only
+    ((),),                # no bound at all
 ], ids=["one", "zero"])
-def test_short_bound_pairs_are_rejected_not_raised(bounds):
-    res = exact_inj.check(cert(ABS, Domain(), abs_proof(bounds=bounds)))
-    assert not res.valid
+def test_short_bound_pairs_are_rejected_not_raised(valid, bounds):
+    # One piece's bounds of a valid proof replaced by a malformed list.
+    net, dom, proof = valid["ident_R"]
+    res = exact_inj.check(cert(net, dom, dataclasses.replace(proof, bounds=(bounds,) + proof.bounds[1:])))
+    assert not res.valid and res.reason == "piece 0, output 0: bounds must be a (lower, upper) pair", res.reason
 
 
-@pytest.mark.parametrize("mut", [
-    lambda p: dataclasses.replace(p, bounds=(None, ((None, None),))),
-    lambda p: dataclasses.replace(p, leaves=None),
-    lambda p: dataclasses.replace(p, pairs=None),
-    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), None)),
-    lambda p: with_pair(p, 1, Flat((0, 2), (ONE, ONE), (Z,), (None,))),
-    lambda p: dataclasses.replace(p, tree=None),
-], ids=["bounds-None", "leaves-None", "pairs-None", "solve-None", "solve-row-None", "tree-None"])
-def test_none_fields_are_rejected_not_raised(mut):
-    res = exact_inj.check(cert(ABS, Domain(), mut(abs_proof())))
-    assert not res.valid
+NONE_FIELDS = [
+    ("bounds-None", lambda p: dataclasses.replace(p, bounds=(None,) + p.bounds[1:])),
+    ("leaves-None", lambda p: dataclasses.replace(p, leaves=None)),
+    ("pairs-None", lambda p: dataclasses.replace(p, pairs=None)),
+    ("solve-None", lambda p: with_pair(p, 0, dataclasses.replace(p.pairs[0], solve=None))),
+    ("solve-row-None", lambda p: with_pair(p, 0, dataclasses.replace(p.pairs[0], solve=(None,)))),
+    ("tree-None", lambda p: dataclasses.replace(p, tree=None)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(NONE_FIELDS)), ids=[n for n, _ in NONE_FIELDS])
+def test_none_fields_are_rejected_not_raised(valid, k):
+    # One field of a valid proof (the first pair a Flat) set to None: an
+    # invalid result with a one-line reason, never an exception.
+    net, dom, proof = valid["ident_R"]
+    assert isinstance(proof.pairs[0], Flat)
+    res = exact_inj.check(cert(net, dom, NONE_FIELDS[k][1](proof)))
+    assert not res.valid and res.reason and "\n" not in res.reason, res.reason
 
 
 # --------------------------------------------------------------------------------------
@@ -933,6 +1074,9 @@ def test_valid_base_one_pair_forged(valid, name):
             muts.append(dataclasses.replace(c, solve=c.solve[:-1]))         # too few solve rows
         if c.eq:
             muts.append(dataclasses.replace(c, eq=(c.eq[0] + 1,) + c.eq[1:]))  # combination no longer 0
+        # One multiplier more than there are equations, 0 (the combination is
+        # unchanged): only the count of eq multipliers refuses it.
+        muts.append(dataclasses.replace(c, eq=c.eq + (Z,)))
         muts.append(dataclasses.replace(c, support=c.support + (10 ** 6,), lam=c.lam + (ONE,)))  # row past the end
         muts.append(Bound(c.support, c.lam))                                   # not a pair certificate
         for m in muts:
@@ -979,17 +1123,52 @@ def test_valid_base_pair_donors(valid, name):
     n = len(net.layers[0].weight[0])
     donors = list(proof.pairs) + list(proof.leaves)
     refused = 0
+    only = {"combination": 0, "solve": 0}
     for k, c in enumerate(proof.pairs):
         i, j = map(int, slots[k].strip("()").split(","))
         ineq, eqs = pair_system(pieces[i].rows(), pieces[i].output(), pieces[j].rows(), pieces[j].output(), n)
         assert independent_flat(ineq, eqs, c, n)
-        for d in donors:
+        # Half-donors: slot k's own multipliers with a donor's solve rows, and
+        # a donor's multipliers with slot k's own rows and solve.  Where one
+        # half is right for slot k and the other is not, only that half's
+        # equation can refuse it, so each of verify_flat's two equations is
+        # needed on its own (docs/testing.md, "Tests that can fail").
+        halves = []
+        for d in proof.pairs:
+            if isinstance(c, Flat) and isinstance(d, Flat) and d is not c:
+                halves.append(dataclasses.replace(c, solve=d.solve))
+                if len(d.lam) == len(c.lam) and len(d.eq) == len(c.eq):
+                    halves.append(dataclasses.replace(c, lam=d.lam, eq=d.eq))
+        for d in donors + halves:
             res = exact_inj.check(cert(net, dom, with_pair(proof, k, d)))
             assert res.valid == independent_flat(ineq, eqs, d, n), (k, d, res.reason)
             if not res.valid:
                 refused += 1
                 assert res.reason == f"pair {slots[k]}: its certificate does not close it", (k, d, res.reason)
+                comb_ok, solve_ok = flat_equations(ineq, eqs, d, n)
+                if comb_ok != solve_ok:
+                    only["solve" if comb_ok else "combination"] += 1
     assert refused >= len(proof.leaves) * len(proof.pairs)
+    if name.startswith("sep"):
+        # These bases hold donors that fail exactly one of the two equations.
+        assert only["combination"] and only["solve"], only
+
+
+def flat_equations(ineq, eqs, c, n) -> tuple[bool, bool]:
+    """(combination = 0 with constant 0, solve = [I, -I] with constant 0) for a
+    well-shaped Flat c, in plain Fractions (independent of verify_flat)."""
+    if not isinstance(c, Flat) or len(c.support) != len(c.lam) or len(c.eq) != len(eqs) \
+            or any(not 0 <= r < len(ineq) for r in c.support):
+        return False, False
+    B = [ineq[r] for r in c.support] + list(eqs)
+    mult = list(c.lam) + list(c.eq)
+    comb = all(sum(F(m) * F(b[0][t]) for m, b in zip(mult, B)) == 0 for t in range(2 * n)) \
+        and sum(F(m) * F(b[1]) for m, b in zip(mult, B)) == 0
+    solve = len(c.solve) == n and all(
+        len(row) == len(B) and sum(F(m) * F(b[1]) for m, b in zip(row, B)) == 0
+        and all(sum(F(m) * F(b[0][t]) for m, b in zip(row, B)) == (t == k) - (t == n + k) for t in range(2 * n))
+        for k, row in enumerate(c.solve))
+    return comb, solve
 
 
 @pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
@@ -1175,3 +1354,138 @@ def test_valid_base_negative_multiplier_that_balances(valid, name):
                                      "is not valid", reason
                     tried += 1
     assert tried
+
+
+def _kernel_moves(rows):
+    """Vectors v with sum v_r (a_r, c_r) = 0 (sympy's nullspace of the rows):
+    adding one to a Tight multiplier keeps both of its equations."""
+    import sympy
+
+    M = sympy.Matrix([[sympy.Rational(str(v)) for v in a] + [sympy.Rational(str(c))] for a, c in rows]).T
+    return [[F(int(x.p), int(x.q)) for x in v] for v in M.nullspace()]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in VALID_CASES])
+def test_valid_base_tight_leaf_with_a_negative_multiplier(valid, name):
+    # A Tight leaf's multipliers moved along a dependency of its prefix's rows
+    # until one is negative: sum lam a = 0 and sum lam c = 0 still hold, and
+    # a positive multiplier still sits on a row with a != 0 (checked below), so
+    # lam >= 0 is the only check of verify_tight that refuses it.  With a
+    # negative multiplier "sum lam (a.x + c) = 0" no longer forces each row to
+    # be tight, which is what dropping the prefix relies on (docs/theory.md,
+    # section 8).
+    net, dom, proof = valid[name]
+    pieces, closed = replay(net, dom, proof.tree)
+    codes = [t for t, c in enumerate(proof.tree) if c >= 0]
+    tried = 0
+    for (tok, node), t in zip(closed, codes):
+        leaf = proof.leaves[tok]
+        if not isinstance(leaf, Tight) or proof.tree.count(tok) != 1:
+            continue
+        rows = node.rows()
+        lam = [F(0)] * len(rows)
+        for r, v in zip(leaf.support, leaf.lam):
+            lam[r] = F(v)
+        for v in _kernel_moves(rows):
+            for s in (1, -1, 2, -2):
+                new = [a + s * b for a, b in zip(lam, v)]
+                if min(new) >= 0 or not any(x > 0 and any(rows[r][0]) for r, x in enumerate(new)):
+                    continue
+                assert all(sum(x * F(rows[r][0][q]) for r, x in enumerate(new)) == 0 for q in range(len(rows[0][0])))
+                assert sum(x * F(rows[r][1]) for r, x in enumerate(new)) == 0
+                support = tuple(r for r, x in enumerate(new) if x != 0)
+                forged = Tight(support, tuple(new[r] for r in support))
+                leaves = proof.leaves[:tok] + (forged,) + proof.leaves[tok + 1:]
+                reason = reject(net, dom, dataclasses.replace(proof, leaves=leaves))
+                assert reason == f"tree code {t}: leaf certificate {tok} does not put its prefix in a hyperplane", \
+                    reason
+                tried += 1
+    # ident_R's Tight prefixes have two rows and a one-dimensional dependency
+    # (the leaf itself): no sign can be flipped there.
+    assert tried or name == "ident_R"
+
+
+def test_negative_tight_multiplier_would_drop_a_colliding_piece():
+    # ReLU(x) twice on R is not injective (-1 and -2 collide).  The piece
+    # {x <= 0} (both neurons inactive) has the same row x <= 0 twice, and
+    # lam = (1, -1) cancels it exactly: without lam >= 0 it would "put the
+    # piece in a hyperplane", drop it, and leave {x >= 0}, which is injective.
+    # Everything else in this proof is valid (asserted), so the forged leaf is
+    # the only thing between the checker and a false "injective".
+    net = Network((Layer.from_rows([[1], [1]]),))
+    dom = Domain()
+    assert_collision(net, dom, [-1], [-2])
+    genuine = Tight((0, 1), (ONE, ONE))
+    forged = Tight((0, 1), (ONE, F(-1)))
+    tree = (SPLIT, SPLIT, REGION, 0, SPLIT, 0, 1)
+    pieces, closed = replay(net, dom, tree)
+    assert len(pieces) == 1 and [tok for tok, _ in closed] == [0, 0, 1]
+    for tok, node in closed:
+        if tok == 0:
+            assert verify_tight(node.rows(), genuine)
+        else:
+            assert node.rows()[0] == node.rows()[1] and any(node.rows()[0][0])
+    proof, open_pairs = near_proof(net, dom, tree=tree, leaves=(genuine, forged))
+    assert not open_pairs
+    assert reject(net, dom, proof) == "tree code 6: leaf certificate 1 does not put its prefix in a hyperplane"
+
+
+# --------------------------------------------------------------------------------------
+# 10. Which pairs need a certificate: open_pairs against every pair tested directly
+# --------------------------------------------------------------------------------------
+
+
+def _naive_separated(bi, bj) -> bool:
+    # The definition (docs/certificates.md, end-to-end proof), written here.
+    return any((ui is not None and lj is not None and ui < lj) or (uj is not None and li is not None and uj < li)
+               for (li, ui), (lj, uj) in zip(bi, bj))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_open_pairs_are_exactly_the_pairs_not_separated(seed):
+    # The checker finds the pairs to close by sorting and bit masks
+    # (certify.network.open_pairs); a pair it wrongly called separated would
+    # be skipped, so it is compared with the pair-by-pair definition on random
+    # boxes: missing bounds, ties, touching intervals, empty ones (u < l).
+    from exact_inj.certify.network import open_pairs
+
+    rng = random.Random(seed)
+    R, p = rng.randint(1, 30), rng.randint(1, 4)
+    vals = [F(v, rng.choice([1, 2])) for v in range(-4, 5)]
+
+    def side():
+        return None if rng.random() < 0.2 else rng.choice(vals)
+
+    box = []
+    for _ in range(R):
+        piece = []
+        for _ in range(p):
+            lo, up = side(), side()
+            if lo is not None and up is not None and lo > up and rng.random() < 0.8:
+                lo, up = up, lo
+            piece.append((lo, up))
+        box.append(piece)
+    want = [(i, j) for i in range(R) for j in range(i, R) if not _naive_separated(box[i], box[j])]
+    assert list(open_pairs(box)) == want
+
+
+def test_more_pieces_than_max_pieces_is_refused(valid, tmp_path):
+    # sep_R's valid proof has 4 pieces: under max_pieces = 3 the reader refuses
+    # the file (exit 2, naming the limit and the option), and the checker
+    # refuses the Python object the same way, before any pair is looked at.
+    from exact_inj.numbers import raised_limits
+
+    from fuzzing import run_cli
+
+    net, dom, proof = valid["sep_R"]
+    R = len(replay(net, dom, proof.tree)[0])
+    assert R == 4
+    path = tmp_path / "sep.json"
+    path.write_text(json.dumps(cert(net, dom, proof).to_json()))
+    assert run_cli(["check", str(path), "--limit", "max_pieces=4"])[0] == 0
+    rc, out, err, _ = run_cli(["check", str(path), "--limit", "max_pieces=3"])
+    assert rc == 2 and str(path) in err and "max_pieces = 3" in err and "--limit max_pieces=N" in err, err
+    with raised_limits(max_pieces=3):
+        res = exact_inj.check(cert(net, dom, proof))
+    assert not res.valid and res.reason == ("cannot be checked: 4 pieces is beyond the limit max_pieces = 3 "
+                                            "(raise it with --limit max_pieces=N; docs/cli.md, Limits)"), res.reason

@@ -19,8 +19,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzzing import (DEFAULT_EXAMPLES, HOSTILE, INSTANCES, ROOT, SLOW_EXAMPLES, Raw, assert_contract, confirm_accepted,
-                     fuzz_settings, mutated_bytes, mutated_json, run_cli)
+from fuzzing import (CONTRACT_COUNTS, DEFAULT_EXAMPLES, HOSTILE, INSTANCES, ROOT, SLOW_EXAMPLES, Raw, assert_contract,
+                     confirm_accepted, fuzz_settings, mutated_bytes, mutated_json, run_cli)
+
+@pytest.fixture(autouse=True)
+def _print_counts(request):
+    # The -m slow runs print how many examples each target ran, by exit code
+    # (docs/testing.md records them).
+    CONTRACT_COUNTS.clear()
+    yield
+    if request.node.name.startswith("test_fuzz") and "_slow" in request.node.name:
+        print(f"\n{request.node.name}: {sum(CONTRACT_COUNTS.values())} examples, exit codes "
+              f"{dict(sorted(CONTRACT_COUNTS.items()))}")
+
 
 # verify searches; its examples cost more than check's, so fewer run by default.
 VERIFY_EXAMPLES = max(20, DEFAULT_EXAMPLES // 2)
@@ -392,3 +403,44 @@ def test_large_numbers_in_certificate_verdict_regressions(value, tmp_path):
     path.write_text(dumps(doc))
     rc, out, err, secs = run_cli(["check", str(path)])
     assert rc == 2 and "unknown verdict" in err and len(err) < 300, err
+
+
+# Found by the 10^4-example slow run (docs/testing.md): exit 4 on a VNN-LIB
+# variable X_<5001 digits> (int() of its index), and 5,000-character messages
+# quoting a huge number or token from a box file or a VNN-LIB property.
+@pytest.mark.parametrize("case", ["var_index", "token", "bound", "box_file"])
+def test_huge_tokens_in_domain_files_regressions(case, tmp_path):
+    big = "1" + "0" * 5000
+    net = INSTANCES / "fig2_not_injective.json"
+    if case == "box_file":
+        path = tmp_path / "box.json"
+        path.write_text(json.dumps({"lower": [0, 0], "upper": [1, 1]}).replace("[0, 0]", f"[{big}, 0]"))
+        spec = f"box:{path}"
+    else:
+        text = VNNLIB_BASE
+        if case == "var_index":
+            text = text.replace("X_1", "X_" + big)
+        elif case == "token":
+            text = big + text
+        else:
+            text = text.replace("(>= X_0 -1)", f"(>= X_0 {big})")
+        path = tmp_path / "prop.vnnlib"
+        path.write_text(text)
+        spec = f"vnnlib:{path}"
+    rc, out, err, secs = run_cli(VERIFY + [str(net), "--domain", spec])
+    assert rc == 2, (rc, err[:300])
+    assert_contract(rc, out, err, secs, str(path), {0, 1, 3})
+    assert len(err) < 1200
+
+
+def test_huge_weight_in_a_later_layer_regression(tmp_path):
+    # Found by the slow JSON network target: a 5001-digit weight in the second
+    # layer made the end-to-end route's float hints overflow (exit 4).  The
+    # route now gives up on it, and the verdict is unknown (exit 3), never a guess.
+    doc = json.loads((INSTANCES / "networks/b_minus_b_difference.json").read_text())
+    doc["layers"][1]["weight"][0][0] = "HUGE"
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(doc).replace('"HUGE"', "1" + "0" * 5000))
+    rc, out, err, secs = run_cli(VERIFY + [str(path)])
+    assert_contract(rc, out, err, secs, str(path), {0, 1, 3})
+    assert rc == 3 and "beyond the float range" in out, (rc, out[-400:], err[-300:])

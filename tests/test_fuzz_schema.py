@@ -18,16 +18,17 @@ import exact_inj
 from exact_inj.cli.app import parse_domain
 from exact_inj.io.load import load_network
 
-from fuzzing import CERT_SOURCES, INSTANCES, base_certificate, schema_errors
+from fuzzing import CERT_KINDS, INSTANCES, base_certificate, schema_errors
 
 pytest.importorskip("jsonschema")
 
 NETWORK_FILES = sorted(p for p in INSTANCES.rglob("*.json") if p.name != "expected.json" and "heuristics" not in p.parts)
 
 
-@pytest.mark.parametrize("kind", sorted(CERT_SOURCES))
+@pytest.mark.parametrize("kind", CERT_KINDS)
 def test_every_certificate_kind_validates(kind):
-    assert schema_errors("certificate", base_certificate(kind)) == []
+    name = "inverse" if kind.startswith("inverse_") else "certificate"
+    assert schema_errors(name, base_certificate(kind)) == []
 
 
 @pytest.mark.parametrize("path", NETWORK_FILES[:40], ids=lambda p: p.name)
@@ -60,12 +61,26 @@ def test_schema_refuses(change, where):
     assert errors and any(e.startswith(where) for e in errors), errors
 
 
+@pytest.mark.parametrize("change, where", [
+    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(format="exact_inj/certificate"), "format"),
+    (lambda d: d.update(preimage="unknown"), "preimage"),
+    (lambda d: d["points"][0].__setitem__(0, "0x10"), "points/0/0"),
+    (lambda d: d.pop("y"), ""),
+])
+def test_inverse_schema_refuses(change, where):
+    doc = base_certificate("inverse_point")
+    change(doc)
+    errors = schema_errors("inverse", doc)
+    assert errors and any(e.startswith(where) for e in errors), errors
+
+
 def test_schemas_ship_in_the_package():
     # Read through importlib.resources (as an installed wheel has them), and
     # named as package data in pyproject.toml.
     from importlib.resources import files
 
-    for name in ("certificate", "network"):
+    for name in ("certificate", "network", "inverse"):
         assert json.loads(files("exact_inj").joinpath(f"schemas/{name}.schema.json").read_text())["$id"]
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert "schemas/*.json" in text

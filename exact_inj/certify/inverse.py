@@ -289,7 +289,7 @@ def leaf_from_json(obj: Any, nrows: int, neqs: int, dim: int, where: str):
     if kind == "region":
         return Region(_numbers(obj.get("point"), f"{where} point"))
     if kind not in ("infeasible", "pin"):
-        raise Invalid(f"{where} has unknown kind {str(kind)[:30]!r}")
+        raise Invalid(f"{where} has unknown kind {quote(kind)}")
     rows = _indices(obj.get("rows", []), nrows, f"{where} rows")
     eqs = _indices(obj.get("eqs", []), neqs, f"{where} eqs")
     lam = _numbers(obj.get("lam", []), f"{where} lam")
@@ -491,7 +491,7 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
         raise Invalid("the domain's dimension differs from the network's input dimension")
     answer = result.get("preimage")
     if answer not in ANSWERS:
-        raise Invalid(f"preimage {str(answer)[:30]!r} claims nothing to check (expected one of {', '.join(ANSWERS)})")
+        raise Invalid(f"preimage {quote(answer)} claims nothing to check (expected one of {', '.join(ANSWERS)})")
     pts_raw = result.get("points", [])
     if not isinstance(pts_raw, list):
         raise Invalid("points must be a list")
@@ -560,7 +560,7 @@ def _chain(cert: dict) -> list[tuple[Fraction, ...]]:
 
 def _cover(net, y, domain, cert) -> CoverSummary:
     if not isinstance(cert, dict) or cert.get("kind") != "cover":
-        raise Invalid(f"unknown certificate kind {str(cert.get('kind') if isinstance(cert, dict) else cert)[:30]!r}")
+        raise Invalid(f"unknown certificate kind {quote(cert.get('kind') if isinstance(cert, dict) else cert)}")
     try:
         system = LiftedSystem(net, y, domain)
     except ValueError as e:
@@ -599,11 +599,20 @@ def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:
     return f"point: the only preimage, as the network is injective ({res.reason})"
 
 
+def known_version(obj: dict) -> bool:
+    """The answer's "version" is absent or the integer 1 (not true, which equals 1 in Python)."""
+    v = obj.get("version", 1)
+    return type(v) is int and v == 1
+
+
 def check_inverse_file(obj: dict) -> tuple[bool, str]:
     """Check a self-contained answer (with "network", "y" and "domain" keys)."""
     t0 = time.perf_counter()
     if not isinstance(obj, dict) or obj.get("format", FORMAT) != FORMAT or "network" not in obj or "y" not in obj:
         return False, "not a self-contained preimage answer (needs format, network and y)"
+    if not known_version(obj):
+        # Never checked under the rules of another version (docs/certificates.md, Versions).
+        return False, f"unsupported preimage answer version {quote(obj.get('version'))} (this reader knows version 1)"
     try:
         net = network_from_json(obj["network"], where="network")
         dom = Domain.from_json(obj.get("domain", {"kind": "reals"}), "answer")

@@ -364,17 +364,22 @@ def _check(args) -> int:
     from ..api import load_certificate
     from ..certify.check import check
     from ..certify.inverse import FORMAT as INVERSE_FORMAT
-    from ..certify.inverse import check_inverse_file
+    from ..certify.inverse import check_inverse_file, known_version
+    from ..numbers import quote
     from ..io import load_json_file
 
     obj = load_json_file(args.cert)
     if isinstance(obj, dict) and obj.get("format") == INVERSE_FORMAT:
         # A preimage answer written by `invert --certificate`: its own checker.
+        if not known_version(obj):
+            raise InputError(args.cert, f"unsupported preimage answer version {quote(obj.get('version'))} "
+                                        "(this exact-inj reads version 1)")
         ok, why = check_inverse_file(obj)
         if args.json:
             print(json.dumps({"valid": ok, "reason": why, "preimage": obj.get("preimage")}))
         else:
-            print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({obj.get('preimage')!s:.20}): {why}")
+            # quote: the "preimage" field may be anything, a 5000-digit integer included.
+            print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({quote(obj.get('preimage'))}): {why}")
         return EXIT_VALID if ok else EXIT_INVALID
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ from fractions import Fraction
 from typing import Sequence
 
 from ..errors import InputError
-from ..numbers import parse_number_text
+from ..numbers import parse_number_text, short_number
 from .files import read_bytes
 
 __all__ = ["MAX_BOXES", "Box", "BoxUnion", "load_vnnlib", "parse_vnnlib"]
@@ -59,7 +59,9 @@ MAX_BOXES = 10_000
 # SMT-LIB commands that carry no input constraint and are skipped.
 _IGNORED_COMMANDS = ("set-logic", "set-info", "set-option", "check-sat", "get-model", "exit")
 
-_VAR_RE = re.compile(r"([XY])_(0|[1-9][0-9]*)")
+# At most 9 digits per index: a variable X_<5000 digits> is not a variable
+# (and int() of it would fail past 4,300 digits).
+_VAR_RE = re.compile(r"([XY])_(0|[1-9][0-9]{0,8})")
 
 
 @dataclass(frozen=True)
@@ -375,7 +377,9 @@ def parse_vnnlib(text: str, path: str | os.PathLike | None = None) -> Box | BoxU
         if any(a > b for a, b in zip(lo, hi)):
             if len(dnf) == 1:
                 k = next(k for k in range(n) if lo[k] > hi[k])
-                raise InputError(p, f"input X_{k} has lower bound {lo[k]} > upper bound {hi[k]}: the input box is empty")
+                raise InputError(p, f"input X_{k} has lower bound {short_number(lo[k])} > upper bound "
+                                    f"{short_number(hi[k])}: "
+                                    "the input box is empty")
             continue  # an empty disjunct adds nothing to the union
         box = Box(tuple(lo), tuple(hi))  # type: ignore[arg-type]
         if box not in boxes:

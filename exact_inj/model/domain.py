@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import InputError
-from ..numbers import fraction_to_str, parse_exact
+from ..numbers import fraction_to_str, parse_exact, quote
 
 __all__ = ["Domain"]
 
@@ -97,7 +97,7 @@ class Domain:
     @classmethod
     def from_json(cls, obj: object, where: str) -> "Domain":
         if not isinstance(obj, dict) or obj.get("kind") not in cls.KINDS:
-            raise InputError(where, f"unsupported domain {str(obj)[:80]} (kinds: {', '.join(cls.KINDS)})")
+            raise InputError(where, f"unsupported domain {quote(obj)} (kinds: {', '.join(cls.KINDS)})")
         if obj["kind"] != "box":
             return cls(obj["kind"])
         try:

@@ -56,6 +56,9 @@ SUPPORT_TOL = 1e-9
 """Dual values below this are left out of a certificate's support."""
 
 
+_NO_FLOATS = "a number of the network is beyond the float range the search's hints use"
+
+
 class _Stop(Exception):
     """The time or size limit stopped the search."""
 
@@ -101,6 +104,10 @@ def decide(
     except _Stop as e:
         return EndToEndResult("unknown", reason=f"stopped while enumerating pieces: {e}",
                               pieces=search.n_pieces, stats=search.stats)
+    except OverflowError:
+        # The float hints cannot hold a number past ~1e308 (a weight of 5000
+        # digits): this route gives up instead of failing (found by fuzzing).
+        return EndToEndResult("unknown", reason=_NO_FLOATS, pieces=search.n_pieces, stats=search.stats)
     R = len(pieces)
     total = R * (R + 1) // 2
     say(f"end to end: {R} pieces, {total} pairs ({time.perf_counter() - t0:.1f} s)")
@@ -151,6 +158,9 @@ def decide(
     except _Stop as e:
         return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
                               reason=f"{e} after {done} of {total} pairs of {R} pieces")
+    except OverflowError:
+        return EndToEndResult("unknown", pieces=R, pairs_done=done, pairs_total=total, stats=search.stats,
+                              reason=_NO_FLOATS)
     search.stats["separated_pairs"] = n_separated
     return EndToEndResult("injective", EndToEndProof(tuple(tree), tuple(empty), tuple(bounds), tuple(certs)),
                           pieces=R, pairs_done=done, pairs_total=total, stats=search.stats)
