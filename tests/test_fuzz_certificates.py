@@ -202,3 +202,25 @@ def test_fields_the_inverse_checker_ignores_are_not_refused_by_its_schema(tmp_pa
     rc, out, err, _ = run_cli(["check", str(path)])
     assert rc == 0, out + err
     assert schema_errors("inverse", plain_json(path)) == []
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("dilations", ["HUGE", 1], "max_conv_size"),
+    ("strides", [10**30, 1], "max_conv_size"),
+    ("in_channels", "HUGE", "max_conv_size"),
+    ("pad", [["HUGE", 0], [0, 0]], "max_conv_size"),
+    ("input_size", [True, 1], "is not an integer"),
+])
+def test_huge_integer_in_a_kernel_layer_regression(key, value, said, tmp_path):
+    # Found by the slow surd_structural target: a 5001-digit dilation of a
+    # conv_transpose layer reached the model, whose sizes and messages used
+    # it (exit 4).  Every integer field of a kernel layer is now bounded by
+    # max_conv_size when it is read.
+    doc = base_certificate("surd_structural")
+    assert doc["network"]["layers"][1]["type"] == "conv_transpose"
+    doc["network"]["layers"][1][key] = value
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc).replace('"HUGE"', "1" + "0" * 5000))
+    rc, out, err, secs = run_cli(["check", str(path)])
+    assert rc == 2 and said in err and "layers[1]" in err, (rc, err[:300])
+    assert_contract(rc, out, err, secs, str(path), {0, 1})

@@ -70,6 +70,16 @@ def _slope(obj: dict, act: str, at: str, path: str | None) -> Fraction:
 def _kernel_layer_from_json(obj: dict, at: str, path: str | None):
     """A ``"strided_conv"`` or ``"conv_transpose"`` layer (model/kernels.py)."""
     act = _activation(obj, at, path)
+    # Every integer field is bounded before the model sees it: its messages
+    # quote values with repr, which a 5000-digit integer breaks, and a huge
+    # stride or dilation would make the operator's sizes astronomical (found by
+    # the slow surd_structural fuzz target: a 5001-digit dilation gave exit 4).
+    for key in ("in_channels", "out_channels"):
+        if key in obj:
+            _conv_int(obj[key], f"{at}.{key}", path)
+    for key in ("input_size", "strides", "dilations", "output_padding", "pad"):
+        if key in obj:
+            _bounded_int_leaves(obj[key], f"{at}.{key}", path)
     try:
         body = dict(obj)
         d = len(body["input_size"]) if isinstance(body.get("input_size"), list) else 0
@@ -329,6 +339,21 @@ def _conv_pads(pad: Any, where: str, path: str | None) -> None:
                                    "[before, after] pair per dimension or 'same')")
         elif abs(v) > limits().max_conv_size:
             raise InputError(path, over_limit("max_conv_size", f"{where}: a pad of {quote(v)}"))
+
+
+def _bounded_int_leaves(v: Any, where: str, path: str | None) -> None:
+    # A kernel layer's small integer lists (sizes, strides, dilations, pads):
+    # leaves must be integers within max_conv_size; their shape is the model's
+    # to check (model/kernels.py).
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x[:8])  # at most 2 x 2 entries; longer lists are refused by the model
+        elif isinstance(x, bool) or not isinstance(x, int):
+            raise InputError(path, f"{where}: {quote(x)} is not an integer")
+        elif abs(x) > limits().max_conv_size:
+            raise InputError(path, over_limit("max_conv_size", f"{where}: {quote(x)}"))
 
 
 def _nested_exact(x: Any, depth: int, where: str, path: str | None, memo: dict | None = None) -> Any:
