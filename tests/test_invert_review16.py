@@ -54,3 +54,13 @@ def test_other_versions_and_formats_are_refused(key, value):
     a = _answer()
     a[key] = value  # a later version may mean something else: never read as version 1
     assert not check_inverse(NET, ["0"], a)[0]
+
+
+def test_an_output_unit_is_named_in_the_reason():
+    """x -> tanh(x): y = 2 has no preimage through tanh, but 2 is the value before it at
+    x = 2; the answer is about that value and must say so, not pass for the image."""
+    net = Network((Layer.from_rows([[1]], activation="linear"),), output_unit="tanh")
+    r = invert(net, ["2"])
+    ok, why = check_inverse(net, ["2"], r.to_json())
+    assert r.preimage == "point" and ok and "before the tanh output unit" in why
+    assert "before" not in check_inverse(Network(net.layers), ["2"], r.to_json())[1]

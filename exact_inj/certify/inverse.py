@@ -462,8 +462,11 @@ def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain |
     >>> check_inverse(net, ["2", "0"], ans)
     (False, 'point 0 does not map to y exactly')
     """
+    # y is what Network.evaluate returns: with a tanh/sigmoid output unit, the values
+    # before it (a rational y past tanh has, in general, no rational preimage).
+    unit = f" (y is the value before the {net.output_unit} output unit)" if getattr(net, "output_unit", "") else ""
     try:
-        return True, _check(net, y, result, domain or Domain.reals())
+        return True, _check(net, y, result, domain or Domain.reals()) + unit
     except Invalid as e:
         return False, str(e)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError) as e:
