@@ -462,8 +462,11 @@ def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain |
     >>> check_inverse(net, ["2", "0"], ans)
     (False, 'point 0 does not map to y exactly')
     """
+    # y is what Network.evaluate returns: with a tanh/sigmoid output unit, the values
+    # before it (a rational y past tanh has, in general, no rational preimage).
+    unit = f" (y is the value before the {net.output_unit} output unit)" if getattr(net, "output_unit", "") else ""
     try:
-        return True, _check(net, y, result, domain or Domain.reals())
+        return True, _check(net, y, result, domain or Domain.reals()) + unit
     except Invalid as e:
         return False, str(e)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError) as e:
@@ -478,6 +481,10 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
     n = net.input_dim
     if len(y) != net.output_dim:
         raise Invalid(f"y has {len(y)} entries, the network {net.output_dim} outputs")
+    # type() and not ==: true == 1 in Python, and a boolean is not a version.
+    if result.get("format", FORMAT) != FORMAT or type(result.get("version", VERSION)) is not int \
+            or result.get("version", VERSION) != VERSION:
+        raise Invalid(f"not a {FORMAT} answer of version {VERSION}")
     if "y" in result and _numbers(result["y"], "answer y") != y:
         raise Invalid("the answer is about a different y")
     if "domain" in result:
@@ -517,9 +524,12 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
         if len(points) < 2:
             raise Invalid("a set answer needs two distinct points")
         if cert is None:
+            if result.get("complete", False) is not False:
+                raise Invalid("a set answer that claims a complete description needs a cover certificate")
+            _check_pieces(net, y, domain, result.get("pieces", []), None)
             return f"set: {len(points)} distinct exact preimages{where} (description not certified complete)"
         summary = _cover(net, y, domain, cert)
-        _match_description(result, summary)
+        _check_pieces(net, y, domain, result.get("pieces"), summary)
         return (f"set: {len(points)} distinct exact preimages{where}; the preimage is exactly "
                 f"{len(summary.regions)} listed pieces and {len(summary.pins_hit)} pinned points "
                 f"({summary.leaves} leaves checked)")
@@ -568,17 +578,33 @@ def _cover(net, y, domain, cert) -> CoverSummary:
     return replay_cover(system, domain, cert.get("tree"), cert.get("leaves"))
 
 
-def _match_description(result: dict, summary: CoverSummary) -> None:
-    """The listed pieces, if any, must be the cover's regions in order."""
-    pieces = result.get("pieces")
-    if pieces is None:
+def _check_pieces(net, y, domain, pieces, summary: CoverSummary | None) -> None:
+    """Every listed piece is a pattern and a point of that piece: a preimage in
+    the domain with the pattern's closed signs (docs/inverse.md, JSON).  With a
+    cover, the pieces (if listed) must be its regions, in order, patterns included."""
+    if pieces is None and summary is not None:
         return
-    if not isinstance(pieces, list) or len(pieces) != len(summary.regions):
-        raise Invalid(f"the answer lists {len(pieces) if isinstance(pieces, list) else '?'} pieces, "
-                      f"the cover has {len(summary.regions)} regions")
-    for i, (pc, (_, pt)) in enumerate(zip(pieces, summary.regions)):
-        if not isinstance(pc, dict) or _numbers(pc.get("point"), f"piece {i} point") != pt:
-            raise Invalid(f"piece {i} differs from the cover's region {i}")
+    if not isinstance(pieces, list):
+        raise Invalid("pieces must be a list")
+    if summary is not None and len(pieces) != len(summary.regions):
+        raise Invalid(f"the answer lists {len(pieces)} pieces, the cover has {len(summary.regions)} regions")
+    if not pieces:
+        return
+    system = LiftedSystem(net, y, domain)
+    hidden_layers = sum(layer.activation == "relu" for layer in system.net.layers[:-1])
+    for i, pc in enumerate(pieces):
+        if not isinstance(pc, dict) or not isinstance(pc.get("pattern"), list):
+            raise Invalid(f"piece {i} must be an object with a pattern and a point")
+        pt = _numbers(pc.get("point"), f"piece {i} point")
+        hidden = [s for s in pc["pattern"][:hidden_layers] if isinstance(s, str)]
+        path = tuple((g, c == "+") for g, c in enumerate("".join(hidden)))
+        if summary is not None:
+            rpath, rpt = summary.regions[i]
+            if pt != rpt or pc["pattern"] != system.patterns(rpath):
+                raise Invalid(f"piece {i} differs from the cover's region {i}")
+        elif (len(path) != len(system.neurons) or pc["pattern"] != system.patterns(path)
+              or not is_preimage(net, domain, y, pt) or not system.pattern_holds(pt, path)):
+            raise Invalid(f"piece {i} is not a preimage point with its pattern's signs")
 
 
 def _check_injective(net: Network, domain: Domain, cert: dict, point) -> str:

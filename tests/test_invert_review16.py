@@ -1,0 +1,66 @@
+"""Adversarial review of the preimage checker (issue 16): claims in an answer that
+the checker used to accept without checking them.
+
+Each mutant below is false for a reason computed here, by hand, not by exact_inj.
+"""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction as F
+
+import pytest
+
+from exact_inj.certify.inverse import check_inverse
+from exact_inj.model import Layer, Network
+from exact_inj.network.inverse import invert
+
+# x -> h = (ReLU(x), ReLU(-x)) -> h_0 = ReLU(x).  The preimage of 0 is x <= 0:
+# the pin x = 0 and the piece where neuron 0 is inactive ('-') and neuron 1 active ('+').
+NET = Network((Layer.from_rows([[1], [-1]]), Layer.from_rows([[1, 0]], activation="linear")))
+
+
+def _answer():
+    r = invert(NET, ["0"])
+    a = r.to_json()
+    assert r.preimage == "set" and r.complete and a["pieces"] and check_inverse(NET, ["0"], a)[0]
+    return a
+
+
+def test_a_piece_with_a_wrong_pattern_is_rejected():
+    a = _answer()
+    pt = F(a["pieces"][0]["point"][0])
+    assert pt < 0 and a["pieces"][0]["pattern"] == ["-+"]  # neuron 0's pre-activation x < 0: not '+'
+    bad = copy.deepcopy(a)
+    bad["pieces"][0]["pattern"] = ["++"]
+    assert not check_inverse(NET, ["0"], bad)[0]
+
+
+def test_a_claimed_complete_description_without_a_certificate_is_rejected():
+    a = _answer()
+    bad = copy.deepcopy(a)
+    bad["certificate"] = None  # nothing backs "complete": the preimage is not only this piece...
+    bad["pieces"] = [{"pattern": ["++"], "point": ["5"]}]  # ...and N(5) = 5 != 0: not even a preimage
+    assert not check_inverse(NET, ["0"], bad)[0]
+    bad["complete"] = False  # an incomplete description may not list a non-preimage either
+    assert not check_inverse(NET, ["0"], bad)[0]
+    ok = copy.deepcopy(a)  # the true pieces, with no certificate and no completeness claim: fine
+    ok["certificate"], ok["complete"] = None, False
+    assert check_inverse(NET, ["0"], ok)[0]
+
+
+@pytest.mark.parametrize("key,value", [("version", 2), ("version", "1"), ("version", True), ("format", "other")])
+def test_other_versions_and_formats_are_refused(key, value):
+    a = _answer()
+    a[key] = value  # a later version may mean something else: never read as version 1
+    assert not check_inverse(NET, ["0"], a)[0]
+
+
+def test_an_output_unit_is_named_in_the_reason():
+    """x -> tanh(x): y = 2 has no preimage through tanh, but 2 is the value before it at
+    x = 2; the answer is about that value and must say so, not pass for the image."""
+    net = Network((Layer.from_rows([[1]], activation="linear"),), output_unit="tanh")
+    r = invert(net, ["2"])
+    ok, why = check_inverse(net, ["2"], r.to_json())
+    assert r.preimage == "point" and ok and "before the tanh output unit" in why
+    assert "before" not in check_inverse(Network(net.layers), ["2"], r.to_json())[1]
