@@ -64,3 +64,7 @@ def test_an_output_unit_is_named_in_the_reason():
     ok, why = check_inverse(net, ["2"], r.to_json())
     assert r.preimage == "point" and ok and "before the tanh output unit" in why
     assert "before" not in check_inverse(Network(net.layers), ["2"], r.to_json())[1]
+    # The answer itself says it too, in its reason and its JSON.
+    assert "before the tanh output unit" in r.reason and r.to_json()["before_output_unit"] == "tanh"
+    plain = invert(Network(net.layers), ["2"])
+    assert "output unit" not in plain.reason and "before_output_unit" not in plain.to_json()

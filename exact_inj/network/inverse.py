@@ -77,6 +77,15 @@ class InverseResult:
     seconds: float = 0.0
     stats: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A network with an output unit (tanh, sigmoid) is inverted at the
+        # values before the unit (docs/inverse.md): said in every answer, so
+        # that nobody reads "point" as a solution of tanh(N(x)) = y.
+        unit = getattr(self.network, "output_unit", "")
+        if unit and "output unit" not in self.reason:
+            self.reason = (f"{self.reason} " if self.reason else "") + \
+                f"(y is the value before the {unit} output unit; docs/inverse.md)"
+
     def to_json(self, include_network: bool = False) -> dict:
         out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "preimage": self.preimage,
                                "points": [[fraction_to_str(v) for v in p] for p in self.points],
@@ -86,6 +95,8 @@ class InverseResult:
             out["pieces"] = self.pieces
             out["complete"] = self.complete
         out["certificate"] = self.certificate
+        if getattr(self.network, "output_unit", ""):
+            out["before_output_unit"] = self.network.output_unit
         out["reason"] = self.reason
         out["seconds"] = round(self.seconds, 6)
         out["stats"] = self.stats
