@@ -62,6 +62,19 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
         # positive factor, as v / |pivot| is, without a Fraction division
         # per entry (2M of them at the full-size generator's first stage).
         groups.setdefault(tuple(linalg.primitive(linalg.common_denominator(k)[0])), []).append(o)
+    return tuple(opposite_pairs(groups, flat, lambda o, o2, d: d * spec.bias[o] + spec.bias[o2] >= 0))
+
+
+def opposite_pairs(groups: dict[tuple, list[int]], vectors, accept) -> list[tuple[int, int]]:
+    """Disjoint pairs (i, j) with v_j = -c v_i, c > 0, that ``accept(i, j, c)``
+    takes (a bias condition), each index used once; ``groups`` maps a key
+    that is the same for positive multiples of a vector (v / |pivot|, or its
+    primitive integer vector) to the indices with that key.  One orientation
+    is enough: c b_i + b_j >= 0 and b_i + (1/c) b_j >= 0 say the same for c > 0.
+
+    >>> opposite_pairs({(1,): [0], (-1,): [1]}, [(2,), (-3,)], lambda i, j, c: c == Fraction(3, 2))
+    [(0, 1)]
+    """
     used: set[int] = set()
     pairs: list[tuple[int, int]] = []
     for key, idx in groups.items():
@@ -69,17 +82,18 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
         opp = groups.get(neg)
         if not opp or key < neg:
             continue
-        for o in idx:
-            for o2 in opp:
-                if o2 in used or o in used:
+        for i in idx:
+            for j in opp:
+                if i in used or j in used:
                     continue
-                a, c = flat[o], flat[o2]
-                piv = next(i for i, v in enumerate(a) if v != 0)
-                d = -c[piv] / a[piv]
-                if d * spec.bias[o] + spec.bias[o2] >= 0:
-                    pairs.append((o, o2))
-                    used.update((o, o2))
+                a, b = vectors[i], vectors[j]
+                piv = next(t for t, v in enumerate(a) if v != 0)
+                c = Fraction(-b[piv]) / a[piv]
+                if accept(i, j, c):
+                    pairs.append((i, j))
+                    used.update((i, j))
                     break
+    return pairs
     return tuple(pairs)
 
 

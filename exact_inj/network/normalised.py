@@ -27,7 +27,7 @@ from ..certify.schema import (EmptyDomainProof, LayerwiseProof, LinearRankProof,
                               Witness)
 from ..certify.surd import surd_sign
 from ..exact import modrank
-from ..layer.convproof import full_column_rank, kernel_null_vector
+from ..layer.convproof import full_column_rank, kernel_null_vector, opposite_pairs
 from ..layer.decide import decide_layer_run
 from ..model import MAX_OPERATOR_ENTRIES, ConvLayer, Domain, Layer, Network
 from ..model.normalised import NormalisedNetwork, SurdRow, surd_rows
@@ -54,29 +54,7 @@ def _pair_rows(vectors: list[tuple | None], rows: list[SurdRow], cand: list[int]
         piv = next((x for x in v if x != 0), None)
         if piv is not None:
             groups.setdefault(tuple(x / abs(piv) for x in v), []).append(i)
-    used: set[int] = set()
-    pairs = []
-    for key, idx in groups.items():
-        neg = tuple(-x for x in key)
-        opp = groups.get(neg)
-        if not opp or key < neg:
-            continue
-        for i in idx:
-            for j in opp:
-                if i in used or j in used:
-                    continue
-                a, b = vectors[i], vectors[j]
-                piv = next(t for t, x in enumerate(a) if x != 0)
-                c = -b[piv] / a[piv]
-                if _condition(c, rows[i], rows[j]):
-                    pairs.append((i, j))
-                    used.update((i, j))
-                    break
-                if _condition(1 / c, rows[j], rows[i]):
-                    pairs.append((j, i))
-                    used.update((i, j))
-                    break
-    return pairs
+    return opposite_pairs(groups, vectors, lambda i, j, c: _condition(c, rows[i], rows[j]))
 
 
 def surd_structural(layer, rows: list[SurdRow], deadline: float | None = None
