@@ -64,166 +64,15 @@ from ..exact import linalg
 from ..io.json import network_from_json
 from ..model import Domain, Network
 from ..numbers import fraction_to_str, parse_number_text, quote
-from ..model.monotone import relu_form
 from .base import Invalid
 from .check import check
+from .lifted import LiftedSystem, Row, combine, sparse_add
 from .peel import check_peel_empty, check_peel_point, check_peel_prefix
 from .schema import Certificate, Status
 
 FORMAT = "exact_inj/inverse"
 VERSION = 1
 ANSWERS = ("empty", "point", "set")
-
-Sparse = dict[int, Fraction]
-Row = tuple[Sparse, Fraction]
-
-
-class LiftedSystem:
-    """The rows of the lifted system of ``net`` at output ``y`` on ``domain``."""
-
-    def __init__(self, net: Network, y: Sequence[Fraction], domain: Domain) -> None:
-        # LeakyReLU layers as ReLU + linear layers (the same function,
-        # exact_inj.model.monotone): the rows below know ReLU and linear only.
-        net = relu_form(net)
-        layers = net.layers
-        K = len(layers)
-        self.net = net
-        self.n = n = net.input_dim
-        self.y = tuple(y)
-        if len(self.y) != net.output_dim:
-            raise ValueError(f"y has {len(self.y)} entries but the network has {net.output_dim} outputs")
-        # offsets[k]: first variable of layer k's input block (x for k = 0).
-        self.offsets = [0]
-        off = n
-        for k in range(K - 1):
-            self.offsets.append(off)
-            off += layers[k].out_dim
-        self.dim = off
-        self.neurons: list[tuple[int, int]] = [
-            (k, j) for k in range(K - 1) if layers[k].activation == "relu" for j in range(layers[k].out_dim)]
-        self.layer_of = {g: kj for g, kj in enumerate(self.neurons)}
-        rows: list[Row] = []
-        eqs: list[Row] = []
-        G, h = domain.constraints(n)
-        for g_row, hh in zip(G, h):
-            rows.append(({j: v for j, v in enumerate(g_row) if v}, -hh))
-        for k in range(K - 1):
-            layer = layers[k]
-            for j in range(layer.out_dim):
-                a, c = self.pre(k, j)
-                hv = self.hvar(k, j)
-                if layer.activation == "relu":
-                    rows.append(({hv: Fraction(-1)}, Fraction(0)))
-                    rows.append((_add(a, {hv: Fraction(-1)}), c))
-                else:
-                    eqs.append((_add({hv: Fraction(1)}, _neg(a)), -c))
-        last = layers[-1]
-        for j in range(last.out_dim):
-            a, c = self.pre(K - 1, j)
-            yj = self.y[j]
-            if last.activation == "linear" or yj > 0:
-                eqs.append((a, c - yj))
-            elif yj == 0:
-                rows.append((a, c))
-            else:
-                rows.append(({}, -yj))
-        self.base_rows = rows
-        self.base_eqs = eqs
-        self._fixed: dict[tuple[int, bool], tuple[Row, Row]] = {}
-
-    def pre(self, k: int, j: int) -> Row:
-        """Neuron j of layer k's pre-activation as a function of v."""
-        layer = self.net.layers[k]
-        off = self.offsets[k]
-        return {off + c: w for c, w in layer.sparse_row(j).items() if w}, layer.bias[j]
-
-    def hvar(self, k: int, j: int) -> int:
-        """The variable holding neuron j of (hidden) layer k's output."""
-        return self.offsets[k + 1] + j
-
-    def fixed(self, g: int, active: bool) -> tuple[Row, Row]:
-        """(inequality, equation) a fixed neuron adds."""
-        key = (g, active)
-        got = self._fixed.get(key)
-        if got is None:
-            got = self._fixed[key] = self._fixed_rows(g, active)
-        return got
-
-    def _fixed_rows(self, g: int, active: bool) -> tuple[Row, Row]:
-        k, j = self.neurons[g]
-        a, c = self.pre(k, j)
-        hv = self.hvar(k, j)
-        if active:
-            return (_neg(a), -c), (_add({hv: Fraction(1)}, _neg(a)), -c)
-        return (a, c), ({hv: Fraction(1)}, Fraction(0))
-
-    def system(self, path: Sequence[tuple[int, bool]]) -> tuple[list[Row], list[Row]]:
-        """The node's inequalities and equations (base rows, then one per fixed neuron)."""
-        rows, eqs = list(self.base_rows), list(self.base_eqs)
-        for g, act in path:
-            r, e = self.fixed(g, act)
-            rows.append(r)
-            eqs.append(e)
-        return rows, eqs
-
-    def pattern_holds(self, x: Sequence[Fraction], path: Sequence[tuple[int, bool]]) -> bool:
-        """Do the fixed neurons' pre-activations at x have the fixed (closed) signs?"""
-        pres = self.pre_activations(x)
-        return all((pres[g] >= 0) if act else (pres[g] <= 0) for g, act in path)
-
-    def pre_activations(self, x: Sequence[Fraction]) -> list[Fraction]:
-        """Every hidden ReLU neuron's pre-activation at x, in neuron order."""
-        out: list[Fraction] = []
-        h = tuple(x)
-        for k, layer in enumerate(self.net.layers[:-1]):
-            pre = layer.pre_activation(h)
-            if layer.activation == "relu":
-                out.extend(pre)
-            h = layer.apply(h)
-        return out
-
-    def patterns(self, path: Sequence[tuple[int, bool]]) -> list[str]:
-        """The pattern of a complete path, one string per ReLU layer ('+' active,
-        '-' inactive); the last layer's, if it is a ReLU, is read off y."""
-        fixed = dict(path)
-        out, g = [], 0
-        for k, layer in enumerate(self.net.layers[:-1]):
-            if layer.activation == "relu":
-                out.append("".join("+" if fixed.get(g + j) else "-" for j in range(layer.out_dim)))
-                g += layer.out_dim
-        if self.net.layers[-1].activation == "relu":
-            out.append("".join("+" if v > 0 else "-" for v in self.y))
-        return out
-
-
-def _add(a: Sparse, b: Sparse) -> Sparse:
-    out = dict(a)
-    for k, v in b.items():
-        s = out.get(k, Fraction(0)) + v
-        if s:
-            out[k] = s
-        else:
-            out.pop(k, None)
-    return out
-
-
-def _neg(a: Sparse) -> Sparse:
-    return {k: -v for k, v in a.items()}
-
-
-def combine(rows: Sequence[Row], idx: Sequence[int], coef: Sequence[Fraction]) -> tuple[Sparse, Fraction]:
-    """sum coef_i rows[idx_i], as (sparse coefficients, constant); zeros dropped."""
-    acc: dict[int, Fraction] = {}
-    const = Fraction(0)
-    for i, m in zip(idx, coef):
-        if not m:
-            continue
-        a, c = rows[i]
-        for t, v in a.items():
-            acc[t] = acc.get(t, Fraction(0)) + m * v
-        const += m * c
-    return {t: v for t, v in acc.items() if v}, const
-
 
 # --- certificate objects ----------------------------------------------------------------
 
@@ -322,7 +171,7 @@ def verify_infeasible(rows: Sequence[Row], eqs: Sequence[Row], c: Infeasible) ->
         return False
     a1, c1 = combine(rows, c.rows, c.lam)
     a2, c2 = combine(eqs, c.eqs, c.mu)
-    return not _add(a1, a2) and c1 + c2 > 0
+    return not sparse_add(a1, a2) and c1 + c2 > 0
 
 
 def pinned_point(rows: Sequence[Row], eqs: Sequence[Row], c: Pin, n: int) -> tuple[Fraction, ...] | None:
@@ -331,7 +180,7 @@ def pinned_point(rows: Sequence[Row], eqs: Sequence[Row], c: Pin, n: int) -> tup
         return None
     a1, c1 = combine(rows, c.rows, c.lam)
     a2, c2 = combine(eqs, c.eqs, c.mu)
-    if _add(a1, a2) or c1 + c2 != 0:
+    if sparse_add(a1, a2) or c1 + c2 != 0:
         return None
     B = [rows[i] for i in c.rows] + [eqs[i] for i in c.eqs]
     v = c.point

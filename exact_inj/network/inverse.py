@@ -44,7 +44,8 @@ from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 from ..api import verify
-from ..certify.inverse import FORMAT, VERSION, LiftedSystem, check_inverse, leaf_to_json
+from ..certify.inverse import FORMAT, VERSION, check_inverse, leaf_to_json
+from ..certify.lifted import LiftedSystem
 from ..io import network_to_json
 from ..model import Domain, Network
 from ..model.monotone import relu_form

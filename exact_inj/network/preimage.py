@@ -13,8 +13,8 @@ import time
 from fractions import Fraction
 import numpy as np
 
-from ..certify.inverse import (Infeasible, LiftedSystem, Pin, Region, Row, combine, determines_x, is_preimage,
-                               pinned_point, verify_infeasible)
+from ..certify.inverse import Infeasible, Pin, Region, determines_x, is_preimage, pinned_point, verify_infeasible
+from ..certify.lifted import LiftedSystem, Row, combine
 from ..exact import linalg
 from ..exact.lp import equations_as_rows, motzkin_rows
 from ..model import Domain
