@@ -230,11 +230,7 @@ def check_structural(net: Network, proof: StructuralProof) -> str:
     if layer is None:
         raise Invalid("a structural proof applies to a single ReLU layer only")
     n, m = layer.in_dim, layer.out_dim
-    if len(proof.pairs) != n:
-        raise Invalid(f"a structural proof needs {n} pairs, got {len(proof.pairs)}")
-    used = [i for p in proof.pairs for i in p]
-    if any(not (0 <= i < m) for i in used) or len(set(used)) != len(used):
-        raise Invalid("structural pairs name rows outside the layer or repeat a row")
+    check_pair_indices(proof.pairs, n, m, "structural")
     # Rows are read sparsely (a convolution's rows come from its kernel), so
     # a big conv layer is checked without its dense operator.
     b = layer.bias
@@ -250,14 +246,28 @@ def check_structural(net: Network, proof: StructuralProof) -> str:
         if d * b[i] + b[j] < 0:
             raise Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({num(d * b[i] + b[j])})")
         B.append(wi)
+    check_b_independent(layer, proof.pairs, B, n)
+    return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
+
+
+def check_pair_indices(pairs, n: int, m: int, what: str) -> None:
+    """A [B; -DB] proof names n disjoint pairs of rows of an m-row layer."""
+    if len(pairs) != n:
+        raise Invalid(f"a {what} proof needs {n} pairs, got {len(pairs)}")
+    used = [i for p in pairs for i in p]
+    if any(not (0 <= i < m) for i in used) or len(set(used)) != len(used):
+        raise Invalid(f"{what} pairs name rows outside the layer or repeat a row")
+
+
+def check_b_independent(layer, pairs, B: list[dict[int, Fraction]], n: int) -> None:
+    """The pairs' first rows B (sparse) are linearly independent."""
     spec = getattr(layer, "spec", None)
     # A convolution's B, ordered position-major, is banded: its rank mod a
     # prime costs n (band)^2 (exact_inj/modrank.py); False or None there
     # proves nothing, and the general test below decides.
-    banded = spec is not None and modrank.banded_full_rank(spec.position_major([i for i, _ in proof.pairs]))
+    banded = spec is not None and modrank.banded_full_rank(spec.position_major([i for i, _ in pairs]))
     if not banded and not _independent(B, n):
         raise Invalid("the rows named as B are not linearly independent")
-    return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
 
 
 # Below this many entries B's rank is computed exactly over Q; above it, mod

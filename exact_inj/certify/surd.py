@@ -30,11 +30,12 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Callable
 
-from ..exact import linalg, modrank
+from ..exact import linalg
 from ..model import Domain, Network
 from ..model.normalised import NormalisedNetwork, SurdRow, surd_rows
 from ..model.stages import contains, degenerate_rows
 from .base import Invalid
+from .layer import check_b_independent, check_pair_indices
 from .schema import EmptyDomainProof, LayerwiseProof, LinearRankProof, Status, SurdStructuralProof, Witness
 
 __all__ = ["check_normalised", "surd_sign"]
@@ -117,31 +118,13 @@ def _check_witness(net: NormalisedNetwork, w: Witness, dom: Domain) -> str:
                   "normalisations nothing later is compared")
 
 
-def _independent(rows: list[dict[int, Fraction]], n: int) -> bool:
-    """The n sparse rows are independent over Q: rank mod a prime first (a
-    full rank mod p proves it), exactly over Q when small enough."""
-    for p in ((1 << 61) - 1, (1 << 62) - 57):
-        try:
-            if modrank.rows_have_full_rank(rows, n, p):
-                return True
-        except ValueError:
-            break
-    if n * n > 4_000_000:
-        return False
-    return linalg.rank_q([[r.get(c, _ZERO) for c in range(n)] for r in rows], n) == n
-
-
 def check_surd_structural(layer, rows: list[SurdRow], proof: SurdStructuralProof) -> str:
     """The structural rule (docs/theory.md, section 4) on the pulled-out rows
     sigma_i w_i with surd biases p_i + q_i sqrt(R_i): pairs (i, j) with
     sigma_j w_j = -c sigma_i w_i, c > 0, c (p_i + q_i sqrt R_i) + p_j + q_j sqrt R_j >= 0
     (decided exactly), and the rows i independent."""
     n, m = layer.in_dim, layer.out_dim
-    if len(proof.pairs) != n:
-        raise Invalid(f"a surd_structural proof needs {n} pairs, got {len(proof.pairs)}")
-    used = [i for p in proof.pairs for i in p]
-    if any(not (0 <= i < m) for i in used) or len(set(used)) != len(used):
-        raise Invalid("surd_structural pairs name rows outside the layer or repeat a row")
+    check_pair_indices(proof.pairs, n, m, "surd_structural")
     B = []
     for k, (i, j) in enumerate(proof.pairs):
         ri, rj = rows[i], rows[j]
@@ -160,10 +143,7 @@ def check_surd_structural(layer, rows: list[SurdRow], proof: SurdStructuralProof
             raise Invalid(f"pair {k}: bias condition c*b_{i} + b_{j} >= 0 fails (the surd "
                           f"{c * ri.p + rj.p} + {c * ri.q}*sqrt({ri.root}) + {rj.q}*sqrt({rj.root}) is negative)")
         B.append(wi)
-    spec = getattr(layer, "spec", None)
-    banded = spec is not None and modrank.banded_full_rank(spec.position_major([i for i, _ in proof.pairs]))
-    if not banded and not _independent(B, n):
-        raise Invalid("the rows named as B are not linearly independent")
+    check_b_independent(layer, proof.pairs, B, n)
     return f"[B; -DB] on {2 * n} of {m} pulled-out rows, surd bias conditions decided exactly"
 
 
