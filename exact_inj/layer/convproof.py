@@ -193,15 +193,23 @@ def structural_proof(layer: ConvLayer, deadline: float | None = None
     if how == "frequencies":
         return ConvStructuralProof(pairs, *what), "frequencies"
     if how == "rows":
-        per = prod(spec.output_size)
-        partner = dict(pairs)
-        out = []
-        for k in what:
-            o, r = divmod(k, per)
-            o = chans[o]
-            out.append((o * per + r, partner[o] * per + r))
-        return StructuralProof(tuple(out)), "named rows"
+        return StructuralProof(named_row_pairs(spec, pairs, what)), "named rows"
     return None, what
+
+
+def named_row_pairs(spec: ConvSpec, pairs, picked) -> tuple[tuple[int, int], ...]:
+    """The row pairs (o * per + r, o' * per + r) for channel pairs (o, o') and
+    the rows ``picked`` by :func:`full_column_rank` (indices into the rows of
+    the pairs' first channels, channel-major; per = positions per channel)."""
+    per = prod(spec.output_size)
+    chans = [o for o, _ in pairs]
+    partner = dict(pairs)
+    out = []
+    for k in picked:
+        o, r = divmod(k, per)
+        o = chans[o]
+        out.append((o * per + r, partner[o] * per + r))
+    return tuple(out)
 
 
 # Patch sizes tried by :func:`few_rows_witness`, per spatial dimension.

@@ -27,7 +27,7 @@ from ..certify.schema import (EmptyDomainProof, LayerwiseProof, LinearRankProof,
                               Witness)
 from ..certify.surd import surd_sign
 from ..exact import modrank
-from ..layer.convproof import full_column_rank, kernel_null_vector, opposite_pairs
+from ..layer.convproof import full_column_rank, kernel_null_vector, named_row_pairs, opposite_pairs
 from ..layer.decide import decide_layer_run
 from ..model import MAX_OPERATOR_ENTRIES, ConvLayer, Domain, Layer, Network
 from ..model.normalised import NormalisedNetwork, SurdRow, surd_rows
@@ -82,13 +82,7 @@ def surd_structural(layer, rows: list[SurdRow], deadline: float | None = None
         how, what = full_column_rank(spec, chans, deadline)
         if how != "rows":
             return None, what if how is None else "the periodic (frequency) form is not implemented for surd biases"
-        partner = dict(ch_pairs)
-        out = []
-        for k in what:
-            o, r = divmod(k, per)
-            o = chans[o]
-            out.append((o * per + r, partner[o] * per + r))
-        return SurdStructuralProof(tuple(out)), "named rows"
+        return SurdStructuralProof(named_row_pairs(spec, ch_pairs, what)), "named rows"
     vecs = [None if r.sign == 0 else tuple(r.sign * v for v in layer.weight[i]) for i, r in enumerate(rows)]
     pairs = _pair_rows(vecs, rows, [i for i, v in enumerate(vecs) if v is not None])
     if len(pairs) < n:
