@@ -327,33 +327,25 @@ def _conv_pads(pad: Any, where: str, path: str | None) -> None:
     # The pad's leaves must be integers of bounded size, or the whole pad
     # "same"; how they pair up is the model's to check (model/conv.py), whose
     # messages quote values with str(), which a huge number breaks.
-    if pad == "same":
-        return
-    stack = [pad]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, list):
-            stack.extend(v[:8])  # a pad has at most 2 x 2 entries; longer lists are refused by the model
-        elif isinstance(v, bool) or not isinstance(v, int):
-            raise InputError(path, f"{where}: pad {quote(v)} is not an integer (expected an integer, a "
-                                   "[before, after] pair per dimension or 'same')")
-        elif abs(v) > limits().max_conv_size:
-            raise InputError(path, over_limit("max_conv_size", f"{where}: a pad of {quote(v)}"))
+    if pad != "same":
+        _bounded_int_leaves(pad, where, path, noun="pad",
+                            expected=" (expected an integer, a [before, after] pair per dimension or 'same')")
 
 
-def _bounded_int_leaves(v: Any, where: str, path: str | None) -> None:
-    # A kernel layer's small integer lists (sizes, strides, dilations, pads):
-    # leaves must be integers within max_conv_size; their shape is the model's
-    # to check (model/kernels.py).
+def _bounded_int_leaves(v: Any, where: str, path: str | None, noun: str = "", expected: str = "") -> None:
+    # Small integer lists of conv and kernel layers (sizes, strides,
+    # dilations, pads): leaves must be integers within max_conv_size; their
+    # shape is the model's to check (model/conv.py, model/kernels.py).
     stack = [v]
     while stack:
         x = stack.pop()
         if isinstance(x, list):
             stack.extend(x[:8])  # at most 2 x 2 entries; longer lists are refused by the model
         elif isinstance(x, bool) or not isinstance(x, int):
-            raise InputError(path, f"{where}: {quote(x)} is not an integer")
+            raise InputError(path, f"{where}: {noun + ' ' if noun else ''}{quote(x)} is not an integer{expected}")
         elif abs(x) > limits().max_conv_size:
-            raise InputError(path, over_limit("max_conv_size", f"{where}: {quote(x)}"))
+            raise InputError(path, over_limit("max_conv_size", f"{where}: {'a ' + noun + ' of ' if noun else ''}"
+                                                               f"{quote(x)}"))
 
 
 def _nested_exact(x: Any, depth: int, where: str, path: str | None, memo: dict | None = None) -> Any:
