@@ -11,6 +11,7 @@ from .certify.check import CheckResult
 from .certify.check import check as _check
 from .certify.inverse import check_inverse
 from .certify.schema import Certificate, Status, Witness
+from .certify.tree import check_workers
 from .errors import InputError
 from .io import load_json_file, load_network
 from .io.load import as_domain
@@ -102,8 +103,10 @@ def verify(
             return Verdict(Status.UNKNOWN, t0 - started, "limit", f"the time limit of {time_limit:g} s was used up "
                            "before the decision started (reading the input)", None, {"tried": [],
                                                                                       "time_limit": time_limit})
-        v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom,
-                   workers=workers)
+        # The exact check of the answer uses the same processes as the search.
+        with check_workers(workers):
+            v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom,
+                       workers=workers)
         w = v.witness
         if w is None or isinstance(net, NormalisedNetwork):
             return v
@@ -244,11 +247,12 @@ def load_certificate(path: str | os.PathLike) -> Certificate:
     return Certificate.from_json(obj, p)
 
 
-def check(certificate: Certificate | dict | str | os.PathLike) -> CheckResult:
+def check(certificate: Certificate | dict | str | os.PathLike, workers: int = 1) -> CheckResult:
     """Re-check a certificate (object, parsed JSON, or file) in exact
     arithmetic, no solver.  Never raises for a bad certificate: anything that
     is not one is an invalid result with the reason; only a file that cannot
-    be read raises :class:`InputError`.
+    be read raises :class:`InputError`.  ``workers`` > 1 checks a large
+    case-split tree in that many processes (the same checks).
 
     >>> from fractions import Fraction
     >>> from exact_inj.model import Layer, Network
@@ -263,14 +267,15 @@ def check(certificate: Certificate | dict | str | os.PathLike) -> CheckResult:
     >>> check(None).reason
     'not a certificate: NoneType (give a Certificate, its JSON object, or a path)'
     """
-    if isinstance(certificate, Certificate):
-        return _check(certificate)
-    if isinstance(certificate, dict):
-        try:
-            return _check(Certificate.from_json(certificate))
-        except InputError as e:
-            return CheckResult(False, str(e))
-    if isinstance(certificate, (str, os.PathLike)):
-        return _check(load_certificate(certificate))
+    with check_workers(workers):
+        if isinstance(certificate, Certificate):
+            return _check(certificate)
+        if isinstance(certificate, dict):
+            try:
+                return _check(Certificate.from_json(certificate))
+            except InputError as e:
+                return CheckResult(False, str(e))
+        if isinstance(certificate, (str, os.PathLike)):
+            return _check(load_certificate(certificate))
     return CheckResult(False, f"not a certificate: {type(certificate).__name__} (give a Certificate, its JSON "
                               "object, or a path)")

@@ -23,7 +23,8 @@ from ..model.stages import contains, image_box, stages
 from ..numbers import quote
 from .base import Invalid, ints, num_exact, pair
 from .carry import check_carry
-from .layer import check_conv_structural, check_linear, check_structural, check_tree, check_witness
+from .layer import check_conv_structural, check_linear, check_structural, check_witness
+from .tree import check_tree
 from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
 from .network import check_end_to_end
 from .surd import check_normalised

@@ -16,9 +16,9 @@ from ..exact import linalg, modrank
 from ..model import Domain, Network
 from ..model.stages import linear_rank
 from .base import Invalid, num, nums
-from .schema import CORE_BASE, RANK_LEAF, ConvStructuralProof, Core, StructuralProof, TreeProof, Witness
+from .schema import ConvStructuralProof, Core, StructuralProof, Witness
 
-__all__ = ["check_conv_structural", "check_core", "check_linear", "check_structural", "check_tree", "check_witness",
+__all__ = ["check_conv_structural", "check_core", "check_linear", "check_structural", "check_witness",
            "layer_rows"]
 
 
@@ -129,100 +129,6 @@ def layer_rows(net: Network, domain: Domain) -> tuple[list, list[list[int]], lis
     rb = list(layer.bias) + [-v for v in h]
     W, b = linalg.integer_rows(rw, rb)
     return list(zip(rw, rb)), W, b, m, n
-
-
-# A prime for the one-sided rank test of rank leaves (2^61 - 1).
-_P = (1 << 61) - 1
-# The rank and null-space caches of the tree walk are emptied at this size
-# (they only save work; rank leaves under one parent come in runs).
-_CACHE_MAX = 1 << 14
-
-
-def check_tree(net: Network, proof: TreeProof, domain: Domain) -> str:
-    if domain.is_empty():
-        raise Invalid("the domain is empty; use an empty_domain proof")
-    rows_q, W, b, m_layer, n = layer_rows(net, domain)
-    m = len(W)  # every row, layer and domain, can be split
-    for k, core in enumerate(proof.cores):
-        check_core(rows_q, W, b, m_layer, n, core, k)
-    core_masks = [sum(1 << i for i in c.support) for c in proof.cores]
-    Wp = [[x % _P for x in row] for row in W]
-    tree = proof.tree
-    # Iterative preorder replay.  The stack holds the (P, N) of second children
-    # still to visit; the first child is visited at once.
-    pos = 0
-    P = N = 0
-    # The rows of P in the order they joined it; a second child restores the
-    # length its parent had (the third field of its stack entry).
-    prows: list[int] = []
-    stack: list[tuple[int, int, int]] = []
-    leaves = 0
-    rank_cache: dict[int, int] = {}
-    null_cache: dict[int, list[int] | None] = {}
-    ntree = len(tree)
-    while True:
-        if pos >= ntree:
-            raise Invalid("the tree ends before every case is closed")
-        code = tree[pos]
-        pos += 1
-        if code >= 0:
-            if code >= m:
-                raise Invalid(f"tree node {pos - 1} splits on row {num(code)}, but the layer has {m} rows")
-            bit = 1 << code
-            if (P | N) & bit:
-                raise Invalid(f"tree node {pos - 1} splits on row {code}, which is already decided")
-            stack.append((P, N | bit, len(prows)))
-            P |= bit
-            prows.append(code)
-            continue
-        if code == RANK_LEAF:
-            r = rank_cache.get(P)
-            if r is None:
-                rows = prows
-                # The rank modulo a prime never exceeds the rank over Q, and
-                # n is the most the rank can be: n mod p settles it exactly.
-                # Only a smaller rank mod p needs the exact integer rank.
-                if len(rows) >= max(n, 2):
-                    # Rank leaves come in runs under one parent set Q = P
-                    # minus its last row.  When Q's rows have a null space
-                    # mod p spanned by one vector u, P has rank n mod p
-                    # exactly when the last row is not orthogonal to u.
-                    last = rows[-1]
-                    Q = P ^ (1 << last)
-                    u = null_cache.get(Q, False)
-                    if u is False:
-                        X, nullity = flint.nmod_mat([Wp[i] for i in rows[:-1]], _P).nullspace()
-                        u = [int(X[j, 0]) for j in range(n)] if nullity == 1 else None
-                        if len(null_cache) > _CACHE_MAX:
-                            null_cache.clear()
-                        null_cache[Q] = u
-                    if u is not None and sum(a * c for a, c in zip(Wp[last], u)) % _P:
-                        r = n
-                if r is None:
-                    if len(rows) >= n and flint.nmod_mat([Wp[i] for i in rows], _P).rank() == n:
-                        r = n
-                    else:
-                        r = linalg.rank([W[i] for i in rows], n)
-                if len(rank_cache) > _CACHE_MAX:
-                    rank_cache.clear()
-                rank_cache[P] = r
-            if r != n:
-                raise Invalid(f"rank leaf at node {pos - 1}: its orthogonal rows have rank {r} < {n}")
-        else:
-            k = CORE_BASE - code
-            if not (0 <= k < len(core_masks)):
-                raise Invalid(f"tree node {pos - 1} names core {num(k)}, which does not exist")
-            if core_masks[k] & ~N:
-                raise Invalid(f"core leaf at node {pos - 1}: core {k} has rows not fixed negative on this branch")
-        leaves += 1
-        if not stack:
-            break
-        P, N, plen = stack.pop()
-        del prows[plen:]
-    if pos != len(tree):
-        raise Invalid(f"the tree has {len(tree) - pos} entries after its last leaf")
-    where = "" if domain.kind == "reals" else f" on {domain.describe()}"
-    return f"case-split tree{where}: {leaves} leaves and {len(proof.cores)} cores verified exactly"
 
 
 def check_structural(net: Network, proof: StructuralProof) -> str:

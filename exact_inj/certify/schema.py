@@ -19,13 +19,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
+from typing import Sequence, Union
 
 from ..errors import InputError
 from ..io.json import network_from_json, network_to_json
 from ..model import Domain, Network, Vector
 from ..model.normalised import ChannelNorm, NormalisedNetwork
 from ..numbers import fraction_to_str, limits, over_limit, parse_exact, quote
+from . import packing
 
 FORMAT = "exact_inj/certificate"
 VERSION = 1
@@ -83,6 +84,8 @@ class Core:
 # node whose N contains core k.
 RANK_LEAF = -1
 CORE_BASE = -2
+PACK_MIN = 100_000
+"""Trees of at least this many codes are written packed (certify/packing.py)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ class TreeProof:
     """A case-split tree (docs/theory.md, section 4) over the rows of one layer."""
 
     cores: tuple[Core, ...]
-    tree: tuple[int, ...]
+    tree: Sequence[int]
+    """Preorder codes: a tuple, or a compact ``array.array`` when read packed."""
 
     @property
     def size(self) -> int:
@@ -413,6 +417,11 @@ def proof_kind(ev) -> str:
 def proof_to_json(ev) -> dict:
     """The JSON form of a proof (docs/certificates.md)."""
     if isinstance(ev, TreeProof):
+        if len(ev.tree) >= PACK_MIN and all(c.multiplier is None and not c.domain_support for c in ev.cores):
+            # Millions of codes: packed (certify/packing.py), as are the
+            # cores' supports, each preceded by its length.
+            flat = [x for c in ev.cores for x in (len(c.support), *c.support)]
+            return {"kind": "tree", "cores": packing.pack(flat), "tree": packing.pack(ev.tree)}
         cores = []
         for c in ev.cores:
             d: dict = {"support": list(c.support)}
@@ -485,6 +494,19 @@ def _combination_from_json(c: object, where: str, what: str):
     return Infeasible(support, lam, eq)
 
 
+def _packed_cores(obj: object, where: str) -> tuple[Core, ...]:
+    """Cores written as one packed list: each support's length, then its rows."""
+    flat = packing.unpack(obj, where, "proof cores")
+    cores, i = [], 0
+    while i < len(flat):
+        k = flat[i]
+        if k < 0 or i + 1 + k > len(flat):
+            raise InputError(where, f"proof cores: core {len(cores)} claims {k} rows, more than the packed list holds")
+        cores.append(Core(tuple(flat[i + 1:i + 1 + k])))
+        i += 1 + k
+    return tuple(cores)
+
+
 def _int_list(v: object, where: str, what: str) -> tuple[int, ...]:
     if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
         raise InputError(where, f"{what} must be a list of integers")
@@ -547,6 +569,11 @@ def _proof_from_json(p: object, where: str) -> Evidence:
         raise InputError(where, "an injective certificate needs \"proof\": {\"kind\": ...}")
     kind = p["kind"]
     if kind == "tree":
+        tree = p.get("tree")
+        tree = packing.unpack(tree, where, "proof tree") if isinstance(tree, dict) else _int_list(tree, where,
+                                                                                                  "proof tree")
+        if isinstance(p.get("cores"), dict):
+            return TreeProof(_packed_cores(p["cores"], where), tree)
         cores = []
         for k, c in enumerate(_as_list(p.get("cores"), where, "proof cores")):
             if not isinstance(c, dict) or "support" not in c:
@@ -563,7 +590,7 @@ def _proof_from_json(p: object, where: str) -> Evidence:
                     raise InputError(where, str(e)) from None
             dsup = _int_list(c["domain_support"], where, f"core {k} domain_support") if "domain_support" in c else ()
             cores.append(Core(support, mult, dsup))
-        return TreeProof(tuple(cores), _int_list(p.get("tree"), where, "proof tree"))
+        return TreeProof(tuple(cores), tree)
     if kind == "structural":
         return StructuralProof(_index_pairs(p.get("pairs"), where, "pairs", "pair", "row"))
     if kind == "surd_structural":

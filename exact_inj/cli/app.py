@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("cert", metavar="CERT", help="certificate file written by verify --certificate")
     c.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    c.add_argument("--workers", metavar="K", type=pos_int, default=None,
+                   help="processes for a large case-split tree (default: all cores; the same checks "
+                   "either way, docs/certificates.md)")
     c.add_argument("--limit", metavar="NAME=N", action="append", default=[],
                    help="raise (or lower) one input limit, e.g. max_pieces=5000 (docs/cli.md, Limits)")
 
@@ -381,9 +384,13 @@ def _check(args) -> int:
             # quote: the "preimage" field may be anything, a 5000-digit integer included.
             print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({quote(obj.get('preimage'))}): {why}")
         return EXIT_VALID if ok else EXIT_INVALID
+    from ..certify.tree import check_workers
+    from ..ipc import available_cores
+
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()
-    res = check(cert)
+    with check_workers(args.workers or available_cores()):
+        res = check(cert)
     if args.json:
         print(json.dumps({"valid": res.valid, "reason": res.reason, "verdict": cert.verdict.value,
                           "seconds": round(time.perf_counter() - t0, 6)}))

@@ -1,0 +1,105 @@
+"""Worker processes that talk to this one over pipes: the one transport that the
+parallel proof search (layer/psearch.py) and the parallel checker
+(certify/tree.py) share.  It neither searches nor checks anything.
+
+Workers are plain subprocesses (``python -m MODULE READ_FD WRITE_FD``), not
+multiprocessing: "spawn" would re-import the caller's main module (breaking
+scripts without a ``__main__`` guard) and "fork" is unsafe once HiGHS is
+loaded.  Messages are length-prefixed pickles; they only ever come from the
+processes this module started.
+
+>>> r, w = os.pipe()
+>>> send(w, ("hello", 1)); recv(r)
+('hello', 1)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+
+__all__ = ["Child", "available_cores", "recv", "send"]
+
+_HEADER = struct.Struct("<Q")
+
+
+def send(fd: int, msg) -> None:
+    """Write one message to a pipe."""
+    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        k = os.write(fd, view)
+        view = view[k:]
+
+
+def _read_exact(fd: int, k: int) -> bytes:
+    parts = []
+    while k:
+        chunk = os.read(fd, min(k, 1 << 20))
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        k -= len(chunk)
+    return b"".join(parts)
+
+
+def recv(fd: int):
+    """Read one message from a pipe; EOFError when the other end closed it."""
+    (k,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return pickle.loads(_read_exact(fd, k))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system
+    reports one, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Child:
+    """One worker process running ``python -m module READ_FD WRITE_FD``."""
+
+    def __init__(self, module: str) -> None:
+        r1, w1 = os.pipe()  # to the worker
+        r2, w2 = os.pipe()  # from the worker
+        env = dict(os.environ)
+        # The same exact_inj as this process's, whatever sys.path says: the
+        # folder that holds the package (this file is exact_inj/ipc.py), never
+        # the package folder itself, whose numbers.py would shadow the
+        # standard library's.
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, str(r1), str(w2)],
+            pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+        )
+        os.close(r1)
+        os.close(w2)
+        self.wfd, self.rfd = w1, r2
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, msg) -> None:
+        send(self.wfd, msg)
+
+    def recv(self):
+        return recv(self.rfd)
+
+    def close(self) -> None:
+        try:
+            if self.alive():
+                self.proc.kill()
+            self.proc.wait(timeout=10)
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+        for fd in (self.wfd, self.rfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,197 @@
+"""Issue 17, item 3: a case-split tree checked in several processes, and trees
+written packed.
+
+The parallel check must accept exactly what the sequential check accepts: on
+real proofs, and on mutants of them (each mutant's validity is decided by the
+sequential walk, whose own tests are in test_certificates.py and
+test_adversarial.py).  Packed trees must read back as the same codes, and
+malformed packed data must be refused with one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import exact_inj
+from exact_inj.certify import packing, schema
+from exact_inj.certify import tree as T
+from exact_inj.certify.check import check
+from exact_inj.certify.schema import Certificate, TreeProof
+from exact_inj.errors import InputError
+from exact_inj.model import Layer, Network
+
+
+def _tree_certificate(n: int, m: int, seed: int, bias: bool = False) -> Certificate:
+    rng = np.random.default_rng([seed, n, m, 0])
+    W = rng.standard_normal((m, n))
+    b = rng.standard_normal(m) if bias else None
+    v = exact_inj.verify(Layer.from_rows(W.tolist(), None if b is None else b.tolist()), milp="none")
+    assert isinstance(v.certificate.evidence, TreeProof), v.reason
+    return v.certificate
+
+
+@pytest.fixture(scope="module")
+def certificates():
+    # Injective Gaussian layers (m/n well above the threshold) and biased ones.
+    return [_tree_certificate(5, 34, s) for s in range(3)] + [_tree_certificate(5, 34, 9, bias=True)]
+
+
+@pytest.fixture
+def split_small(monkeypatch):
+    """Cut even these small trees into many subtrees, checked by 2 workers."""
+    monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
+    monkeypatch.setattr(T, "CUT_MIN", 8)
+    yield
+    T.shutdown()
+
+
+def _both(cert: Certificate):
+    seq = check(cert)
+    with T.check_workers(2):
+        par = check(cert)
+    return seq, par
+
+
+def test_parallel_check_accepts_what_the_sequential_check_accepts(certificates, split_small):
+    for cert in certificates:
+        seq, par = _both(cert)
+        assert seq.valid and par.valid, (seq.reason, par.reason)
+        # The same leaves and cores were counted: the subtrees cover the tree.
+        assert par.reason == seq.reason
+
+
+def test_the_cut_covers_the_tree_exactly(certificates, monkeypatch):
+    monkeypatch.setattr(T, "CUT_MIN", 8)
+    cert = certificates[0]
+    proof = cert.evidence
+    rows_q, W, b, m_layer, n = T.layer_rows(cert.network, cert.domain)
+    ctx = T._Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+    codes = np.array(proof.tree, dtype=np.int64)
+    segs = T._cut(ctx, codes, 64)
+    assert len(segs) > 8
+    # Disjoint, in order; what lies between them is exactly the split codes above.
+    covered = set()
+    for a, e, *_ in segs:
+        assert not covered & set(range(a, e))
+        covered |= set(range(a, e))
+    outside = sorted(set(range(len(codes))) - covered)
+    assert all(codes[i] >= 0 for i in outside)
+    assert len(outside) == len(segs) - 1  # a binary tree with k leaves has k - 1 inner nodes
+    assert sum(T._walk(ctx, proof.tree, a, e, P, N, list(pr)) for a, e, P, N, pr in segs) == \
+        int(np.sum(codes < 0))
+
+
+def test_mutants_are_judged_alike(certificates, split_small):
+    rnd = random.Random(17)
+    invalid = 0
+    for cert in certificates[:2]:
+        tree = list(cert.evidence.tree)
+        m = len(cert.network.layers[0].weight)
+        for _ in range(40):
+            t2 = list(tree)
+            i = rnd.randrange(len(t2))
+            choice = rnd.randrange(4)
+            if choice == 0:
+                t2[i] = -1 if t2[i] != -1 else 0          # a leaf for a split, or the reverse
+            elif choice == 1:
+                t2[i] = rnd.randrange(m)                  # another row
+            elif choice == 2:
+                del t2[i]                                 # the tree ends early or shifts
+            else:
+                t2[i] = schema.CORE_BASE - rnd.randrange(len(cert.evidence.cores) + 2)
+            mutant = replace(cert, evidence=replace(cert.evidence, tree=tuple(t2)))
+            seq, par = _both(mutant)
+            assert seq.valid == par.valid, (i, seq.reason, par.reason)
+            invalid += not seq.valid
+    assert invalid > 20  # the mutations did break proofs, so the comparison means something
+
+
+def test_a_bad_split_above_the_cuts_is_refused(certificates, split_small):
+    cert = certificates[0]
+    m = len(cert.network.layers[0].weight)
+    tree = list(cert.evidence.tree)
+    assert tree[0] >= 0 and tree[1] >= 0
+    for at, bad in ((0, m), (1, tree[0])):  # a row the layer lacks; the root's row again, below the root
+        t2 = list(tree)
+        t2[at] = bad
+        seq, par = _both(replace(cert, evidence=replace(cert.evidence, tree=tuple(t2))))
+        assert not seq.valid and not par.valid
+        assert "row" in par.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=-(1 << 62) + 1, max_value=(1 << 62) - 1), max_size=80))
+def test_pack_round_trip(values):
+    assert list(packing.unpack(packing.pack(values), None, "x")) == values
+
+
+def test_packed_tree_certificate_round_trip(certificates, monkeypatch):
+    monkeypatch.setattr(schema, "PACK_MIN", 10)
+    cert = certificates[0]
+    obj = cert.to_json()
+    assert obj["proof"]["tree"]["encoding"] == packing.ENCODING
+    back = Certificate.from_json(json.loads(json.dumps(obj)))
+    assert list(back.evidence.tree) == list(cert.evidence.tree)
+    assert back.evidence.cores == cert.evidence.cores
+    assert check(back).valid
+
+
+def _packed_obj(certificates, monkeypatch):
+    monkeypatch.setattr(schema, "PACK_MIN", 10)
+    return certificates[0].to_json()
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda p: p["tree"].update(data=p["tree"]["data"][:-4] + "!!!!"), "not valid base64"),
+    (lambda p: p["tree"].update(count=p["tree"]["count"] + 1), "count"),
+    (lambda p: p["tree"].update(encoding="raw"), "unknown encoding"),
+    (lambda p: p["tree"].update(extra=1), "exactly the keys"),
+    (lambda p: p["tree"].update(data=packing.pack([1, 2])["data"][:-4] + "gA=="), "count"),
+    (lambda p: p["cores"].update(packing.pack([5, 1, 2])), "claims 5 rows"),
+    (lambda p: p["tree"].update(packing.pack([1 << 62 - 1]) | {"data": "////////////////"}), "count"),
+])
+def test_malformed_packed_data_is_one_line(certificates, monkeypatch, tmp_path, spoil, words):
+    obj = _packed_obj(certificates, monkeypatch)
+    spoil(obj["proof"])
+    with pytest.raises(InputError) as e:
+        Certificate.from_json(json.loads(json.dumps(obj)), "c.json")
+    assert words in str(e.value) and "\n" not in str(e.value)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(obj))
+    out = subprocess.run([sys.executable, "-m", "exact_inj", "check", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unfinished_integer_is_refused():
+    raw = packing.pack([3, 300])
+    import base64
+    data = base64.b64encode(base64.b64decode(raw["data"]) + bytes([0x81])).decode()
+    with pytest.raises(InputError, match="ends inside an integer"):
+        packing.unpack({"encoding": packing.ENCODING, "count": 2, "data": data}, "c.json", "proof tree")
+
+
+def test_check_cli_workers_option(certificates, tmp_path, monkeypatch):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(certificates[0].to_json()))
+    for k in ("1", "2"):
+        out = subprocess.run([sys.executable, "-m", "exact_inj", "check", str(path), "--workers", k],
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and "VALID" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "exact_inj", "check", str(path), "--workers", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+
+
+def test_single_layer_network_required():
+    net = Network((Layer.from_rows([[1]], [0]), Layer.from_rows([[1]], [0])))
+    cert = Certificate(net, exact_inj.model.Domain(), schema.Status.INJECTIVE, TreeProof((), (-1,)))
+    assert not check(cert).valid
