@@ -139,6 +139,11 @@ def test_packed_tree_certificate_round_trip(certificates, monkeypatch):
     cert = certificates[0]
     obj = cert.to_json()
     assert obj["proof"]["tree"]["encoding"] == packing.ENCODING
+    from fuzzing import schema_errors
+    assert schema_errors("certificate", json.loads(json.dumps(obj))) == []
+    spoiled = json.loads(json.dumps(obj))
+    spoiled["proof"]["tree"]["count"] = "12"
+    assert schema_errors("certificate", spoiled)  # the schema is able to refuse a packed list
     back = Certificate.from_json(json.loads(json.dumps(obj)))
     assert list(back.evidence.tree) == list(cert.evidence.tree)
     assert back.evidence.cores == cert.evidence.cores
