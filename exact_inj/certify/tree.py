@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import contextvars
 import heapq
+import itertools
 import select
 from array import array
 
@@ -304,19 +305,31 @@ def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: in
     chunk = max(1, len(cores) // (2 * workers))
     tasks += [("cores", k, cores[k:k + chunk]) for k in range(0, len(cores), chunk)]
     tasks.sort(key=_task_size, reverse=True)
+    # Every message of this check carries its number, and a worker answers
+    # with the number of the task: an answer left in a pipe by another check
+    # can never be counted as one of this check's.
+    gen = next(_CHECKS)
     pool = _pool(workers)
     try:
         for w in pool:
-            w.send(("init", ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
-        return _run(pool, tasks)
+            w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
+        return _run(pool, [(t[0], (gen, i), *t[1:]) for i, t in enumerate(tasks)])
     except Invalid:
         shutdown()  # workers may still hold tasks; never reuse them half-way
         raise
-    except (EOFError, OSError):
-        # A worker died (memory, a signal): nothing was accepted from it, so
-        # the sequential check decides instead.
+    except Exception:
+        # A worker died (memory, a signal) or answered out of turn: nothing
+        # was accepted from it, so the sequential check decides instead.
         shutdown()
         return None
+    except BaseException:
+        # Interrupted (Ctrl-C) while workers still hold tasks: their answers
+        # would wait in the pipes for the next check.
+        shutdown()
+        raise
+
+
+_CHECKS = itertools.count(1)
 
 
 def _tree_task(codes: np.ndarray, run: list) -> tuple:
@@ -331,18 +344,21 @@ def _task_size(task: tuple) -> int:
 
 def _run(pool: list[ipc.Child], tasks: list[tuple]) -> int:
     idle = list(pool)
-    busy: dict[int, ipc.Child] = {}
+    busy: dict[int, tuple[ipc.Child, tuple]] = {}
     leaves = 0
     queue = list(reversed(tasks))
     while queue or busy:
         while queue and idle:
             w = idle.pop()
-            w.send(queue.pop())
-            busy[w.rfd] = w
+            task = queue.pop()
+            w.send(task)
+            busy[w.rfd] = (w, task[1])
         ready, _, _ = select.select(list(busy), [], [])
         for fd in ready:
-            w = busy.pop(fd)
-            kind, value = w.recv()
+            w, tag = busy.pop(fd)
+            kind, answered, value = w.recv()
+            if answered != tag:
+                raise EOFError(f"an answer to task {answered} where {tag} was asked")
             if kind == "invalid":
                 raise Invalid(value)
             if kind != "ok":
@@ -356,30 +372,37 @@ def worker_main(rfd: int, wfd: int) -> None:
     """A worker's loop (started as ``python -m exact_inj.certify.worker``):
     subtrees and cores in, "ok" with the leaves counted, or the reason out."""
     ctx = None
+    gen = None
     while True:
         try:
             msg = ipc.recv(rfd)
         except EOFError:
             return
+        tag = None
         try:
             if msg[0] == "init":
-                _, W, b, rows_q, m_layer, n, core_masks = msg
-                ctx = (_Rows(W, n, core_masks), b, rows_q, m_layer)
+                # Cleared first: a failed init must not leave the last check's rows.
+                ctx = gen = None
+                _, g, W, b, rows_q, m_layer, n, core_masks = msg
+                ctx, gen = (_Rows(W, n, core_masks), b, rows_q, m_layer), g
                 continue
+            tag = msg[1]
+            if ctx is None or tag[0] != gen:
+                raise RuntimeError(f"task {tag} for another check than {gen}")
             rows, b, rows_q, m_layer = ctx
             if msg[0] == "tree":
-                _, lo, raw, segs = msg
+                _, _, lo, raw, segs = msg
                 codes = array("q")
                 codes.frombytes(raw)
                 tree = codes.tolist()
                 value = sum(_walk(rows, tree, a, e, P, N, list(prows), lo) for a, e, P, N, prows in segs)
             else:
-                _, k0, cores = msg
+                _, _, k0, cores = msg
                 for i, core in enumerate(cores):
                     check_core(rows_q, rows.W, b, m_layer, rows.n, core, k0 + i)
                 value = 0
-            ipc.send(wfd, ("ok", value))
+            ipc.send(wfd, ("ok", tag, value))
         except Invalid as e:
-            ipc.send(wfd, ("invalid", str(e)))
+            ipc.send(wfd, ("invalid", tag, str(e)))
         except Exception as e:  # a malformed object: the caller checks it again in-process
-            ipc.send(wfd, ("error", f"{type(e).__name__}: {e}"))
+            ipc.send(wfd, ("error", tag, f"{type(e).__name__}: {e}"))

@@ -1,0 +1,110 @@
+"""Adversarial review of the parallel tree check (certify/tree.py): ways the
+worker pool could hand one check the answers meant for another, and inputs on
+which the parallel path answered differently from the sequential one.
+
+Every test compares against the sequential check in this process, whose own
+tests are in test_certificates.py and test_adversarial.py; each mutant below
+is invalid for a stated reason (a core leaf naming a core that does not exist,
+a split on a row the layer lacks).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import exact_inj
+from exact_inj import ipc
+from exact_inj.certify import tree as T
+from exact_inj.certify.check import check
+from exact_inj.certify.schema import TreeProof
+from exact_inj.model import Layer
+
+
+@pytest.fixture(scope="module")
+def cert():
+    rng = np.random.default_rng([0, 5, 34, 0])
+    v = exact_inj.verify(Layer.from_rows(rng.standard_normal((34, 5)).tolist()), milp="none")
+    assert isinstance(v.certificate.evidence, TreeProof), v.reason
+    return v.certificate
+
+
+@pytest.fixture
+def two_tasks(monkeypatch, cert):
+    """Only the root is cut: two subtrees, so a tree without cores is two tasks
+    on two workers, and a check that reads two stale answers reads nothing of
+    its own."""
+    monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
+    monkeypatch.setattr(T, "CUT_MIN", len(cert.evidence.tree))
+    T.shutdown()
+    yield
+    T.shutdown()
+
+
+def _coreless(cert):
+    # Every core leaf now names a core that does not exist: invalid, in every subtree.
+    return replace(cert, evidence=replace(cert.evidence, cores=()))
+
+
+def _par(c):
+    with T.check_workers(2):
+        return check(c)
+
+
+def test_an_interrupted_check_leaves_no_answers_for_the_next(cert, two_tasks, monkeypatch):
+    # A check interrupted while its workers still hold tasks (Ctrl-C, or any
+    # exception out of the wait) must not leave their answers in the pipes:
+    # the next check would read them as its own.
+    real = ipc.Child.recv
+    calls = []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(ipc.Child, "recv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _par(cert)
+    monkeypatch.setattr(ipc.Child, "recv", real)
+    bad = _coreless(cert)
+    assert not check(bad).valid
+    res = _par(bad)
+    assert not res.valid, res.reason
+    assert _par(cert).valid
+
+
+def test_two_threads_never_share_the_workers(cert, two_tasks, monkeypatch):
+    # verify's decision thread is left running past its time limit (run.py,
+    # supervise) and a library caller may check from several threads: a
+    # second check must not send its subtrees to workers that hold the first
+    # one's rows, nor read the first one's answers.
+    real = ipc.Child.recv
+    first = threading.Event()
+    go_on = threading.Event()
+    holder: list[threading.Thread] = []
+
+    def gated(self):
+        if not holder:
+            holder.append(threading.current_thread())
+        if threading.current_thread() is holder[0] and not first.is_set():
+            first.set()
+            go_on.wait(30)
+        return real(self)
+
+    monkeypatch.setattr(ipc.Child, "recv", gated)
+    out = {}
+    th = threading.Thread(target=lambda: out.__setitem__("good", _par(cert)))
+    th.start()
+    assert first.wait(30)
+    try:
+        out["bad"] = _par(_coreless(cert))
+    finally:
+        go_on.set()
+        th.join(60)
+    assert not out["bad"].valid, out["bad"].reason
+    assert out["good"].valid, out["good"].reason
