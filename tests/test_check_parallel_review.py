@@ -78,11 +78,10 @@ def test_an_interrupted_check_leaves_no_answers_for_the_next(cert, two_tasks, mo
     assert _par(cert).valid
 
 
-def test_two_threads_never_share_the_workers(cert, two_tasks, monkeypatch):
-    # verify's decision thread is left running past its time limit (run.py,
-    # supervise) and a library caller may check from several threads: a
-    # second check must not send its subtrees to workers that hold the first
-    # one's rows, nor read the first one's answers.
+def _while_a_check_waits(cert, monkeypatch, during) -> dict:
+    """Check ``cert`` in parallel in a thread that stops before reading its
+    first answer (its workers hold its first tasks); run ``during(out)`` then,
+    and return the results ("good": that check's; whatever ``during`` adds)."""
     real = ipc.Child.recv
     first = threading.Event()
     go_on = threading.Event()
@@ -97,14 +96,42 @@ def test_two_threads_never_share_the_workers(cert, two_tasks, monkeypatch):
         return real(self)
 
     monkeypatch.setattr(ipc.Child, "recv", gated)
-    out = {}
+    out: dict = {}
     th = threading.Thread(target=lambda: out.__setitem__("good", _par(cert)))
     th.start()
     assert first.wait(30)
     try:
-        out["bad"] = _par(_coreless(cert))
+        during(out)
     finally:
         go_on.set()
         th.join(60)
+    return out
+
+
+def test_two_threads_never_share_the_workers(cert, two_tasks, monkeypatch):
+    # verify's decision thread is left running past its time limit (run.py,
+    # supervise) and a library caller may check from several threads: a
+    # second check must not send its subtrees to workers that hold the first
+    # one's rows, nor read the first one's answers.
+    out = _while_a_check_waits(cert, monkeypatch, lambda out: out.__setitem__("bad", _par(_coreless(cert))))
     assert not out["bad"].valid, out["bad"].reason
     assert out["good"].valid, out["good"].reason
+
+
+def test_a_second_check_leaves_the_first_ones_workers_alone(cert, two_tasks, monkeypatch):
+    # Two threads writing to one worker's pipe interleave their messages (a
+    # task is far larger than the pipe's atomic write): the worker may read a
+    # garbled pickle, or a length that never arrives and wait forever.  So a
+    # check started while another holds the workers is checked in its own
+    # process, and the first check keeps its workers to the end.
+    pids = []
+
+    def during(out):
+        pids.extend(w.proc.pid for w in T._POOL)
+        assert len(pids) == 2
+        out["bad"] = _par(_coreless(cert))
+        assert [w.proc.pid for w in T._POOL] == pids and all(w.alive() for w in T._POOL)
+
+    out = _while_a_check_waits(cert, monkeypatch, during)
+    assert not out["bad"].valid and out["good"].valid
+    assert [w.proc.pid for w in T._POOL] == pids  # the first check ran to its end on them

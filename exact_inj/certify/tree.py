@@ -27,6 +27,7 @@ import contextvars
 import heapq
 import itertools
 import select
+import threading
 from array import array
 
 import flint
@@ -189,9 +190,16 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
     # The row masks of the cores are built only from rows that exist (a row
     # index of 5000 digits would make a mask of 10^5000 bits): the parallel
     # check looks first, the sequential one checks each core first.
-    if workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support):
-        ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
-        leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
+    # One check at a time owns the worker pool: a second one, from another
+    # thread, is checked here sequentially (two writers on one pipe would
+    # interleave their messages).
+    if (workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support)
+            and _POOL_LOCK.acquire(blocking=False)):
+        try:
+            ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+            leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
+        finally:
+            _POOL_LOCK.release()
     if leaves is None:
         for k, core in enumerate(proof.cores):
             check_core(rows_q, W, b, m_layer, n, core, k)
@@ -255,6 +263,7 @@ def _cut(ctx: _Rows, codes: np.ndarray, parts: int):
 
 
 _POOL: list[ipc.Child] = []
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(k: int) -> list[ipc.Child]:
