@@ -11,6 +11,7 @@ a split on a row the layer lacks).
 from __future__ import annotations
 
 import threading
+from array import array
 from dataclasses import replace
 
 import numpy as np
@@ -19,8 +20,9 @@ import pytest
 import exact_inj
 from exact_inj import ipc
 from exact_inj.certify import tree as T
+from exact_inj.certify.base import Invalid
 from exact_inj.certify.check import check
-from exact_inj.certify.schema import TreeProof
+from exact_inj.certify.schema import CORE_BASE, TreeProof
 from exact_inj.model import Layer
 
 
@@ -135,3 +137,41 @@ def test_a_second_check_leaves_the_first_ones_workers_alone(cert, two_tasks, mon
     out = _while_a_check_waits(cert, monkeypatch, during)
     assert not out["bad"].valid and out["good"].valid
     assert [w.proc.pid for w in T._POOL] == pids  # the first check ran to its end on them
+
+
+@pytest.fixture
+def split_small(monkeypatch):
+    monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
+    monkeypatch.setattr(T, "CUT_MIN", 8)
+    yield
+    T.shutdown()
+
+
+@pytest.mark.parametrize("code", [1 << 70, CORE_BASE - (1 << 70), 10 ** 40])
+def test_a_code_beyond_64_bits_gets_the_sequential_reason(cert, split_small, code):
+    # numpy cannot hold it; the parallel check must leave such a tree to the
+    # sequential walk, which names the node, not fail as "malformed".
+    tree = list(cert.evidence.tree)
+    tree[5] = code
+    mutant = replace(cert, evidence=replace(cert.evidence, tree=tuple(tree)))
+    seq, par = check(mutant), _par(mutant)
+    assert not seq.valid and not par.valid
+    assert par.reason == seq.reason
+
+
+def test_an_unsigned_array_tree_is_read_as_its_values(cert, split_small):
+    # check_tree is public and takes any sequence of codes.  In an array of
+    # unsigned 32-bit integers, 2^32 - 1 is a row index (far beyond the layer),
+    # not the rank leaf -1 that its bytes spell as a signed integer.
+    proof = cert.evidence
+    unsigned = array("I", [c % (1 << 32) for c in proof.tree])
+    bad = TreeProof(proof.cores, unsigned)
+    with pytest.raises(Invalid, match="splits on row 4294967"):
+        T.check_tree(cert.network, bad, cert.domain, workers=1)
+    with pytest.raises(Invalid, match="splits on row 4294967"):
+        T.check_tree(cert.network, bad, cert.domain, workers=2)
+    # The signed arrays the packed reader makes are read as they are.
+    for typecode in "iq":
+        packed = TreeProof(proof.cores, array(typecode, proof.tree))
+        assert T.check_tree(cert.network, packed, cert.domain, workers=2) == \
+            T.check_tree(cert.network, proof, cert.domain, workers=1)

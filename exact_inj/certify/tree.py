@@ -212,6 +212,21 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
 # --- cutting the tree -----------------------------------------------------------------------
 
 
+def _codes(tree) -> np.ndarray | None:
+    """The codes' values as a numpy array, or None when some do not fit in 64
+    bits (the sequential walk then names the node that holds it)."""
+    # A packed tree arrives as a signed array.array ("i" or "q", from
+    # packing.unpack): numpy reads it in place, as the same C type.  Any other
+    # array (unsigned, say) is read value by value: its bytes reread as
+    # signed would turn a row index 2^32 - 1 into the rank leaf -1.
+    if isinstance(tree, array) and tree.typecode in "ilq":
+        return np.frombuffer(tree, dtype=np.dtype(tree.typecode))
+    try:
+        return np.fromiter(tree, dtype=np.int64, count=len(tree))
+    except OverflowError:
+        return None
+
+
 def _first_at_most(S: np.ndarray, a: int, b: int, value: int) -> int | None:
     """The first j in [a, b) with S[j] <= value, or None."""
     if a >= b:
@@ -290,10 +305,9 @@ atexit.register(shutdown)
 
 
 def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: int) -> int | None:
-    tree = proof.tree
-    # A packed tree arrives as an array.array: numpy reads it in place.
-    codes = (np.frombuffer(tree, dtype=np.int32 if tree.itemsize == 4 else np.int64) if isinstance(tree, array)
-             else np.fromiter(tree, dtype=np.int64, count=len(tree)))
+    codes = _codes(proof.tree)
+    if codes is None:
+        return None
     segments = _cut(ctx, codes, 16 * workers)
     if segments is None:
         return None
