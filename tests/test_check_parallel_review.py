@@ -175,3 +175,26 @@ def test_an_unsigned_array_tree_is_read_as_its_values(cert, split_small):
         packed = TreeProof(proof.cores, array(typecode, proof.tree))
         assert T.check_tree(cert.network, packed, cert.domain, workers=2) == \
             T.check_tree(cert.network, proof, cert.domain, workers=1)
+
+
+def test_a_worker_that_cannot_start_leaves_the_check_to_this_process(cert, split_small, monkeypatch):
+    # exact-inj check --workers K takes any K; past the process limit (or out
+    # of memory) a worker fails to start.  That says nothing about the
+    # certificate: the sequential check decides, and the workers that did
+    # start are stopped, not left waiting on their pipes.
+    real = ipc.Child.__init__
+    started: list[ipc.Child] = []
+
+    def spawn(self, module):
+        if started:
+            raise OSError(11, "Resource temporarily unavailable")
+        real(self, module)
+        started.append(self)
+
+    T.shutdown()
+    monkeypatch.setattr(ipc.Child, "__init__", spawn)
+    res = _par(cert)
+    assert res.valid, res.reason
+    assert res.reason == check(cert).reason
+    assert len(started) == 1
+    started[0].proc.wait(10)  # stopped: its exit code is there to read

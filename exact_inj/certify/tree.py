@@ -287,9 +287,11 @@ def _pool(k: int) -> list[ipc.Child]:
     for w in _POOL:
         if not w.alive():
             w.close()
-    while len(live) < k:
-        live.append(ipc.Child("exact_inj.certify.worker"))
     _POOL = live
+    while len(live) < k:
+        # Each worker joins the pool as it starts, so that if a later one
+        # cannot start (process limit, memory), shutdown() stops it too.
+        live.append(ipc.Child("exact_inj.certify.worker"))
     return live[:k]
 
 
@@ -332,8 +334,8 @@ def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: in
     # with the number of the task: an answer left in a pipe by another check
     # can never be counted as one of this check's.
     gen = next(_CHECKS)
-    pool = _pool(workers)
     try:
+        pool = _pool(workers)
         for w in pool:
             w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
         return _run(pool, [(t[0], (gen, i), *t[1:]) for i, t in enumerate(tasks)])
@@ -341,8 +343,8 @@ def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: in
         shutdown()  # workers may still hold tasks; never reuse them half-way
         raise
     except Exception:
-        # A worker died (memory, a signal) or answered out of turn: nothing
-        # was accepted from it, so the sequential check decides instead.
+        # A worker did not start, died (memory, a signal) or answered out of
+        # turn: nothing was accepted from it, so the sequential check decides.
         shutdown()
         return None
     except BaseException:
