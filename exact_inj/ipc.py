@@ -75,8 +75,10 @@ class Child:
         pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
+            # -P: python -m would otherwise put the current directory first on
+            # sys.path, ahead of PYTHONPATH, and run an exact_inj found there.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, str(r1), str(w2)],
+                [sys.executable, "-P", "-m", module, str(r1), str(w2)],
                 pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
             )
         except BaseException:

@@ -198,3 +198,40 @@ def test_a_worker_that_cannot_start_leaves_the_check_to_this_process(cert, split
     assert res.reason == check(cert).reason
     assert len(started) == 1
     started[0].proc.wait(10)  # stopped: its exit code is there to read
+
+
+_AGREEABLE_WORKER = '''
+import os, pickle, struct, sys
+r, w = int(sys.argv[1]), int(sys.argv[2])
+
+def read(k):
+    b = b""
+    while len(b) < k:
+        c = os.read(r, k - len(b))
+        if not c:
+            sys.exit(0)
+        b += c
+    return b
+
+while True:
+    (k,) = struct.unpack("<Q", read(8))
+    msg = pickle.loads(read(k))
+    if msg[0] != "init":
+        data = pickle.dumps(("ok", msg[1], 0))
+        os.write(w, struct.pack("<Q", len(data)) + data)
+'''
+
+
+def test_the_workers_run_this_checker_not_one_in_the_current_directory(cert, two_tasks, tmp_path, monkeypatch):
+    # python -m puts the current directory first on sys.path: run from a
+    # folder holding another exact_inj (an old checkout, or a planted one),
+    # the workers would run its code, and a worker that answers "ok" to
+    # everything makes any tree pass.
+    fake = tmp_path / "exact_inj" / "certify"
+    fake.mkdir(parents=True)
+    (tmp_path / "exact_inj" / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "worker.py").write_text(_AGREEABLE_WORKER)
+    monkeypatch.chdir(tmp_path)
+    res = _par(_coreless(cert))
+    assert not res.valid, res.reason
