@@ -10,7 +10,10 @@ a split on a row the layer lacks).
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from array import array
 from dataclasses import replace
 
@@ -235,3 +238,16 @@ def test_the_workers_run_this_checker_not_one_in_the_current_directory(cert, two
     monkeypatch.chdir(tmp_path)
     res = _par(_coreless(cert))
     assert not res.valid, res.reason
+
+
+def test_ctrl_c_is_left_to_the_process_that_started_the_workers(cert, split_small, capfd):
+    # A terminal's Ctrl-C reaches every process of the group: the workers kept
+    # for later checks must not each die with a KeyboardInterrupt traceback.
+    assert _par(cert).valid
+    pids = [w.proc.pid for w in T._POOL]
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert all(w.alive() for w in T._POOL)
+    assert "Traceback" not in capfd.readouterr().err
+    assert _par(cert).valid and [w.proc.pid for w in T._POOL] == pids
