@@ -74,12 +74,21 @@ class Child:
         # standard library's.
         pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(r1), str(w2)],
-            pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
-        )
-        os.close(r1)
-        os.close(w2)
+        try:
+            # -P: python -m would otherwise put the current directory first on
+            # sys.path, ahead of PYTHONPATH, and run an exact_inj found there.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", module, str(r1), str(w2)],
+                pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+            )
+        except BaseException:
+            # Not started (process limit, memory): its pipes would stay open.
+            os.close(w1)
+            os.close(r2)
+            raise
+        finally:
+            os.close(r1)
+            os.close(w2)
         self.wfd, self.rfd = w1, r2
 
     def alive(self) -> bool:

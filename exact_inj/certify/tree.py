@@ -25,7 +25,9 @@ import atexit
 import contextlib
 import contextvars
 import heapq
+import itertools
 import select
+import threading
 from array import array
 
 import flint
@@ -188,9 +190,16 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
     # The row masks of the cores are built only from rows that exist (a row
     # index of 5000 digits would make a mask of 10^5000 bits): the parallel
     # check looks first, the sequential one checks each core first.
-    if workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support):
-        ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
-        leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
+    # One check at a time owns the worker pool: a second one, from another
+    # thread, is checked here sequentially (two writers on one pipe would
+    # interleave their messages).
+    if (workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support)
+            and _POOL_LOCK.acquire(blocking=False)):
+        try:
+            ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+            leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
+        finally:
+            _POOL_LOCK.release()
     if leaves is None:
         for k, core in enumerate(proof.cores):
             check_core(rows_q, W, b, m_layer, n, core, k)
@@ -201,6 +210,21 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
 
 
 # --- cutting the tree -----------------------------------------------------------------------
+
+
+def _codes(tree) -> np.ndarray | None:
+    """The codes' values as a numpy array, or None when some do not fit in 64
+    bits (the sequential walk then names the node that holds it)."""
+    # A packed tree arrives as a signed array.array ("i" or "q", from
+    # packing.unpack): numpy reads it in place, as the same C type.  Any other
+    # array (unsigned, say) is read value by value: its bytes reread as
+    # signed would turn a row index 2^32 - 1 into the rank leaf -1.
+    if isinstance(tree, array) and tree.typecode in "ilq":
+        return np.frombuffer(tree, dtype=np.dtype(tree.typecode))
+    try:
+        return np.fromiter(tree, dtype=np.int64, count=len(tree))
+    except OverflowError:
+        return None
 
 
 def _first_at_most(S: np.ndarray, a: int, b: int, value: int) -> int | None:
@@ -254,6 +278,7 @@ def _cut(ctx: _Rows, codes: np.ndarray, parts: int):
 
 
 _POOL: list[ipc.Child] = []
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(k: int) -> list[ipc.Child]:
@@ -262,9 +287,11 @@ def _pool(k: int) -> list[ipc.Child]:
     for w in _POOL:
         if not w.alive():
             w.close()
-    while len(live) < k:
-        live.append(ipc.Child("exact_inj.certify.worker"))
     _POOL = live
+    while len(live) < k:
+        # Each worker joins the pool as it starts, so that if a later one
+        # cannot start (process limit, memory), shutdown() stops it too.
+        live.append(ipc.Child("exact_inj.certify.worker"))
     return live[:k]
 
 
@@ -280,10 +307,9 @@ atexit.register(shutdown)
 
 
 def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: int) -> int | None:
-    tree = proof.tree
-    # A packed tree arrives as an array.array: numpy reads it in place.
-    codes = (np.frombuffer(tree, dtype=np.int32 if tree.itemsize == 4 else np.int64) if isinstance(tree, array)
-             else np.fromiter(tree, dtype=np.int64, count=len(tree)))
+    codes = _codes(proof.tree)
+    if codes is None:
+        return None
     segments = _cut(ctx, codes, 16 * workers)
     if segments is None:
         return None
@@ -304,19 +330,31 @@ def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: in
     chunk = max(1, len(cores) // (2 * workers))
     tasks += [("cores", k, cores[k:k + chunk]) for k in range(0, len(cores), chunk)]
     tasks.sort(key=_task_size, reverse=True)
-    pool = _pool(workers)
+    # Every message of this check carries its number, and a worker answers
+    # with the number of the task: an answer left in a pipe by another check
+    # can never be counted as one of this check's.
+    gen = next(_CHECKS)
     try:
+        pool = _pool(workers)
         for w in pool:
-            w.send(("init", ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
-        return _run(pool, tasks)
+            w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
+        return _run(pool, [(t[0], (gen, i), *t[1:]) for i, t in enumerate(tasks)])
     except Invalid:
         shutdown()  # workers may still hold tasks; never reuse them half-way
         raise
-    except (EOFError, OSError):
-        # A worker died (memory, a signal): nothing was accepted from it, so
-        # the sequential check decides instead.
+    except Exception:
+        # A worker did not start, died (memory, a signal) or answered out of
+        # turn: nothing was accepted from it, so the sequential check decides.
         shutdown()
         return None
+    except BaseException:
+        # Interrupted (Ctrl-C) while workers still hold tasks: their answers
+        # would wait in the pipes for the next check.
+        shutdown()
+        raise
+
+
+_CHECKS = itertools.count(1)
 
 
 def _tree_task(codes: np.ndarray, run: list) -> tuple:
@@ -331,18 +369,21 @@ def _task_size(task: tuple) -> int:
 
 def _run(pool: list[ipc.Child], tasks: list[tuple]) -> int:
     idle = list(pool)
-    busy: dict[int, ipc.Child] = {}
+    busy: dict[int, tuple[ipc.Child, tuple]] = {}
     leaves = 0
     queue = list(reversed(tasks))
     while queue or busy:
         while queue and idle:
             w = idle.pop()
-            w.send(queue.pop())
-            busy[w.rfd] = w
+            task = queue.pop()
+            w.send(task)
+            busy[w.rfd] = (w, task[1])
         ready, _, _ = select.select(list(busy), [], [])
         for fd in ready:
-            w = busy.pop(fd)
-            kind, value = w.recv()
+            w, tag = busy.pop(fd)
+            kind, answered, value = w.recv()
+            if answered != tag:
+                raise EOFError(f"an answer to task {answered} where {tag} was asked")
             if kind == "invalid":
                 raise Invalid(value)
             if kind != "ok":
@@ -356,30 +397,37 @@ def worker_main(rfd: int, wfd: int) -> None:
     """A worker's loop (started as ``python -m exact_inj.certify.worker``):
     subtrees and cores in, "ok" with the leaves counted, or the reason out."""
     ctx = None
+    gen = None
     while True:
         try:
             msg = ipc.recv(rfd)
         except EOFError:
             return
+        tag = None
         try:
             if msg[0] == "init":
-                _, W, b, rows_q, m_layer, n, core_masks = msg
-                ctx = (_Rows(W, n, core_masks), b, rows_q, m_layer)
+                # Cleared first: a failed init must not leave the last check's rows.
+                ctx = gen = None
+                _, g, W, b, rows_q, m_layer, n, core_masks = msg
+                ctx, gen = (_Rows(W, n, core_masks), b, rows_q, m_layer), g
                 continue
+            tag = msg[1]
+            if ctx is None or tag[0] != gen:
+                raise RuntimeError(f"task {tag} for another check than {gen}")
             rows, b, rows_q, m_layer = ctx
             if msg[0] == "tree":
-                _, lo, raw, segs = msg
+                _, _, lo, raw, segs = msg
                 codes = array("q")
                 codes.frombytes(raw)
                 tree = codes.tolist()
                 value = sum(_walk(rows, tree, a, e, P, N, list(prows), lo) for a, e, P, N, prows in segs)
             else:
-                _, k0, cores = msg
+                _, _, k0, cores = msg
                 for i, core in enumerate(cores):
                     check_core(rows_q, rows.W, b, m_layer, rows.n, core, k0 + i)
                 value = 0
-            ipc.send(wfd, ("ok", value))
+            ipc.send(wfd, ("ok", tag, value))
         except Invalid as e:
-            ipc.send(wfd, ("invalid", str(e)))
+            ipc.send(wfd, ("invalid", tag, str(e)))
         except Exception as e:  # a malformed object: the caller checks it again in-process
-            ipc.send(wfd, ("error", f"{type(e).__name__}: {e}"))
+            ipc.send(wfd, ("error", tag, f"{type(e).__name__}: {e}"))
