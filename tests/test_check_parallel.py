@@ -200,3 +200,18 @@ def test_single_layer_network_required():
     net = Network((Layer.from_rows([[1]], [0]), Layer.from_rows([[1]], [0])))
     cert = Certificate(net, exact_inj.model.Domain(), schema.Status.INJECTIVE, TreeProof((), (-1,)))
     assert not check(cert).valid
+
+
+def test_a_packed_tree_is_checked_without_a_copy(certificates, monkeypatch):
+    """check() keeps a packed tree's compact array (a tuple would cost about 4x its memory),
+    and only a signed one: an unsigned array would read row 2^32 - 1 as a code of its own."""
+    from array import array
+
+    from exact_inj.certify.check import _normalised_evidence
+    monkeypatch.setattr(schema, "PACK_MIN", 10)
+    back = Certificate.from_json(json.loads(json.dumps(certificates[0].to_json())))
+    assert isinstance(back.evidence.tree, array)
+    assert _normalised_evidence(back.evidence).tree is back.evidence.tree
+    unsigned = replace(back.evidence, tree=array("I", [max(c, 0) for c in back.evidence.tree]))
+    assert isinstance(_normalised_evidence(unsigned).tree, tuple)
+    assert check(back).valid

@@ -12,6 +12,7 @@ Rules this module keeps (docs/theory.md, section 4):
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass, replace
 from fractions import Fraction  # noqa: F401  (the doctests use it)
 
@@ -137,6 +138,10 @@ def _check_shape(cert) -> None:
                       "(Status.INJECTIVE or Status.NOT_INJECTIVE)")
 
 
+# array.array type codes of signed integers.
+_SIGNED = frozenset("bhilq")
+
+
 def _normalised(cert: Certificate) -> Certificate:
     """The certificate with every number and index checked for exact type.
 
@@ -165,7 +170,11 @@ def _normalised_evidence(ev):
         cores = tuple(Core(ints(c.support, "core support"),
                            None if c.multiplier is None else tuple(num_exact(v, "multiplier") for v in c.multiplier),
                            ints(c.domain_support, "core domain_support")) for c in ev.cores)
-        return TreeProof(cores, ints(ev.tree, "tree codes"))
+        # A packed tree is read into a signed array.array: its items are
+        # Python ints by construction, and a copy as a tuple would cost about
+        # four times its memory (37 M codes at n = 12).
+        packed = isinstance(ev.tree, array) and ev.tree.typecode in _SIGNED
+        return TreeProof(cores, ev.tree if packed else ints(ev.tree, "tree codes"))
     if isinstance(ev, (StructuralProof, SurdStructuralProof, ConvStructuralProof)):
         try:
             if isinstance(ev, SurdStructuralProof):
