@@ -306,6 +306,38 @@ def test_command_line_and_plot(tmp_path, capsys):
     assert csv_rows(out / ex.CSV_NAME)[0] == list(ex.CSV_HEADER)
 
 
+def test_crossings_of_the_small_run_cover_the_closed_forms(small_run):
+    # The target is the fit applied to the exact P at the same m (what the
+    # estimator converges to; docs/experiment.md discusses the model's bias).
+    out, res = small_run
+    assert [e.n for e in res.crossings if e.ok] == [1, 2]
+    for e in res.crossings:
+        ms = [p.m for p in res.points if p.n == e.n and e.window[0] <= p.ratio <= e.window[1]]
+        assert ms == {1: [2, 3], 2: [6, 7, 8, 9]}[e.n]
+        assert e.points == len(ms)
+        assert e.lo <= ex.closed_form_crossing(e.n, 10.0, ms=ms) <= e.hi
+    rows = [line.split(",") for line in (out / ex.CROSSINGS_NAME).read_text().splitlines()]
+    assert tuple(rows[0]) == ex.CROSSINGS_HEADER and [r[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_per_n_ratios_crossings_csv_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "thr"
+    assert cli(["experiment", "gaussian", "--n", "2,3", "--ratio", "2=3:4.5:0.5", "--ratio", "3=4:5.34:1/3",
+                "--trials", "30", "--seed", "3", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    rows = csv_rows(out / ex.CSV_NAME)
+    assert [(int(r[0]), int(r[1])) for r in rows[1:]] == [(2, 6), (2, 7), (2, 8), (2, 9),
+                                                         (3, 12), (3, 13), (3, 14), (3, 15), (3, 16)]
+    assert "n = 2: logistic crossing m/n = " in text and "n = 3: logistic crossing m/n = " in text
+    assert (out / ex.CROSSINGS_PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="n = 2 twice"):
+        cli(["experiment", "gaussian", "--n", "2", "--ratio", "2=3", "--ratio", "2=4", "--trials", "3",
+             "--out", str(out), "--quiet"])
+    with pytest.raises(InputError, match="no ratios for n = 3"):
+        cli(["experiment", "gaussian", "--n", "2,3", "--ratio", "2=3", "--trials", "3", "--out", str(out), "--quiet"])
+
+
 def test_no_matplotlib_is_a_message_not_a_failure(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
     res = ex.run_experiment([1], [F(2)], 3, seed=0, out=str(tmp_path), progress=sys.stderr)

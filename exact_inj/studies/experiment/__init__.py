@@ -26,15 +26,19 @@ Design points, each for a reason:
   holds.  Decided trials are exact, so a resumed run gives the same totals.
 
 The modules: :mod:`.params` (the grid), :mod:`.trials` (one trial),
-:mod:`.stats` (intervals, closed forms, crossings), :mod:`.store`
+:mod:`.stats` (intervals, closed forms, crossings), :mod:`.crossing` (the
+logistic crossing of 1/2 with its 95% interval), :mod:`.store`
 (trials.jsonl), :mod:`.run` (:func:`run_experiment`), :mod:`.output` (CSV files
 and the plot) and :mod:`.cli`.
 """
 
 from .cli import EPILOG, add_parser, summary
-from .output import BRACKET_HEADER, CSV_HEADER, SIGNPOSTS, plot, read_csv, write_bracket_csv, write_csv
-from .params import TrialsSpec, grid, parse_ns, parse_ratios, parse_trials, round_half_up
-from .run import BRACKET_NAME, CSV_NAME, PLOT_NAME, TRIALS_NAME, ExperimentResult, run_experiment
+from .crossing import CrossingEstimate, LogisticFit, NoCrossing, closed_form_crossing, crossing_estimates, fit_logistic
+from .output import (BRACKET_HEADER, CROSSINGS_HEADER, CSV_HEADER, SIGNPOSTS, plot, plot_crossings, read_csv,
+                     write_bracket_csv, write_crossings_csv, write_csv)
+from .params import RatiosSpec, TrialsSpec, grid, parse_ns, parse_ratio_specs, parse_ratios, parse_trials, round_half_up
+from .run import (BRACKET_NAME, CROSSINGS_NAME, CROSSINGS_PLOT_NAME, CSV_NAME, PLOT_NAME, TRIALS_NAME,
+                  ExperimentResult, run_experiment)
 from .stats import Acceptance, Crossing, Point, Z95, acceptance, closed_form, crossings, tally, wilson
 from .store import TrialStore
 from .trials import Task, TrialResult, decide_trial, trial_network, trial_weight
@@ -42,6 +46,9 @@ from .trials import Task, TrialResult, decide_trial, trial_network, trial_weight
 # The command-line entry point is exact_inj.studies.experiment.cli.run: the
 # name ``run`` here is the submodule that runs the experiment.
 __all__ = [
+    "CROSSINGS_HEADER", "CROSSINGS_NAME", "CROSSINGS_PLOT_NAME", "CrossingEstimate", "LogisticFit", "NoCrossing",
+    "RatiosSpec", "closed_form_crossing", "crossing_estimates", "fit_logistic", "parse_ratio_specs",
+    "plot_crossings", "write_crossings_csv",
     "BRACKET_HEADER", "BRACKET_NAME", "CSV_HEADER", "CSV_NAME", "EPILOG", "PLOT_NAME", "SIGNPOSTS", "TRIALS_NAME",
     "Z95", "Acceptance", "Crossing", "ExperimentResult", "Point", "Task", "TrialResult", "TrialStore", "TrialsSpec",
     "acceptance", "add_parser", "closed_form", "crossings", "decide_trial", "grid", "parse_ns", "parse_ratios",

@@ -3,14 +3,19 @@ atomically) and the plot."""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 import sys
 from typing import Iterable, Sequence, TextIO
 
 from ...errors import InputError
+from .crossing import CrossingEstimate, closed_form_crossing
 from .stats import Point, closed_form, fmt_prob, fmt_ratio
 
-__all__ = ["BRACKET_HEADER", "CSV_HEADER", "SIGNPOSTS", "plot", "read_csv", "write_bracket_csv", "write_csv"]
+__all__ = ["BRACKET_HEADER", "CROSSINGS_HEADER", "CSV_HEADER", "SIGNPOSTS", "plot", "plot_crossings", "read_csv",
+           "write_bracket_csv", "write_crossings_csv", "write_csv"]
 
 CSV_HEADER = ("n", "m", "ratio", "trials", "injective", "not_injective", "unknown", "p", "lo", "hi")
 # The bracket [injective/T, (injective+unknown)/T]: unknowns are mostly hard
@@ -28,14 +33,20 @@ SIGNPOSTS = (
 )
 
 
-def _write_rows(path: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+def _write_rows(path: str, header: Sequence[str], rows: Iterable[Sequence[str]], quote: bool = False) -> None:
     # Write a temporary file and rename: an interruption never leaves a torn CSV.
+    # ``quote``: cells may hold commas (free text), so use the csv module's quoting.
     tmp = path + ".tmp"
     try:
         with open(tmp, "w", newline="") as f:
             f.write(",".join(header) + "\n")
             for row in rows:
-                f.write(",".join(row) + "\n")
+                if quote:
+                    buf = io.StringIO()
+                    csv.writer(buf, lineterminator="\n").writerow(row)
+                    f.write(buf.getvalue())
+                else:
+                    f.write(",".join(row) + "\n")
         os.replace(tmp, path)
     except OSError as e:
         raise InputError(path, f"cannot write: {e.strerror}") from None
@@ -57,6 +68,85 @@ def write_bracket_csv(path: str, points: Sequence[Point]) -> None:
         rows.append([str(p.n), str(p.m), fmt_ratio(p.ratio), str(p.trials), str(p.unknown),
                      "" if br is None else fmt_prob(br[0]), "" if br is None else fmt_prob(br[1])])
     _write_rows(path, BRACKET_HEADER, rows)
+
+
+# One row per n: the fit window, what it holds, the logistic crossing with its
+# 95% interval (inf when unbounded) and the fit's goodness (deviance on dof,
+# fit_p = P(chi2 > deviance)); note says why a crossing is missing.
+CROSSINGS_HEADER = ("n", "window_lo", "window_hi", "points", "trials", "unknown", "crossing", "lo", "hi", "slope",
+                    "deviance", "dof", "fit_p", "note")
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}f}"
+
+
+def write_crossings_csv(path: str, estimates: Sequence[CrossingEstimate]) -> None:
+    """``crossings.csv`` (header :data:`CROSSINGS_HEADER`), one row per n."""
+    rows = []
+    for e in estimates:
+        rows.append([str(e.n), _num(e.window[0]), _num(e.window[1]), str(e.points), str(e.trials), str(e.unknown),
+                     _num(e.crossing), _num(e.lo), _num(e.hi), _num(e.slope, 3), _num(e.deviance, 3),
+                     "" if e.dof is None else str(e.dof), _num(e.fit_p, 3), e.note])
+    _write_rows(path, CROSSINGS_HEADER, rows, quote=True)
+
+
+def plot_crossings(estimates: Sequence[CrossingEstimate], path: str, *, seed: int | None = None,
+                   window: float = 1.0) -> bool:
+    """Crossing of 1/2 against n with its 95% interval, the paper's bounds 3.4 and
+    10.5 and the predicted threshold 6.698 as horizontal lines; False without
+    matplotlib or without any crossing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    ok = [e for e in estimates if e.ok]
+    if not ok:
+        return False
+    fig = Figure(figsize=(7.5, 5.5), dpi=110)
+    ax = fig.add_subplot()
+    top, bottom = 11.5, 1.5
+    for y, style, label in ((10.5, "--", "10.5: P -> 1 above (paper, n -> inf)"),
+                            (6.698, "-", "6.698: predicted sharp threshold (n -> inf)"),
+                            (3.4, "--", "3.4: P -> 0 below (paper, n -> inf)")):
+        ax.axhline(y, color="0.4" if style == "-" else "0.6", lw=1.0, ls=style, label=label)
+    ns = [e.n for e in ok]
+    cs = [e.crossing for e in ok]
+    # An unbounded side is drawn to the edge of the axes with an arrow head.
+    lo = [e.crossing - max(e.lo, bottom) for e in ok]
+    hi = [min(e.hi, top) - e.crossing for e in ok]
+    ax.errorbar(ns, cs, yerr=[lo, hi], fmt="o", ms=5, capsize=4, lw=1.4, color="C0",
+                label="exact data: logistic crossing, 95% profile-likelihood interval")
+    for e in ok:
+        if math.isinf(e.hi):
+            ax.annotate("", (e.n, top), (e.n, top - 0.4), arrowprops=dict(arrowstyle="->", color="C0"))
+        if math.isinf(e.lo):
+            ax.annotate("", (e.n, bottom), (e.n, bottom + 0.4), arrowprops=dict(arrowstyle="->", color="C0"))
+    ref = [(n, closed_form_crossing(n, window)) for n in (1, 2) if n in ns]
+    if ref:
+        ax.plot([n for n, _ in ref], [c for _, c in ref], "kx", ms=8,
+                label="closed form (docs/theory.md §7), same fit")
+    ax.set_xlim(min(ns) - 0.6, max(ns) + 0.6)
+    ax.set_xticks(range(min(ns), max(ns) + 1))
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("n (input dimension)")
+    ax.set_ylabel("m/n where P(injective) = 1/2")
+    title = "Where P(injective) crosses 1/2, iid N(0,1) bias-free layers"
+    if seed is not None:
+        title += f" (seed {seed})"
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=7.5)
+    ax.grid(True, alpha=0.25)
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as e:
+        raise InputError(path, f"cannot write: {e.strerror}") from None
+    return True
 
 
 def read_csv(path: str) -> list[Point]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-__all__ = ["TrialsSpec", "grid", "parse_ns", "parse_ratios", "parse_trials", "round_half_up"]
+__all__ = ["RatiosSpec", "TrialsSpec", "grid", "parse_ns", "parse_ratio_specs", "parse_ratios", "parse_trials",
+           "round_half_up"]
 
 
 def _positive_int(text: str, what: str) -> int:
@@ -118,6 +119,51 @@ def parse_trials(text: str) -> TrialsSpec:
     return TrialsSpec(default, tuple(sorted(per.items())))
 
 
+@dataclass(frozen=True)
+class RatiosSpec:
+    """Ratios m/n per input dimension: a default list and per-n lists.
+
+    A threshold study wants each n's points near that n's own crossing
+    (docs/experiment.md), which one shared list cannot give without
+    spending trials far from every crossing but one.
+    """
+
+    default: tuple[Fraction, ...] | None
+    per_n: tuple[tuple[int, tuple[Fraction, ...]], ...] = ()
+
+    def for_n(self, n: int) -> tuple[Fraction, ...]:
+        for k, rs in self.per_n:
+            if k == n:
+                return rs
+        if self.default is None:
+            raise ValueError(f"--ratio gives no ratios for n = {n} (add one without N= as the default, or {n}=R)")
+        return self.default
+
+
+def parse_ratio_specs(items: Sequence[str]) -> RatiosSpec:
+    """Ratios from repeated ``--ratio`` values: ``R`` for every n without its
+    own, ``N=R`` for the one n (R as in :func:`parse_ratios`).
+
+    >>> s = parse_ratio_specs(["1:3:1", "7=5.5:6:0.25"])
+    >>> [str(r) for r in s.for_n(2)], [str(r) for r in s.for_n(7)]
+    (['1', '2', '3'], ['11/2', '23/4', '6'])
+    """
+    default: tuple[Fraction, ...] | None = None
+    per: dict[int, tuple[Fraction, ...]] = {}
+    for text in items:
+        head, eq, rest = text.partition("=")
+        if eq:
+            n = _positive_int(head, "n")
+            if n in per:
+                raise ValueError(f"--ratio gives n = {n} twice")
+            per[n] = parse_ratios(rest)
+        else:
+            if default is not None:
+                raise ValueError("--ratio gives two defaults (only one may omit N=)")
+            default = parse_ratios(text)
+    return RatiosSpec(default, tuple(sorted(per.items())))
+
+
 def round_half_up(x: Fraction) -> int:
     """round(x) with halves rounded up (Python's round() would send 2.5 to 2).
 
@@ -127,12 +173,15 @@ def round_half_up(x: Fraction) -> int:
     return math.floor(x + Fraction(1, 2))
 
 
-def grid(ns: Sequence[int], ratios: Sequence[Fraction]) -> tuple[tuple[int, int], ...]:
+def grid(ns: Sequence[int], ratios: Sequence[Fraction] | RatiosSpec) -> tuple[tuple[int, int], ...]:
     """The (n, m) points, m = round_half_up(ratio * n) >= 1; equal m are merged.
 
     >>> grid([1, 2], [Fraction(1), Fraction(3, 2), Fraction(2)])
     ((1, 1), (1, 2), (2, 2), (2, 3), (2, 4))
+    >>> grid([1, 2], RatiosSpec((Fraction(1),), ((2, (Fraction(3), Fraction(4))),)))
+    ((1, 1), (2, 6), (2, 8))
     """
-    pts = {(n, round_half_up(r * n)) for n in ns for r in ratios}
+    spec = ratios if isinstance(ratios, RatiosSpec) else RatiosSpec(tuple(ratios))
+    pts = {(n, round_half_up(r * n)) for n in ns for r in spec.for_n(n)}
     return tuple(sorted(p for p in pts if p[1] >= 1))
 

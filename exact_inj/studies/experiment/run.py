@@ -13,18 +13,22 @@ from fractions import Fraction
 from typing import Iterator, Sequence, TextIO
 
 from ...errors import InputError
-from .output import plot, write_bracket_csv, write_csv
-from .params import TrialsSpec, grid
+from .crossing import CrossingEstimate, crossing_estimates
+from .output import plot, plot_crossings, write_bracket_csv, write_crossings_csv, write_csv
+from .params import RatiosSpec, TrialsSpec, grid
 from .stats import Point, tally
 from .store import TrialStore
 from .trials import Task, TrialResult, batch_size, decide_trial, run_batch
 
-__all__ = ["BRACKET_NAME", "CSV_NAME", "ExperimentResult", "PLOT_NAME", "TRIALS_NAME", "run_experiment"]
+__all__ = ["BRACKET_NAME", "CROSSINGS_NAME", "CROSSINGS_PLOT_NAME", "CSV_NAME", "ExperimentResult", "PLOT_NAME",
+           "TRIALS_NAME", "run_experiment"]
 
 CSV_NAME = "gaussian.csv"
 BRACKET_NAME = "bracket.csv"
 TRIALS_NAME = "trials.jsonl"
 PLOT_NAME = "gaussian.png"
+CROSSINGS_NAME = "crossings.csv"
+CROSSINGS_PLOT_NAME = "crossings.png"
 
 
 class _ProgressBar:
@@ -150,11 +154,14 @@ class ExperimentResult:
     bracket_csv: str
     trials_file: str
     plot: str | None
+    crossings: tuple[CrossingEstimate, ...] = ()
+    crossings_csv: str | None = None
+    crossings_plot: str | None = None
 
 
 def run_experiment(
     ns: Sequence[int],
-    ratios: Sequence[Fraction],
+    ratios: Sequence[Fraction] | RatiosSpec,
     trials: int | TrialsSpec,
     seed: int,
     out: str,
@@ -164,6 +171,7 @@ def run_experiment(
     scheduler: str | None = None,
     make_plot: bool = True,
     progress: TextIO | None = None,
+    fit_window: float = 1.0,
 ) -> ExperimentResult:
     """Run (or resume) the experiment into the folder ``out``; returns the totals.
 
@@ -187,7 +195,12 @@ def run_experiment(
         trials_for = {n: spec.for_n(n) for n in ns}
     except ValueError as e:
         raise InputError(None, str(e)) from None
-    points = grid(ns, ratios)
+    if not fit_window > 0:
+        raise InputError(None, "--fit-window must be positive")
+    try:
+        points = grid(ns, ratios)
+    except ValueError as e:
+        raise InputError(None, str(e)) from None
     if not points:
         raise InputError(None, "the grid is empty: every ratio * n rounds to m = 0")
     try:
@@ -195,7 +208,8 @@ def run_experiment(
     except OSError as e:
         raise InputError(out, f"cannot create the output folder: {e.strerror}") from None
     paths = {k: os.path.join(out, name) for k, name in
-             (("csv", CSV_NAME), ("bracket", BRACKET_NAME), ("trials", TRIALS_NAME), ("plot", PLOT_NAME))}
+             (("csv", CSV_NAME), ("bracket", BRACKET_NAME), ("trials", TRIALS_NAME), ("plot", PLOT_NAME),
+              ("crossings", CROSSINGS_NAME), ("crossings_plot", CROSSINGS_PLOT_NAME))}
     store = TrialStore(paths["trials"], seed)
     tasks = [Task(seed, n, m, t, time_limit) for n, m in points for t in range(trials_for[n])]
     todo = [t for t in tasks if store.needs(t)]
@@ -244,9 +258,13 @@ def run_experiment(
     final = totals()
     write_csv(paths["csv"], final)
     write_bracket_csv(paths["bracket"], final)
-    png = None
+    cross = tuple(crossing_estimates(final, fit_window))
+    write_crossings_csv(paths["crossings"], cross)
+    png = cpng = None
     if make_plot:
         png = paths["plot"] if plot(final, paths["plot"], seed=seed, progress=progress) else None
+        if png and plot_crossings(cross, paths["crossings_plot"], seed=seed, window=fit_window):
+            cpng = paths["crossings_plot"]
     return ExperimentResult(tuple(final), done, reused, time.perf_counter() - t0,
-                            paths["csv"], paths["bracket"], paths["trials"], png)
+                            paths["csv"], paths["bracket"], paths["trials"], png, cross, paths["crossings"], cpng)
 
