@@ -43,13 +43,14 @@ import struct
 import subprocess
 import sys
 import time
-from array import array
 from collections import deque
 from typing import Callable
 
-from ..certify.schema import CORE_BASE, Core, TreeProof, Witness
+from ..certify.schema import Witness
 from .data import LayerData
 from .search import CoreStore, SearchResult, SearchStats, tree_search
+from .subtrees import absorb as add_stats
+from .subtrees import attach, detach, merge, proof_codes, root_entry, stats_record
 
 _HEADER = struct.Struct("<Q")
 
@@ -105,8 +106,7 @@ def _worker_main(rfd: int, wfd: int) -> None:
         if kind in ("hungry", "stop"):
             continue  # addressed to a task that has already ended
         _, tid, node, hint_core, seconds, max_nodes = msg
-        if hint_core is not None:
-            node = node[:5] + (store.add(hint_core),) + node[6:]
+        node = attach(node, hint_core, store)
         pending = [False]
         donated = [0]
 
@@ -118,9 +118,7 @@ def _worker_main(rfd: int, wfd: int) -> None:
                 if m[0] == "hungry":
                     pending[0] = True
             if pending[0] and stack:
-                entry = stack.pop(0)
-                core = st.cores[entry[5]] if entry[5] >= 0 else None
-                _send(wfd, ("donate", tid, entry[:5] + (-1,) + entry[6:], core))
+                _send(wfd, ("donate", tid, *detach(stack.pop(0), st)))
                 donated[0] += 1
                 pending[0] = False
 
@@ -130,13 +128,9 @@ def _worker_main(rfd: int, wfd: int) -> None:
         except _Stop:
             _send(wfd, ("stopped", tid))
             continue
-        st = res.stats
-        stats = {k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps",
-                                              "open_cases", "max_depth")}
-        stats["notes"] = st.notes
+        stats = stats_record(res.stats)
         if res.kind == "proof":
-            codes = array("q", res.proof.tree)
-            _send(wfd, ("done", tid, codes.tobytes(), res.proof.cores, donated[0], stats))
+            _send(wfd, ("done", tid, proof_codes(res.proof), res.proof.cores, donated[0], stats))
         elif res.kind == "witness":
             _send(wfd, ("witness", tid, res.witness, stats))
         else:
@@ -261,7 +255,6 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
     for w in pool:
         w.tid, w.asked, w.ready = None, False, False
         w.send(("init", call, data.layer, data.domain))
-    rk0, span0, basis0 = data.span_info(0)
     queue: deque = deque()
     children: dict[int, list[int]] = {0: []}
     results: dict[int, tuple[bytes, tuple]] = {}
@@ -271,10 +264,7 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
     cur = [0]  # the task this process is searching
 
     def absorb(stats: dict) -> None:
-        for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps"):
-            setattr(total, k, getattr(total, k) + stats[k])
-        total.max_depth = max(total.max_depth, stats["max_depth"])
-        total.notes.extend(stats["notes"])
+        add_stats(total, stats)
 
     def give(w, tid, node, core) -> None:
         w.tid, w.asked = tid, False
@@ -324,13 +314,11 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
         service(0)
         for w in pool:
             if w.ready and w.tid is None and stack:
-                entry = stack.pop(0)
-                core = st.cores[entry[5]] if entry[5] >= 0 else None
                 tid = next_tid[0]
                 next_tid[0] += 1
                 children[cur[0]].append(tid)
                 children[tid] = []
-                give(w, tid, entry[:5] + (-1,) + entry[6:], core)
+                give(w, tid, *detach(stack.pop(0), st))
 
     def stop_all() -> None:
         # Tell every busy worker to stop and wait until each has said so (or
@@ -344,21 +332,20 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
                 if msg[0] in ("done", "witness", "limit", "stopped"):
                     w.tid = None
 
-    node = (0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)
+    node = root_entry(data)
     last_report = time.perf_counter()
     try:
         while True:
             res = tree_search(data, deadline, max_nodes=None if max_nodes is None else max(max_nodes - total.nodes, 1),
                               poll=poll, progress=progress, root=node, store=store, donate=hook)
             st = res.stats
-            absorb({k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures",
-                                                 "exact_lps", "max_depth")} | {"notes": st.notes})
+            absorb(stats_record(st))
             if res.kind == "witness":
                 raise _End(SearchResult("witness", witness=res.witness, stats=total))
             if res.kind == "limit":
                 total.open_cases = max(st.open_cases, 1) + len(queue)
                 raise _End(SearchResult("limit", stats=total))
-            results[cur[0]] = (array("q", res.proof.tree).tobytes(), res.proof.cores)
+            results[cur[0]] = (proof_codes(res.proof), res.proof.cores)
             # The next subtree for this process: a queued one, or one that a
             # busy worker donates on request.
             while not queue and any(w.tid is not None for w in pool):
@@ -383,40 +370,14 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
             if not queue:
                 break
             cur[0], node, core = queue.popleft()
-            if core is not None:
-                node = node[:5] + (store.add(core),) + node[6:]
+            node = attach(node, core, store)
     except _End as e:
         stop_all()
         return e.result
     total.notes.append(f"{len(results)} subtrees on {len(pool) + 1} processes")
-    proof = _merge(results, children)
+    proof = merge(results, children)
     total.cores = len(proof.cores)
     return SearchResult("proof", proof=proof, stats=total)
-
-
-def _merge(results: dict[int, tuple[bytes, tuple]], children: dict[int, list[int]]) -> TreeProof:
-    """Splice the tasks' codes into one preorder and renumber their cores."""
-    index: dict[Core, int] = {}
-    cores: list[Core] = []
-    out: list[int] = []
-    todo = [0]
-    while todo:
-        tid = todo.pop()
-        raw, tcores = results[tid]
-        remap = []
-        for c in tcores:
-            j = index.get(c)
-            if j is None:
-                j = index[c] = len(cores)
-                cores.append(c)
-            remap.append(j)
-        codes = array("q")
-        codes.frombytes(raw)
-        out.extend(code if code > CORE_BASE else CORE_BASE - remap[CORE_BASE - code] for code in codes)
-        # This task's subtree continues with its donations, latest first:
-        # pushing them in donation order pops the latest first.
-        todo.extend(children[tid])
-    return TreeProof(tuple(cores), tuple(out))
 
 
 if __name__ == "__main__":
