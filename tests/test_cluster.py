@@ -1,0 +1,173 @@
+"""The proof search on a Dask cluster (exact_inj/layer/cluster.py) against the
+sequential one, and `verify --scheduler` at the edges.
+
+On random small layers (bias-free and biased, integer and Gaussian entries,
+R^n, the orthant and boxes) the cluster search must reach the same kind of
+answer as tree_search, every proof spliced from the workers' subtrees must
+pass the exact checker, and every witness must be an exact collision.  The
+slices are made tiny so that even these small trees are cut into many tasks;
+a run in which nothing was split would test nothing, so that is asserted.
+The default suite uses an in-process cluster (threads); ``-m slow`` runs one
+with worker processes, as a real cluster has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from exact_inj import verify  # noqa: E402
+from exact_inj.certify.check import check  # noqa: E402
+from exact_inj.certify.schema import Certificate, Status  # noqa: E402
+from exact_inj.errors import InputError  # noqa: E402
+from exact_inj.layer import cluster, search  # noqa: E402
+from exact_inj.layer.data import LayerData  # noqa: E402
+from exact_inj.model import Domain, Layer, Network  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _layer(rng: np.random.Generator) -> tuple[Layer, Domain]:
+    n = int(rng.integers(3, 7))
+    m = int(rng.integers(2 * n, 7 * n + 1))
+    if rng.random() < 0.5:
+        W = [[Fraction(int(x)) for x in row] for row in rng.integers(-4, 5, size=(m, n))]
+    else:
+        W = [[Fraction(float(x)) for x in row] for row in rng.standard_normal((m, n))]
+    b = [Fraction(0)] * m if rng.random() < 0.5 else [Fraction(int(x)) for x in rng.integers(-2, 3, size=m)]
+    u = rng.random()
+    dom = Domain() if u < 0.7 else Domain.orthant() if u < 0.85 else Domain.box([-1] * n, [2] * n)
+    return Layer(tuple(map(tuple, W)), tuple(b)), dom
+
+
+def _gaussian(n: int, m: int, seed: int = 0) -> Layer:
+    W = np.random.default_rng([seed, n, m, 0]).standard_normal((m, n))
+    return Layer(tuple(tuple(Fraction(float(x)) for x in r) for r in W), (Fraction(0),) * m)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
+def client(request):
+    with distributed.LocalCluster(n_workers=request.param, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as lc, distributed.Client(lc) as c:
+        yield c
+
+
+def _compare(client, count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    split = 0
+    kinds = {"proof": 0, "witness": 0}
+    for k in range(count):
+        layer, dom = _layer(rng)
+        data = LayerData(layer, dom)
+        if dom.is_empty():
+            continue
+        seq = search.tree_search(data, time.perf_counter() + 60)
+        par, report = cluster.cluster_tree_search(data, time.perf_counter() + 60, client, slice_seconds=0.005,
+                                                  first_slice=0.0)
+        assert seq.kind in ("proof", "witness"), (k, seq.stats.notes)
+        assert par.kind == seq.kind, (k, seq.kind, par.kind, par.stats.notes)
+        kinds[par.kind] += 1
+        net = Network((layer,))
+        if par.kind == "proof":
+            res = check(Certificate(net, dom, Status.INJECTIVE, par.proof))
+            assert res.valid, (k, res.reason)
+            assert par.stats.leaves == sum(1 for c in par.proof.tree if c < 0)
+            # Every subtree is counted once: the nodes add up.
+            assert par.stats.nodes == sum(row[1] for row in report.subtrees)
+            if len(report.subtrees) > 1:
+                split += 1
+        else:
+            res = check(Certificate(net, dom, Status.NOT_INJECTIVE, par.witness))
+            assert res.valid, (k, res.reason)
+    assert kinds["proof"] and kinds["witness"], kinds
+    assert split >= count // 10, f"only {split} proofs were spliced from several subtrees"
+
+
+def test_cluster_matches_sequential(client):
+    _compare(client, 30, 20261205)
+
+
+@pytest.mark.slow
+def test_cluster_matches_sequential_processes():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as lc, distributed.Client(lc) as c:
+        _compare(c, 60, 17)
+
+
+def test_witness_cancels_the_other_tasks(client):
+    """A not-injective layer whose witness is found deep in the tree: the
+    tasks still in flight when it arrives are cancelled (never read), and the
+    scheduler is left with nothing of ours."""
+    n, m = 6, 30
+    for seed in range(40):
+        layer = _gaussian(n, m, seed)
+        data = LayerData(layer)
+        seq = search.tree_search(data, time.perf_counter() + 60)
+        if seq.kind == "witness" and seq.stats.nodes > 2000:
+            break
+    else:
+        pytest.fail("no not-injective layer with a deep witness among the seeds")
+    res, report = cluster.cluster_tree_search(data, time.perf_counter() + 60, client, slice_seconds=0.005,
+                                              first_slice=0.0)
+    assert res.kind == "witness"
+    assert check(Certificate(Network((layer,)), Domain(), Status.NOT_INJECTIVE, res.witness)).valid
+    unread = [row for row in report.tasks[1:] if row[5] == 0.0]
+    assert unread, "no task was in flight when the witness arrived"
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        left = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"{left} tasks left on the scheduler"
+
+
+def test_time_limit_is_unknown(client):
+    """A deadline already near: the answer is a limit (unknown), never a verdict."""
+    data = LayerData(_gaussian(8, 54))
+    res, _ = cluster.cluster_tree_search(data, time.perf_counter() + 0.3, client, slice_seconds=0.05,
+                                         first_slice=0.0)
+    assert res.kind == "limit" and res.stats.open_cases >= 1
+
+
+def test_engine_verdict_and_report(client):
+    """Through verify(): the same certified verdict as the sequential engine,
+    the route says where the tree ran, and each task's costs are in the info."""
+    net = Network((_gaussian(6, 40),))
+    v1 = verify(net, workers=1, milp="none")
+    v2 = verify(net, scheduler=client, milp="none")
+    assert v1.status is v2.status is Status.INJECTIVE
+    assert check(v2.certificate).valid
+    assert "tree:cluster" in v2.info["tried"]
+    rep = v2.info["cluster"]
+    assert rep["workers"] == sum(client.nthreads().values())
+    assert sum(row[1] for row in rep["subtrees"]) == v2.info["nodes"]
+
+
+def test_missing_dask_is_an_input_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(InputError, match=r"needs Dask: pip install 'exact_inj\[dask\]'"):
+        cluster.connect("tcp://127.0.0.1:8786")
+
+
+def test_unreachable_scheduler_exits_2(tmp_path):
+    """An address nobody listens at: exit 2 and one line on stderr, within the time limit."""
+    f = tmp_path / "net.json"
+    f.write_text(json.dumps({"layers": [{"weight": [[1, 0], [0, 1], [-1, 0], [0, -1]]}]}))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "exact_inj", "verify", str(f), "--scheduler", "tcp://127.0.0.1:9",
+                        "--time-limit", "2", "--quiet"], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = [s for s in p.stderr.splitlines() if s.strip()]
+    assert len(lines) == 1 and "--scheduler tcp://127.0.0.1:9: cannot connect" in lines[0], p.stderr
+    assert time.perf_counter() - t < 30
