@@ -171,3 +171,22 @@ def test_unreachable_scheduler_exits_2(tmp_path):
     lines = [s for s in p.stderr.splitlines() if s.strip()]
     assert len(lines) == 1 and "--scheduler tcp://127.0.0.1:9: cannot connect" in lines[0], p.stderr
     assert time.perf_counter() - t < 30
+
+
+def _default_in_child() -> int:
+    from exact_inj.api import default_workers
+
+    return default_workers()
+
+
+def test_default_workers():
+    """All cores this process may use; 1 inside a pool's worker process,
+    which is already one of many."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from exact_inj.api import default_workers
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_workers() == cores
+    with ProcessPoolExecutor(1) as ex:
+        assert ex.submit(_default_in_child).result() == 1
