@@ -24,10 +24,12 @@ explore subtrees of the same tree, and this process splices the answers.
   a limit.  The verdict is the layer's, whatever K is; the proof's shape and
   the witness found may differ between runs.
 
-Workers are plain subprocesses (``python -m exact_inj.layer.psearch READ_FD
-WRITE_FD``), not multiprocessing: "spawn" would re-import the caller's main
-module (breaking scripts without a ``__main__`` guard) and "fork" is unsafe
-once HiGHS is loaded.  They are started once and kept for later calls in the
+Workers are plain subprocesses (``python -c "... worker_main(READ_FD,
+WRITE_FD)"``; ``-m`` would run this module a second time beside the copy the
+package import loads, and Python warns about that on stderr), not
+multiprocessing: "spawn" would re-import the caller's main module (breaking
+scripts without a ``__main__`` guard) and "fork" is unsafe once HiGHS is
+loaded.  They are started once and kept for later calls in the
 same process (a small layer costs a fraction of an interpreter's start-up).
 Messages are length-prefixed pickles over pipes.  The pickles only ever come
 from the processes this module started.
@@ -86,7 +88,8 @@ def _recv(fd: int):
 # --- the worker side ------------------------------------------------------------------
 
 
-def _worker_main(rfd: int, wfd: int) -> None:
+def worker_main(rfd: int, wfd: int) -> None:
+    """A worker process's loop: tasks in, answers out, on the two pipes."""
     data: LayerData | None = None
     store: CoreStore | None = None
     while True:
@@ -152,7 +155,8 @@ class _Worker:
         pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exact_inj.layer.psearch", str(r1), str(w2)],
+            [sys.executable, "-c", "import sys; from exact_inj.layer.psearch import worker_main; "
+             "worker_main(int(sys.argv[1]), int(sys.argv[2]))", str(r1), str(w2)],
             pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
         )
         os.close(r1)
@@ -379,6 +383,3 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
     total.cores = len(proof.cores)
     return SearchResult("proof", proof=proof, stats=total)
 
-
-if __name__ == "__main__":
-    _worker_main(int(sys.argv[1]), int(sys.argv[2]))
