@@ -120,7 +120,7 @@ def test_witness_cancels_the_other_tasks(client):
                                               first_slice=0.0)
     assert res.kind == "witness"
     assert check(Certificate(Network((layer,)), Domain(), Status.NOT_INJECTIVE, res.witness)).valid
-    unread = [row for row in report.tasks[1:] if row[5] == 0.0]
+    unread = [row for row in report.tasks[1:] if row[6] == 0.0]
     assert unread, "no task was in flight when the witness arrived"
     deadline = time.time() + 10
     while time.time() < deadline:

@@ -94,9 +94,11 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
     seconds)`` per decided subtree (``donated``: the detached entries it gave
     back, in donation order); ``rest``, the items not started; ``end``, None
     or ``("witness", Witness)`` or ``("limit", open cases)``; ``stats``, a
-    stats record of the whole task; ``seconds``, its compute time.
+    stats record of the whole task; ``seconds`` and ``cpu``, its wall and
+    CPU time (this thread's: on a loaded machine the CPU time is what the
+    work costs).
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     deadline, slice_end = t0 + seconds, t0 + slice_seconds
     data = LayerData(layer, domain)
     store = CoreStore(data.M)
@@ -130,6 +132,7 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
                      time.perf_counter() - t))
     out["stats"] = stats_record(total)
     out["seconds"] = time.perf_counter() - t0
+    out["cpu"] = time.thread_time() - c0
     return out
 
 
@@ -140,11 +143,12 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
 class ClusterReport:
     """What the cluster search did, for the verdict's info and projections.
 
-    ``tasks``: one row per task, ``[parent, subtrees, nodes, seconds, sent,
-    read]``: the task whose answer made its last subtree available (-1 for
-    the root's slice here), how many subtrees it decided, their nodes and
-    compute seconds (on the worker), and when this process sent it and read
-    its answer (seconds since the search started).  ``subtrees``: one row per
+    ``tasks``: one row per task, ``[parent, subtrees, nodes, seconds, cpu,
+    sent, read]``: the task whose answer made its last subtree available (-1
+    for the root's slice here), how many subtrees it decided, their nodes,
+    its wall and CPU seconds on the worker, and when this process sent it
+    and read its answer (seconds since the search started; 0 for a task
+    cancelled unread).  ``subtrees``: one row per
     decided subtree, ``[task, nodes, seconds]``.
     """
 
@@ -155,8 +159,9 @@ class ClusterReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "slice_seconds": self.slice_seconds,
-                "task_fields": ["parent", "subtrees", "nodes", "seconds", "sent", "read"],
-                "tasks": [[p, k, nd, round(s, 4), round(a, 4), round(b, 4)] for p, k, nd, s, a, b in self.tasks],
+                "task_fields": ["parent", "subtrees", "nodes", "seconds", "cpu", "sent", "read"],
+                "tasks": [[p, k, nd, round(s, 4), round(c, 4), round(a, 4), round(b, 4)]
+                          for p, k, nd, s, c, a, b in self.tasks],
                 "subtree_fields": ["task", "nodes", "seconds"],
                 "subtrees": [[t, nd, round(s, 4)] for t, nd, s in self.subtrees]}
 
@@ -222,6 +227,7 @@ def cluster_tree_search(
             handed.extend(detach(e, st) for e in stack)
             stack.clear()
 
+    c0 = time.thread_time()
     res = tree_search(data, deadline, max_nodes=max_nodes, poll=poll, root=root_entry(data), store=store,
                       donate=hand_out)
     add_stats(stats_record(res.stats))
@@ -229,7 +235,8 @@ def cluster_tree_search(
         total.open_cases = res.stats.open_cases
         return finish(res.kind, witness=res.witness)
     results[0] = (proof_codes(res.proof), res.proof.cores)
-    report.tasks.append([-1, 1, res.stats.nodes, time.perf_counter() - t_start, 0.0, time.perf_counter() - t_start])
+    now = time.perf_counter() - t_start
+    report.tasks.append([-1, 1, res.stats.nodes, now, time.thread_time() - c0, 0.0, now])
     report.subtrees.append([0, res.stats.nodes, time.perf_counter() - t_start])
     enqueue(0, handed, 0)
 
@@ -252,7 +259,7 @@ def cluster_tree_search(
             now = time.perf_counter()
             fut = client.submit(search_subtrees, layer_f, domain_f, items, deadline - now, s, budget, pure=False)
             k = len(report.tasks)
-            report.tasks.append([parent, 0, 0, 0.0, now - t_start, 0.0])
+            report.tasks.append([parent, 0, 0, 0.0, 0.0, now - t_start, 0.0])
             inflight[fut] = k
             slots -= 1
 
@@ -279,8 +286,8 @@ def cluster_tree_search(
                     raise _End(finish("limit")[0]) from None
                 add_stats(out["stats"])
                 row = report.tasks[k]
-                row[1], row[2], row[3], row[5] = len(out["done"]), out["stats"]["nodes"], out["seconds"], \
-                    time.perf_counter() - t_start
+                row[1:5] = len(out["done"]), out["stats"]["nodes"], out["seconds"], out["cpu"]
+                row[6] = time.perf_counter() - t_start
                 for tid, codes, cores, donated, nodes, secs in out["done"]:
                     results[tid] = (codes, cores)
                     report.subtrees.append([k, nodes, secs])

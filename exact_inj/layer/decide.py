@@ -34,7 +34,7 @@ from .data import LayerData
 from .repair import finish_witness
 from .search import SearchStats, tree_search
 
-__all__ = ["MILP_EAGER_N", "MILP_LATE_SECONDS", "decide_layer", "decide_layer_run"]
+__all__ = ["MILP_EAGER_N", "MILP_LATE_SECONDS", "MILP_WITH_WORKERS", "decide_layer", "decide_layer_run"]
 
 # Start the MILP side process at once for layers with at least this many
 # inputs; smaller layers are almost always decided by the tree in well under
@@ -44,6 +44,11 @@ MILP_EAGER_N = 6
 
 # For smaller layers, start it only if the tree is still running after this.
 MILP_LATE_SECONDS = 2.0
+
+# Whether the MILP side process also runs beside K > 1 local search
+# processes (it always does beside a cluster search: this machine's cores
+# are then free).  Measured in docs/performance.md, "Cluster search (issue 17)".
+MILP_WITH_WORKERS = False
 
 
 def decide_layer(
@@ -177,9 +182,9 @@ def decide_layer_run(run: Run) -> Verdict:
     # 4. Tree search with the MILP alongside.
     tried.append(_tree_route(run))
     # With several local workers the cores go to the proof search, not the
-    # MILP; with a cluster this machine's cores are free for it.
-    side = (MilpSide(data, run.milp, run.deadline)
-            if run.milp != "none" and (run.workers <= 1 or run.scheduler is not None) else None)
+    # MILP (MILP_WITH_WORKERS); with a cluster this machine's cores are free for it.
+    side = (MilpSide(data, run.milp, run.deadline) if run.milp != "none" and (
+        run.workers <= 1 or run.scheduler is not None or MILP_WITH_WORKERS) else None)
     if side is not None and n >= MILP_EAGER_N:
         side.start()
         tried.append(f"milp:{run.milp}")
