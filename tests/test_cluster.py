@@ -139,9 +139,12 @@ def test_time_limit_is_unknown(client):
     assert res.kind == "limit" and res.stats.open_cases >= 1
 
 
-def test_engine_verdict_and_report(client):
+def test_engine_verdict_and_report(client, monkeypatch):
     """Through verify(): the same certified verdict as the sequential engine,
-    the route says where the tree ran, and each task's costs are in the info."""
+    the route says where the tree ran, and each task's costs are in the info
+    (slices made tiny, so that this small tree is shared out)."""
+    monkeypatch.setattr(cluster, "FIRST_SLICE", 0.0)
+    monkeypatch.setattr(cluster, "SLICE_SECONDS", 0.01)
     net = Network((_gaussian(6, 40),))
     v1 = verify(net, workers=1, milp="none")
     v2 = verify(net, scheduler=client, milp="none")
@@ -150,6 +153,7 @@ def test_engine_verdict_and_report(client):
     assert "tree:cluster" in v2.info["tried"]
     rep = v2.info["cluster"]
     assert rep["workers"] == sum(client.nthreads().values())
+    assert len(rep["subtrees"]) > 1
     assert sum(row[1] for row in rep["subtrees"]) == v2.info["nodes"]
 
 

@@ -39,6 +39,7 @@ read its answer, for projections to other worker counts
 from __future__ import annotations
 
 import heapq
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -178,8 +179,8 @@ def cluster_tree_search(
     max_nodes: int | None = None,
     poll: Callable[[], Witness | None] | None = None,
     progress: Callable[[SearchStats, float], None] | None = None,
-    slice_seconds: float = SLICE_SECONDS,
-    first_slice: float = FIRST_SLICE,
+    slice_seconds: float | None = None,
+    first_slice: float | None = None,
 ) -> tuple[SearchResult, ClusterReport]:
     """tree_search's answer from the Dask workers of ``client`` (a
     distributed.Client; module docstring), with what each task cost.
@@ -187,21 +188,27 @@ def cluster_tree_search(
     FIRST_SLICE (tests and benchmarks)."""
     from distributed import wait
 
+    slice_seconds = SLICE_SECONDS if slice_seconds is None else slice_seconds
+    first_slice = FIRST_SLICE if first_slice is None else first_slice
+
     t_start = time.perf_counter()
     threads = sum(client.nthreads().values()) or 1
     report = ClusterReport(threads, slice_seconds)
     total = SearchStats()
     notes: list[str] = []
+    kinds: set[str] = set()
     results: dict[int, tuple[bytes, tuple]] = {}
     children: dict[int, list[int]] = {0: []}
     waiting: list = []  # heap of (depth, tid, entry, core, producing task)
     next_tid = [1]
 
     def add_stats(rec: dict) -> None:
-        # Every subtree repeats its search's notes ("core reuse narrowed"):
-        # each is kept once.
+        # Every subtree repeats its search's notes ("core reuse narrowed
+        # after 4096 nodes"): each kind is kept once.
         for s in rec["notes"]:
-            if s not in notes:
+            kind = re.sub(r"\d+", "#", s)
+            if kind not in kinds:
+                kinds.add(kind)
                 notes.append(s)
         absorb(total, {**rec, "notes": []})
 
