@@ -82,7 +82,7 @@ def _compare(client, count: int, seed: int) -> None:
             assert res.valid, (k, res.reason)
             assert par.stats.leaves == sum(1 for c in par.proof.tree if c < 0)
             # Every subtree is counted once: the nodes add up.
-            assert par.stats.nodes == sum(row[1] for row in report.subtrees)
+            assert par.stats.nodes == sum(row[3] for row in report.subtrees)
             if len(report.subtrees) > 1:
                 split += 1
         else:
@@ -154,7 +154,7 @@ def test_engine_verdict_and_report(client, monkeypatch):
     rep = v2.info["cluster"]
     assert rep["workers"] == sum(client.nthreads().values())
     assert len(rep["subtrees"]) > 1
-    assert sum(row[1] for row in rep["subtrees"]) == v2.info["nodes"]
+    assert sum(row[3] for row in rep["subtrees"]) == v2.info["nodes"]
 
 
 def test_missing_dask_is_an_input_error(monkeypatch):
@@ -194,3 +194,20 @@ def test_default_workers():
     assert default_workers() == cores
     with ProcessPoolExecutor(1) as ex:
         assert ex.submit(_default_in_child).result() == 1
+
+
+def test_small_tree_starts_no_worker():
+    """With workers > 1, a tree that ends within psearch.SPAWN_AFTER seconds
+    starts no worker process (their start-up would cost more than the
+    tree), and gives the same proof as the sequential search."""
+    from exact_inj.layer import psearch
+
+    psearch.shutdown()
+    data = LayerData(_gaussian(4, 27))
+    t = time.perf_counter()
+    seq = search.tree_search(data, t + 60)
+    if time.perf_counter() - t > psearch.SPAWN_AFTER / 2:
+        pytest.skip("the machine is too loaded for this tree to be small")
+    par = psearch.parallel_tree_search(data, time.perf_counter() + 60, 4)
+    assert psearch.running_workers() == 0
+    assert par.kind == seq.kind == "proof" and par.proof == seq.proof

@@ -92,7 +92,7 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
     what is left once ``slice_seconds`` have passed (module docstring).
 
     Returns a dict: ``done``, one ``(tid, codes, cores, donated, nodes,
-    seconds)`` per decided subtree (``donated``: the detached entries it gave
+    seconds, cpu)`` per decided subtree (``donated``: the detached entries it gave
     back, in donation order); ``rest``, the items not started; ``end``, None
     or ``("witness", Witness)`` or ``("limit", open cases)``; ``stats``, a
     stats record of the whole task; ``seconds`` and ``cpu``, its wall and
@@ -118,7 +118,7 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
             out["rest"] = items[i:]
             break
         donated = []
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         budget = None if max_nodes is None else max(max_nodes - total.nodes, 1)
         res = tree_search(data, deadline, max_nodes=budget, root=attach(entry, core, store), store=store,
                           donate=give_back)
@@ -130,7 +130,7 @@ def search_subtrees(layer: Layer, domain: Domain, items: list, seconds: float, s
             out["end"] = ("limit", max(res.stats.open_cases, 1) + len(items) - i - 1)
             break
         done.append((tid, proof_codes(res.proof), res.proof.cores, donated, res.stats.nodes,
-                     time.perf_counter() - t))
+                     time.perf_counter() - t, time.thread_time() - c))
     out["stats"] = stats_record(total)
     out["seconds"] = time.perf_counter() - t0
     out["cpu"] = time.thread_time() - c0
@@ -149,8 +149,10 @@ class ClusterReport:
     for the root's slice here), how many subtrees it decided, their nodes,
     its wall and CPU seconds on the worker, and when this process sent it
     and read its answer (seconds since the search started; 0 for a task
-    cancelled unread).  ``subtrees``: one row per
-    decided subtree, ``[task, nodes, seconds]``.
+    cancelled unread).  ``subtrees``: one row per decided subtree,
+    ``[subtree, donor, task, nodes, seconds, cpu]``: its number, the subtree
+    that handed it back (-1 for the root; the donor's answer made it
+    available), the task that decided it, its nodes, wall and CPU seconds.
     """
 
     workers: int
@@ -163,8 +165,8 @@ class ClusterReport:
                 "task_fields": ["parent", "subtrees", "nodes", "seconds", "cpu", "sent", "read"],
                 "tasks": [[p, k, nd, round(s, 4), round(c, 4), round(a, 4), round(b, 4)]
                           for p, k, nd, s, c, a, b in self.tasks],
-                "subtree_fields": ["task", "nodes", "seconds"],
-                "subtrees": [[t, nd, round(s, 4)] for t, nd, s in self.subtrees]}
+                "subtree_fields": ["subtree", "donor", "task", "nodes", "seconds", "cpu"],
+                "subtrees": [[i, d, t, nd, round(s, 4), round(c, 4)] for i, d, t, nd, s, c in self.subtrees]}
 
 
 class _End(Exception):
@@ -201,6 +203,7 @@ def cluster_tree_search(
     children: dict[int, list[int]] = {0: []}
     waiting: list = []  # heap of (depth, tid, entry, core, producing task)
     next_tid = [1]
+    donor: dict[int, int] = {0: -1}
 
     def add_stats(rec: dict) -> None:
         # Every subtree repeats its search's notes ("core reuse narrowed
@@ -218,6 +221,7 @@ def cluster_tree_search(
             next_tid[0] += 1
             children[parent_tid].append(tid)
             children[tid] = []
+            donor[tid] = parent_tid
             heapq.heappush(waiting, (entry[6], tid, entry, core, task))
 
     def finish(kind: str, **kw) -> tuple[SearchResult, ClusterReport]:
@@ -244,7 +248,7 @@ def cluster_tree_search(
     results[0] = (proof_codes(res.proof), res.proof.cores)
     now = time.perf_counter() - t_start
     report.tasks.append([-1, 1, res.stats.nodes, now, time.thread_time() - c0, 0.0, now])
-    report.subtrees.append([0, res.stats.nodes, time.perf_counter() - t_start])
+    report.subtrees.append([0, -1, 0, res.stats.nodes, now, report.tasks[0][4]])
     enqueue(0, handed, 0)
 
     # 2. The rest on the cluster.
@@ -295,9 +299,9 @@ def cluster_tree_search(
                 row = report.tasks[k]
                 row[1:5] = len(out["done"]), out["stats"]["nodes"], out["seconds"], out["cpu"]
                 row[6] = time.perf_counter() - t_start
-                for tid, codes, cores, donated, nodes, secs in out["done"]:
+                for tid, codes, cores, donated, nodes, secs, cpu in out["done"]:
                     results[tid] = (codes, cores)
-                    report.subtrees.append([k, nodes, secs])
+                    report.subtrees.append([tid, donor[tid], k, nodes, secs, cpu])
                     enqueue(tid, donated, k)
                 for tid, entry, core in out["rest"]:
                     heapq.heappush(waiting, (entry[6], tid, entry, core, k))

@@ -188,6 +188,12 @@ class _Worker:
 
 _POOL: list[_Worker] = []
 
+# Seconds of search before missing workers are started: a worker's
+# interpreter takes about half a second of a core to start, which a tree
+# that ends sooner would pay for nothing (and on a loaded machine, take from
+# this process).  Measured in docs/performance.md, "Cluster search (issue 17)".
+SPAWN_AFTER = 0.3
+
 
 def _pool(k: int) -> list[_Worker]:
     global _POOL
@@ -199,6 +205,11 @@ def _pool(k: int) -> list[_Worker]:
         live.append(_Worker())
     _POOL = live
     return live[:k]
+
+
+def running_workers() -> int:
+    """How many worker processes are running (kept for later calls)."""
+    return sum(1 for w in _POOL if w.alive())
 
 
 def shutdown() -> None:
@@ -225,9 +236,12 @@ def parallel_tree_search(
 ) -> SearchResult:
     """tree_search's answer from this process and ``workers - 1`` worker
     processes (see the module docstring)."""
-    pool = _pool(max(workers - 1, 1))
+    want = max(workers - 1, 1)
+    # Workers kept from an earlier call join at once; missing ones are
+    # started only once the tree has run SPAWN_AFTER seconds (_coordinate).
+    warm = [w for w in _POOL if w.alive()][:want]
     try:
-        return _coordinate(pool, data, deadline, max_nodes, poll, progress)
+        return _coordinate(warm, want, data, deadline, max_nodes, poll, progress)
     except (EOFError, OSError) as e:
         # A worker died: drop the pool; the caller gets a limit, never a verdict.
         shutdown()
@@ -247,18 +261,31 @@ class _End(Exception):
 _CALLS = [0]
 
 
-def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult:
+def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> SearchResult:
     """This process searches too: it starts at the root, and every 64 nodes
     (tree_search's donate hook) it reads the workers' messages and gives an
     idle, ready worker the bottom entry of its own stack.  When its own
     subtree is done it takes queued subtrees, or asks busy workers to donate.
-    Workers that are still starting up get nothing, so a small tree is simply
-    searched here, sequentially."""
+    ``pool`` grows to ``want`` workers once the search has run SPAWN_AFTER
+    seconds; workers that are still starting up get nothing, so a small tree
+    is simply searched here, sequentially, without starting any."""
     _CALLS[0] += 1
     call = _CALLS[0]
-    for w in pool:
+    started = time.perf_counter()
+
+    def join(w) -> None:
         w.tid, w.asked, w.ready = None, False, False
         w.send(("init", call, data.layer, data.domain))
+
+    for w in pool:
+        join(w)
+
+    def grow() -> None:
+        if len(pool) < want and time.perf_counter() - started > SPAWN_AFTER:
+            for w in _pool(want):
+                if w not in pool:
+                    join(w)
+                    pool.append(w)
     queue: deque = deque()
     children: dict[int, list[int]] = {0: []}
     results: dict[int, tuple[bytes, tuple]] = {}
@@ -315,6 +342,7 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
                 give(w, *queue.popleft())
 
     def hook(stack: list, st: CoreStore) -> None:
+        grow()
         service(0)
         for w in pool:
             if w.ready and w.tid is None and stack:
