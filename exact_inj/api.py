@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from fractions import Fraction
 from typing import Any, Callable, Sequence
@@ -20,7 +21,8 @@ from .model.normalised import NormalisedNetwork
 from .run import Activity, supervise
 from .verdict import Verdict, certified
 
-__all__ = ["as_network", "check", "check_inverse", "injectivize", "invert", "load_certificate", "verify"]
+__all__ = ["as_network", "check", "check_inverse", "default_workers", "injectivize", "invert", "load_certificate",
+           "verify"]
 
 
 def verify(
@@ -33,7 +35,8 @@ def verify(
     domain: Any = None,
     allow_empty_domain: bool = False,
     clock_start: float | None = None,
-    workers: int = 1,
+    workers: int | None = None,
+    scheduler: Any = None,
 ) -> Verdict:
     """Decide whether the network is injective on R^n (or on ``domain``),
     with exact evidence.
@@ -51,9 +54,16 @@ def verify(
     :data:`exact_inj.run.GRACE` seconds (docs/cli.md, "Time limits").
     ``milp`` picks the side witness search's solver: "highs" (default),
     "cbc" (PuLP's bundled CBC, an independent route) or "none".
-    ``workers`` > 1 runs a layer's proof search in that many processes, this
-    one and ``workers - 1`` workers kept for later calls
-    (:mod:`exact_inj.layer.psearch`); the certificate is checked as always.
+    ``workers`` is how many processes run a layer's proof search: this one
+    and ``workers - 1`` workers kept for later calls
+    (:mod:`exact_inj.layer.psearch`).  The default (None) is
+    :func:`default_workers`: every core this process may use, or 1 in a
+    process that is itself a pool's worker.  ``scheduler`` (the address of a
+    dask.distributed scheduler, or a ``distributed.Client``) runs it on a
+    Dask cluster instead (:mod:`exact_inj.layer.cluster`; the ``[dask]``
+    extra); a missing Dask or an unreachable address is an InputError.  The
+    verdict does not depend on either; the certificate (the proof's shape,
+    the witness found) may, and it is checked as always.
     ``progress`` receives a one-line status every two seconds on long runs.
     ``clock_start`` (a ``time.perf_counter()`` reading, default: now) is
     when the limit's clock started; the CLI passes its own start, so that
@@ -104,9 +114,9 @@ def verify(
                            "before the decision started (reading the input)", None, {"tried": [],
                                                                                       "time_limit": time_limit})
         # The exact check of the answer uses the same processes as the search.
-        with check_workers(workers):
+        with check_workers(k):
             v = decide(net, time_limit=left, max_nodes=max_nodes, milp=milp, progress=activity, domain=dom,
-                       workers=workers)
+                       workers=k, scheduler=client)
         w = v.witness
         if w is None or isinstance(net, NormalisedNetwork):
             return v
@@ -134,7 +144,46 @@ def verify(
                           "same way (docs/cli.md, \"Witnesses\")", small, info, t0)
         return shown if shown.status is v.status else v
 
-    return supervise(run, time_limit, progress, started)
+    k = default_workers() if workers is None else workers
+    client = scheduler
+    if isinstance(scheduler, str):
+        from .layer.cluster import connect
+
+        client = connect(scheduler, timeout=max(min(30.0, time_limit - (time.perf_counter() - started)), 1.0))
+    try:
+        return supervise(run, time_limit, progress, started)
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def default_workers() -> int:
+    """The default of :func:`verify`'s ``workers``: the cores this process
+    may run on (``os.process_cpu_count()`` where Python has it, else the
+    affinity mask, else ``os.cpu_count()``), but 1 in a process started by a
+    multiprocessing pool or running a Dask task: such a process is already
+    one of many, and more workers per process would only oversubscribe the
+    cores.
+
+    >>> default_workers() >= 1
+    True
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return 1
+    if "distributed" in sys.modules:
+        try:
+            sys.modules["distributed"].get_worker()
+            return 1
+        except ValueError:  # not inside a Dask task
+            pass
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        return count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def as_network(obj: Any) -> Network:
@@ -247,12 +296,13 @@ def load_certificate(path: str | os.PathLike) -> Certificate:
     return Certificate.from_json(obj, p)
 
 
-def check(certificate: Certificate | dict | str | os.PathLike, workers: int = 1) -> CheckResult:
+def check(certificate: Certificate | dict | str | os.PathLike, workers: int | None = None) -> CheckResult:
     """Re-check a certificate (object, parsed JSON, or file) in exact
     arithmetic, no solver.  Never raises for a bad certificate: anything that
     is not one is an invalid result with the reason; only a file that cannot
-    be read raises :class:`InputError`.  ``workers`` > 1 checks a large
-    case-split tree in that many processes (the same checks).
+    be read raises :class:`InputError`.  A large case-split tree is checked
+    in ``workers`` processes (default: :func:`default_workers`; the same
+    checks either way).
 
     >>> from fractions import Fraction
     >>> from exact_inj.model import Layer, Network
@@ -267,7 +317,7 @@ def check(certificate: Certificate | dict | str | os.PathLike, workers: int = 1)
     >>> check(None).reason
     'not a certificate: NoneType (give a Certificate, its JSON object, or a path)'
     """
-    with check_workers(workers):
+    with check_workers(default_workers() if workers is None else workers):
         if isinstance(certificate, Certificate):
             return _check(certificate)
         if isinstance(certificate, dict):

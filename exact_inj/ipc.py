@@ -21,7 +21,7 @@ import struct
 import subprocess
 import sys
 
-__all__ = ["Child", "available_cores", "recv", "send"]
+__all__ = ["Child", "recv", "send"]
 
 _HEADER = struct.Struct("<Q")
 
@@ -50,15 +50,6 @@ def recv(fd: int):
     """Read one message from a pipe; EOFError when the other end closed it."""
     (k,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
     return pickle.loads(_read_exact(fd, k))
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system
-    reports one, else the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Child:

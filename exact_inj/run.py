@@ -175,17 +175,21 @@ class Run:
     tried: list[str] = field(default_factory=list)
     workers: int = 1
     """Processes for a layer's proof search (exact_inj.layer.psearch); 1 is sequential."""
+    scheduler: Any = None
+    """A distributed.Client whose workers run a layer's proof search instead
+    (exact_inj.layer.cluster), or None."""
 
     @classmethod
     def start(cls, net: Network, time_limit: float = 300.0, *, max_nodes: int | None = None, milp: str = "highs",
-              progress: Progress | None = None, domain: Domain | None = None, workers: int = 1) -> "Run":
+              progress: Progress | None = None, domain: Domain | None = None, workers: int = 1,
+              scheduler: Any = None) -> "Run":
         t0 = time.perf_counter()
         activity = progress if isinstance(progress, Activity) else None
         tried = _Tried(activity, t0)
         if activity is not None:
             activity.tried = tried
         return cls(net, domain or Domain(), t0, t0 + time_limit, time_limit, max_nodes, milp, progress, tried,
-                   max(int(workers), 1))
+                   max(int(workers), 1), scheduler)
 
     def sub(self, net: Network, domain: Domain) -> "Run":
         """A run for a part of this question (a stage on the set it receives),

@@ -46,6 +46,14 @@ def _layer(rng: np.random.Generator) -> tuple[Layer, Domain]:
     return Layer(tuple(map(tuple, W)), tuple(b)), dom
 
 
+@pytest.fixture(autouse=True)
+def _spawn_at_once(monkeypatch):
+    # Workers are started at the first chance, not after SPAWN_AFTER seconds
+    # of search: these trees are small, and a test in which no tree is shared
+    # would test nothing.
+    monkeypatch.setattr(psearch, "SPAWN_AFTER", 0.0)
+
+
 def _run(count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     merged = 0

@@ -130,9 +130,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write VNN-COMP's result file: unsat (injective), sat with the colliding pair, "
                         "timeout or unknown (docs/cli.md, \"VNN-COMP conventions\")")
     v.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
-    v.add_argument("--workers", metavar="K", type=pos_int, default=1,
-                   help="run a layer's proof search in K processes (default: 1; with K > 1 the MILP side "
+    v.add_argument("--workers", metavar="K", type=pos_int, default=None,
+                   help="run a layer's proof search in K processes (default: all cores; with K > 1 the MILP side "
                         "search is not started; the certificate is checked the same way)")
+    v.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run a layer's proof search on the Dask cluster at ADDRESS instead of local processes "
+                        "(needs the [dask] extra; --workers is then unused)")
     v.add_argument("--property", choices=("injective", "surjective", "bijective"), default="injective",
                    help="what to decide (default: injective); surjective and bijective onto R^p only in the cheap "
                         "exact cases, else unknown (docs/theory.md, section 13)")
@@ -294,7 +297,7 @@ def _verify(args) -> int:
     # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
                      domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start,
-                     workers=args.workers)
+                     workers=args.workers, scheduler=args.scheduler)
     if args.certificate:
         if verdict.certificate is None:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
@@ -385,11 +388,11 @@ def _check(args) -> int:
             print(f"{args.cert}: {'VALID' if ok else 'INVALID'} preimage answer ({quote(obj.get('preimage'))}): {why}")
         return EXIT_VALID if ok else EXIT_INVALID
     from ..certify.tree import check_workers
-    from ..ipc import available_cores
+    from ..api import default_workers
 
     cert = load_certificate(args.cert)
     t0 = time.perf_counter()
-    with check_workers(args.workers or available_cores()):
+    with check_workers(args.workers or default_workers()):
         res = check(cert)
     if args.json:
         print(json.dumps({"valid": res.valid, "reason": res.reason, "verdict": cert.verdict.value,

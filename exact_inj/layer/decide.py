@@ -27,13 +27,14 @@ from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import convproof
 from .milp import MilpSide
+from .cluster import cluster_tree_search
 from .psearch import parallel_tree_search
 from .rules import few_rows_witness, find_structural_pairs, hinge_witness
 from .data import LayerData
 from .repair import finish_witness
 from .search import SearchStats, tree_search
 
-__all__ = ["MILP_EAGER_N", "MILP_LATE_SECONDS", "decide_layer", "decide_layer_run"]
+__all__ = ["MILP_EAGER_N", "MILP_LATE_SECONDS", "MILP_WITH_WORKERS", "decide_layer", "decide_layer_run"]
 
 # Start the MILP side process at once for layers with at least this many
 # inputs; smaller layers are almost always decided by the tree in well under
@@ -44,6 +45,11 @@ MILP_EAGER_N = 6
 # For smaller layers, start it only if the tree is still running after this.
 MILP_LATE_SECONDS = 2.0
 
+# Whether the MILP side process also runs beside K > 1 local search
+# processes (it always does beside a cluster search: this machine's cores
+# are then free).  Measured in docs/performance.md, "Cluster search (issue 17)".
+MILP_WITH_WORKERS = False
+
 
 def decide_layer(
     net: Network,
@@ -53,10 +59,11 @@ def decide_layer(
     progress: Progress | None = None,
     domain: Domain | None = None,
     workers: int = 1,
+    scheduler=None,
 ) -> Verdict:
     """Decide injectivity of a one-layer ReLU network on R^n or a domain (see verify())."""
     return decide_layer_run(Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress,
-                                      domain=domain, workers=workers))
+                                      domain=domain, workers=workers, scheduler=scheduler))
 
 
 def decide_layer_run(run: Run) -> Verdict:
@@ -173,9 +180,11 @@ def decide_layer_run(run: Run) -> Verdict:
                     "null space every other row stays strictly negative, so x and y collide", w)
 
     # 4. Tree search with the MILP alongside.
-    tried.append("tree" if run.workers <= 1 else f"tree:{run.workers}")
-    # With several workers the cores go to the proof search, not the MILP.
-    side = MilpSide(data, run.milp, run.deadline) if run.milp != "none" and run.workers <= 1 else None
+    tried.append(_tree_route(run))
+    # With several local workers the cores go to the proof search, not the
+    # MILP (MILP_WITH_WORKERS); with a cluster this machine's cores are free for it.
+    side = (MilpSide(data, run.milp, run.deadline) if run.milp != "none" and (
+        run.workers <= 1 or run.scheduler is not None or MILP_WITH_WORKERS) else None)
     if side is not None and n >= MILP_EAGER_N:
         side.start()
         tried.append(f"milp:{run.milp}")
@@ -189,11 +198,11 @@ def decide_layer_run(run: Run) -> Verdict:
         return side.poll()
 
     try:
-        res = _search(run, data, poll=poll)
+        res, extra = _search(run, data, poll=poll)
     finally:
         if side is not None:
             side.stop()
-    return _tree_verdict(run, res, data, best_active)
+    return _tree_verdict(run, res, data, best_active, extra)
 
 
 def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
@@ -212,18 +221,29 @@ def _decide_on_domain(run: Run, data: LayerData) -> Verdict:
         return run.certified(Status.INJECTIVE, "structural",
                     f"{2 * n} of the {data.m} rows form [B; -DB] with B invertible, D > 0 and the bias condition, so "
                     f"the layer is injective on R^n and hence on {where}", StructuralProof(pairs))
-    run.tried.append("tree" if run.workers <= 1 else f"tree:{run.workers}")
-    res = _search(run, data)
-    return _tree_verdict(run, res, data)
+    run.tried.append(_tree_route(run))
+    res, extra = _search(run, data)
+    return _tree_verdict(run, res, data, None, extra)
+
+
+def _tree_route(run: Run) -> str:
+    if run.scheduler is not None:
+        return "tree:cluster"
+    return "tree" if run.workers <= 1 else f"tree:{run.workers}"
 
 
 def _search(run: Run, data: LayerData, poll=None):
-    """The proof search, sequential or in ``run.workers`` processes; either
-    way the tree it returns is checked like any other."""
+    """The proof search, sequential, in ``run.workers`` processes or on the
+    Dask cluster ``run.scheduler``; whichever, the tree it returns is checked
+    like any other.  Returns (SearchResult, info for the verdict)."""
+    if run.scheduler is not None:
+        res, report = cluster_tree_search(data, run.deadline, run.scheduler, max_nodes=run.max_nodes, poll=poll,
+                                          progress=_reporter(run))
+        return res, {"cluster": report.to_json()}
     if run.workers <= 1:
-        return tree_search(data, run.deadline, max_nodes=run.max_nodes, poll=poll, progress=_reporter(run))
+        return tree_search(data, run.deadline, max_nodes=run.max_nodes, poll=poll, progress=_reporter(run)), {}
     return parallel_tree_search(data, run.deadline, run.workers, max_nodes=run.max_nodes, poll=poll,
-                                progress=_reporter(run))
+                                progress=_reporter(run)), {}
 
 
 def _reporter(run: Run):
@@ -236,7 +256,8 @@ def _reporter(run: Run):
     return report
 
 
-def _tree_verdict(run: Run, res, data: LayerData, best_active: int | None = None) -> Verdict:
+def _tree_verdict(run: Run, res, data: LayerData, best_active: int | None = None, extra: dict | None = None
+                  ) -> Verdict:
     n = data.n
     domain = run.domain
     on = "" if domain.kind == "reals" else f" on {domain.describe()}"
@@ -244,7 +265,7 @@ def _tree_verdict(run: Run, res, data: LayerData, best_active: int | None = None
     info = {
         "nodes": st.nodes, "leaves": st.leaves, "lps": st.lps, "core_lps": st.core_lps,
         "cores": st.cores, "max_depth": st.max_depth, "repair_failures": st.repair_failures,
-        "exact_lps": st.exact_lps,
+        "exact_lps": st.exact_lps, **(extra or {}),
     }
     if st.notes:
         info["notes"] = st.notes

@@ -24,73 +24,48 @@ explore subtrees of the same tree, and this process splices the answers.
   a limit.  The verdict is the layer's, whatever K is; the proof's shape and
   the witness found may differ between runs.
 
-Workers are plain subprocesses (``python -m exact_inj.layer.psearch READ_FD
-WRITE_FD``), not multiprocessing: "spawn" would re-import the caller's main
-module (breaking scripts without a ``__main__`` guard) and "fork" is unsafe
-once HiGHS is loaded.  They are started once and kept for later calls in the
-same process (a small layer costs a fraction of an interpreter's start-up).
-Messages are length-prefixed pickles over pipes.  The pickles only ever come
-from the processes this module started.
+Workers are plain subprocesses started through exact_inj/ipc.py (``python -P
+-m exact_inj.layer.searchworker READ_FD WRITE_FD``: an entry module of its
+own, since ``-m`` on this module would run it a second time beside the copy the
+package import loads, and Python warns about that on stderr), not
+multiprocessing: "spawn" would re-import the caller's main module (breaking
+scripts without a ``__main__`` guard) and "fork" is unsafe once HiGHS is
+loaded.  They are started once and kept for later calls in the same process
+(a small layer costs a fraction of an interpreter's start-up).  Messages are
+length-prefixed pickles over pipes (ipc.py), which only ever come from the
+processes this module started.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
-import pickle
 import select
-import struct
-import subprocess
-import sys
 import time
-from array import array
 from collections import deque
 from typing import Callable
 
-from ..certify.schema import CORE_BASE, Core, TreeProof, Witness
+from .. import ipc
+from ..certify.schema import Witness
 from .data import LayerData
 from .search import CoreStore, SearchResult, SearchStats, tree_search
-
-_HEADER = struct.Struct("<Q")
+from .subtrees import absorb as add_stats
+from .subtrees import attach, detach, merge, proof_codes, root_entry, stats_record
 
 
 class _Stop(Exception):
     """Raised inside a worker's search when this process says stop."""
 
 
-def _send(fd: int, msg) -> None:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        k = os.write(fd, view)
-        view = view[k:]
-
-
-def _read_exact(fd: int, k: int) -> bytes:
-    parts = []
-    while k:
-        chunk = os.read(fd, min(k, 1 << 20))
-        if not chunk:
-            raise EOFError
-        parts.append(chunk)
-        k -= len(chunk)
-    return b"".join(parts)
-
-
-def _recv(fd: int):
-    (k,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
-    return pickle.loads(_read_exact(fd, k))
-
-
 # --- the worker side ------------------------------------------------------------------
 
 
-def _worker_main(rfd: int, wfd: int) -> None:
+def worker_main(rfd: int, wfd: int) -> None:
+    """A worker process's loop: tasks in, answers out, on the two pipes."""
     data: LayerData | None = None
     store: CoreStore | None = None
     while True:
         try:
-            msg = _recv(rfd)
+            msg = ipc.recv(rfd)
         except EOFError:
             return
         kind = msg[0]
@@ -100,27 +75,24 @@ def _worker_main(rfd: int, wfd: int) -> None:
             _, call, layer, domain = msg
             data = LayerData(layer, domain)
             store = CoreStore(data.M)
-            _send(wfd, ("ready", call))
+            ipc.send(wfd, ("ready", call))
             continue
         if kind in ("hungry", "stop"):
             continue  # addressed to a task that has already ended
         _, tid, node, hint_core, seconds, max_nodes = msg
-        if hint_core is not None:
-            node = node[:5] + (store.add(hint_core),) + node[6:]
+        node = attach(node, hint_core, store)
         pending = [False]
         donated = [0]
 
         def donate(stack: list, st: CoreStore) -> None:
             while select.select([rfd], [], [], 0)[0]:
-                m = _recv(rfd)
+                m = ipc.recv(rfd)
                 if m[0] == "stop":
                     raise _Stop
                 if m[0] == "hungry":
                     pending[0] = True
             if pending[0] and stack:
-                entry = stack.pop(0)
-                core = st.cores[entry[5]] if entry[5] >= 0 else None
-                _send(wfd, ("donate", tid, entry[:5] + (-1,) + entry[6:], core))
+                ipc.send(wfd, ("donate", tid, *detach(stack.pop(0), st)))
                 donated[0] += 1
                 pending[0] = False
 
@@ -128,67 +100,38 @@ def _worker_main(rfd: int, wfd: int) -> None:
             res = tree_search(data, time.perf_counter() + seconds, max_nodes=max_nodes, root=node,
                               store=store, donate=donate)
         except _Stop:
-            _send(wfd, ("stopped", tid))
+            ipc.send(wfd, ("stopped", tid))
             continue
-        st = res.stats
-        stats = {k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps",
-                                              "open_cases", "max_depth")}
-        stats["notes"] = st.notes
+        stats = stats_record(res.stats)
         if res.kind == "proof":
-            codes = array("q", res.proof.tree)
-            _send(wfd, ("done", tid, codes.tobytes(), res.proof.cores, donated[0], stats))
+            ipc.send(wfd, ("done", tid, proof_codes(res.proof), res.proof.cores, donated[0], stats))
         elif res.kind == "witness":
-            _send(wfd, ("witness", tid, res.witness, stats))
+            ipc.send(wfd, ("witness", tid, res.witness, stats))
         else:
-            _send(wfd, ("limit", tid, None, stats))
+            ipc.send(wfd, ("limit", tid, None, stats))
 
 
 # --- the pool ----------------------------------------------------------------------------
 
 
-class _Worker:
+class _Worker(ipc.Child):
+    """A search worker (``python -m exact_inj.layer.searchworker``) and what
+    this process knows of it."""
+
     def __init__(self) -> None:
-        r1, w1 = os.pipe()  # to the worker
-        r2, w2 = os.pipe()  # from the worker
-        env = dict(os.environ)
-        # The same exact_inj as this process's, whatever sys.path says.
-        # (this file is exact_inj/layer/psearch.py: three levels up is the
-        # folder that holds the package; never the package folder itself,
-        # whose numbers.py would shadow the standard library's).
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exact_inj.layer.psearch", str(r1), str(w2)],
-            pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
-        )
-        os.close(r1)
-        os.close(w2)
-        self.wfd, self.rfd = w1, r2
+        super().__init__("exact_inj.layer.searchworker")
         self.tid: int | None = None  # the task it is running
         self.asked = False
         self.ready = False  # has taken this call's layer
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def send(self, msg) -> None:
-        _send(self.wfd, msg)
-
-    def close(self) -> None:
-        try:
-            if self.alive():
-                self.proc.kill()
-            self.proc.wait(timeout=10)
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-        for fd in (self.wfd, self.rfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
 
 _POOL: list[_Worker] = []
+
+# Seconds of search before missing workers are started: a worker's
+# interpreter takes about half a second of a core to start, which a tree
+# that ends sooner would pay for nothing (and on a loaded machine, take from
+# this process).  Measured in docs/performance.md, "Cluster search (issue 17)".
+SPAWN_AFTER = 0.3
 
 
 def _pool(k: int) -> list[_Worker]:
@@ -201,6 +144,11 @@ def _pool(k: int) -> list[_Worker]:
         live.append(_Worker())
     _POOL = live
     return live[:k]
+
+
+def running_workers() -> int:
+    """How many worker processes are running (kept for later calls)."""
+    return sum(1 for w in _POOL if w.alive())
 
 
 def shutdown() -> None:
@@ -227,9 +175,12 @@ def parallel_tree_search(
 ) -> SearchResult:
     """tree_search's answer from this process and ``workers - 1`` worker
     processes (see the module docstring)."""
-    pool = _pool(max(workers - 1, 1))
+    want = max(workers - 1, 1)
+    # Workers kept from an earlier call join at once; missing ones are
+    # started only once the tree has run SPAWN_AFTER seconds (_coordinate).
+    warm = [w for w in _POOL if w.alive()][:want]
     try:
-        return _coordinate(pool, data, deadline, max_nodes, poll, progress)
+        return _coordinate(warm, want, data, deadline, max_nodes, poll, progress)
     except (EOFError, OSError) as e:
         # A worker died: drop the pool; the caller gets a limit, never a verdict.
         shutdown()
@@ -249,19 +200,31 @@ class _End(Exception):
 _CALLS = [0]
 
 
-def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult:
+def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> SearchResult:
     """This process searches too: it starts at the root, and every 64 nodes
     (tree_search's donate hook) it reads the workers' messages and gives an
     idle, ready worker the bottom entry of its own stack.  When its own
     subtree is done it takes queued subtrees, or asks busy workers to donate.
-    Workers that are still starting up get nothing, so a small tree is simply
-    searched here, sequentially."""
+    ``pool`` grows to ``want`` workers once the search has run SPAWN_AFTER
+    seconds; workers that are still starting up get nothing, so a small tree
+    is simply searched here, sequentially, without starting any."""
     _CALLS[0] += 1
     call = _CALLS[0]
-    for w in pool:
+    started = time.perf_counter()
+
+    def join(w) -> None:
         w.tid, w.asked, w.ready = None, False, False
         w.send(("init", call, data.layer, data.domain))
-    rk0, span0, basis0 = data.span_info(0)
+
+    for w in pool:
+        join(w)
+
+    def grow() -> None:
+        if len(pool) < want and time.perf_counter() - started > SPAWN_AFTER:
+            for w in _pool(want):
+                if w not in pool:
+                    join(w)
+                    pool.append(w)
     queue: deque = deque()
     children: dict[int, list[int]] = {0: []}
     results: dict[int, tuple[bytes, tuple]] = {}
@@ -271,10 +234,7 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
     cur = [0]  # the task this process is searching
 
     def absorb(stats: dict) -> None:
-        for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps"):
-            setattr(total, k, getattr(total, k) + stats[k])
-        total.max_depth = max(total.max_depth, stats["max_depth"])
-        total.notes.extend(stats["notes"])
+        add_stats(total, stats)
 
     def give(w, tid, node, core) -> None:
         w.tid, w.asked = tid, False
@@ -289,7 +249,7 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
         for w in pool:
             if w.rfd not in ready:
                 continue
-            msg = _recv(w.rfd)
+            msg = ipc.recv(w.rfd)
             kind = msg[0]
             if kind == "ready":
                 w.ready = w.ready or msg[1] == call
@@ -321,16 +281,15 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
                 give(w, *queue.popleft())
 
     def hook(stack: list, st: CoreStore) -> None:
+        grow()
         service(0)
         for w in pool:
             if w.ready and w.tid is None and stack:
-                entry = stack.pop(0)
-                core = st.cores[entry[5]] if entry[5] >= 0 else None
                 tid = next_tid[0]
                 next_tid[0] += 1
                 children[cur[0]].append(tid)
                 children[tid] = []
-                give(w, tid, entry[:5] + (-1,) + entry[6:], core)
+                give(w, tid, *detach(stack.pop(0), st))
 
     def stop_all() -> None:
         # Tell every busy worker to stop and wait until each has said so (or
@@ -340,25 +299,24 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
                 w.send(("stop",))
         for w in pool:
             while w.tid is not None:
-                msg = _recv(w.rfd)
+                msg = ipc.recv(w.rfd)
                 if msg[0] in ("done", "witness", "limit", "stopped"):
                     w.tid = None
 
-    node = (0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0)
+    node = root_entry(data)
     last_report = time.perf_counter()
     try:
         while True:
             res = tree_search(data, deadline, max_nodes=None if max_nodes is None else max(max_nodes - total.nodes, 1),
                               poll=poll, progress=progress, root=node, store=store, donate=hook)
             st = res.stats
-            absorb({k: getattr(st, k) for k in ("nodes", "leaves", "lps", "core_lps", "repair_failures",
-                                                 "exact_lps", "max_depth")} | {"notes": st.notes})
+            absorb(stats_record(st))
             if res.kind == "witness":
                 raise _End(SearchResult("witness", witness=res.witness, stats=total))
             if res.kind == "limit":
                 total.open_cases = max(st.open_cases, 1) + len(queue)
                 raise _End(SearchResult("limit", stats=total))
-            results[cur[0]] = (array("q", res.proof.tree).tobytes(), res.proof.cores)
+            results[cur[0]] = (proof_codes(res.proof), res.proof.cores)
             # The next subtree for this process: a queued one, or one that a
             # busy worker donates on request.
             while not queue and any(w.tid is not None for w in pool):
@@ -383,41 +341,12 @@ def _coordinate(pool, data, deadline, max_nodes, poll, progress) -> SearchResult
             if not queue:
                 break
             cur[0], node, core = queue.popleft()
-            if core is not None:
-                node = node[:5] + (store.add(core),) + node[6:]
+            node = attach(node, core, store)
     except _End as e:
         stop_all()
         return e.result
     total.notes.append(f"{len(results)} subtrees on {len(pool) + 1} processes")
-    proof = _merge(results, children)
+    proof = merge(results, children)
     total.cores = len(proof.cores)
     return SearchResult("proof", proof=proof, stats=total)
 
-
-def _merge(results: dict[int, tuple[bytes, tuple]], children: dict[int, list[int]]) -> TreeProof:
-    """Splice the tasks' codes into one preorder and renumber their cores."""
-    index: dict[Core, int] = {}
-    cores: list[Core] = []
-    out: list[int] = []
-    todo = [0]
-    while todo:
-        tid = todo.pop()
-        raw, tcores = results[tid]
-        remap = []
-        for c in tcores:
-            j = index.get(c)
-            if j is None:
-                j = index[c] = len(cores)
-                cores.append(c)
-            remap.append(j)
-        codes = array("q")
-        codes.frombytes(raw)
-        out.extend(code if code > CORE_BASE else CORE_BASE - remap[CORE_BASE - code] for code in codes)
-        # This task's subtree continues with its donations, latest first:
-        # pushing them in donation order pops the latest first.
-        todo.extend(children[tid])
-    return TreeProof(tuple(cores), tuple(out))
-
-
-if __name__ == "__main__":
-    _worker_main(int(sys.argv[1]), int(sys.argv[2]))

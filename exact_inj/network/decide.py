@@ -36,6 +36,7 @@ def decide_network(
     progress: Progress | None = None,
     domain: Domain | None = None,
     workers: int = 1,
+    scheduler=None,
 ) -> Verdict:
     """Decide a network (docs/theory.md, section 8), cheapest routes first.
 
@@ -49,9 +50,9 @@ def decide_network(
     """
     if isinstance(net, NormalisedNetwork):
         # Irrational batch normalisations: its base layers are not its function.
-        return decide_normalised(net, time_limit, max_nodes, milp, progress, domain, workers)
+        return decide_normalised(net, time_limit, max_nodes, milp, progress, domain, workers, scheduler)
     run = Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain,
-                    workers=workers)
+                    workers=workers, scheduler=scheduler)
     run.tried.append("stages")
     try:
         return _decide_network(run)

@@ -106,10 +106,10 @@ def _first_layer_pair(layer, domain: Domain):
 
 def decide_normalised(net: NormalisedNetwork, time_limit: float = 300.0, max_nodes: int | None = None,
                       milp: str = "highs", progress: Progress | None = None, domain: Domain | None = None,
-                      workers: int = 1) -> Verdict:
+                      workers: int = 1, scheduler=None) -> Verdict:
     """Decide a network with irrational batch normalisations (module docstring)."""
     run = Run.start(net, time_limit, max_nodes=max_nodes, milp=milp, progress=progress, domain=domain,
-                    workers=workers)
+                    workers=workers, scheduler=scheduler)
     domain, tried = run.domain, run.tried
     layers = net.layers
     dims = " -> ".join([str(net.input_dim)] + [str(layer.out_dim) for layer in layers])
