@@ -15,7 +15,8 @@ rule's [B; -DB].  This module finds such proofs for a
      (:class:`~exact_inj.certify.schema.ConvStructuralProof`; nothing but the
      kernel is ever built);
    - *named rows* (any padding): n rows of C independent modulo a prime,
-     selected by one modular elimination of C's transpose
+     selected by one modular elimination of C's transpose, or the first n
+     rows shown nonsingular by a nested-dissection elimination mod a prime
      (:class:`~exact_inj.certify.schema.StructuralProof`; the checker reads those
      n rows sparsely and recomputes their rank mod p).
 
@@ -35,7 +36,7 @@ import flint
 import numpy as np
 
 from ..certify.schema import ConvStructuralProof, StructuralProof
-from ..exact import linalg, modrank
+from ..exact import linalg, modrank, ndrank
 from ..model.conv import ConvLayer, ConvSpec
 
 # Primes tried before a frequency or row-rank test is given up: one unlucky
@@ -153,6 +154,13 @@ def _full_column_rank(spec: ConvSpec, chans: list[int], deadline: float | None):
     # elimination mod p; choosing rows from all of them costs an n x (rows)
     # elimination, several times more again.
     first = [o * per + r for o in chans for r in range(per)][:n]
+    # Nested dissection first (exact/ndrank.py: matrix products mod a prime,
+    # about (separator)^3 work); it needs rows and columns balanced on the
+    # grid cells, as a stride-s transposed convolution with s^d C_out = C_in
+    # has, and says "not shown" otherwise.  The checker runs the same
+    # elimination (certify/layer.py, check_b_independent).
+    if hasattr(spec, "grid_operator") and ndrank.rows_nonsingular(spec, first, deadline):
+        return "rows", list(range(n))
     if modrank.banded_full_rank(spec.position_major(first), deadline=deadline):
         return "rows", list(range(n))
     if _past(deadline):
