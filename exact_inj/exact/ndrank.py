@@ -42,6 +42,7 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from math import prod
@@ -70,13 +71,25 @@ PRIMES = _primes_below(1 << 20, 3)
 # Inner dimension of one exact float64 matrix product: 2^13 * (2^19)^2 = 2^51.
 MAX_INNER = 1 << 13
 
-# Columns eliminated one by one (numpy row operations) at the bottom of the
-# recursive LU; above, everything is matrix products.
-_NB = 16
+# Pivot blocks: the front's pivot block is eliminated _OUTER columns at a
+# time (one matrix product updates everything after them), each such
+# diagonal block inverted by block Gauss-Jordan in _INNER blocks, each of
+# those by Gauss-Jordan with row pivoting inside it.  Pivoting never
+# crosses an _INNER block: a singular one is "not shown" (rows and columns
+# come cell by cell, where the diagonal blocks are generically dense).
+_OUTER = 256
+_INNER = 32
+
+# Unreduced matrix-product updates a trailing block may accumulate: each
+# adds at most _OUTER * 2^38 = 2^46, so 64 of them stay below 2^52.
+_LAZY = 64
 
 # Dissection stops at boxes of at most this many unknowns (their fronts are
 # small dense eliminations).
 LEAF_UNKNOWNS = 256
+
+
+_TRACE: list | None = None
 
 
 class _Singular(Exception):
@@ -102,60 +115,94 @@ def _gemm_sub(C: np.ndarray, A: np.ndarray, B: np.ndarray, p: int) -> None:
         _reduce(C, p)
 
 
-def _trsm(L: np.ndarray, B: np.ndarray, p: int) -> None:
-    """B := L^-1 B mod p for a unit lower triangular L (recursive halves)."""
-    n = L.shape[0]
-    if n <= _NB:
-        for i in range(1, n):
-            B[i] -= L[i, :i] @ B[:i]
-            _reduce(B[i], p)
-        return
-    h = n // 2
-    _trsm(L[:h, :h], B[:h], p)
-    _gemm_sub(B[h:], L[h:, :h], B[:h], p)
-    _trsm(L[h:, h:], B[h:], p)
+def _gj_inverse(P: np.ndarray, p: int) -> np.ndarray:
+    """P^-1 mod p for a small reduced P (Gauss-Jordan with row pivoting
+    inside P, in int64: residues in [0, p), products below 2^40); raises
+    _Singular.  Returned reduced, as float64."""
+    k = len(P)
+    A = np.zeros((k, 2 * k), dtype=np.int64)
+    A[:, :k] = P.astype(np.int64) % p
+    A[np.arange(k), k + np.arange(k)] = 1
+    for j in range(k):
+        nz = np.flatnonzero(A[j:, j])
+        if nz.size == 0:
+            raise _Singular(j)
+        r = j + int(nz[0])
+        if r != j:
+            A[[j, r]] = A[[r, j]]
+        A[j] = A[j] * pow(int(A[j, j]), p - 2, p) % p
+        c = A[:, j].copy()
+        c[j] = 0
+        A -= np.outer(c, A[j])
+        A %= p
+    out = A[:, k:].astype(np.float64)
+    _reduce(out, p)
+    return out
 
 
-def _getrf(M: np.ndarray, j0: int, j1: int, mc: int, p: int) -> None:
-    """LU with row pivoting of columns j0..j1-1 of M, in place (LAPACK's
-    recursive getrf): pivots are taken from rows j0..mc-1 only, the rows
-    from mc on (the front's non-pivot rows) get multipliers.  Row swaps
-    move whole rows.  Raises _Singular when a column has no non-zero pivot."""
-    if j1 - j0 <= _NB:
-        for j in range(j0, j1):
-            col = M[j:, j]
-            _reduce(col, p)
-            nz = np.flatnonzero(M[j:mc, j])
-            if nz.size == 0:
-                raise _Singular(j)
-            k = j + int(nz[0])
-            if k != j:
-                M[[j, k]] = M[[k, j]]
-            _reduce(M[j, j + 1:j1], p)
-            inv = pow(int(M[j, j]) % p, p - 2, p)
-            lcol = M[j + 1:, j]
-            lcol *= inv
-            _reduce(lcol, p)
-            # Up to _NB updates of at most 2^38 each accumulate before the
-            # reduction below: far inside 2^53.
-            M[j + 1:, j + 1:j1] -= np.outer(lcol, M[j, j + 1:j1])
-        _reduce(M[j0:, j0:j1], p)
-        return
-    jm = (j0 + j1) // 2
-    _getrf(M, j0, jm, mc, p)
-    _trsm(M[j0:jm, j0:jm], M[j0:jm, jm:j1], p)
-    _gemm_sub(M[jm:, jm:j1], M[jm:, j0:jm], M[j0:jm, jm:j1], p)
-    _getrf(M, jm, j1, mc, p)
+def _block_inverse(D: np.ndarray, p: int) -> np.ndarray:
+    """D^-1 mod p (D reduced, up to _OUTER square): block Gauss-Jordan on
+    [D | I] with _INNER x _INNER pivot blocks; raises _Singular."""
+    k = len(D)
+    if k <= _INNER:
+        return _gj_inverse(D, p)
+    A = np.zeros((k, 2 * k))
+    A[:, :k] = D
+    A[np.arange(k), k + np.arange(k)] = 1.0
+    for j0 in range(0, k, _INNER):
+        j1 = min(j0 + _INNER, k)
+        X = _gj_inverse(A[j0:j1, j0:j1], p) @ A[j0:j1]
+        _reduce(X, p)
+        A[j0:j1] = X
+        for rows in (slice(0, j0), slice(j1, k)):
+            if A[rows].size:
+                A[rows] -= A[rows, j0:j1] @ X
+                _reduce(A[rows], p)
+    return A[:, k:].copy()
+
+
+def _one_thread():
+    """A context in which BLAS uses one thread, if threadpoolctl is there.
+    Small matrix products are many times slower with two threads on a
+    loaded machine (measured: 216 us against 2.6 ms for 224 x 32 x 512)."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+    except ImportError:  # pragma: no cover - an optional speed-up
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+# Fronts up to this many entries are eliminated with one BLAS thread.
+_SMALL_FRONT = 1 << 21
 
 
 def _schur(F: np.ndarray, s: int, p: int) -> np.ndarray:
-    """Eliminate the leading s x s pivot block of the front F (pivots from
-    its first s rows); returns the Schur complement on the other rows and
-    columns.  Raises _Singular if the pivot block is singular mod p."""
-    if s:
-        _getrf(F, 0, s, s, p)
-        _trsm(F[:s, :s], F[:s, s:], p)
-        _gemm_sub(F[s:, s:], F[s:, :s], F[:s, s:], p)
+    """Eliminate the leading s x s pivot block of the front F, _OUTER
+    columns at a time (block Gaussian elimination: each diagonal block of
+    the current Schur complement is inverted, its block row multiplied by
+    the inverse and subtracted from the rows below); returns the Schur
+    complement on the other rows and columns.  Raises _Singular if a
+    diagonal block is singular mod p (then nothing is shown).  The trailing
+    part is reduced lazily: only the block row and column about to be used
+    are reduced before use, the rest every _LAZY updates."""
+    pending = 0
+    for j0 in range(0, s, _OUTER):
+        j1 = min(j0 + _OUTER, s)
+        if pending:
+            _reduce(F[j0:j1, j0:], p)
+            _reduce(F[j1:, j0:j1], p)
+        with _one_thread():
+            Dinv = _block_inverse(F[j0:j1, j0:j1], p)
+        X = Dinv @ F[j0:j1, j1:]
+        _reduce(X, p)
+        if F.shape[0] > j1 and F.shape[1] > j1:
+            F[j1:, j1:] -= F[j1:, j0:j1] @ X
+            pending += 1
+            if pending == _LAZY:
+                _reduce(F[j1:, j1:], p)
+                pending = 0
+    if pending:
+        _reduce(F[s:, s:], p)
     return F[s:, s:]
 
 
@@ -170,8 +217,8 @@ def dissection(shape: Sequence[int], reach: Sequence[int], cell_unknowns: np.nda
     boxes of at most ``leaf`` unknowns.
 
     >>> node, parent, low = dissection((5,), (1,), np.ones(5, dtype=np.int64), leaf=1)
-    >>> node.tolist(), parent, low   # cells 0-1 and 3-4 first, the separator cell 2 last
-    ([0, 0, 2, 1, 1], [2, 2, -1], [0, 1, 0])
+    >>> node.tolist(), parent, low   # cell 2 last, after the halves 0-1 and 3-4 (cut again)
+    ([1, 0, 4, 3, 2], [1, 4, 3, 4, -1], [0, 0, 2, 2, 0])
     """
     d = len(shape)
     counts = cell_unknowns.reshape(shape)
@@ -190,13 +237,15 @@ def dissection(shape: Sequence[int], reach: Sequence[int], cell_unknowns: np.nda
         t = max(range(d), key=lambda i: ext[i])
         w = reach[t]
         children = []
-        if size > leaf and ext[t] >= w + 2:
+        if size > leaf and ext[t] >= max(w + 1, 2):
+            # (With ext = w + 1 one half is empty: the box is eliminated
+            # as a chain, its far end first.)
             mid = lo[t] + (ext[t] - w) // 2
             hi1, lo2 = list(hi), list(lo)
             hi1[t], lo2[t] = mid, mid + w
             sep_lo, sep_hi = list(lo), list(hi)
             sep_lo[t], sep_hi[t] = mid, mid + w
-            children = [build(lo, hi1), build(lo2, hi)]
+            children = [build(a, b) for a, b in ((lo, hi1), (lo2, hi)) if all(x < y for x, y in zip(a, b))]
             own = cells_of(sep_lo, sep_hi)
         else:
             own = cells_of(lo, hi)
@@ -251,8 +300,11 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
     order = np.argsort(enode, kind="stable")
     rows, cols, v, enode = rows[order], cols[order], v[order], enode[order]
     ebounds = np.searchsorted(enode, np.arange(nnodes + 1))
-    rorder = np.argsort(row_node, kind="stable")
-    corder = np.argsort(col_node, kind="stable")
+    # Pivots node by node, and inside a node cell by cell (rows and columns
+    # alike), so that the diagonal blocks of a pivot block are the cells'
+    # own, dense for a convolution (its central taps).
+    rorder = np.lexsort((row_cell, row_node))
+    corder = np.lexsort((col_cell, col_node))
     rb = np.searchsorted(row_node[rorder], np.arange(nnodes + 1))
     cb = np.searchsorted(col_node[corder], np.arange(nnodes + 1))
     low_a = np.array(low, dtype=np.int64)
@@ -297,8 +349,14 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
         cloc[Cs] = -1
         rloc[Rb] = -1
         cloc[Cb] = -1
+        if _TRACE is not None:
+            _TRACE.append((s, F.shape[0] - s, F.shape[1] - s))
         try:
-            U = _schur(F, s, p)
+            if F.size <= _SMALL_FRONT:
+                with _one_thread():
+                    U = _schur(F, s, p)
+            else:
+                U = _schur(F, s, p)
         except _Singular:
             return False, f"a pivot block of {s} unknowns is singular modulo {p} (not pivoted across blocks)"
         if Rb.size or Cb.size:
