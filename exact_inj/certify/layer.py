@@ -11,6 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import flint
+import numpy as np
 
 from ..exact import linalg, modrank, ndrank
 from ..model import Domain, Network
@@ -271,16 +272,32 @@ def _channel_pair_check(layer):
     for size in spec.output_size:
         per *= size
     memo: dict[tuple[int, int], Fraction | None] = {}
+    # The integer kernel (one positive common factor, which the ratio d
+    # does not see) compares channels in numpy; Fractions otherwise.
+    ints = spec.channel_array() if hasattr(spec, "channel_array") else None
+
+    def ratio(o: int, o2: int) -> Fraction | None:
+        """d > 0 with K_o2 = -d K_o, or None."""
+        if ints is not None:
+            a, c = ints[o], ints[o2]
+            nz = np.flatnonzero(a)
+            if nz.size == 0:
+                return None
+            d = Fraction(-int(c[nz[0]]), int(a[nz[0]]))
+            # |entries| < 2^31 (channel_array), so both products are exact in int64.
+            same = np.array_equal(c * d.denominator, -d.numerator * a)
+            return d if d > 0 and same else None
+        a, c = spec.channel_kernel(o), spec.channel_kernel(o2)
+        piv = next((t for t, v in enumerate(a) if v != 0), None)
+        d = None if piv is None else -c[piv] / a[piv]
+        return d if d is not None and d > 0 and all(y == -d * x for x, y in zip(a, c)) else None
 
     def ok(i: int, j: int, k: int) -> bool:
         (o, r), (o2, r2) = divmod(i, per), divmod(j, per)
         if r != r2:
             return False
         if (o, o2) not in memo:
-            a, c = spec.channel_kernel(o), spec.channel_kernel(o2)
-            piv = next((t for t, v in enumerate(a) if v != 0), None)
-            d = None if piv is None else -c[piv] / a[piv]
-            memo[(o, o2)] = d if d is not None and d > 0 and all(y == -d * x for x, y in zip(a, c)) else None
+            memo[(o, o2)] = ratio(o, o2)
         d = memo[(o, o2)]
         if d is None:
             return False

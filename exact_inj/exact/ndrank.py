@@ -286,18 +286,20 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
     rows, cols = rows[keep], cols[keep]
     v = (np.asarray(vals)[keep] % p).astype(np.float64)
     _reduce(v, p)
-    if rows.size:
-        dr = np.abs(np.array(np.unravel_index(row_cell[rows], shape)) - np.array(np.unravel_index(col_cell[cols], shape)))
-        reach = [max(int(x), 0) for x in dr.max(axis=1)]
-    else:
-        reach = [0] * len(shape)
+    # The reach per dimension, read off the entries (cell coordinates
+    # gathered per entry from a per-cell table).
+    pos = np.array(np.unravel_index(np.arange(ncell), shape))
+    rcell, ccell = row_cell[rows], col_cell[cols]
+    reach = [int(np.abs(pos[t][rcell] - pos[t][ccell]).max()) if rows.size else 0 for t in range(len(shape))]
+    del rcell, ccell
     node_of_cell, parent, low = dissection(shape, reach, rc, leaf)
     nnodes = len(parent)
     row_node, col_node = node_of_cell[row_cell], node_of_cell[col_cell]
     # Each entry is assembled into the front of the first of its row and
     # column to be eliminated.
     enode = np.minimum(row_node[rows], col_node[cols])
-    order = np.argsort(enode, kind="stable")
+    # Few nodes: a 16-bit key sorts by radix (an int64 key by merge sort, seconds).
+    order = np.argsort(enode.astype(np.int16) if nnodes < 1 << 15 else enode, kind="stable")
     rows, cols, v, enode = rows[order], cols[order], v[order], enode[order]
     ebounds = np.searchsorted(enode, np.arange(nnodes + 1))
     # Pivots node by node, and inside a node cell by cell (rows and columns

@@ -54,6 +54,17 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
     ((0, 1),)
     """
     spec = layer.spec
+    ints = spec.channel_array() if hasattr(spec, "channel_array") else None
+    if ints is not None:
+        # The integer kernel (one positive common factor: ratios and the
+        # primitive vectors are those of the kernel), in numpy.
+        groups_i: dict[tuple, list[int]] = {}
+        for o, row in enumerate(ints):
+            g = int(np.gcd.reduce(np.abs(row)))
+            if g:
+                groups_i.setdefault(tuple((row // g).tolist()), []).append(o)
+        rows = {o: ints[o].tolist() for idx in groups_i.values() for o in idx}
+        return tuple(opposite_pairs(groups_i, rows, lambda o, o2, d: d * spec.bias[o] + spec.bias[o2] >= 0))
     flat = [spec.channel_kernel(o) for o in range(spec.out_channels)]
     groups: dict[tuple, list[int]] = {}
     for o, k in enumerate(flat):

@@ -405,7 +405,7 @@ class KernelSpec(KernelTaps):
     def _integer_kernel(self):
         """Per tap offset q: the (out x in) integer matrix of K[:, :, q] times
         the common scale S of kernel and bias; and the bias times S."""
-        flat, S = common_denominator(_flat(self.kernel, 2 + len(self.input_size)) + list(self.bias))
+        flat, S = self._scaled_entries
         kin = prod(self.kernel_size)
         per_tap = {}
         for k, q in enumerate(product(*map(range, self.kernel_size))):
@@ -414,6 +414,31 @@ class KernelSpec(KernelTaps):
             if any(v for row in M for v in row):
                 per_tap[q] = flint.fmpz_mat(M)
         return per_tap, flat[-self.out_channels:], S
+
+    @cached_property
+    def _scaled_entries(self) -> tuple[list[int], int]:
+        """The kernel's entries (flat, (out, in, *k) order) then the bias,
+        times their common denominator S; and S.  A kernel has few distinct
+        values (a full-size generator stage: 2M entries, about 150 values),
+        so each is scaled once."""
+        vals = _flat(self.kernel, 2 + len(self.input_size)) + list(self.bias)
+        distinct = set(vals)
+        _, S = common_denominator(list(distinct))
+        scaled = {v: v.numerator * (S // v.denominator) for v in distinct}
+        return [scaled[v] for v in vals], S
+
+    def channel_array(self):
+        """The integer kernel (times the positive common factor S) as an
+        int64 numpy array of shape (out_channels, in_channels * taps), one
+        row per output channel, or None if an entry does not fit in int32
+        (so that products of two entries stay exact in int64)."""
+        import numpy as np  # noqa: PLC0415 - only the fast checks need numpy here
+
+        flat, _ = self._scaled_entries
+        K = flat[:len(flat) - self.out_channels]
+        if any(abs(v) >= 1 << 31 for v in (max(K), min(K))):
+            return None
+        return np.array(K, dtype=np.int64).reshape(self.out_channels, -1)
 
     def tap_rows(self) -> list[list[int]]:
         """The rows K[o, :, q] (one per output channel o and tap offset q with
