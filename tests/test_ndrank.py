@@ -237,3 +237,29 @@ def test_memo_is_per_object_and_per_rows():
     assert ndrank.rows_nonsingular(a, range(36)) is True
     assert ndrank.rows_nonsingular(b, range(36)) is None     # a different object: computed, not remembered
     assert ndrank.rows_nonsingular(a, range(36)) is True
+
+
+def test_checker_channel_path_rejects_a_failing_bias_condition():
+    # [C; -4C] with b_o = -1, b_o' = 0: 4 * (-1) + 0 < 0, the dead zone of theory section 4.
+    rng = np.random.default_rng(8)
+    K = rng.integers(-8, 9, size=(1, 4, 4, 4))
+    layer = pair_layer(K, 4, 1, [2, 2], bias=[-1, 0])
+    n = layer.in_dim
+    pairs = tuple((i, 16 + i) for i in range(n))
+    res = check(Certificate(Network((layer,)), Domain(), Status.INJECTIVE, StructuralProof(pairs)))
+    assert not res.valid and "bias condition" in res.reason
+    # Rows of different positions are not a pair, whatever the channels.
+    good = pair_layer(K, 4, 1, [2, 2])
+    shifted = tuple((i, 16 + (i + 1) % 16) for i in range(n))
+    res = check(Certificate(Network((good,)), Domain(), Status.INJECTIVE, StructuralProof(shifted)))
+    assert not res.valid and "negative multiple" in res.reason
+
+
+def test_rows_or_columns_outside_the_dissection_are_not_shown():
+    rows, cols, vals = np.array([0, 1]), np.array([0, 1]), np.array([1, 1])
+    # A row on a cell outside the grid: bincount grows, the balance test refuses.
+    got, why = ndrank.nonsingular(2, rows, cols, vals, np.array([0, 2]), np.array([0, 1]), (2,))
+    assert not got
+    # Cell lists of the wrong length.
+    got, why = ndrank.nonsingular(3, rows, cols, vals, np.array([0, 1]), np.array([0, 1]), (2,))
+    assert not got and "no node" in why

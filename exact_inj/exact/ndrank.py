@@ -295,6 +295,12 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
     node_of_cell, parent, low = dissection(shape, reach, rc, leaf)
     nnodes = len(parent)
     row_node, col_node = node_of_cell[row_cell], node_of_cell[col_cell]
+    # Every row and column a pivot of exactly one node (a node per cell),
+    # so that n pivots in all are eliminated.
+    if len(row_node) != n or len(col_node) != n or (row_node < 0).any() or (col_node < 0).any():
+        return False, "some rows or columns belong to no node of the dissection"
+    if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n or cols.max() >= n):
+        return False, "an entry lies outside the n x n matrix"
     # Each entry is assembled into the front of the first of its row and
     # column to be eliminated.
     enode = np.minimum(row_node[rows], col_node[cols])
