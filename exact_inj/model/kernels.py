@@ -48,6 +48,7 @@ from math import prod
 from typing import Any, Sequence
 
 import flint
+import numpy as np
 
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
@@ -326,8 +327,6 @@ class KernelSpec(KernelTaps):
         >>> n, r.tolist(), c.tolist(), v.tolist(), rc.tolist(), cc.tolist(), shape
         (2, [0, 2, 1, 3], [0, 1, 0, 1], [1, 1, 2, 2], [0, 0, 1, 1], [0, 1], (2,))
         """
-        import numpy as np  # noqa: PLC0415 - only the modular rank routes need numpy here
-
         per_tap, _, _ = self._integer_kernel
         d = len(self.input_size)
         per, plane = prod(self.output_size), prod(self.input_size)
@@ -432,8 +431,6 @@ class KernelSpec(KernelTaps):
         int64 numpy array of shape (out_channels, in_channels * taps), one
         row per output channel, or None if an entry does not fit in int32
         (so that products of two entries stay exact in int64)."""
-        import numpy as np  # noqa: PLC0415 - only the fast checks need numpy here
-
         flat, _ = self._scaled_entries
         K = flat[:len(flat) - self.out_channels]
         if any(abs(v) >= 1 << 31 for v in (max(K), min(K))):
