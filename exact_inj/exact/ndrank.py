@@ -282,14 +282,20 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
         return False, "rows and columns are not balanced on the grid cells"
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    keep = (np.asarray(vals) % p) != 0
-    rows, cols = rows[keep], cols[keep]
-    v = (np.asarray(vals)[keep] % p).astype(np.float64)
-    _reduce(v, p)
+    vals = np.asarray(vals)
+    if vals.size and vals.dtype.kind in "iu" and -(1 << 53) < int(vals.min()) and int(vals.max()) < 1 << 53:
+        # Integers below 2^53 are exact in float64, and so is their reduction.
+        v = vals.astype(np.float64)
+        _reduce(v, p)
+    else:
+        v = (vals % p).astype(np.float64)
+        _reduce(v, p)
+    keep = v != 0
+    rows, cols, v = rows[keep], cols[keep], v[keep]
     # The reach per dimension, read off the entries (cell coordinates
-    # gathered per entry from a per-cell table).
-    pos = np.array(np.unravel_index(np.arange(ncell), shape))
-    rcell, ccell = row_cell[rows], col_cell[cols]
+    # gathered per entry from a per-cell table, in 32 bits).
+    pos = np.array(np.unravel_index(np.arange(ncell), shape), dtype=np.int32)
+    rcell, ccell = row_cell.astype(np.int32)[rows], col_cell.astype(np.int32)[cols]
     reach = [int(np.abs(pos[t][rcell] - pos[t][ccell]).max()) if rows.size else 0 for t in range(len(shape))]
     del rcell, ccell
     node_of_cell, parent, low = dissection(shape, reach, rc, leaf)
