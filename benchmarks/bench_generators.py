@@ -9,6 +9,7 @@ instances/generators are timed too.
 
     python benchmarks/bench_generators.py --reps 3                  # small only
     python benchmarks/bench_generators.py --reps 3 --full --time-limit 120
+    python benchmarks/bench_generators.py --ranks      # the nested-dissection rank of each full-size C alone
 """
 
 from __future__ import annotations
@@ -75,6 +76,26 @@ def show(name: str, r: dict, reps: int) -> None:
     print(f"| {name} | {r['verdict']} ({r['route']}) | {' | '.join(cells)} | {extra} | {reps} |", flush=True)
 
 
+def time_ranks() -> None:
+    """The full-size stages' square C (random kernels of the generator's
+    shapes: C_in -> C_in / 4 channels, stride 2, kernel 4, padding 1), built
+    from the kernel and shown nonsingular by exact_inj/exact/ndrank.py."""
+    import numpy as np
+
+    from exact_inj.exact import ndrank
+    from exact_inj.model.kernels import KernelSpec
+
+    rng = np.random.default_rng(0)
+    print("| C_in | grid | columns | operator s | elimination s | shown |")
+    print("|---|---|---|---|---|---|")
+    for cin, N in ((512, 4), (256, 8), (128, 16), (64, 32)):
+        K = rng.integers(-8, 9, size=(cin // 4, cin, 4, 4))
+        spec = KernelSpec.build(K.tolist(), cin, cin // 4, [N, N], strides=[2, 2], pads=[1, 1], transposed=True)
+        t_op, op = _time(lambda: spec.grid_operator(range(spec.in_dim)))
+        t_el, (ok, _) = _time(lambda: ndrank.nonsingular(*op))
+        print(f"| {cin} | {N}x{N} | {spec.in_dim} | {t_op:.2f} | {t_el:.2f} | {ok} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
@@ -82,7 +103,11 @@ def main() -> None:
     ap.add_argument("--full-reps", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
+    ap.add_argument("--ranks", action="store_true", help="only time the nested-dissection rank of each full-size C")
     args = ap.parse_args()
+    if args.ranks:
+        time_ranks()
+        return
     only = set(filter(None, args.only.split(",")))
 
     from exact_inj.studies.generator import dcgan_generator

@@ -11,8 +11,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import flint
+import numpy as np
 
-from ..exact import linalg, modrank
+from ..exact import linalg, modrank, ndrank
 from ..model import Domain, Network
 from ..model.stages import linear_rank
 from .base import Invalid, num, nums
@@ -138,10 +139,16 @@ def check_structural(net: Network, proof: StructuralProof) -> str:
     n, m = layer.in_dim, layer.out_dim
     check_pair_indices(proof.pairs, n, m, "structural")
     # Rows are read sparsely (a convolution's rows come from its kernel), so
-    # a big conv layer is checked without its dense operator.
+    # a big conv layer is checked without its dense operator; a pair of
+    # rows at one position of two channels whose kernels are negative
+    # multiples is checked once per channel pair.
     b = layer.bias
-    B = []
+    same_channels = _channel_pair_check(layer)
+    B: list[dict[int, Fraction]] | None = []
     for k, (i, j) in enumerate(proof.pairs):
+        if same_channels is not None and same_channels(i, j, k):
+            B = None  # the rows are read again by the fallback rank test only if it runs
+            continue
         wi, wj = layer.sparse_row(i), layer.sparse_row(j)
         if not wi:
             raise Invalid(f"pair {k}: row {i} is zero")
@@ -151,9 +158,61 @@ def check_structural(net: Network, proof: StructuralProof) -> str:
             raise Invalid(f"pair {k}: row {j} is not a negative multiple of row {i}")
         if d * b[i] + b[j] < 0:
             raise Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails ({num(d * b[i] + b[j])})")
-        B.append(wi)
+        if B is not None:
+            B.append(wi)
     check_b_independent(layer, proof.pairs, B, n)
     return f"structural [B; -DB] proof on {2 * n} of {m} rows, bias condition holds"
+
+
+def _channel_pair_check(layer):
+    """For a convolution (rows o * per + r: channel o at position r), a test
+    ``ok(i, j, k)``: rows i and j sit at one position of channels o, o' with
+    K_o' = -d K_o for some d > 0 and d b_o + b_o' >= 0; then row j is -d
+    times row i (both read the same inputs through the same taps) and the
+    bias condition holds.  True only when that settles the pair (raises
+    Invalid when the channels' bias condition fails); None for other layers."""
+    spec = getattr(layer, "spec", None)
+    if spec is None or not hasattr(spec, "channel_kernel") or not hasattr(spec, "output_size"):
+        return None
+    per = 1
+    for size in spec.output_size:
+        per *= size
+    memo: dict[tuple[int, int], Fraction | None] = {}
+    # The integer kernel (one positive common factor, which the ratio d
+    # does not see) compares channels in numpy; Fractions otherwise.
+    ints = spec.channel_array() if hasattr(spec, "channel_array") else None
+
+    def ratio(o: int, o2: int) -> Fraction | None:
+        """d > 0 with K_o2 = -d K_o, or None."""
+        if ints is not None:
+            a, c = ints[o], ints[o2]
+            nz = np.flatnonzero(a)
+            if nz.size == 0:
+                return None
+            d = Fraction(-int(c[nz[0]]), int(a[nz[0]]))
+            # |entries| < 2^31 (channel_array), so both products are exact in int64.
+            same = np.array_equal(c * d.denominator, -d.numerator * a)
+            return d if d > 0 and same else None
+        a, c = spec.channel_kernel(o), spec.channel_kernel(o2)
+        piv = next((t for t, v in enumerate(a) if v != 0), None)
+        d = None if piv is None else -c[piv] / a[piv]
+        return d if d is not None and d > 0 and all(y == -d * x for x, y in zip(a, c)) else None
+
+    def ok(i: int, j: int, k: int) -> bool:
+        (o, r), (o2, r2) = divmod(i, per), divmod(j, per)
+        if r != r2:
+            return False
+        if (o, o2) not in memo:
+            memo[(o, o2)] = ratio(o, o2)
+        d = memo[(o, o2)]
+        if d is None:
+            return False
+        if d * spec.bias[o] + spec.bias[o2] < 0:
+            raise Invalid(f"pair {k}: bias condition d*b_{i} + b_{j} >= 0 fails "
+                          f"({num(d * spec.bias[o] + spec.bias[o2])})")
+        return True
+
+    return ok
 
 
 def check_pair_indices(pairs, n: int, m: int, what: str) -> None:
@@ -165,14 +224,22 @@ def check_pair_indices(pairs, n: int, m: int, what: str) -> None:
         raise Invalid(f"{what} pairs name rows outside the layer or repeat a row")
 
 
-def check_b_independent(layer, pairs, B: list[dict[int, Fraction]], n: int) -> None:
-    """The pairs' first rows B (sparse) are linearly independent."""
+def check_b_independent(layer, pairs, B: list[dict[int, Fraction]] | None, n: int) -> None:
+    """The pairs' first rows B (sparse; None: read them from the layer when
+    needed) are linearly independent."""
     spec = getattr(layer, "spec", None)
-    # A convolution's B, ordered position-major, is banded: its rank mod a
-    # prime costs n (band)^2 (exact_inj/modrank.py); False or None there
-    # proves nothing, and the general test below decides.
-    banded = spec is not None and modrank.banded_full_rank(spec.position_major([i for i, _ in pairs]))
-    if not banded and not _independent(B, n):
+    first = [i for i, _ in pairs]
+    # A convolution's B: first the nested-dissection elimination mod a prime
+    # (exact_inj/exact/ndrank.py, recomputed here from the kernel), then the
+    # banded one (position-major order, n (band)^2: exact_inj/modrank.py).
+    # Not shown there proves nothing, and the general test below decides.
+    if spec is not None and hasattr(spec, "grid_operator") and ndrank.rows_nonsingular(spec, first):
+        return
+    if spec is not None and modrank.banded_full_rank(spec.position_major(first)):
+        return
+    if B is None:
+        B = [layer.sparse_row(i) for i in first]
+    if not _independent(B, n):
         raise Invalid("the rows named as B are not linearly independent")
 
 

@@ -15,7 +15,8 @@ rule's [B; -DB].  This module finds such proofs for a
      (:class:`~exact_inj.certify.schema.ConvStructuralProof`; nothing but the
      kernel is ever built);
    - *named rows* (any padding): n rows of C independent modulo a prime,
-     selected by one modular elimination of C's transpose
+     selected by one modular elimination of C's transpose, or the first n
+     rows shown nonsingular by a nested-dissection elimination mod a prime
      (:class:`~exact_inj.certify.schema.StructuralProof`; the checker reads those
      n rows sparsely and recomputes their rank mod p).
 
@@ -35,7 +36,7 @@ import flint
 import numpy as np
 
 from ..certify.schema import ConvStructuralProof, StructuralProof
-from ..exact import linalg, modrank
+from ..exact import linalg, modrank, ndrank
 from ..model.conv import ConvLayer, ConvSpec
 
 # Primes tried before a frequency or row-rank test is given up: one unlucky
@@ -53,6 +54,17 @@ def channel_pairs(layer: ConvLayer) -> tuple[tuple[int, int], ...]:
     ((0, 1),)
     """
     spec = layer.spec
+    ints = spec.channel_array() if hasattr(spec, "channel_array") else None
+    if ints is not None:
+        # The integer kernel (one positive common factor: ratios and the
+        # primitive vectors are those of the kernel), in numpy.
+        groups_i: dict[tuple, list[int]] = {}
+        for o, row in enumerate(ints):
+            g = int(np.gcd.reduce(np.abs(row)))
+            if g:
+                groups_i.setdefault(tuple((row // g).tolist()), []).append(o)
+        rows = {o: ints[o].tolist() for idx in groups_i.values() for o in idx}
+        return tuple(opposite_pairs(groups_i, rows, lambda o, o2, d: d * spec.bias[o] + spec.bias[o2] >= 0))
     flat = [spec.channel_kernel(o) for o in range(spec.out_channels)]
     groups: dict[tuple, list[int]] = {}
     for o, k in enumerate(flat):
@@ -153,6 +165,13 @@ def _full_column_rank(spec: ConvSpec, chans: list[int], deadline: float | None):
     # elimination mod p; choosing rows from all of them costs an n x (rows)
     # elimination, several times more again.
     first = [o * per + r for o in chans for r in range(per)][:n]
+    # Nested dissection first (exact/ndrank.py: matrix products mod a prime,
+    # about (separator)^3 work); it needs rows and columns balanced on the
+    # grid cells, as a stride-s transposed convolution with s^d C_out = C_in
+    # has, and says "not shown" otherwise.  The checker runs the same
+    # elimination (certify/layer.py, check_b_independent).
+    if hasattr(spec, "grid_operator") and ndrank.rows_nonsingular(spec, first, deadline):
+        return "rows", list(range(n))
     if modrank.banded_full_rank(spec.position_major(first), deadline=deadline):
         return "rows", list(range(n))
     if _past(deadline):

@@ -48,6 +48,7 @@ from math import prod
 from typing import Any, Sequence
 
 import flint
+import numpy as np
 
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
@@ -306,6 +307,79 @@ class KernelSpec(KernelTaps):
         order = sorted(indices, key=lambda i: (self._anchor(i % per), i % per, i // per))
         return [{(c % plane) * cin + c // plane: v for c, v in self.sparse_row(i).items()} for i in order]
 
+    def grid_operator(self, indices: Sequence[int]):
+        """The rows ``indices`` (in that order, renumbered 0, 1, ...) of the
+        operator times one positive common factor, as numpy arrays for
+        :func:`~exact_inj.exact.ndrank.nonsingular`: ``(n, rows, cols, vals,
+        row_cell, col_cell, shape)`` with n = in_dim, entries (int64) at
+        (rows, cols), and a grid cell for every row and column.
+
+        The cells (docs/theory.md, section 14): for a transposed
+        convolution the input grid, input pixel i holding its in_channels
+        columns and output position t the cell t // s (clipped to the grid):
+        at stride 2, kernel 4 and padding 1 each pixel holds as many rows
+        as columns and rows reach the cells next to their own only.  For a
+        convolution the output grid, with input position i in cell i // s.
+        Returns None when the integer kernel does not fit in int64.
+
+        >>> s = KernelSpec.build([[[1, 2]]], 1, 1, [2], strides=[2], transposed=True)
+        >>> n, r, c, v, rc, cc, shape = s.grid_operator([0, 1, 2, 3])
+        >>> n, r.tolist(), c.tolist(), v.tolist(), rc.tolist(), cc.tolist(), shape
+        (2, [0, 2, 1, 3], [0, 1, 0, 1], [1, 1, 2, 2], [0, 0, 1, 1], [0, 1], (2,))
+        """
+        per_tap, _, _ = self._integer_kernel
+        d = len(self.input_size)
+        per, plane = prod(self.output_size), prod(self.input_size)
+        idx = np.asarray(list(indices), dtype=np.int64)
+        o_of, r_of = idx // per, idx % per
+        opos = np.unravel_index(np.arange(per), self.output_size)
+        ipos = np.unravel_index(np.arange(plane), self.input_size)
+        if self.transposed:
+            shape = self.input_size
+            rcell = np.ravel_multi_index([np.minimum(opos[t] // self.strides[t], shape[t] - 1) for t in range(d)], shape)
+            ccell = np.arange(plane)
+        else:
+            shape = self.output_size
+            rcell = np.arange(per)
+            ccell = np.ravel_multi_index([np.minimum(ipos[t] // self.strides[t], shape[t] - 1) for t in range(d)],
+                                         shape)
+        rows, cols, vals = [], [], []
+        cin = self.in_channels
+        for q, Kq in per_tap.items():
+            K = [[int(v) for v in row] for row in Kq.tolist()]
+            if any(abs(v) >= 1 << 62 for row in K for v in row):
+                return None
+            K = np.array(K, dtype=np.int64)
+            ok = np.ones(per, dtype=bool)
+            src = []
+            for t in range(d):
+                s, g, b, N = self.strides[t], self.dilations[t], self.pads[t][0], self.input_size[t]
+                if self.transposed:
+                    num = opos[t] + b - q[t] * g
+                    ok &= num % s == 0
+                    i = num // s
+                else:
+                    i = opos[t] * s + q[t] * g - b
+                ok &= (i >= 0) & (i < N)
+                src.append(np.clip(i, 0, N - 1))
+            srcflat = np.ravel_multi_index(src, self.input_size)
+            ks = np.flatnonzero(ok[r_of])
+            if ks.size == 0:
+                continue
+            V = K[o_of[ks]]  # (rows, in_channels)
+            C = np.arange(cin)[None, :] * plane + srcflat[r_of[ks]][:, None]
+            R = np.broadcast_to(ks[:, None], V.shape)
+            nz = V != 0
+            rows.append(R[nz])
+            cols.append(C[nz])
+            vals.append(V[nz])
+        if rows:
+            rows_a, cols_a, vals_a = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        else:
+            rows_a = cols_a = vals_a = np.zeros(0, dtype=np.int64)
+        col_cell = np.tile(ccell, cin)  # column c * plane + pos
+        return self.in_dim, rows_a, cols_a, vals_a, rcell[r_of], col_cell, tuple(shape)
+
     def operator(self) -> list[tuple[Fraction, ...]]:
         n_in, n_out = self.in_dim, self.out_dim
         if n_in * n_out > MAX_OPERATOR_ENTRIES:
@@ -330,7 +404,7 @@ class KernelSpec(KernelTaps):
     def _integer_kernel(self):
         """Per tap offset q: the (out x in) integer matrix of K[:, :, q] times
         the common scale S of kernel and bias; and the bias times S."""
-        flat, S = common_denominator(_flat(self.kernel, 2 + len(self.input_size)) + list(self.bias))
+        flat, S = self._scaled_entries
         kin = prod(self.kernel_size)
         per_tap = {}
         for k, q in enumerate(product(*map(range, self.kernel_size))):
@@ -339,6 +413,29 @@ class KernelSpec(KernelTaps):
             if any(v for row in M for v in row):
                 per_tap[q] = flint.fmpz_mat(M)
         return per_tap, flat[-self.out_channels:], S
+
+    @cached_property
+    def _scaled_entries(self) -> tuple[list[int], int]:
+        """The kernel's entries (flat, (out, in, *k) order) then the bias,
+        times their common denominator S; and S.  A kernel has few distinct
+        values (a full-size generator stage: 2M entries, about 150 values),
+        so each is scaled once."""
+        vals = _flat(self.kernel, 2 + len(self.input_size)) + list(self.bias)
+        distinct = set(vals)
+        _, S = common_denominator(list(distinct))
+        scaled = {v: v.numerator * (S // v.denominator) for v in distinct}
+        return [scaled[v] for v in vals], S
+
+    def channel_array(self):
+        """The integer kernel (times the positive common factor S) as an
+        int64 numpy array of shape (out_channels, in_channels * taps), one
+        row per output channel, or None if an entry does not fit in int32
+        (so that products of two entries stay exact in int64)."""
+        flat, _ = self._scaled_entries
+        K = flat[:len(flat) - self.out_channels]
+        if any(abs(v) >= 1 << 31 for v in (max(K), min(K))):
+            return None
+        return np.array(K, dtype=np.int64).reshape(self.out_channels, -1)
 
     def tap_rows(self) -> list[list[int]]:
         """The rows K[o, :, q] (one per output channel o and tap offset q with

@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import flint
 
-from ..exact import linalg
+from ..exact import linalg, ndrank
 from .domain import Domain
 from .network import Layer, Network
 
@@ -137,6 +137,14 @@ def linear_rank(layer: Layer, domain: Domain) -> int:
     """rank [W; E]: a linear stage is injective on a nonempty convex domain iff
     this equals the input dimension."""
     n = layer.in_dim
+    spec = getattr(layer, "spec", None)
+    if spec is not None and hasattr(spec, "grid_operator") and layer.out_dim >= n \
+            and ndrank.rows_nonsingular(spec, range(n)):
+        # A convolution whose first n rows are nonsingular mod a prime
+        # (nested dissection, exact/ndrank.py) has rank n over Q, and so has
+        # [W; E], without its dense operator; otherwise the exact rank below
+        # decides.
+        return n
     return linalg.rank_q([list(r) for r in layer.weight] + degenerate_rows(domain, n), n)
 
 
