@@ -323,6 +323,39 @@ def parse_exact(value: Any, where: str, path: str | os.PathLike | None = None) -
     raise InputError(path, f"{where}: expected a number, got {quote(value)}")
 
 
+def nested_to_str(x):
+    """A nested list of exact numbers (a kernel) as the same nesting of
+    :func:`fraction_to_str` strings.  Each distinct value is written once: a
+    generator's kernels hold millions of entries but only a few hundred
+    distinct float32 values (shared objects), and writing each entry took 8 s
+    of a 41 MB certificate.
+
+    >>> nested_to_str([[Fraction(1, 2), 3], [Fraction(1, 2), Fraction(-1, 3)]])
+    [['1/2', '3'], ['1/2', '-1/3']]
+    """
+    memo: dict = {}
+
+    def text(v) -> str:
+        # Keyed by identity: a kernel read from a model file shares one
+        # Fraction object per distinct value, and every object stays alive
+        # (held by x) while this runs, so an id names one object throughout.
+        # (Fraction.__hash__ costs a modular inverse: 5 s over 4.9 M entries.)
+        s = memo.get(id(v))
+        if s is None:
+            s = memo[id(v)] = fraction_to_str(v)  # refuses floats and bools
+        return s
+
+    def walk(y):
+        if isinstance(y, (Fraction, int)):
+            return text(y)
+        items = list(y)
+        if items and isinstance(items[0], (Fraction, int)) and not isinstance(items[0], bool):
+            return [text(v) for v in items]
+        return [walk(v) for v in items]
+
+    return walk(x)
+
+
 def fraction_to_str(x: Fraction | int) -> str:
     """Write an exact number as ``"p/q"``, or ``"n"`` when it is an integer.
 

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
-from ..numbers import exact, fraction_to_str
+from ..numbers import exact, fraction_to_str, nested_to_str
 from .network import ACTIVATIONS, Layer, activate, check_slope
 
 __all__ = ["KernelTaps", "PADDINGS", "MAX_OPERATOR_ENTRIES", "ConvLayer", "ConvSpec", "OperatorTooLarge", "conv_operator", "normalize_pads"]
@@ -411,9 +411,6 @@ class ConvSpec(KernelTaps):
 
     def to_json(self) -> dict:
         """The ``"type": "conv"`` layer object (docs/formats.md), numbers as strings."""
-        def nested(x):
-            return fraction_to_str(x) if isinstance(x, Fraction) else [nested(v) for v in x]
-
         return {
             "type": "conv",
             "in_channels": self.in_channels,
@@ -421,7 +418,7 @@ class ConvSpec(KernelTaps):
             "input_size": list(self.input_size),
             "padding": self.padding,
             "pad": [list(p) for p in self.pads],
-            "kernel": nested(self.kernel),
+            "kernel": nested_to_str(self.kernel),
             "bias": [fraction_to_str(b) for b in self.bias],
         }
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import OperatorTooLarge
 from ..exact.linalg import common_denominator
-from ..numbers import exact, fraction_to_str
+from ..numbers import exact, fraction_to_str, nested_to_str
 from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, KernelTaps
 
 __all__ = ["KernelSpec"]
@@ -489,9 +489,6 @@ class KernelSpec(KernelTaps):
 
     def to_json(self) -> dict:
         """The ``"type": "conv_transpose"`` or ``"type": "strided_conv"`` layer object."""
-        def nested(x):
-            return fraction_to_str(x) if isinstance(x, Fraction) else [nested(v) for v in x]
-
         out = {
             "type": "conv_transpose" if self.transposed else "strided_conv",
             "in_channels": self.in_channels,
@@ -500,7 +497,7 @@ class KernelSpec(KernelTaps):
             "strides": list(self.strides),
             "dilations": list(self.dilations),
             "pad": [list(p) for p in self.pads],
-            "kernel": nested(self.kernel),
+            "kernel": nested_to_str(self.kernel),
             "bias": [fraction_to_str(b) for b in self.bias],
         }
         if self.transposed:
