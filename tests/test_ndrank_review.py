@@ -67,3 +67,29 @@ def test_entries_near_2_53_for_the_primes_in_use():
         for v in range((1 << 53) - 2 * p, 1 << 53, 65537 * 2):
             vals = np.array([v, 2, v // 2, 1], dtype=np.int64)
             assert not ndrank.nonsingular(2, ROWS, COLS, vals, ONE_CELL, ONE_CELL, (1,), p=p)[0]
+
+
+def _exact_rank(spec, idx) -> int:
+    rows = [spec.sparse_row(i) for i in idx]
+    return flint.fmpq_mat([[flint.fmpq(v.numerator, v.denominator)
+                            for v in (Fraction(r.get(c, 0)) for c in range(spec.in_dim))] for r in rows]).rank()
+
+
+def test_a_kernel_given_in_lists_cannot_change_under_the_memo():
+    # KernelSpec is frozen, but its kernel was kept as given: outer lists
+    # that the caller mutates after a rank was remembered (by identity,
+    # rows_nonsingular) and cached (the integer kernel) made the object
+    # claim a nonsingular C while its kernel now had two identical input
+    # channels (a null vector).  The kernel is frozen into tuples now.
+    from exact_inj.model.kernels import KernelSpec
+
+    rng = np.random.default_rng(3)
+    K = rng.integers(-8, 9, size=(1, 4, 4, 4))
+    given = [[tuple(tuple(Fraction(int(v)) for v in r) for r in c) for c in o] for o in K]
+    spec = KernelSpec(given, 4, 1, (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), (0, 0), True, (Fraction(0),))
+    assert ndrank.rows_nonsingular(spec, range(36)) is True
+    given[0][1] = given[0][0]          # the caller's list, mutated afterwards
+    now = KernelSpec.build(spec.kernel, 4, 1, [3, 3], strides=[2, 2], pads=[1, 1], transposed=True)
+    assert _exact_rank(now, range(36)) == 36          # what the spec holds is still the nonsingular C
+    assert ndrank.rows_nonsingular(spec, range(36)) is True
+    assert type(spec.kernel) is tuple and type(spec.kernel[0]) is tuple
