@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from exact_inj.exact import ndrank
+from exact_inj.model.kernels import KernelSpec
 
 ROWS, COLS = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
 ONE_CELL = np.array([0, 0])
@@ -81,8 +82,6 @@ def test_a_kernel_given_in_lists_cannot_change_under_the_memo():
     # rows_nonsingular) and cached (the integer kernel) made the object
     # claim a nonsingular C while its kernel now had two identical input
     # channels (a null vector).  The kernel is frozen into tuples now.
-    from exact_inj.model.kernels import KernelSpec
-
     rng = np.random.default_rng(3)
     K = rng.integers(-8, 9, size=(1, 4, 4, 4))
     given = [[tuple(tuple(Fraction(int(v)) for v in r) for r in c) for c in o] for o in K]
