@@ -97,8 +97,12 @@ class _Singular(Exception):
 
 
 def _reduce(X: np.ndarray, p: int) -> None:
-    """X := X - p * round(X / p), twice: exact (integers below 2^53), and
-    afterwards every entry is in [-(p+1)/2, (p+1)/2]."""
+    """X := X - p * round(X / p), twice: exact for integers of magnitude
+    at most 2^53 - p (then p * round(X / p), within p/2 + 1 of X, is below
+    2^53 and exact; nearer 2^53 it can round by one for some primes, which
+    changes the residue), and afterwards every entry is in
+    [-(p+1)/2, (p+1)/2].  The lazy updates of _schur stay below
+    2^52 + 2^19."""
     q = np.empty_like(X)
     for _ in range(2):
         np.multiply(X, 1.0 / p, out=q)
@@ -274,7 +278,9 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
     Needs as many rows as columns on every cell (so that each node's pivot
     block is square); the reach of the coupling is read off the entries.
     """
-    if not (2 < p < (1 << 20)):
+    # A composite modulus would make pow(a, p - 2, p) no inverse, and a
+    # singular matrix could pass (p = 15: [[3, 1], [3, 1]] was "shown").
+    if not (2 < p < (1 << 20)) or not is_prime(p):
         raise ValueError("the float64 arithmetic needs a prime below 2^20")
     ncell = prod(shape)
     rc = np.bincount(row_cell, minlength=ncell)
@@ -283,8 +289,17 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
     vals = np.asarray(vals)
-    if vals.size and vals.dtype.kind in "iu" and -(1 << 53) < int(vals.min()) and int(vals.max()) < 1 << 53:
-        # Integers below 2^53 are exact in float64, and so is their reduction.
+    # Integer entries only: a float or Fraction entry (0.5) would be
+    # truncated inside the elimination, and a singular matrix shown.
+    if vals.dtype.kind == "O":
+        if not all(type(x) is int or isinstance(x, np.integer) for x in vals.tolist()):
+            raise TypeError("the matrix entries must be integers")
+    elif vals.size and vals.dtype.kind not in "iu":
+        raise TypeError(f"the matrix entries must be integers, not {vals.dtype}")
+    if vals.size and vals.dtype.kind in "iu" and -(1 << 52) < int(vals.min()) and int(vals.max()) < 1 << 52:
+        # Integers below 2^52 are exact in float64, and so is their
+        # reduction (_reduce needs |x| <= 2^53 - p: up to 2^53 the rounded
+        # quotient times p could exceed 2^53 and round, for some primes).
         v = vals.astype(np.float64)
         _reduce(v, p)
     else:

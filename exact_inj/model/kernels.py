@@ -93,16 +93,31 @@ def _shape(x: Any, depth: int, where: str) -> tuple[int, ...]:
     """The shape of ``depth`` levels of non-empty, non-ragged lists or
     tuples (level by level: a recursion per entry cost seconds on a
     full-size generator's kernels)."""
-    level, shape = [x], []
+    return _shape_and_tuples(x, depth, where)[0]
+
+
+def _shape_and_tuples(x: Any, depth: int, where: str) -> tuple[tuple[int, ...], bool]:
+    """:func:`_shape`, and whether every level is a tuple (in the same pass)."""
+    level, shape, tuples = [x], [], True
     for _ in range(depth):
-        if not all(isinstance(t, (list, tuple)) and t for t in level):
-            raise ValueError(f"{where} must be a non-empty list")
+        if not (tuples and all(type(t) is tuple and t for t in level)):
+            tuples = False
+            if not all(isinstance(t, (list, tuple)) and t for t in level):
+                raise ValueError(f"{where} must be a non-empty list")
         lens = {len(t) for t in level}
         if len(lens) != 1:
             raise ValueError(f"{where} is ragged (its entries have different shapes)")
         shape.append(lens.pop())
         level = [v for t in level for v in t]
-    return tuple(shape)
+    return tuple(shape), tuples
+
+
+def _freeze(x: Any, depth: int) -> Any:
+    """``depth`` nested levels of lists or tuples as tuples (others kept, for
+    the shape checks to name)."""
+    if depth == 0 or not isinstance(x, (list, tuple)):
+        return x
+    return tuple(_freeze(v, depth - 1) for v in x)
 
 
 def _flat(x: Any, depth: int) -> list:
@@ -142,6 +157,14 @@ class KernelSpec(KernelTaps):
     padding = "zero"
 
     def __post_init__(self) -> None:
+        # Frozen all the way down: results derived from this object are
+        # cached on it (taps, the integer kernel) and remembered by identity
+        # (exact/ndrank.py rows_nonsingular), so a kernel held in lists that
+        # its caller mutates afterwards would be checked as the old one.
+        # (The kernel is frozen below, once its shape is checked.)
+        for name in ("input_size", "strides", "dilations", "output_padding", "bias"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         d = len(self.input_size)
         if d not in (1, 2):
             raise ValueError(f"input_size must have 1 or 2 entries, got {self.input_size!r}")
@@ -158,7 +181,9 @@ class KernelSpec(KernelTaps):
                 isinstance(p, tuple) and len(p) == 2 and all(isinstance(v, int) and v >= 0 for v in p)
                 for p in self.pads):
             raise ValueError(f"pads must be {d} (before, after) pairs of non-negative integers")
-        shape = _shape(self.kernel, 2 + d, "kernel")
+        shape, tuples = _shape_and_tuples(self.kernel, 2 + d, "kernel")
+        if not tuples:
+            object.__setattr__(self, "kernel", _freeze(self.kernel, 2 + d))
         if shape[:2] != (self.out_channels, self.in_channels):
             raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
         if not all(type(v) is Fraction for v in _flat(self.kernel, 2 + d)):
