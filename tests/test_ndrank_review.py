@@ -92,3 +92,17 @@ def test_a_kernel_given_in_lists_cannot_change_under_the_memo():
     assert _exact_rank(now, range(36)) == 36          # what the spec holds is still the nonsingular C
     assert ndrank.rows_nonsingular(spec, range(36)) is True
     assert type(spec.kernel) is tuple and type(spec.kernel[0]) is tuple
+
+
+def test_a_conv_spec_kernel_given_in_lists_is_frozen():
+    """The review's open concern: ConvSpec caches its taps on the object, so a
+    kernel list mutated after construction must not change what it checks."""
+    from fractions import Fraction as F
+
+    from exact_inj.model.conv import ConvSpec
+
+    k = [[[F(1), F(2)]], [[F(3), F(4)]]]
+    spec = ConvSpec(k, 1, 2, (3,), "zero", ((0, 0),), (F(0), F(0)))
+    k[1][0][0] = F(9)
+    assert spec.kernel[1][0][0] == F(3)
+    assert isinstance(spec.kernel[1][0], tuple)

@@ -208,6 +208,10 @@ class ConvSpec(KernelTaps):
         shape = _nested_shape(self.kernel, 2 + d, "kernel")
         if shape[:2] != (self.out_channels, self.in_channels):
             raise ValueError(f"kernel has shape {list(shape)}, not [{self.out_channels}, {self.in_channels}, ...]")
+        # Frozen all the way down: the taps and integer taps are cached on
+        # this object, so a kernel held in lists that its caller mutates
+        # afterwards would be checked as the old one (as in KernelSpec).
+        object.__setattr__(self, "kernel", _frozen(self.kernel, 2 + d))
         if not all(type(v) is Fraction for v in leaves(self.kernel)):
             raise TypeError("kernel entries must be fractions.Fraction")
         if not isinstance(self.bias, tuple) or len(self.bias) != self.out_channels or not all(
@@ -421,6 +425,13 @@ class ConvSpec(KernelTaps):
             "kernel": nested_to_str(self.kernel),
             "bias": [fraction_to_str(b) for b in self.bias],
         }
+
+
+def _frozen(x: Any, depth: int) -> Any:
+    """``depth`` nested levels of lists or tuples, as tuples."""
+    if depth == 0 or not isinstance(x, (list, tuple)):
+        return x
+    return tuple(_frozen(v, depth - 1) for v in x)
 
 
 @dataclass(frozen=True)
