@@ -289,7 +289,14 @@ def injectivize(network: Any, mode: str = "append", *, width: int | None = None,
 def load_certificate(path: str | os.PathLike) -> Certificate:
     """Read a certificate file; malformed files raise InputError."""
     p = os.fspath(path)
-    obj = load_json_file(p)
+    return certificate_from_document(load_json_file(p), p)
+
+
+def certificate_from_document(obj: Any, path: str | None = None) -> Certificate:
+    """The certificate in a parsed JSON document (read with exact numbers,
+    as :func:`~exact_inj.io.load_json_file` does); InputError naming ``path``
+    when it is not one."""
+    p = path
     if isinstance(obj, dict) and "layers" in obj and "verdict" not in obj and "network" not in obj:
         raise InputError(p, "this is a network, not a certificate: decide it with exact-inj verify "
                             "(exact_inj.verify), which can write a certificate")

@@ -78,19 +78,33 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
 
     out = tmp_path / "cert.json"
     out.write_text('{"old": true}\n')
-    real_dump = json.dump
+    real_dumps = json.dumps
 
-    def dump_then_interrupt(obj, f, **kw):
-        real_dump({"partial": "x" * 10000}, f, **kw)
-        f.flush()
-        raise KeyboardInterrupt
+    class Interrupting(str):
+        """The text of the certificate, whose second piece never comes."""
+        pieces = 0
 
-    monkeypatch.setattr(app.json, "dump", dump_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        app._write_json(str(out), {"new": True})
-    assert out.read_text() == '{"old": true}\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.json"]
-    monkeypatch.setattr(app.json, "dump", real_dump)
+        def __getitem__(self, key):
+            Interrupting.pieces += 1
+            if Interrupting.pieces == 2:
+                raise KeyboardInterrupt
+            return str.__getitem__(self, key)
+
+    # The text is written in pieces of 1000 characters: the first reaches the
+    # temporary file (flushed), then the interrupt comes.
+    monkeypatch.setattr(app, "_WRITE_CHUNK", 1000)
+    monkeypatch.setattr(app.json, "dumps", lambda obj, **kw: Interrupting(real_dumps({"partial": "x" * 10000})))
+    for name in ("cert.json", "cert.json.gz"):
+        Interrupting.pieces = 0
+        target = tmp_path / name
+        if name.endswith(".gz"):
+            target.write_bytes(b"old")
+        with pytest.raises(KeyboardInterrupt):
+            app._write_json(str(target), {"new": True})
+        assert Interrupting.pieces == 2
+    assert out.read_text() == '{"old": true}\n' and (tmp_path / "cert.json.gz").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.json", "cert.json.gz"]
+    monkeypatch.setattr(app.json, "dumps", real_dumps)
     app._write_json(str(out), {"new": True})
     assert json.loads(out.read_text()) == {"new": True}
 
