@@ -15,13 +15,14 @@ processes this module started.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import struct
 import subprocess
 import sys
 
-__all__ = ["Child", "recv", "send"]
+__all__ = ["Child", "Pool", "recv", "send"]
 
 _HEADER = struct.Struct("<Q")
 
@@ -103,3 +104,39 @@ class Child:
                 os.close(fd)
             except OSError:
                 pass
+
+
+class Pool:
+    """Worker processes of one kind, started on demand and kept for later
+    calls in this process (a small task costs a fraction of an interpreter's
+    start-up); stopped at exit.  Iterating gives the workers kept."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+        self.live: list = []
+        atexit.register(self.shutdown)
+
+    def __iter__(self):
+        return iter(self.live)
+
+    def get(self, k: int) -> list:
+        """k running workers, starting the missing ones."""
+        for w in self.live:
+            if not w.alive():
+                w.close()
+        self.live = [w for w in self.live if w.alive()]
+        while len(self.live) < k:
+            # Each worker joins as it starts, so that if a later one cannot
+            # start (process limit, memory), shutdown() stops it too.
+            self.live.append(self._make())
+        return self.live[:k]
+
+    def running(self) -> int:
+        """How many of the kept workers are running."""
+        return sum(1 for w in self.live if w.alive())
+
+    def shutdown(self) -> None:
+        """Stop every kept worker."""
+        for w in self.live:
+            w.close()
+        self.live = []

@@ -21,7 +21,6 @@ names the fault.  Nothing in the certificate says where to cut.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import contextvars
 import heapq
@@ -277,33 +276,17 @@ def _cut(ctx: _Rows, codes: np.ndarray, parts: int):
 # --- the workers --------------------------------------------------------------------------------
 
 
-_POOL: list[ipc.Child] = []
+_POOL = ipc.Pool(lambda: ipc.Child("exact_inj.certify.worker"))
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(k: int) -> list[ipc.Child]:
-    global _POOL
-    live = [w for w in _POOL if w.alive()]
-    for w in _POOL:
-        if not w.alive():
-            w.close()
-    _POOL = live
-    while len(live) < k:
-        # Each worker joins the pool as it starts, so that if a later one
-        # cannot start (process limit, memory), shutdown() stops it too.
-        live.append(ipc.Child("exact_inj.certify.worker"))
-    return live[:k]
+    return _POOL.get(k)
 
 
 def shutdown() -> None:
     """Stop the checker's worker processes (they also stop at exit)."""
-    global _POOL
-    for w in _POOL:
-        w.close()
-    _POOL = []
-
-
-atexit.register(shutdown)
+    _POOL.shutdown()
 
 
 def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: int) -> int | None:

@@ -38,7 +38,6 @@ processes this module started.
 
 from __future__ import annotations
 
-import atexit
 import select
 import time
 from collections import deque
@@ -125,7 +124,7 @@ class _Worker(ipc.Child):
         self.ready = False  # has taken this call's layer
 
 
-_POOL: list[_Worker] = []
+_POOL = ipc.Pool(_Worker)
 
 # Seconds of search before missing workers are started: a worker's
 # interpreter takes about half a second of a core to start, which a tree
@@ -135,31 +134,17 @@ SPAWN_AFTER = 0.3
 
 
 def _pool(k: int) -> list[_Worker]:
-    global _POOL
-    live = [w for w in _POOL if w.alive()]
-    for w in _POOL:
-        if not w.alive():
-            w.close()
-    while len(live) < k:
-        live.append(_Worker())
-    _POOL = live
-    return live[:k]
+    return _POOL.get(k)
 
 
 def running_workers() -> int:
     """How many worker processes are running (kept for later calls)."""
-    return sum(1 for w in _POOL if w.alive())
+    return _POOL.running()
 
 
 def shutdown() -> None:
     """Stop the worker processes (they are also stopped at exit)."""
-    global _POOL
-    for w in _POOL:
-        w.close()
-    _POOL = []
-
-
-atexit.register(shutdown)
+    _POOL.shutdown()
 
 
 # --- the coordinator ------------------------------------------------------------------------

@@ -141,12 +141,7 @@ def plot_crossings(estimates: Sequence[CrossingEstimate], path: str, *, seed: in
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=7.5)
     ax.grid(True, alpha=0.25)
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as e:
-        raise InputError(path, f"cannot write: {e.strerror}") from None
-    return True
+    return _save(fig, path)
 
 
 def read_csv(path: str) -> list[Point]:
@@ -231,10 +226,14 @@ def plot(points: Sequence[Point], path: str, *, seed: int | None = None, progres
     ax.set_title(title, pad=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, alpha=0.25)
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> bool:
+    """Write a figure; a folder that cannot be written to is bad input (exit 2)."""
     fig.tight_layout()
     try:
         fig.savefig(path)
     except OSError as e:
         raise InputError(path, f"cannot write: {e.strerror}") from None
     return True
-
