@@ -104,3 +104,15 @@ def test_full_size_deficient_generator():
     net = network_from_onnx_model(m)
     v = api.verify(net, time_limit=120)
     assert v.status is Status.NOT_INJECTIVE
+
+
+@pytest.mark.slow
+def test_full_size_keep_generator_is_certified_injective():
+    """Issue #15's full-size known answer: the injectivity-keeping generator
+    (latent 256 -> 16 x 64 x 64) is injective, every stage through its kernel
+    (nested dissection mod p), and the certificate passes a fresh check."""
+    m = dcgan_generator(output="keep")
+    net = network_from_onnx_model(m)
+    v = api.verify(net, time_limit=600)
+    assert v.status is Status.INJECTIVE, v.reason
+    assert api.check(v.certificate.to_json()).valid
