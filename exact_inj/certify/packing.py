@@ -41,6 +41,15 @@ _MAX_BYTES = 9
 def pack(values) -> dict:
     """The packed JSON object for a sequence of integers in (-2^62, 2^62)."""
     v = np.asarray(values, dtype=np.int64)
+    # Encoded a few million integers at a time: the temporaries (several
+    # 8-byte arrays per byte written) stay small next to the result.
+    raw = bytearray()
+    for lo in range(0, len(v), _CHUNK):
+        raw += _encode(v[lo:lo + _CHUNK])
+    return {"encoding": ENCODING, "count": int(len(v)), "data": base64.b64encode(bytes(raw)).decode("ascii")}
+
+
+def _encode(v: np.ndarray) -> bytes:
     z = np.where(v >= 0, v << 1, (-v << 1) - 1).astype(np.uint64)
     # Bytes per integer: one per 7 bits, at least one.
     nbits = np.zeros(len(z), dtype=np.int64)
@@ -54,8 +63,7 @@ def pack(values) -> dict:
     index = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
     groups = (np.repeat(z, lengths) >> (7 * index).astype(np.uint64)) & np.uint64(0x7F)
     more = index < np.repeat(lengths, lengths) - 1
-    raw = (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8).tobytes()
-    return {"encoding": ENCODING, "count": int(len(v)), "data": base64.b64encode(raw).decode("ascii")}
+    return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8).tobytes()
 
 
 def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
