@@ -121,6 +121,26 @@ def test_refusals_name_the_module():
         assert frag in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+def test_batch_norm_in_training_mode_is_refused_not_read_as_eval():
+    # In training mode the module divides by each batch's statistics: reading
+    # its running statistics instead would answer for another function.
+    model = nn.Sequential(nn.ConvTranspose2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    assert model.training
+    with pytest.raises(InputError) as e:
+        network_from_sequential(model, (2, 2, 2))
+    msg = str(e.value)
+    assert "module 1 (BatchNorm2d)" in msg and "training mode" in msg and "model.eval()" in msg, msg
+    assert "\n" not in msg
+    with torch.no_grad():  # sqrt(var + eps) = 2: a rational network to evaluate exactly
+        model[1].running_var.fill_(4.0)
+        model[1].eps = 0.0
+    net = network_from_sequential(model.eval(), (2, 2, 2))
+    x = torch.randn((1, 2, 2, 2), generator=torch.Generator().manual_seed(1))
+    want = model(x).detach().numpy().ravel()
+    got = [float(v) for v in net.evaluate([F(float(v)) for v in x.numpy().ravel()])]
+    assert np.allclose(got, want, atol=1e-5), (got, want)
+
+
 def test_irrational_batch_norm_is_symbolic_and_matches_torch():
     model = nn.Sequential(nn.ConvTranspose2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
     _set_dyadic(model, 3)

@@ -283,6 +283,15 @@ def network_from_sequential(model: Any, input_shape: Sequence[int] | None = None
     coordinates are that tensor's entries in C order.
     """
     arch = architecture_of(model, input_shape)
+    # The live module computes what its mode says.  In training mode a batch
+    # normalisation divides by each batch's own statistics (not a fixed map),
+    # and reading it with its running statistics instead would answer for a
+    # different function than the one in hand: refused, never coerced.
+    for k, m in enumerate(model.children() if hasattr(model, "children") else model):
+        if type(m).__name__.startswith("BatchNorm") and getattr(m, "training", False):
+            raise InputError(None, f"module {k} ({type(m).__name__}) is in training mode, where it normalises by "
+                                   "each batch's statistics; call model.eval() first to read it with its running "
+                                   "statistics")
     return network_from_state_dict(model.state_dict(), arch, None, name)
 
 
