@@ -91,15 +91,12 @@ def decide_layer_run(run: Run) -> Verdict:
                             "active, and moving along their null space (found on a small patch of the input) keeps "
                             "the output fixed (the paper's Corollary 2; docs/theory.md, section 7)",
                             Witness(*pair))
-        tried.append("conv_structural")
-        proof, how = convproof.structural_proof(layer, run.deadline)
-        if proof is not None:
-            return done(Status.INJECTIVE, "structural",
-                        f"a {layer.spec.describe()}: its output channels pair up as [C; -DC] with D > 0 and the "
-                        f"bias condition, and the operator C of the first channel of each pair has full column "
-                        f"rank {layer.in_dim}, shown by {how} modulo a prime; so the layer is injective on R^n"
-                        + ("" if domain.kind == "reals" else f" and hence on {domain.describe()}"),
-                        proof, {"conv": how})
+        # The two witness routes read a small matrix off the kernel and take
+        # milliseconds; the structural proof may run modular eliminations for
+        # minutes, and cannot succeed when they find C v = 0.  So they go
+        # first (with the structural proof first, a 48 x 48 layer whose two
+        # input channels enter identically was "unknown" at a 60 s limit and
+        # "not injective" at 2 s, when the elimination was skipped).
         tried.append("conv_null_image")
         null = convproof.periodic_null_vector(layer)
         pair = pair_along(null[0], domain) if null is not None else None
@@ -118,6 +115,15 @@ def decide_layer_run(run: Run) -> Verdict:
                         "output channel o and tap q, so the image holding u at one position and 0 elsewhere is "
                         "mapped to zero (C v = 0, v != 0), and adding it to any input changes no output",
                         Witness(*pair))
+        tried.append("conv_structural")
+        proof, how = convproof.structural_proof(layer, run.deadline)
+        if proof is not None:
+            return done(Status.INJECTIVE, "structural",
+                        f"a {layer.spec.describe()}: its output channels pair up as [C; -DC] with D > 0 and the "
+                        f"bias condition, and the operator C of the first channel of each pair has full column "
+                        f"rank {layer.in_dim}, shown by {how} modulo a prime; so the layer is injective on R^n"
+                        + ("" if domain.kind == "reals" else f" and hence on {domain.describe()}"),
+                        proof, {"conv": how})
         if layer.dense_entries > MAX_OPERATOR_ENTRIES or run.past_deadline():
             why = (f"its dense operator ({layer.out_dim} x {layer.in_dim}) is above the {MAX_OPERATOR_ENTRIES} "
                    "entries the general routes build" if layer.dense_entries > MAX_OPERATOR_ENTRIES
