@@ -40,6 +40,9 @@ REUSE_VALVE = 300
 # How many of the most recent cores a node scans for reuse.
 STORE_WINDOW = 512
 
+# Seconds between two progress reports of the search.
+REPORT_SECONDS = 1.0
+
 # Cores are strengthened at nodes whose P rows have rank <= n - this.
 STRENGTHEN_RANK_GAP = 1
 
@@ -314,7 +317,7 @@ def tree_search(
                     stats.lps, stats.cores = lp.lps, len(store.cores)
                     stats.notes.append("witness from the MILP side search")
                     return SearchResult("witness", witness=w, stats=stats)
-            if progress is not None and now - last_report > 1.0:
+            if progress is not None and now - last_report > REPORT_SECONDS:
                 last_report = now
                 stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
                 # Open cases are the stack and this node; the rest of the root's weight is closed.
