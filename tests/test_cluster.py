@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -31,27 +30,10 @@ from exact_inj.certify.schema import Certificate, Status  # noqa: E402
 from exact_inj.errors import InputError  # noqa: E402
 from exact_inj.layer import cluster, search  # noqa: E402
 from exact_inj.layer.data import LayerData  # noqa: E402
-from exact_inj.model import Domain, Layer, Network  # noqa: E402
+from exact_inj.model import Network  # noqa: E402
+from random_layers import gaussian_layer, random_layer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _layer(rng: np.random.Generator) -> tuple[Layer, Domain]:
-    n = int(rng.integers(3, 7))
-    m = int(rng.integers(2 * n, 7 * n + 1))
-    if rng.random() < 0.5:
-        W = [[Fraction(int(x)) for x in row] for row in rng.integers(-4, 5, size=(m, n))]
-    else:
-        W = [[Fraction(float(x)) for x in row] for row in rng.standard_normal((m, n))]
-    b = [Fraction(0)] * m if rng.random() < 0.5 else [Fraction(int(x)) for x in rng.integers(-2, 3, size=m)]
-    u = rng.random()
-    dom = Domain() if u < 0.7 else Domain.orthant() if u < 0.85 else Domain.box([-1] * n, [2] * n)
-    return Layer(tuple(map(tuple, W)), tuple(b)), dom
-
-
-def _gaussian(n: int, m: int, seed: int = 0) -> Layer:
-    W = np.random.default_rng([seed, n, m, 0]).standard_normal((m, n))
-    return Layer(tuple(tuple(Fraction(float(x)) for x in r) for r in W), (Fraction(0),) * m)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
@@ -66,7 +48,7 @@ def _compare(client, count: int, seed: int) -> None:
     split = 0
     kinds = {"proof": 0, "witness": 0}
     for k in range(count):
-        layer, dom = _layer(rng)
+        layer, dom = random_layer(rng, 7)
         data = LayerData(layer, dom)
         if dom.is_empty():
             continue
@@ -112,7 +94,7 @@ def test_witness_cancels_the_other_tasks(client, monkeypatch):
     from exact_inj.layer.subtrees import stats_record
 
     for seed in range(40):  # a not-injective layer's witness, for the stand-in to answer with
-        bad = _gaussian(6, 30, seed)
+        bad = gaussian_layer(6, 30, seed)
         found = search.tree_search(LayerData(bad), time.perf_counter() + 60)
         if found.kind == "witness":
             break
@@ -126,7 +108,7 @@ def test_witness_cancels_the_other_tasks(client, monkeypatch):
                 "stats": stats_record(search.SearchStats()), "seconds": 0.0, "cpu": 0.0}
 
     monkeypatch.setattr(cluster, "search_subtrees", stand_in)
-    data = LayerData(_gaussian(7, 47))
+    data = LayerData(gaussian_layer(7, 47))
     t = time.perf_counter()
     res, report = cluster.cluster_tree_search(data, time.perf_counter() + 60, client, first_slice=0.0)
     assert res.kind == "witness" and res.witness == found.witness
@@ -137,7 +119,7 @@ def test_witness_cancels_the_other_tasks(client, monkeypatch):
 
 def test_time_limit_is_unknown(client):
     """A deadline already near: the answer is a limit (unknown), never a verdict."""
-    data = LayerData(_gaussian(8, 54))
+    data = LayerData(gaussian_layer(8, 54))
     res, _ = cluster.cluster_tree_search(data, time.perf_counter() + 0.3, client, slice_seconds=0.05,
                                          first_slice=0.0)
     assert res.kind == "limit" and res.stats.open_cases >= 1
@@ -149,7 +131,7 @@ def test_engine_verdict_and_report(client, monkeypatch):
     (slices made tiny, so that this small tree is shared out)."""
     monkeypatch.setattr(cluster, "FIRST_SLICE", 0.0)
     monkeypatch.setattr(cluster, "SLICE_SECONDS", 0.01)
-    net = Network((_gaussian(6, 40),))
+    net = Network((gaussian_layer(6, 40),))
     v1 = verify(net, workers=1, milp="none")
     v2 = verify(net, scheduler=client, milp="none")
     assert v1.status is v2.status is Status.INJECTIVE
@@ -207,7 +189,7 @@ def test_small_tree_starts_no_worker():
     from exact_inj.layer import psearch
 
     psearch.shutdown()
-    data = LayerData(_gaussian(4, 27))
+    data = LayerData(gaussian_layer(4, 27))
     t = time.perf_counter()
     seq = search.tree_search(data, t + 60)
     if time.perf_counter() - t > psearch.SPAWN_AFTER / 2:

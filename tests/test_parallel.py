@@ -11,7 +11,6 @@ would test nothing, so the test asserts that merging happened.
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -19,31 +18,10 @@ import pytest
 from exact_inj.layer import psearch, search
 from exact_inj.layer.data import LayerData
 from exact_inj.certify.schema import Certificate
-from exact_inj.model import Domain
 from exact_inj.certify.check import check
 from exact_inj.model import Layer, Network
+from random_layers import gaussian_layer, random_layer
 from exact_inj.certify.schema import Status
-
-
-def _layer(rng: np.random.Generator) -> tuple[Layer, Domain]:
-    n = int(rng.integers(3, 6))
-    m = int(rng.integers(2 * n, 7 * n + 1))
-    if rng.random() < 0.5:
-        W = [[Fraction(int(x)) for x in row] for row in rng.integers(-4, 5, size=(m, n))]
-    else:
-        W = [[Fraction(float(x)) for x in row] for row in rng.standard_normal((m, n))]
-    if rng.random() < 0.5:
-        b = [Fraction(0)] * m
-    else:
-        b = [Fraction(int(x)) for x in rng.integers(-2, 3, size=m)]
-    u = rng.random()
-    if u < 0.7:
-        dom = Domain()
-    elif u < 0.85:
-        dom = Domain.orthant()
-    else:
-        dom = Domain.box([-1] * n, [2] * n)
-    return Layer(tuple(map(tuple, W)), tuple(b)), dom
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +37,7 @@ def _run(count: int, seed: int) -> None:
     merged = 0
     kinds = {"proof": 0, "witness": 0}
     for k in range(count):
-        layer, dom = _layer(rng)
+        layer, dom = random_layer(rng, 6)
         data = LayerData(layer, dom)
         if dom.is_empty():
             continue
@@ -97,17 +75,15 @@ def test_engine_workers_same_verdict():
     workers=2 as with workers=1."""
     from exact_inj import verify
 
-    rng = np.random.default_rng([0, 6, 40, 0])
-    W = rng.standard_normal((40, 6))
-    net = Network((Layer(tuple(tuple(Fraction(float(x)) for x in r) for r in W), (Fraction(0),) * 40),))
+    layer = gaussian_layer(6, 40)
+    net = Network((layer,))
     v1 = verify(net, milp="none")
     v2 = verify(net, workers=2)
     assert v1.status is v2.status is Status.INJECTIVE
     assert check(v2.certificate).valid
     # Rows 0..11 only and a flipped sign pattern: fewer rows, not injective
     # unless the tree says otherwise; both must agree either way.
-    W2 = W[:20]
-    net2 = Network((Layer(tuple(tuple(Fraction(float(x)) for x in r) for r in W2), (Fraction(0),) * 20),))
+    net2 = Network((Layer(layer.weight[:20], layer.bias[:20]),))
     a, c = verify(net2, milp="none"), verify(net2, workers=2)
     assert a.status is c.status and a.status is not Status.UNKNOWN
 
@@ -117,9 +93,7 @@ def test_progress_counts_the_whole_search_not_one_subtree(monkeypatch):
     one it is on: the node count never falls when it moves to the next
     subtree (it used to restart there: 16 M nodes, then 1.5 M at n = 12)."""
     monkeypatch.setattr(search, "REPORT_SECONDS", 0.0)  # a report every 64 nodes
-    rng = np.random.default_rng([0, 7, 47, 0])
-    W = rng.standard_normal((47, 7))
-    layer = Layer(tuple(tuple(Fraction(float(x)) for x in r) for r in W), (Fraction(0),) * 47)
+    layer = gaussian_layer(7, 47)
     seen: list[int] = []
     res = psearch.parallel_tree_search(LayerData(layer), time.perf_counter() + 120, 2,
                                        progress=lambda st, now: seen.append(st.nodes))
