@@ -102,3 +102,27 @@ def test_progress_counts_the_whole_search_not_one_subtree(monkeypatch):
     assert len(seen) > 10
     assert all(a <= b for a, b in zip(seen, seen[1:])), [(a, b) for a, b in zip(seen, seen[1:]) if a > b][:3]
     assert seen[-1] <= res.stats.nodes
+
+
+def test_merge_renumbers_core_leaves_and_packs_large_trees():
+    """subtrees.merge against a plain loop: subtree 0 donates subtree 1, whose
+    codes follow; cores shared by support get one number.  At PACK_MIN codes
+    or more the tree stays an int64 array (8 bytes a code, not a tuple of
+    Python ints); below it, a tuple."""
+    from array import array
+
+    from exact_inj.certify.schema import CORE_BASE, PACK_MIN, Core
+    from exact_inj.layer.subtrees import merge
+
+    a, b, c = Core((0, 1)), Core((1, 2)), Core((0, 2))
+    rng = np.random.default_rng(5)
+    for size in (50, PACK_MIN):
+        t0 = [int(x) for x in rng.integers(0, 9, size)] + [CORE_BASE, CORE_BASE - 1, -1]
+        t1 = [CORE_BASE - 1, 4, CORE_BASE] * (size // 3)
+        results = {0: (array("q", t0).tobytes(), (a, b)), 1: (array("q", t1).tobytes(), (c, a))}
+        got = merge(results, {0: [1], 1: []})
+        assert got.cores == (a, b, c)
+        # Subtree 1's own core 0 (c) is merged core 2, its core 1 (a) merged core 0.
+        want = t0 + [CORE_BASE - {0: 2, 1: 0}[CORE_BASE - x] if x <= CORE_BASE else x for x in t1]
+        assert list(got.tree) == want
+        assert isinstance(got.tree, array if len(want) >= PACK_MIN else tuple)
