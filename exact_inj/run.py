@@ -140,6 +140,10 @@ class Activity:
                 f"{left:.0f} s left of the {self.time_limit:.3g} s limit")
 
 
+CHECK_ROUTE = "exact check of the certificate"
+"""What the progress line shows while :meth:`Run.certified` checks the evidence."""
+
+
 class _Tried(list):
     """The routes tried, in order; each one entered is shown by the heartbeat."""
 
@@ -235,6 +239,11 @@ class Run:
                   ) -> Verdict:
         """The verdict for this evidence about this run's network and domain,
         only once the exact checker accepted it (:func:`exact_inj.verdict.certified`)."""
+        # The heartbeat names the check while it runs (at n = 12 it takes
+        # minutes), instead of repeating the search's last counters.
+        if isinstance(self.progress, Activity):
+            self.progress.enter(CHECK_ROUTE, self.progress.clock())
+            self.progress.detail = ""
         return certified(self.net, self.domain, status, route, reason, evidence,
                          {**(info or {}), "tried": list(self.tried)}, self.t0)
 

@@ -118,3 +118,24 @@ def test_closed_share_is_reported_for_the_whole_tree_only(monkeypatch):
     tree_search(data, Clock.t + 1e9, max_nodes=4000, progress=lambda st, now: seen.append(st.closed),
                 root=(0, 0, rk0, span0 | data.zero_rows, basis0, -1, 0))
     assert seen and all(c is None for c in seen)
+
+
+def test_the_progress_line_names_the_check_while_it_runs():
+    """After a route found its evidence the heartbeat says that the exact
+    check is running, not the search's last counters (at n = 12 the check
+    takes minutes, and the line kept repeating "tree: ... open 2")."""
+    from fractions import Fraction
+
+    from exact_inj.certify.schema import Status, Witness
+    from exact_inj.run import CHECK_ROUTE
+
+    a = Activity(10.0)
+    run = Run.start(Network((Layer.from_rows([[1], [1]]),)), progress=a)
+    run.tried.append("tree:2")
+    a("nodes 42610177  leaves 21305089")
+    assert "tree:2" in a.line(a.clock()) and "nodes" in a.line(a.clock())
+    v = run.certified(Status.NOT_INJECTIVE, "instant", "both rows are 0 left of 0",
+                      Witness((Fraction(-1),), (Fraction(-2),)))
+    assert v.status is Status.NOT_INJECTIVE
+    line = a.line(a.clock())
+    assert f"] {CHECK_ROUTE}: " in line and "nodes" not in line and "tree:2" not in line, line
