@@ -13,11 +13,10 @@ from dataclasses import replace
 from ..certify.schema import EmptyDomainProof, LayerwiseProof, LinearRankProof, StageProof, Witness
 from ..errors import OperatorTooLarge
 from ..layer.decide import decide_layer_run
-from ..layer.convproof import kernel_null_vector
-from ..model import ConvLayer, Domain, Network
+from ..model import Domain, Network
 from ..model.monotone import relu_form
 from ..model.normalised import NormalisedNetwork
-from ..model.stages import image_box, linear_rank, linear_witness, pair_along, stages
+from ..model.stages import image_box, linear_rank, linear_witness, stages
 from ..run import Progress, Run
 from ..verdict import Status, Verdict
 from . import endtoend, folds
@@ -115,21 +114,10 @@ def _decide_network(run: Run) -> Verdict:
             v = None
             pair = linear_witness(st.layer, received)
         else:
-            if k == 0 and isinstance(st.layer, ConvLayer):
-                # The cheap witness first: a kernel null vector (two latent
-                # coordinates entering identically) is found from the kernel
-                # in a few seconds at full size, where the structural attempt
-                # that would fail anyway costs a minute (docs/performance.md).
-                tried.append("kernel_null_vector")
-                null = kernel_null_vector(st.layer)
-                pair = pair_along(null, domain) if null is not None else None
-                if pair is not None:
-                    return finish(Status.NOT_INJECTIVE, "first_layer",
-                                  f"the first stage ({st.layer.spec.describe()}) maps a non-zero image to zero: some "
-                                  "channel values u have K[o, :, q] . u = 0 for every output channel o and tap q, so "
-                                  "u at one input position is in the null space of the convolution, and adding it "
-                                  "to any input changes no output of the stage, hence of the network",
-                                  Witness(tuple(pair[0]), tuple(pair[1])), info)
+            # A convolution stage tries its cheap kernel witnesses (a kernel
+            # null vector: two latent coordinates entering identically) before
+            # its structural proof, in decide_layer_run itself; a witness of
+            # the first stage is the network's (below).
             v = decide_layer_run(run.sub(sub, received))
             info[f"stage{k}"] = {"verdict": v.status.value, "route": v.route, "seconds": round(v.seconds, 4)}
             if v.status is Status.INJECTIVE:
