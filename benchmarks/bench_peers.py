@@ -73,8 +73,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# This checkout's exact_inj, whatever is installed (the CLI runs with cwd=ROOT too).
+# This checkout's exact_inj, whatever is installed (the CLI runs with cwd=ROOT too), and
+# milp_script beside this file (the MILP's arrays, shared by the milp and milp-cli methods).
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
 
 
 def m67(n: int) -> int:
@@ -120,21 +122,14 @@ def milp(W: np.ndarray, time_limit: float, R: float = 1e3) -> dict:
     import highspy
 
     from exact_inj.backend import new_highs, pass_lp
+    from milp_script import formulation
 
     t0 = time.perf_counter()
     m, n = W.shape
-    inf = highspy.kHighsInf
-    A = np.zeros((m + 1, n + m))
-    A[:m, :n] = W
-    Mi = 1.0 + R * np.abs(W).sum(axis=1)
-    A[np.arange(m), n + np.arange(m)] = -Mi
-    A[m, n:] = 1.0
-    lo = np.full(m + 1, -inf)
-    hi = np.concatenate([np.full(m, -1.0), [n - 1.0]])
+    cost, col_lower, col_upper, A, lo, hi = formulation(W, R)
     h = new_highs(time_limit)
     h.setOptionValue("presolve", "on")
-    pass_lp(h, np.zeros(n + m), np.concatenate([np.full(n, -R), np.zeros(m)]),
-            np.concatenate([np.full(n, R), np.ones(m)]), A, lo, hi, integrality=[0] * n + [1] * m)
+    pass_lp(h, cost, col_lower, col_upper, A, lo, hi, integrality=[0] * n + [1] * m)
     h.run()
     st = h.getModelStatus()
     HS = highspy.HighsModelStatus

@@ -20,6 +20,20 @@ import highspy
 import numpy as np
 
 
+def formulation(W: np.ndarray, R: float):
+    """The MILP's dense arrays (cost, column bounds, A, row bounds): columns x
+    (n) then the binaries s (m); rows w_i.x - M_i s_i <= -1, then sum s <= n - 1.
+    bench_peers.py's warm ``milp`` method solves the same arrays."""
+    m, n = W.shape
+    A = np.zeros((m + 1, n + m))
+    A[:m, :n] = W
+    A[np.arange(m), n + np.arange(m)] = -(1.0 + R * np.abs(W).sum(axis=1))
+    A[m, n:] = 1.0
+    return (np.zeros(n + m), np.concatenate([np.full(n, -R), np.zeros(m)]),
+            np.concatenate([np.full(n, R), np.ones(m)]), A, np.full(m + 1, -highspy.kHighsInf),
+            np.concatenate([np.full(m, -1.0), [n - 1.0]]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("npz")
@@ -34,18 +48,11 @@ def main() -> int:
     h.setOptionValue("threads", 1)
     h.setOptionValue("presolve", "on")
     h.setOptionValue("time_limit", args.time_limit)
-    inf = highspy.kHighsInf
+    cost, col_lower, col_upper, A, row_lower, row_upper = formulation(W, R)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n + m, m + 1
-    lp.col_cost_ = np.zeros(n + m)
-    lp.col_lower_ = np.concatenate([np.full(n, -R), np.zeros(m)])
-    lp.col_upper_ = np.concatenate([np.full(n, R), np.ones(m)])
-    lp.row_lower_ = np.full(m + 1, -inf)
-    lp.row_upper_ = np.concatenate([np.full(m, -1.0), [n - 1.0]])
-    A = np.zeros((m + 1, n + m))
-    A[:m, :n] = W
-    A[np.arange(m), n + np.arange(m)] = -(1.0 + R * np.abs(W).sum(axis=1))
-    A[m, n:] = 1.0
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, col_lower, col_upper
+    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
     cols = A.T  # column-wise storage
     nz = cols != 0
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
