@@ -289,6 +289,11 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
                 if msg[0] in ("done", "witness", "limit", "stopped"):
                     w.tid = None
 
+    def elsewhere() -> int:
+        # Open cases outside this process's own subtree: queued ones and the
+        # subtrees the workers are on.
+        return len(queue) + sum(1 for w in pool if w.tid is not None)
+
     def own_progress(st: SearchStats, now: float) -> None:
         # tree_search reports the subtree this process is on, whose counts
         # start again at every subtree (at n = 12 the line fell from 16 M
@@ -297,7 +302,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
         # counted when they finish).
         shown = SearchStats(**{k: getattr(total, k) + getattr(st, k) for k in COUNTS})
         shown.cores = st.cores
-        shown.open_cases = st.open_cases + len(queue) + sum(1 for w in pool if w.tid is not None)
+        shown.open_cases = st.open_cases + elsewhere()
         progress(shown, now)
 
     node = root_entry(data)
@@ -334,7 +339,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
                         raise _End(SearchResult("witness", witness=wit, stats=total))
                 if progress is not None and now - last_report > 2.0:
                     last_report = now
-                    total.open_cases = len(queue) + sum(1 for w in pool if w.tid is not None)
+                    total.open_cases = elsewhere()
                     progress(total, now)
             if not queue:
                 break
