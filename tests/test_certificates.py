@@ -204,7 +204,10 @@ def test_sample_covers_every_evidence_kind():
     assert kinds.count("StructuralProof") >= 4
     trees = [v.proof for v in vs if isinstance(v.proof, TreeProof)]
     assert any(c.multiplier is not None for t in trees for c in t.cores), "no explicit multiplier in the sample"
-    assert any(RANK_LEAF in t.tree for t in trees) and any(min(t.tree) <= CORE_BASE for t in trees)
+    assert any(min(t.tree) <= CORE_BASE for t in trees)
+    # Line leaves (a core row outside N, independent of P): the search closes
+    # every node of rank n - 1 this way (docs/theory.md section 4).
+    assert any(line_leaves(v.certificate) for v in vs if isinstance(v.proof, TreeProof))
     assert {v.route for v in vs} >= {"instant", "structural", "tree"}
 
 
@@ -301,7 +304,8 @@ def test_tree_case_is_well_formed_by_the_own_walker():
         if code == RANK_LEAF:
             assert srank([W[i] for i in P]) == n
         else:
-            assert set(cert.evidence.cores[CORE_BASE - code].support) <= N
+            assert not bad_core_rows(W, n, cert.evidence.cores[CORE_BASE - code], P, N)
+    assert line_leaves(cert), "the tree case has no line leaf"
 
 
 # --------------------------------------------------------------------------- witness mutants
@@ -390,37 +394,78 @@ def test_tree_with_a_split_removed_is_rejected():
             assert trailing == 0 and not problems
             false_leaf = any(
                 (c == RANK_LEAF and srank([W[i] for i in P]) < n)
-                or (c != RANK_LEAF and not set(cores[CORE_BASE - c].support) <= N)
+                or (c != RANK_LEAF and bad_core_rows(W, n, cores[CORE_BASE - c], P, N))
                 for _, c, P, N in leaves
             )
             if false_leaf:
                 tried += 1
                 rejected(_tree(cert, mutant), "its orthogonal rows have rank",
-                         "has rows not fixed negative on this branch")
+                         "is not fixed negative on this branch")
         if tried >= 8:
             break
     assert tried >= 4
+
+
+def line_leaves(cert) -> int:
+    """Core leaves of the certificate's tree with a core row outside N."""
+    leaves, _, _ = walk(list(cert.evidence.tree))
+    cores = cert.evidence.cores
+    return sum(1 for _, c, P, N in leaves if c != RANK_LEAF and not set(cores[CORE_BASE - c].support) <= N)
+
+
+def bad_core_rows(W, n, core, P, N) -> list[int]:
+    """The rows of a core that do not hold at a leaf (P, N): outside N, and
+    with P of rank below n (sympy), so not forced strictly negative."""
+    return [r for r in core.support if r not in N and srank([W[i] for i in sorted(P | {r})]) < n]
 
 
 def test_core_leaf_pointing_to_a_core_outside_N_is_rejected():
     cert = tree_case()
     tree = list(cert.evidence.tree)
     cores = cert.evidence.cores
+    W = cert.network.layers[0].weight
+    n = cert.network.input_dim
     leaves, _, _ = walk(tree)
     tried = 0
     for pos, code, P, N in leaves:
         if code == RANK_LEAF:
             continue
         for k, core in enumerate(cores):
-            if not set(core.support) <= N:  # independent: a row of core k is not fixed negative here
+            if bad_core_rows(W, n, core, P, N):  # independent: a row of core k need not be negative here
                 mutant = list(tree)
                 mutant[pos] = CORE_BASE - k
-                rejected(_tree(cert, mutant), f"core {k} has rows not fixed negative on this branch")
+                rejected(_tree(cert, mutant), f"of core {k} is not fixed negative on this branch")
                 tried += 1
                 break
         if tried >= 5:
             break
     assert tried >= 3
+
+
+def test_line_leaf_accepted_only_when_its_rows_raise_P_to_rank_n():
+    """A core leaf at rank n - 1 may hold core rows outside N (docs/theory.md §4):
+    accepted when each gives P rank n, rejected when one lies in P's span.
+
+    n = 2, rows e1, -e1, e2, -e2, e1 + e2.  Split on row 0 (e1 into P): P has
+    rank 1, its null line is e2.  The core {2, 3} (e2, -e2: cannot both be
+    negative) has both rows outside N but off the span of e1: a line leaf.
+    The N-child (P empty, rank 0 < n - 1) is split on row 1: into P, the same
+    line leaf; into N, the core {0, 1} lies in N."""
+    rows = [[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1]]
+    net = net_of(rows)
+    cores = (Core(support=(2, 3)), Core(support=(0, 1)), Core(support=(1, 3, 4)))
+    good = TreeProof(cores, (0, CORE_BASE - 0, 1, CORE_BASE - 0, CORE_BASE - 1))
+    cert = Certificate(net, Domain(), Status.INJECTIVE, good)
+    assert valid(cert)
+    assert exact_inj.verify(net).status is Status.INJECTIVE  # the layer is injective: no wrong proof
+    # The same shape with the core {1, 3, 4} (-e1 - e2 + (e1 + e2) = 0) at the
+    # first leaf: rows 3 and 4 raise P = {0} to rank 2, but row 1 = -row 0 is in
+    # P's span, so it is not forced negative.
+    bad = TreeProof(cores, (0, CORE_BASE - 2, 1, CORE_BASE - 0, CORE_BASE - 1))
+    assert bad_core_rows(rows, 2, cores[2], {0}, set()) == [1]
+    rejected(with_evidence(cert, bad), "row 1 of core 2 is not fixed negative on this branch")
+    # At the root (P empty, rank 0 < n - 1) no core outside N closes anything.
+    rejected(with_evidence(cert, TreeProof(cores, (CORE_BASE - 0,))), "is not fixed negative on this branch")
 
 
 def test_rank_leaf_with_rank_below_n_is_rejected():

@@ -37,7 +37,9 @@ def _run(count: int, seed: int) -> None:
     merged = 0
     kinds = {"proof": 0, "witness": 0}
     for k in range(count):
-        layer, dom = random_layer(rng, 6)
+        # n up to 6: since line leaves (docs/theory.md section 4) halved the trees,
+        # trees with n <= 5 end before a worker takes a subtree.
+        layer, dom = random_layer(rng, 7)
         data = LayerData(layer, dom)
         if dom.is_empty():
             continue

@@ -101,14 +101,16 @@ class _Rows:
         # Rank leaves waiting for the batched test: their P, rows and node number.
         self.pending: list[tuple[int, list[int], int]] = []
 
-    def rank_leaf(self, P: int, rows: list[int], node: int) -> None:
-        """Check (now, or with the next batch) that the rows of P have rank n."""
+    def rank_leaf(self, P: int, rows: list[int], node: int, core: int | None = None, row: int = -1) -> None:
+        """Check (now, or with the next batch) that the rows of P have rank n:
+        at a rank leaf, or for a core leaf's row ``row`` outside N (``core``
+        names the core)."""
         if len(rows) == self.n and self.n:
-            self.pending.append((P, list(rows), node))
+            self.pending.append((P, list(rows), node, core, row))
             if len(self.pending) >= _BATCH:
                 self.flush()
         elif not self.full_rank(P, rows):
-            self.fail_rank(rows, node)
+            self.fail_rank(rows, node, core, row)
 
     def flush(self) -> None:
         """Decide the pending rank leaves.  A leaf whose n rows are
@@ -118,16 +120,19 @@ class _Rows:
         pending, self.pending = self.pending, []
         if not pending:
             return
-        idx = np.array([rows for _, rows, _ in pending], dtype=np.intp)
+        idx = np.array([entry[1] for entry in pending], dtype=np.intp)
         ok = nonsingular_mod(self.Wq[idx], _Q)
         for j in np.flatnonzero(~ok).tolist():
-            P, rows, node = pending[j]
+            P, rows, node, core, row = pending[j]
             if not self.full_rank(P, rows):
-                self.fail_rank(rows, node)
+                self.fail_rank(rows, node, core, row)
 
-    def fail_rank(self, rows: list[int], node: int):
-        raise Invalid(f"rank leaf at node {node}: its orthogonal rows have rank "
-                      f"{linalg.rank([self.W[i] for i in rows], self.n)} < {self.n}")
+    def fail_rank(self, rows: list[int], node: int, core: int | None = None, row: int = -1):
+        rank = linalg.rank([self.W[i] for i in rows], self.n)
+        if core is None:
+            raise Invalid(f"rank leaf at node {node}: its orthogonal rows have rank {rank} < {self.n}")
+        raise Invalid(f"core leaf at node {node}: row {row} of core {core} is not fixed negative on this branch, "
+                      f"and with the rows fixed orthogonal it has rank {rank} < {self.n}")
 
     def full_rank(self, P: int, rows: list[int]) -> bool:
         n = self.n
@@ -212,9 +217,16 @@ def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[
             k = CORE_BASE - code
             if not (0 <= k < len(core_masks)):
                 raise Invalid(f"tree node {offset + pos - 1} names core {num(k)}, which does not exist")
-            if core_masks[k] & ~N:
-                raise Invalid(f"core leaf at node {offset + pos - 1}: core {k} has rows not fixed negative on this "
-                              "branch")
+            rest = core_masks[k] & ~N
+            while rest:
+                # A core row outside N must be independent of P's rows with
+                # rank n: then no v != 0 orthogonal to P is orthogonal to it,
+                # so it is strictly negative too (a line leaf, docs/theory.md
+                # section 4).  Tested as a rank leaf on P + {r}.
+                low = rest & -rest
+                r = low.bit_length() - 1
+                rest ^= low
+                ctx.rank_leaf(P | low, prows + [r], offset + pos - 1, k, r)
         leaves += 1
         if not stack:
             break

@@ -332,12 +332,18 @@ def tree_search(
             stats.leaves += 1
             continue
         blocked = P | (span & ~N)
+        # At rank n - 1 every direction v left is on one line, and a row outside
+        # the span of P is not orthogonal to it: that row must be strictly
+        # negative, as if it were in N.  So any core free of blocked rows closes
+        # the node (a line leaf, docs/theory.md section 4), instead of a chain of
+        # splits whose P-children are rank leaves.
+        line = rk == n - 1
         choice = None
         if hint >= 0 and not store.masks[hint] & blocked:
             choice = (hint, (store.masks[hint] & ~N).bit_count())
         else:
             choice = store.best(blocked, N)
-        if choice is not None and choice[1] == 0:
+        if choice is not None and (choice[1] == 0 or line):
             leaf_core(choice[0])
             stats.leaves += 1
             continue
@@ -409,7 +415,7 @@ def tree_search(
                 _split(data, stack, out, P, N, rk, span, basis, r, -1, depth)
                 continue
             choice = (k, (store.masks[k] & ~N).bit_count())
-            if choice[1] == 0:
+            if choice[1] == 0 or line:
                 leaf_core(k)
                 stats.leaves += 1
                 continue
