@@ -12,13 +12,42 @@ True
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from . import legacy
-from .api import check, check_inverse, injectivize, invert, load_certificate, verify
-from .certify import Certificate, CheckResult, Status
-from .errors import InputError
-from .io import load_network
-from .model import Layer, Network
-from .verdict import Verdict
+
+# The public names are imported on first use (PEP 562), so that importing a
+# light submodule (exact_inj.ipc, exact_inj.cli.launch) does not pull in numpy,
+# python-flint and HiGHS: the command line starts its search workers before
+# those imports (cli/launch.py).
+_EXPORTS = {
+    "verify": "api", "check": "api", "invert": "api", "injectivize": "api", "check_inverse": "api",
+    "load_certificate": "api", "Certificate": "certify", "CheckResult": "certify", "Status": "certify",
+    "InputError": "errors", "load_network": "io", "Layer": "model", "Network": "model", "Verdict": "verdict",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
+    from .api import check, check_inverse, injectivize, invert, load_certificate, verify
+    from .certify import Certificate, CheckResult, Status
+    from .errors import InputError
+    from .io import load_network
+    from .model import Layer, Network
+    from .verdict import Verdict
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exact_inj' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 legacy.install()
 

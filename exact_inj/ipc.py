@@ -22,9 +22,14 @@ import struct
 import subprocess
 import sys
 
-__all__ = ["Child", "Pool", "recv", "send"]
+__all__ = ["SEARCH_WORKER", "Child", "Pool", "parked", "prestart", "recv", "send"]
 
 _HEADER = struct.Struct("<Q")
+
+SEARCH_WORKER = "exact_inj.layer.searchworker"
+"""The module a proof-search worker runs (layer/psearch.py); named here, in
+the light transport module, so that cli/launch.py can start one before the
+engine is imported."""
 
 
 def send(fd: int, msg) -> None:
@@ -53,35 +58,85 @@ def recv(fd: int):
     return pickle.loads(_read_exact(fd, k))
 
 
+def _spawn(module: str) -> tuple[subprocess.Popen, int, int]:
+    """Start ``python -P -m module READ_FD WRITE_FD``: (process, fd to it, fd from it)."""
+    r1, w1 = os.pipe()  # to the worker
+    r2, w2 = os.pipe()  # from the worker
+    env = dict(os.environ)
+    # The same exact_inj as this process's, whatever sys.path says: the
+    # folder that holds the package (this file is exact_inj/ipc.py), never
+    # the package folder itself, whose numbers.py would shadow the
+    # standard library's.
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        # -P: python -m would otherwise put the current directory first on
+        # sys.path, ahead of PYTHONPATH, and run an exact_inj found there.
+        proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", module, str(r1), str(w2)],
+            pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+        )
+    except BaseException:
+        # Not started (process limit, memory): its pipes would stay open.
+        os.close(w1)
+        os.close(r2)
+        raise
+    finally:
+        os.close(r1)
+        os.close(w2)
+    return proc, w1, r2
+
+
+# Processes started ahead of need by :func:`prestart`, per module, until a
+# Child of that module takes one.
+_PARKED: dict[str, list[tuple[subprocess.Popen, int, int]]] = {}
+
+
+def prestart(module: str, k: int) -> None:
+    """Start ``k`` workers of ``module`` now, for the next ``k`` Child objects
+    of that module to take over: their interpreter start-up then runs while
+    this process is still importing and reading its input (cli/launch.py).
+    Workers nobody takes are stopped at exit."""
+    for _ in range(k):
+        _PARKED.setdefault(module, []).append(_spawn(module))
+
+
+def parked(module: str) -> int:
+    """How many workers of ``module`` :func:`prestart` started that no Child has taken."""
+    return len(_PARKED.get(module, ()))
+
+
+def _stop_parked() -> None:
+    for entries in _PARKED.values():
+        for proc, wfd, rfd in entries:
+            _stop(proc, wfd, rfd)
+    _PARKED.clear()
+
+
+def _stop(proc: subprocess.Popen, wfd: int, rfd: int) -> None:
+    try:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    except Exception:  # pragma: no cover - best effort at exit
+        pass
+    for fd in (wfd, rfd):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+atexit.register(_stop_parked)
+
+
 class Child:
-    """One worker process running ``python -m module READ_FD WRITE_FD``."""
+    """One worker process running ``python -m module READ_FD WRITE_FD``: one
+    that :func:`prestart` started, if there is one left, else a new one."""
 
     def __init__(self, module: str) -> None:
-        r1, w1 = os.pipe()  # to the worker
-        r2, w2 = os.pipe()  # from the worker
-        env = dict(os.environ)
-        # The same exact_inj as this process's, whatever sys.path says: the
-        # folder that holds the package (this file is exact_inj/ipc.py), never
-        # the package folder itself, whose numbers.py would shadow the
-        # standard library's.
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        try:
-            # -P: python -m would otherwise put the current directory first on
-            # sys.path, ahead of PYTHONPATH, and run an exact_inj found there.
-            self.proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", module, str(r1), str(w2)],
-                pass_fds=(r1, w2), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
-            )
-        except BaseException:
-            # Not started (process limit, memory): its pipes would stay open.
-            os.close(w1)
-            os.close(r2)
-            raise
-        finally:
-            os.close(r1)
-            os.close(w2)
-        self.wfd, self.rfd = w1, r2
+        waiting = _PARKED.get(module)
+        self.proc, self.wfd, self.rfd = waiting.pop(0) if waiting else _spawn(module)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -93,17 +148,7 @@ class Child:
         return recv(self.rfd)
 
     def close(self) -> None:
-        try:
-            if self.alive():
-                self.proc.kill()
-            self.proc.wait(timeout=10)
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-        for fd in (self.wfd, self.rfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _stop(self.proc, self.wfd, self.rfd)
 
 
 class Pool:

@@ -114,12 +114,17 @@ def worker_main(rfd: int, wfd: int) -> None:
 # --- the pool ----------------------------------------------------------------------------
 
 
+# The module a search worker runs (python -m); cli/launch.py starts workers
+# of it ahead of need (exact_inj.ipc.prestart).
+WORKER_MODULE = ipc.SEARCH_WORKER
+
+
 class _Worker(ipc.Child):
     """A search worker (``python -m exact_inj.layer.searchworker``) and what
     this process knows of it."""
 
     def __init__(self) -> None:
-        super().__init__("exact_inj.layer.searchworker")
+        super().__init__(WORKER_MODULE)
         self.tid: int | None = None  # the task it is running
         self.asked = False
         self.ready = False  # has taken this call's layer
@@ -162,6 +167,9 @@ def parallel_tree_search(
     """tree_search's answer from this process and ``workers - 1`` worker
     processes (see the module docstring)."""
     want = max(workers - 1, 1)
+    if ipc.parked(WORKER_MODULE):
+        # Workers the command line started at launch (cli/launch.py) join now.
+        _pool(want)
     # Workers kept from an earlier call join at once; missing ones are
     # started only once the tree has run SPAWN_AFTER seconds (_coordinate).
     warm = [w for w in _POOL if w.alive()][:want]
