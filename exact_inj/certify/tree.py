@@ -104,9 +104,10 @@ class _Rows:
     def rank_leaf(self, P: int, rows: list[int], node: int, core: int | None = None, row: int = -1) -> None:
         """Check (now, or with the next batch) that the rows of P have rank n:
         at a rank leaf, or for a core leaf's row ``row`` outside N (``core``
-        names the core)."""
+        names the core).  ``rows`` is kept as it is: the caller passes a list
+        it will not change."""
         if len(rows) == self.n and self.n:
-            self.pending.append((P, list(rows), node, core, row))
+            self.pending.append((P, rows, node, core, row))
             if len(self.pending) >= _BATCH:
                 self.flush()
         elif not self.full_rank(P, rows):
@@ -212,7 +213,7 @@ def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[
             prows.append(code)
             continue
         if code == RANK_LEAF:
-            ctx.rank_leaf(P, prows, offset + pos - 1)
+            ctx.rank_leaf(P, prows[:], offset + pos - 1)
         else:
             k = CORE_BASE - code
             if not (0 <= k < len(core_masks)):

@@ -209,18 +209,22 @@ def nonsingular_mod(A: np.ndarray, p: int) -> np.ndarray:
     A = np.array(A, dtype=np.int64, copy=True)
     B, n, _ = A.shape
     ok = np.ones(B, dtype=bool)
-    at = np.arange(B)
     for k in range(n):
-        nz = A[:, k:, k] != 0
-        ok &= nz.any(axis=1)
-        j = k + nz.argmax(axis=1)
-        row_k = A[at, k].copy()
-        A[at, k] = A[at, j]
-        A[at, j] = row_k
+        # Rows are swapped only in the matrices whose diagonal entry is 0 here
+        # (rare for dense rows, so usually none).
+        zero = np.flatnonzero(A[:, k, k] == 0)
+        if len(zero):
+            nz = A[zero, k:, k] != 0
+            ok[zero[~nz.any(axis=1)]] = False
+            j = k + nz.argmax(axis=1)
+            row_k = A[zero, k].copy()
+            A[zero, k] = A[zero, j]
+            A[zero, j] = row_k
         if k + 1 < n:
+            # Column k below the pivot becomes 0 and is never read again.
             piv = A[:, k, k][:, None, None]
             f = A[:, k + 1:, k][:, :, None]
-            A[:, k + 1:, k:] = (piv * A[:, k + 1:, k:] - f * A[:, None, k, k:]) % p
+            A[:, k + 1:, k + 1:] = (piv * A[:, k + 1:, k + 1:] - f * A[:, None, k, k + 1:]) % p
     return ok
 
 

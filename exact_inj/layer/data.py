@@ -99,8 +99,11 @@ class LayerData:
             piv = int(c.argmax())
             if not c[piv]:  # r is in the span modulo p: nothing is used up
                 return self.n - k, span | (1 << r), basis
-            f = (c * pow(int(c[piv]), SPAN_P - 2, SPAN_P)) % SPAN_P
-            new = (basis - (basis[:, piv:piv + 1] * f) % SPAN_P) % SPAN_P
+            # Fraction-free, as in the exact branch below: column j becomes
+            # c_p S_j - c_j S_p, which scales the new basis vector by c_p != 0
+            # (no modular inverse).  Both products are below 2^56, so their
+            # difference fits an int64.
+            new = (basis * c[piv] - basis[:, piv:piv + 1] * c) % SPAN_P
             new[:, piv] = new[:, -1]
             new = new[:, :-1]
             zero = ~new.any(axis=1)
