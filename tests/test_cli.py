@@ -493,3 +493,15 @@ def test_gzip_certificate_and_workers(tmp_path, capsys):
     assert "VALID" in capsys.readouterr().out
     bad = write(tmp_path, "bad.json.gz", cert.read_bytes()[:40])
     assert_one_line_error(run("check", bad), "gzip")
+
+
+def test_the_light_parser_names_every_subcommand_of_the_full_one():
+    # verify/check build the parser without importing the other subcommands'
+    # modules; the names must still be the full parser's, in the same order.
+    def names(p):
+        return list(next(a for a in p._actions if isinstance(a, cli.argparse._SubParsersAction)).choices)
+
+    full = names(cli._parser())
+    for command in ("verify", "check", "export-milp"):
+        assert names(cli._parser(command)) == full
+    assert set(cli._OTHER_COMMANDS) < set(full)

@@ -80,7 +80,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+# Subcommands whose parsers live in their own modules (studies/, cli/invert.py,
+# cli/injectivize.py): importing those takes about 0.1 s, which `verify` and
+# `check` do not pay (see _parser).
+_OTHER_COMMANDS = ("compare", "batch", "stability", "experiment", "construct", "invert", "injectivize")
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; for ``command`` verify, check or export-milp, the
+    other subcommands only by name (argparse names them in its errors), without
+    importing their modules."""
     p = _Parser(
         prog="exact-inj",
         description="Decide exactly whether a ReLU layer is injective, with a certificate anyone can re-check.",
@@ -166,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("file", metavar="FILE")
     e.add_argument("out", metavar="OUT", help="output path ending in .lp or .mps")
 
+    if command in ("verify", "check", "export-milp"):
+        for name in _OTHER_COMMANDS:
+            sub.add_parser(name)
+        return p
+
     from ..studies import construct
     from ..studies.experiment import cli as experiment
     from ..studies.compare import add_parser as _add_compare
@@ -187,7 +201,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(words[0] if words else None).parse_args(words)
     if args.command is None:
         _parser().print_help(sys.stderr)
         return EXIT_BAD_INPUT
