@@ -108,3 +108,65 @@ def test_the_first_bad_rank_leaf_is_named_before_a_later_fault():
     # ends early; the batched test runs before the later fault is reported.
     res = check(_cert([[1, 0], [2, 0], [0, 1]], [0, 1, RANK_LEAF, 2]))
     assert not res.valid and "rank leaf at node 2" in res.reason
+
+
+# --- a core row already in P (found by review, 2026-12-05) ---------------------------------
+
+import json
+from pathlib import Path
+
+from exact_inj.certify.schema import Core
+from exact_inj.certify.tree import _Rows
+
+P61 = (1 << 61) - 1
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_cached_null_vector_cannot_vouch_for_a_singular_rank_leaf():
+    # A hand-made injectivity certificate for a layer that is NOT injective
+    # (f(z) = f(z + t e3) at z = (1, 1, -1/2)).  A core leaf at P = {a, b, x}
+    # whose core holds x (already in P) once made the checker cache the null
+    # vector of P's rows under the key {a, b}; a later rank leaf {a, b, y}
+    # (rank 2 over Q, singular mod 2^31 - 1) then passed with that vector.
+    doc = json.loads((DATA / "false_injective_cached_null_vector.json").read_text())
+    from exact_inj.api import certificate_from_document
+
+    res = check(certificate_from_document(doc))
+    assert not res.valid and "rank leaf at node 5" in res.reason
+    net = certificate_from_document(doc).network
+    from exact_inj.certify.schema import Witness
+
+    wit = Certificate(net, Domain(), Status.NOT_INJECTIVE,
+                      Witness((Fraction(1), Fraction(1), Fraction(-1, 2)), (Fraction(1), Fraction(1), Fraction(-1, 4))))
+    assert check(wit).valid  # the layer really is not injective
+
+
+def test_full_rank_ignores_the_caches_for_a_repeated_row():
+    # a = (1, 0, 0) and b = (1, p, 0) are equal mod p = 2^61 - 1.  Rows
+    # [a, b, x, x] repeat x: their null vector mod p must not be cached as
+    # that of {a, b} (the set P minus its last row).
+    W = [[0, 0, 1], [1, 0, 0], [1, P61, 0], [0, 1, 0]]
+    ctx = _Rows(W, 3, [])
+    assert ctx.full_rank(0b0111, [1, 2, 0, 0])  # a, b, x: rank 3 over Q
+    assert not ctx.full_rank(0b1110, [1, 2, 3])  # a, b, y: rank 2
+
+
+def test_a_core_row_in_P_passes_only_when_P_has_rank_n():
+    # n = 2, rows e1, -e1, e2, -e2.  Core {0, 1} (e1, -e1) at the node P = {0}
+    # (rank 1 < 2): row 0 is in P, not negative -- rejected.  At P = {0, 2}
+    # (rank 2) the node is closed anyway, and the leaf passes.
+    rows = [[1, 0], [-1, 0], [0, 1], [0, -1]]
+    layer = _cert(rows, []).network
+    cores = (Core(support=(0, 1)), Core(support=(2, 3)))
+
+    def run(tree):
+        return check(Certificate(layer, Domain(), Status.INJECTIVE, TreeProof(cores, tuple(tree))))
+
+    C0, C1 = -2, -3
+    # P{0}: core 0 (row 0 in P, rank 1) -- must fail.
+    bad = run([0, C0, C0])
+    assert not bad.valid and "row 0 of core 0 is not fixed negative" in bad.reason
+    # P{0}: split 2 -> P{0,2}: core 0 (P has rank 2: closed); N{2}: core 1? row 3 outside N,
+    # rank({0, 3}) = 2: a line leaf.  N{0}: split 1 -> P{1}: line leaf with core 1; N{0,1}: core 0.
+    good = run([0, 2, C0, C1, 1, C1, C0])
+    assert good.valid, good.reason

@@ -136,7 +136,16 @@ class _Rows:
                       f"and with the rows fixed orthogonal it has rank {rank} < {self.n}")
 
     def full_rank(self, P: int, rows: list[int]) -> bool:
+        """Whether ``rows`` have rank n.  The caches are keyed by the row sets
+        computed here from ``rows`` (``P`` is not trusted to match them), and
+        a list that repeats a row skips them: the null vector cached for
+        rows[:-1] must be that of exactly the set P minus the last row."""
         n = self.n
+        P = 0
+        for i in rows:
+            P |= 1 << i
+        if P.bit_count() != len(rows):
+            return linalg.rank([self.W[i] for i in rows], n) == n
         r = self.rank_cache.get(P)
         if r is None:
             # The rank modulo a prime never exceeds the rank over Q, and n is
@@ -227,7 +236,12 @@ def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[
                 low = rest & -rest
                 r = low.bit_length() - 1
                 rest ^= low
-                ctx.rank_leaf(P | low, prows + [r], offset + pos - 1, k, r)
+                if P & low:
+                    # A core row fixed orthogonal: P ∪ {r} is P, which must
+                    # then have rank n itself (the node is closed anyway).
+                    ctx.rank_leaf(P, prows[:], offset + pos - 1, k, r)
+                else:
+                    ctx.rank_leaf(P | low, prows + [r], offset + pos - 1, k, r)
         leaves += 1
         if not stack:
             break
