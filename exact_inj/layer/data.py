@@ -132,18 +132,26 @@ class LayerData:
                 span2 |= 1 << i
         return self.n - len(new), span2, new
 
-    def span_info(self, P: int) -> tuple[int, int, list[list[int]]]:
-        """(rank of the P rows, mask of rows in their span, null-space basis)."""
+    def exact_span(self, P: int) -> tuple[int, int, list[list[int]]]:
+        """(rank over Q of the P rows, mask of the rows in their span over Q,
+        an integer null-space basis), with no prime involved."""
         prow = [self.Wi[i] for i in self.rows_of(P)]
         basis = linalg.nullspace(prow, self.n)
         if not basis:
-            return self.n, self.all, np.zeros((self.M, 0), dtype=np.int64) if self.modular else []
+            return self.n, self.all, []
         V = flint.fmpz_mat([[basis[c][r] for c in range(len(basis))] for r in range(self.n)])
-        prod = (self.Wfl * V).tolist()
         span = 0
-        for i, r in enumerate(prod):
+        for i, r in enumerate((self.Wfl * V).tolist()):
             if not any(r):
                 span |= 1 << i
+        return self.n - len(basis), span, basis
+
+    def span_info(self, P: int) -> tuple[int, int, list[list[int]]]:
+        """(rank of the P rows, mask of rows in their span, null-space basis)."""
+        rank, span, basis = self.exact_span(P)
+        if not basis:
+            return self.n, self.all, np.zeros((self.M, 0), dtype=np.int64) if self.modular else []
+        prow = [self.Wi[i] for i in self.rows_of(P)]
         if self.modular:
             # extend() keeps S = Wp V mod SPAN_P (M x k, int64) instead of V,
             # and the span mask modulo p too (rows whose products all vanish),
@@ -159,7 +167,7 @@ class LayerData:
             S = (self.Wp @ V) % SPAN_P
             zero = ~S.any(axis=1)
             return self.n - S.shape[1], int.from_bytes(np.packbits(zero, bitorder="little").tobytes(), "little"), S
-        return self.n - len(basis), span, basis
+        return rank, span, basis
 
 
 def to_float_dir(v: list[int]) -> list[float]:

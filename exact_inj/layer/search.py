@@ -406,6 +406,18 @@ def tree_search(
                 # play, so the children are smaller problems.  With nothing
                 # left to split, the case stays open and the answer unknown.
                 rest_rows = in_play & ~N
+                if not rest_rows and data.modular:
+                    # The span of P is kept modulo a prime, which an unlucky
+                    # layer can make too big (rows independent over Q but not
+                    # mod p are then never split).  Settle this node over Q:
+                    # a rank leaf if P has rank n, else a split on a row the
+                    # prime wrongly put in the span.
+                    rank_q, span_q, _ = data.exact_span(P)
+                    if rank_q == n:
+                        out.append(RANK_LEAF)
+                        stats.leaves += 1
+                        continue
+                    rest_rows = span & ~span_q & ~P & ~N
                 if not rest_rows:
                     stats.open_cases = len(stack) + 1
                     stats.notes.append("a fully decided case could not be closed exactly")
