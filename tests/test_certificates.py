@@ -867,3 +867,55 @@ def test_valid_certificate_with_huge_numbers_checks():
     assert own_collides(net, x, y)
     cert = Certificate(net, Domain(), Status.NOT_INJECTIVE, Witness(x, y))
     assert valid(cert) and valid(roundtrip(cert))
+
+
+# --------------------------------------------------------------------------- versions 1 and 2
+
+
+def _line_leaf_case():
+    """The line-leaf certificate of test_line_leaf_accepted_only_when_...: a
+    core leaf at P = {0} whose core rows lie outside N."""
+    rows = [[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1]]
+    cores = (Core(support=(2, 3)), Core(support=(0, 1)))
+    tree = (0, CORE_BASE - 0, 1, CORE_BASE - 0, CORE_BASE - 1)
+    return Certificate(net_of(rows), Domain(), Status.INJECTIVE, TreeProof(cores, tree))
+
+
+def test_new_certificates_are_version_2_and_keep_their_version():
+    cert = _line_leaf_case()
+    assert cert.version == 2 and cert.to_json()["version"] == 2
+    back = Certificate.from_json(json.loads(json.dumps(cert.to_json())))
+    assert back.version == 2 and valid(back)
+    old = dataclasses.replace(cert, version=1)
+    assert Certificate.from_json(json.loads(json.dumps(old.to_json()))).version == 1
+
+
+def test_version_1_is_checked_by_version_1_rules():
+    # The same tree as version 1: line leaves did not exist, so the core leaf
+    # with rows outside N is invalid there, whatever rank P has.
+    doc = _line_leaf_case().to_json()
+    doc["version"] = 1
+    res = exact_inj.check(Certificate.from_json(doc))
+    assert not res.valid and "version 1" in res.reason
+    del doc["version"]  # a file without a version is version 1
+    assert Certificate.from_json(doc).version == 1
+    assert not exact_inj.check(Certificate.from_json(doc)).valid
+    # A version 1 tree without line leaves (every core row in N) still passes.
+    rows = [[1, 0], [-1, 0], [0, 1], [0, -1]]
+    cores = (Core(support=(0, 1)), Core(support=(2, 3)))
+    # Split 0: P{0} -> split 2: P{0,2} rank leaf; N{2} -> split 3: P{0,3} rank leaf, N{2,3} core 1.
+    # N{0} -> split 1: P{1} -> split 2 ... ; keep it simple: N{0} -> split 1 -> P{1}: split 2, 3 as above; N{0,1}: core 0.
+    sub = (2, RANK_LEAF, 3, RANK_LEAF, CORE_BASE - 1)
+    tree = (0,) + sub + (1,) + sub + (CORE_BASE - 0,)
+    v1 = Certificate(net_of(rows), Domain(), Status.INJECTIVE, TreeProof(cores, tree), version=1)
+    assert valid(v1) and valid(Certificate.from_json(json.loads(json.dumps(v1.to_json()))))
+
+
+def test_unknown_versions_are_refused():
+    doc = _line_leaf_case().to_json()
+    for bad in (3, 0, True, "2"):
+        doc["version"] = bad
+        with pytest.raises(exact_inj.InputError, match="unsupported certificate format"):
+            Certificate.from_json(doc)
+    res = exact_inj.check(dataclasses.replace(_line_leaf_case(), version=3))
+    assert not res.valid and "version 3" in res.reason

@@ -72,7 +72,7 @@ def test_generator_instances_give_certificates_to_validate():
     (lambda d: d.pop("witness"), ""),
     (lambda d: d["network"]["layers"][0].update(weights=[[1]]), "network/layers/0"),
     (lambda d: d["network"]["layers"][0]["weight"][0].__setitem__(0, "0x10"), "network/layers/0"),
-    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(version=3), "version"),
     (lambda d: d["witness"].update(x="1"), "witness/x"),
 ])
 def test_schema_refuses(change, where):

@@ -25,11 +25,12 @@ from ..numbers import quote
 from .base import Invalid, ints, num_exact, pair
 from .carry import check_carry
 from .layer import check_conv_structural, check_linear, check_structural, check_witness
-from .tree import check_tree
+from .tree import certificate_rules, check_tree
 from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
 from .network import check_end_to_end
 from .surd import check_normalised
 from .schema import (
+    READ_VERSIONS,
     Bound,
     CarryProof,
     Certificate,
@@ -91,7 +92,8 @@ def check(cert: Certificate, crosscheck: bool = False) -> CheckResult:
     try:
         _check_shape(cert)
         cert = _normalised(cert)
-        reason = _check(cert)
+        with certificate_rules(cert.version):
+            reason = _check(cert)
         seconds = time.perf_counter() - t0
         if crosscheck and isinstance(cert.evidence, Witness) and isinstance(cert.network, Network):
             t1 = time.perf_counter()
@@ -136,6 +138,9 @@ def _check_shape(cert) -> None:
     if not isinstance(cert.verdict, Status):
         raise Invalid(f"the verdict is a {type(cert.verdict).__name__}, not a Status "
                       "(Status.INJECTIVE or Status.NOT_INJECTIVE)")
+    if type(cert.version) is not int or cert.version not in READ_VERSIONS:
+        raise Invalid(f"certificate version {cert.version!r} is not one this checker implements "
+                      f"({', '.join(map(str, READ_VERSIONS))})")
 
 
 # array.array type codes of signed integers.

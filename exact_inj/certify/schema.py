@@ -26,7 +26,12 @@ from .proofs import (  # noqa: F401
 )
 
 FORMAT = "exact_inj/certificate"
-VERSION = 1
+VERSION = 2
+"""The version this writes.  Version 2 (2026-12-05) accepts line leaves: a
+core leaf whose core rows outside N each raise P to rank n (docs/theory.md,
+section 4); version 1 needs every core row in N.  Both are read, each checked
+by its own rules (docs/certificates.md, Versions)."""
+READ_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,14 @@ class Certificate:
     domain: Domain
     verdict: Status
     evidence: Evidence
+    version: int = VERSION
+    """The rules the certificate is checked by (READ_VERSIONS); kept when a
+    file is read and written again."""
 
     def to_json(self) -> dict:
         out: dict = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "network": _any_network_to_json(self.network),
             "domain": self.domain.to_json(),
             "verdict": self.verdict.value,
@@ -76,9 +84,10 @@ class Certificate:
         for key in ("network", "verdict"):
             if key not in obj:
                 raise InputError(where, f"missing key {key!r}")
-        version = obj.get("version", VERSION)
+        # A file without a version is version 1, as every file was before version 2.
+        version = obj.get("version", 1)
         # type() and not ==: true == 1 in Python, and a boolean is not a version.
-        if obj.get("format", FORMAT) != FORMAT or type(version) is not int or version != VERSION:
+        if obj.get("format", FORMAT) != FORMAT or type(version) is not int or version not in READ_VERSIONS:
             raise InputError(where, f"unsupported certificate format {quote(obj.get('format'))} "
                                     f"version {quote(obj.get('version'))}")
         network = _any_network_from_json(obj["network"], path)
@@ -96,7 +105,7 @@ class Certificate:
             evidence: Evidence = _witness_from_json(obj.get("witness"), where)
         else:
             evidence = _proof_from_json(obj.get("proof"), where)
-        return cls(network, domain, verdict, evidence)
+        return cls(network, domain, verdict, evidence, version)
 
 
 def _any_network_to_json(net) -> dict:

@@ -40,7 +40,7 @@ from .base import Invalid, num
 from .layer import check_core, layer_rows
 from .schema import CORE_BASE, RANK_LEAF, TreeProof
 
-__all__ = ["CUT_MIN", "PARALLEL_MIN_CODES", "check_tree", "check_workers", "shutdown", "worker_main", "workers_in_use"]
+__all__ = ["CUT_MIN", "PARALLEL_MIN_CODES", "certificate_rules", "check_tree", "check_workers", "shutdown", "worker_main", "workers_in_use"]
 
 # A prime for the one-sided rank test of rank leaves (2^61 - 1).
 _P = (1 << 61) - 1
@@ -62,6 +62,27 @@ CUT_MIN = 2048
 
 
 _WORKERS: contextvars.ContextVar[int] = contextvars.ContextVar("exact_inj_check_workers", default=1)
+_LINE_LEAVES: contextvars.ContextVar[bool] = contextvars.ContextVar("exact_inj_line_leaves", default=True)
+
+
+@contextlib.contextmanager
+def certificate_rules(version: int):
+    """Check trees in this context by the rules of certificate ``version``:
+    from version 2 a core leaf may hold core rows outside N that raise P to
+    rank n (line leaves); version 1 needs every core row in N.  check() sets
+    it from the certificate it checks, for every tree inside it.
+
+    >>> with certificate_rules(1):
+    ...     _LINE_LEAVES.get()
+    False
+    >>> _LINE_LEAVES.get()
+    True
+    """
+    token = _LINE_LEAVES.set(version >= 2)
+    try:
+        yield
+    finally:
+        _LINE_LEAVES.reset(token)
 
 
 def workers_in_use() -> int:
@@ -91,8 +112,9 @@ class _Rows:
     """What a walk reads: the rows mod p and as integers, the cores' row
     masks, and the caches."""
 
-    def __init__(self, W: list[list[int]], n: int, core_masks: list[int]) -> None:
+    def __init__(self, W: list[list[int]], n: int, core_masks: list[int], line_leaves: bool = True) -> None:
         self.W, self.n, self.m = W, n, len(W)
+        self.line_leaves = line_leaves
         self.Wp = [[x % _P for x in row] for row in W]
         self.core_masks = core_masks
         self.rank_cache: dict[int, int] = {}
@@ -228,6 +250,9 @@ def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[
             if not (0 <= k < len(core_masks)):
                 raise Invalid(f"tree node {offset + pos - 1} names core {num(k)}, which does not exist")
             rest = core_masks[k] & ~N
+            if rest and not ctx.line_leaves:
+                raise Invalid(f"core leaf at node {offset + pos - 1}: core {k} has rows not fixed negative on this "
+                              "branch (a version 1 certificate: no line leaves)")
             while rest:
                 # A core row outside N must be independent of P's rows with
                 # rank n: then no v != 0 orthogonal to P is orthogonal to it,
@@ -274,14 +299,14 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
     if (workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support)
             and _POOL_LOCK.acquire(blocking=False)):
         try:
-            ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+            ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores], _LINE_LEAVES.get())
             leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
         finally:
             _POOL_LOCK.release()
     if leaves is None:
         for k, core in enumerate(proof.cores):
             check_core(rows_q, W, b, m_layer, n, core, k)
-        ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+        ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores], _LINE_LEAVES.get())
         leaves = _walk(ctx, tree, 0, len(tree), 0, 0, [])
     where = "" if domain.kind == "reals" else f" on {domain.describe()}"
     return f"case-split tree{where}: {leaves} leaves and {len(proof.cores)} cores verified exactly"
@@ -399,7 +424,7 @@ def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: in
     try:
         pool = _pool(workers)
         for w in pool:
-            w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks))
+            w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks, ctx.line_leaves))
         return _run(pool, [(t[0], (gen, i), *t[1:]) for i, t in enumerate(tasks)])
     except Invalid:
         shutdown()  # workers may still hold tasks; never reuse them half-way
@@ -470,8 +495,8 @@ def worker_main(rfd: int, wfd: int) -> None:
             if msg[0] == "init":
                 # Cleared first: a failed init must not leave the last check's rows.
                 ctx = gen = None
-                _, g, W, b, rows_q, m_layer, n, core_masks = msg
-                ctx, gen = (_Rows(W, n, core_masks), b, rows_q, m_layer), g
+                _, g, W, b, rows_q, m_layer, n, core_masks, line_leaves = msg
+                ctx, gen = (_Rows(W, n, core_masks, line_leaves), b, rows_q, m_layer), g
                 continue
             tag = msg[1]
             if ctx is None or tag[0] != gen:
