@@ -39,10 +39,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'exact_inj' has no attribute {name!r}")
+        # A subpackage or module by its attribute (exact_inj.io.load_network after
+        # `import exact_inj`), as when this file imported them all eagerly.
+        return _submodule(__name__, name)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def _submodule(package: str, name: str):
+    """``package.name`` imported, or AttributeError if there is no such module."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{package}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{package}.{name}":
+            raise  # the module exists but something it imports does not
+        raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

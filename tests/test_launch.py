@@ -27,8 +27,10 @@ def test_the_entry_point_imports_no_numpy_flint_or_highspy():
 
 
 def test_workers_to_prestart_reads_the_command_line():
-    assert workers_to_prestart(["verify", "a.npz", "--workers", "3"], load=0.0) == 2
-    assert workers_to_prestart(["verify", "a.npz", "--workers=2", "--quiet"], load=0.0) == 1
+    cores = os.process_cpu_count() if hasattr(os, "process_cpu_count") else len(os.sched_getaffinity(0))
+    assert workers_to_prestart(["verify", "a.npz", "--workers", "3"], load=0.0) == min(3, cores) - 1
+    assert workers_to_prestart(["verify", "a.npz", "--workers=2", "--quiet"], load=0.0) == min(2, cores) - 1
+    assert workers_to_prestart(["verify", "a.npz"], load=0.0) == cores - 1  # default: all cores
     assert workers_to_prestart(["verify", "a.npz", "--workers", "2", "--scheduler", "tcp://x:1"], load=0.0) == 0
     assert workers_to_prestart(["verify", "--help"], load=0.0) == 0
     assert workers_to_prestart(["verify", "a.npz", "--workers", "two"], load=0.0) == 0
@@ -88,3 +90,19 @@ def test_cli_verify_with_two_workers_answers_like_one(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert c.returncode == 0, c.stdout + c.stderr
     assert outs[0] == outs[1] == 0
+
+
+def test_subpackages_are_attributes_after_a_plain_import():
+    # As when exact_inj/__init__.py imported everything eagerly (docs use
+    # exact_inj.io.load_network and exact_inj.certify.check after `import exact_inj`).
+    code = ("import exact_inj, exact_inj.cli as c; "
+            "print(exact_inj.io.load_network.__name__, exact_inj.certify.check.__name__, "
+            "exact_inj.model.Layer.__name__, c.app.main.__name__); "
+            "print(hasattr(exact_inj, 'no_such_thing'), hasattr(c, 'no_such_thing'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "load_network check Layer main" and out[1] == "False False"
+
+
+def test_prestart_never_exceeds_the_cores():
+    cores = os.process_cpu_count() if hasattr(os, "process_cpu_count") else len(os.sched_getaffinity(0))
+    assert workers_to_prestart(["verify", "a.npz", "--workers", "400"], load=0.0) == max(cores - 1, 0)

@@ -22,7 +22,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
 
 def __getattr__(name: str):
     if name not in __all__:
-        raise AttributeError(f"module 'exact_inj.cli' has no attribute {name!r}")
+        # A submodule by its attribute (exact_inj.cli.app), as before the lazy exports.
+        if name.startswith("__"):
+            raise AttributeError(f"module 'exact_inj.cli' has no attribute {name!r}")
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'exact_inj.cli' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(".app", __name__), name)
     globals()[name] = value
     return value

@@ -33,7 +33,7 @@ def _cores() -> int:
 
 def workers_to_prestart(argv: list[str], load: float | None = None) -> int:
     """How many search workers to start at launch for this command line: K - 1
-    for ``verify`` with K workers (default: all cores), 0 for anything else,
+    for ``verify`` with K workers (default: all cores; at most the cores here), 0 for anything else,
     for ``--scheduler`` or ``--help``, for a malformed ``--workers`` (the parser
     will say why), and when the machine is already busy (the one-minute load
     average at least the number of cores: a worker would then only take time
@@ -47,6 +47,8 @@ def workers_to_prestart(argv: list[str], load: float | None = None) -> int:
     0
     >>> workers_to_prestart(["verify", "layer.npz", "--workers", "4"], load=99.0)
     0
+    >>> workers_to_prestart(["verify", "layer.npz", "--workers", "400"], load=0.0) < 400
+    True
     """
     if not argv or argv[0] != "verify":
         return 0
@@ -71,7 +73,10 @@ def workers_to_prestart(argv: list[str], load: float | None = None) -> int:
             return 0
     if load >= cores:
         return 0
-    return max(k - 1, 0)
+    # Never more than the cores: `--workers 40` on 2 cores would otherwise start
+    # 39 interpreters before the file is even read (the search itself is
+    # bounded by the work there is, not by this).
+    return max(min(k, cores) - 1, 0)
 
 
 def main() -> int:
