@@ -12,10 +12,9 @@ True
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from . import legacy
+from . import lazy, legacy
 
 # The public names are imported on first use (PEP 562), so that importing a
 # light submodule (exact_inj.ipc, exact_inj.cli.launch) does not pull in numpy,
@@ -37,26 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        # A subpackage or module by its attribute (exact_inj.io.load_network after
-        # `import exact_inj`), as when this file imported them all eagerly.
-        return _submodule(__name__, name)
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(package: str, name: str):
-    """``package.name`` imported, or AttributeError if there is no such module."""
-    if name.startswith("__"):
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    try:
-        return importlib.import_module(f"{package}.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{package}.{name}":
-            raise  # the module exists but something it imports does not
-        raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+    return lazy.export(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

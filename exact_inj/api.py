@@ -8,6 +8,7 @@ import time
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
+from . import ipc
 from .certify.check import CheckResult
 from .certify.check import check as _check
 from .certify.inverse import check_inverse
@@ -178,12 +179,7 @@ def default_workers() -> int:
             return 1
         except ValueError:  # not inside a Dask task
             pass
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+    return ipc.cores()
 
 
 def as_network(obj: Any) -> Network:

@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 
-__all__ = ["SEARCH_WORKER", "Child", "Pool", "parked", "prestart", "recv", "send"]
+__all__ = ["SEARCH_WORKER", "Child", "Pool", "cores", "parked", "prestart", "recv", "send"]
 
 _HEADER = struct.Struct("<Q")
 
@@ -56,6 +56,21 @@ def recv(fd: int):
     """Read one message from a pipe; EOFError when the other end closed it."""
     (k,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
     return pickle.loads(_read_exact(fd, k))
+
+
+def cores() -> int:
+    """The cores this process may run on: ``os.process_cpu_count()`` where
+    Python has it, else the affinity mask, else ``os.cpu_count()``.
+
+    >>> cores() >= 1
+    True
+    """
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        return count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _spawn(module: str) -> tuple[subprocess.Popen, int, int]:

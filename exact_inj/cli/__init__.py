@@ -7,8 +7,9 @@ it can start the search workers before numpy, python-flint and HiGHS load.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .. import lazy
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_INJECTIVE", "EXIT_INTERNAL", "EXIT_INVALID", "EXIT_NOT_INJECTIVE", "EXIT_UNKNOWN",
@@ -21,19 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
 
 
 def __getattr__(name: str):
-    if name not in __all__:
-        # A submodule by its attribute (exact_inj.cli.app), as before the lazy exports.
-        if name.startswith("__"):
-            raise AttributeError(f"module 'exact_inj.cli' has no attribute {name!r}")
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module 'exact_inj.cli' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(".app", __name__), name)
-    globals()[name] = value
-    return value
+    return lazy.export(__name__, {k: "app" for k in __all__}, name)
 
 
 def __dir__() -> list[str]:

@@ -18,17 +18,9 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import ipc
+
 __all__ = ["main", "workers_to_prestart"]
-
-
-def _cores() -> int:
-    # As api.default_workers (which cannot be imported here: it is heavy).
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 def workers_to_prestart(argv: list[str], load: float | None = None) -> int:
@@ -52,7 +44,7 @@ def workers_to_prestart(argv: list[str], load: float | None = None) -> int:
     """
     if not argv or argv[0] != "verify":
         return 0
-    cores = _cores()
+    cores = ipc.cores()
     k = cores
     for i, a in enumerate(argv):
         if a in ("-h", "--help") or a == "--scheduler" or a.startswith("--scheduler="):
@@ -83,8 +75,6 @@ def main() -> int:
     """Run the ``exact-inj`` command on ``sys.argv``."""
     k = workers_to_prestart(sys.argv[1:])
     if k:
-        from .. import ipc
-
         try:
             ipc.prestart(ipc.SEARCH_WORKER, k)
         except OSError:  # no process could be started: the search copes without
