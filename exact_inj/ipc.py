@@ -73,17 +73,47 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
+def _site_dirs() -> list[str]:
+    import site
+
+    dirs = list(getattr(site, "getsitepackages", lambda: [])())
+    user = getattr(site, "getusersitepackages", None)
+    if user is not None:
+        dirs.append(user())
+    return dirs
+
+
+def worker_pythonpath(current: str | None, pkg_parent: str, site_dirs: list[str]) -> str | None:
+    """The PYTHONPATH a worker gets so that it imports the same exact_inj as
+    this process: the folder that holds the package (``pkg_parent``; never the
+    package folder itself, whose numbers.py would shadow the standard
+    library's) put first, unless it is a site-packages folder, which the worker
+    (the same interpreter) searches anyway, and in its place after the
+    standard library: put first, a backport installed there under a standard
+    library name would shadow the standard library.  None: leave it as it is.
+
+    >>> worker_pythonpath(None, "/src", ["/venv/site-packages"])
+    '/src'
+    >>> worker_pythonpath("/a", "/src", []) == "/src" + os.pathsep + "/a"
+    True
+    >>> worker_pythonpath("/a", "/venv/site-packages", ["/venv/site-packages"]) is None
+    True
+    """
+    norm = os.path.normcase(os.path.realpath(pkg_parent))
+    if any(os.path.normcase(os.path.realpath(d)) == norm for d in site_dirs):
+        return None
+    return pkg_parent + (os.pathsep + current if current else "")
+
+
 def _spawn(module: str) -> tuple[subprocess.Popen, int, int]:
     """Start ``python -P -m module READ_FD WRITE_FD``: (process, fd to it, fd from it)."""
     r1, w1 = os.pipe()  # to the worker
     r2, w2 = os.pipe()  # from the worker
     env = dict(os.environ)
-    # The same exact_inj as this process's, whatever sys.path says: the
-    # folder that holds the package (this file is exact_inj/ipc.py), never
-    # the package folder itself, whose numbers.py would shadow the
-    # standard library's.
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    path = worker_pythonpath(env.get("PYTHONPATH"), pkg_parent, _site_dirs())
+    if path is not None:
+        env["PYTHONPATH"] = path
     try:
         # -P: python -m would otherwise put the current directory first on
         # sys.path, ahead of PYTHONPATH, and run an exact_inj found there.
