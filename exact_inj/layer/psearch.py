@@ -114,17 +114,13 @@ def worker_main(rfd: int, wfd: int) -> None:
 # --- the pool ----------------------------------------------------------------------------
 
 
-# The module a search worker runs (python -m); cli/launch.py starts workers
-# of it ahead of need (exact_inj.ipc.prestart).
-WORKER_MODULE = ipc.SEARCH_WORKER
-
-
 class _Worker(ipc.Child):
     """A search worker (``python -m exact_inj.layer.searchworker``) and what
     this process knows of it."""
 
     def __init__(self) -> None:
-        super().__init__(WORKER_MODULE)
+        # cli/launch.py may have started it ahead of need (ipc.prestart).
+        super().__init__(ipc.SEARCH_WORKER)
         self.tid: int | None = None  # the task it is running
         self.asked = False
         self.ready = False  # has taken this call's layer
@@ -167,7 +163,7 @@ def parallel_tree_search(
     """tree_search's answer from this process and ``workers - 1`` worker
     processes (see the module docstring)."""
     want = max(workers - 1, 1)
-    if ipc.parked(WORKER_MODULE):
+    if ipc.parked(ipc.SEARCH_WORKER):
         # Workers the command line started at launch (cli/launch.py) join now.
         _pool(want)
     # Workers kept from an earlier call join at once; missing ones are
