@@ -120,8 +120,9 @@ class _Rows:
         self.rank_cache: dict[int, int] = {}
         self.null_cache: dict[int, list[int] | None] = {}
         self.Wq = np.array([[x % _Q for x in row] for row in W], dtype=np.int64).reshape(len(W), n)
-        # Rank leaves waiting for the batched test: their P, rows and node number.
-        self.pending: list[tuple[int, list[int], int]] = []
+        # Rank tests waiting for the batch: (P, rows, node, core, row) as
+        # rank_leaf takes them (core None for a rank leaf).
+        self.pending: list[tuple[int, list[int], int, int | None, int]] = []
 
     def rank_leaf(self, P: int, rows: list[int], node: int, core: int | None = None, row: int = -1) -> None:
         """Check (now, or with the next batch) that the rows of P have rank n:
