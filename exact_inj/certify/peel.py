@@ -32,20 +32,30 @@ Ranks are of integer rows (each row scaled by its common denominator, which
 leaves the rank unchanged), computed modulo a prime first: the rank mod p
 never exceeds the rank over Q, so rank mod p = input dimension settles it;
 only otherwise is the exact rank computed (:func:`exact_inj.exact.linalg.rank`).
+
+A convolution too large to rank densely (a full-size generator stage) is
+ranked through its kernel (:func:`square_rows`): channels whose kernels are
+proportional give proportional rows at every output position, so the
+equation rows span exactly what one row per (position, class of
+proportional channels) spans; when those rows are square, their
+nested-dissection elimination modulo a prime (:mod:`exact_inj.exact.ndrank`,
+docs/theory.md section 14) showing them nonsingular proves the span.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from math import lcm
+from math import lcm, prod
 from typing import Any, Sequence
 
-from ..exact import linalg
+import numpy as np
+
+from ..exact import linalg, ndrank
 from ..model import Domain, Network
 from .base import Invalid
 
 __all__ = ["MAX_PEEL_ENTRIES", "check_peel_empty", "check_peel_point", "check_peel_prefix", "equations", "forward",
-           "integer_row", "spans"]
+           "integer_row", "integer_rows", "spans", "square_rows"]
 
 # Dense rank of a layer's equation rows: above this many entries (rows x input
 # dimension) the checker refuses the peel (the search then does not offer it).
@@ -86,15 +96,94 @@ def integer_row(layer: Any, i: int, n: int) -> tuple[list[int], int]:
     return row, d
 
 
+def square_rows(layer: Any, idx: Sequence[int]) -> tuple[list[int], list[int], list[int], list] | None:
+    """For a layer kept as a kernel (a convolution): one row per (output
+    position, class of proportional channels) met in ``idx``, the class's
+    first channel at that position.  Returns (those rows, ascending; for
+    each, the position in ``idx`` of the first row it stands for; for every
+    row of ``idx``, the row standing for it, -1 for a zero row; and the
+    factor lam with that row = lam times the one standing for it, None for
+    a zero row), or None for other layers or kernels too large for int64.
+
+    Channel o's kernel is lam times channel c's, so row (o, t) is lam times
+    row (c, t) at every output position t: the rows returned span what the
+    rows ``idx`` span (zero rows, of all-zero channels, span nothing).
+
+    >>> from exact_inj.model.kernels import KernelSpec
+    >>> L = KernelSpec.build([[[1, 2]], [[-2, -4]]], 1, 2, [2], strides=[2], transposed=True).layer()
+    >>> reps, picks, stand, lam = square_rows(L, [4, 0, 5, 6, 7])   # channel 1 = -2 x channel 0
+    >>> reps, picks, stand, [str(v) for v in lam]
+    ([0, 1, 2, 3], [0, 2, 3, 4], [0, 0, 1, 2, 3], ['-2', '1', '-2', '-2', '-2'])
+    """
+    spec = getattr(layer, "spec", None)
+    if spec is None or not hasattr(spec, "grid_operator") or not hasattr(spec, "channel_array"):
+        return None
+    K = spec.channel_array()
+    if K is None:
+        return None
+    rep = np.full(len(K), -1, dtype=np.int64)
+    lam: dict[int, Fraction] = {}
+    first: dict[bytes, int] = {}
+    for o, row in enumerate(K):
+        nz = np.flatnonzero(row)
+        if nz.size == 0:
+            continue
+        prim = row // int(np.gcd.reduce(np.abs(row)))
+        if prim[nz[0]] < 0:
+            prim = -prim
+        c = first.setdefault(prim.tobytes(), o)
+        rep[o] = c
+        lam[o] = Fraction(int(row[nz[0]]), int(K[c][nz[0]]))
+    per = prod(spec.output_size)
+    ix = np.asarray(list(idx), dtype=np.int64)
+    o_of = ix // per
+    keep = rep[o_of] >= 0
+    stand = np.flatnonzero(keep)
+    rows = rep[o_of[stand]] * per + ix[stand] % per
+    reps, at = np.unique(rows, return_index=True)
+    full = np.full(len(ix), -1, dtype=np.int64)
+    full[stand] = rows
+    return reps.tolist(), stand[at].tolist(), full.tolist(), [lam.get(o) for o in o_of.tolist()]
+
+
+def integer_rows(layer: Any, idx: Sequence[int], n: int) -> list[tuple[list[int], int]]:
+    """:func:`integer_row` for each row of ``idx``; a layer kept as a kernel
+    gives all of them at once from its integer kernel (every row scaled by
+    the kernel's common factor), instead of tap by tap per row.
+
+    >>> from exact_inj.model.kernels import KernelSpec
+    >>> L = KernelSpec.build([[["1/2", 1]]], 1, 1, [2], strides=[2], transposed=True).layer()
+    >>> integer_rows(L, [1, 2], 2), [integer_row(L, i, 2) for i in (1, 2)]   # rows (1, 0) and (0, 1/2)
+    ([([2, 0], 2), ([0, 1], 2)], [([1, 0], 1), ([0, 1], 2)])
+    """
+    spec = getattr(layer, "spec", None)
+    op = spec.grid_operator(idx) if idx and hasattr(spec, "grid_operator") else None
+    if op is None or len(op[1]) and int(np.abs(op[3]).max()) >= 1 << 40:
+        return [integer_row(layer, i, n) for i in idx]
+    # Entries below 2^40, at most a kernel's taps of them per position: the
+    # sums stay far inside int64.
+    M = np.zeros((len(idx), n), dtype=np.int64)
+    np.add.at(M, (op[1], op[2]), op[3])
+    d = spec.integer_scale
+    return [(row, d) for row in M.tolist()]
+
+
 def spans(layer: Any, idx: Sequence[int]) -> bool:
-    """Exactly: do the rows ``idx`` of the layer have rank = its input dimension?"""
+    """Exactly: do the rows ``idx`` of the layer have rank = its input
+    dimension?  Above :data:`MAX_PEEL_ENTRIES` only a convolution whose
+    :func:`square_rows` are square and shown nonsingular modulo a prime is
+    answered (True); anything else there raises Invalid."""
     n = layer.in_dim
     if len(idx) < n:
         return False
     if len(idx) * n > MAX_PEEL_ENTRIES:
+        sq = square_rows(layer, idx)
+        if sq is not None and len(sq[0]) == n and ndrank.rows_nonsingular(layer.spec, sq[0]):
+            return True
         raise Invalid(f"{len(idx)} equation rows of {n} columns are too many to rank densely "
-                      f"(> {MAX_PEEL_ENTRIES:,} entries)")
-    return linalg.rank([integer_row(layer, i, n)[0] for i in idx], n) == n
+                      f"(> {MAX_PEEL_ENTRIES:,} entries), and their kernel's rows were not shown "
+                      f"nonsingular by nested dissection")
+    return linalg.rank([row for row, _ in integer_rows(layer, idx, n)], n) == n
 
 
 def _descend(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fraction]]) -> Sequence[Fraction]:

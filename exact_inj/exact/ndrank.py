@@ -52,7 +52,7 @@ import numpy as np
 
 from .modrank import is_prime
 
-__all__ = ["PRIMES", "nonsingular", "rows_nonsingular"]
+__all__ = ["MAX_INNER", "PIVOT_BLOCK", "PRIMES", "nonsingular", "reduce_mod", "rows_factor", "rows_nonsingular"]
 
 
 def _primes_below(bound: int, count: int) -> tuple[int, ...]:
@@ -71,17 +71,17 @@ PRIMES = _primes_below(1 << 20, 3)
 # Inner dimension of one exact float64 matrix product: 2^13 * (2^19)^2 = 2^51.
 MAX_INNER = 1 << 13
 
-# Pivot blocks: the front's pivot block is eliminated _OUTER columns at a
+# Pivot blocks: the front's pivot block is eliminated PIVOT_BLOCK columns at a
 # time (one matrix product updates everything after them), each such
 # diagonal block inverted by block Gauss-Jordan in _INNER blocks, each of
 # those by Gauss-Jordan with row pivoting inside it.  Pivoting never
 # crosses an _INNER block: a singular one is "not shown" (rows and columns
 # come cell by cell, where the diagonal blocks are generically dense).
-_OUTER = 256
+PIVOT_BLOCK = 256
 _INNER = 32
 
 # Unreduced matrix-product updates a trailing block may accumulate: each
-# adds at most _OUTER * 2^38 = 2^46, so 64 of them stay below 2^52.
+# adds at most PIVOT_BLOCK * 2^38 = 2^46, so 64 of them stay below 2^52.
 _LAZY = 64
 
 # Dissection stops at boxes of at most this many unknowns (their fronts are
@@ -96,7 +96,7 @@ class _Singular(Exception):
     pass
 
 
-def _reduce(X: np.ndarray, p: int) -> None:
+def reduce_mod(X: np.ndarray, p: int) -> None:
     """X := X - p * round(X / p), twice: exact for integers of magnitude
     at most 2^53 - p (then p * round(X / p), within p/2 + 1 of X, is below
     2^53 and exact; nearer 2^53 it can round by one for some primes, which
@@ -116,7 +116,7 @@ def _gemm_sub(C: np.ndarray, A: np.ndarray, B: np.ndarray, p: int) -> None:
     k = A.shape[1]
     for lo in range(0, k, MAX_INNER):
         C -= A[:, lo:lo + MAX_INNER] @ B[lo:lo + MAX_INNER]
-        _reduce(C, p)
+        reduce_mod(C, p)
 
 
 def _gj_inverse(P: np.ndarray, p: int) -> np.ndarray:
@@ -140,12 +140,12 @@ def _gj_inverse(P: np.ndarray, p: int) -> np.ndarray:
         A -= np.outer(c, A[j])
         A %= p
     out = A[:, k:].astype(np.float64)
-    _reduce(out, p)
+    reduce_mod(out, p)
     return out
 
 
 def _block_inverse(D: np.ndarray, p: int) -> np.ndarray:
-    """D^-1 mod p (D reduced, up to _OUTER square): block Gauss-Jordan on
+    """D^-1 mod p (D reduced, up to PIVOT_BLOCK square): block Gauss-Jordan on
     [D | I] with _INNER x _INNER pivot blocks; raises _Singular."""
     k = len(D)
     if k <= _INNER:
@@ -156,12 +156,12 @@ def _block_inverse(D: np.ndarray, p: int) -> np.ndarray:
     for j0 in range(0, k, _INNER):
         j1 = min(j0 + _INNER, k)
         X = _gj_inverse(A[j0:j1, j0:j1], p) @ A[j0:j1]
-        _reduce(X, p)
+        reduce_mod(X, p)
         A[j0:j1] = X
         for rows in (slice(0, j0), slice(j1, k)):
             if A[rows].size:
                 A[rows] -= A[rows, j0:j1] @ X
-                _reduce(A[rows], p)
+                reduce_mod(A[rows], p)
     return A[:, k:].copy()
 
 
@@ -180,33 +180,41 @@ def _one_thread():
 _SMALL_FRONT = 1 << 21
 
 
-def _schur(F: np.ndarray, s: int, p: int) -> np.ndarray:
-    """Eliminate the leading s x s pivot block of the front F, _OUTER
+def _schur(F: np.ndarray, s: int, p: int, keep: bool = False) -> np.ndarray:
+    """Eliminate the leading s x s pivot block of the front F, PIVOT_BLOCK
     columns at a time (block Gaussian elimination: each diagonal block of
     the current Schur complement is inverted, its block row multiplied by
     the inverse and subtracted from the rows below); returns the Schur
     complement on the other rows and columns.  Raises _Singular if a
     diagonal block is singular mod p (then nothing is shown).  The trailing
     part is reduced lazily: only the block row and column about to be used
-    are reduced before use, the rest every _LAZY updates."""
+    are reduced before use, the rest every _LAZY updates.
+
+    With ``keep``, F's first s rows and columns are left holding the block
+    LU factors that :mod:`exact_inj.exact.ndsolve` solves with: each
+    diagonal block's inverse in its place, the block row right of it
+    multiplied by that inverse, the block column below it as eliminated."""
     pending = 0
-    for j0 in range(0, s, _OUTER):
-        j1 = min(j0 + _OUTER, s)
+    for j0 in range(0, s, PIVOT_BLOCK):
+        j1 = min(j0 + PIVOT_BLOCK, s)
         if pending:
-            _reduce(F[j0:j1, j0:], p)
-            _reduce(F[j1:, j0:j1], p)
+            reduce_mod(F[j0:j1, j0:], p)
+            reduce_mod(F[j1:, j0:j1], p)
         with _one_thread():
             Dinv = _block_inverse(F[j0:j1, j0:j1], p)
         X = Dinv @ F[j0:j1, j1:]
-        _reduce(X, p)
+        reduce_mod(X, p)
+        if keep:
+            F[j0:j1, j0:j1] = Dinv
+            F[j0:j1, j1:] = X
         if F.shape[0] > j1 and F.shape[1] > j1:
             F[j1:, j1:] -= F[j1:, j0:j1] @ X
             pending += 1
             if pending == _LAZY:
-                _reduce(F[j1:, j1:], p)
+                reduce_mod(F[j1:, j1:], p)
                 pending = 0
     if pending:
-        _reduce(F[s:, s:], p)
+        reduce_mod(F[s:, s:], p)
     return F[s:, s:]
 
 
@@ -267,7 +275,8 @@ def dissection(shape: Sequence[int], reach: Sequence[int], cell_unknowns: np.nda
 
 def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, row_cell: np.ndarray,
                 col_cell: np.ndarray, shape: Sequence[int], p: int = PRIMES[0],
-                deadline: float | None = None, leaf: int = LEAF_UNKNOWNS) -> tuple[bool, str]:
+                deadline: float | None = None, leaf: int = LEAF_UNKNOWNS,
+                factors: list | None = None) -> tuple[bool, str]:
     """Is the n x n integer matrix with entries ``vals`` at (``rows``,
     ``cols``) (repeated positions add up) nonsingular mod p?  Row r sits on
     grid cell ``row_cell[r]``, column c on ``col_cell[c]`` (flat indices into
@@ -277,6 +286,12 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
 
     Needs as many rows as columns on every cell (so that each node's pivot
     block is square); the reach of the coupling is read off the entries.
+
+    ``factors``: a list to which each node's factors are appended, in
+    elimination order, as (pivot rows, pivot columns, boundary rows,
+    boundary columns, column panel, row panel) for
+    :class:`exact_inj.exact.ndsolve.Factor` (float32 holds the residues,
+    below 2^20, exactly: half the memory of float64).
     """
     # A composite modulus would make pow(a, p - 2, p) no inverse, and a
     # singular matrix could pass (p = 15: [[3, 1], [3, 1]] was "shown").
@@ -298,13 +313,13 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
         raise TypeError(f"the matrix entries must be integers, not {vals.dtype}")
     if vals.size and vals.dtype.kind in "iu" and -(1 << 52) < int(vals.min()) and int(vals.max()) < 1 << 52:
         # Integers below 2^52 are exact in float64, and so is their
-        # reduction (_reduce needs |x| <= 2^53 - p: up to 2^53 the rounded
+        # reduction (reduce_mod needs |x| <= 2^53 - p: up to 2^53 the rounded
         # quotient times p could exceed 2^53 and round, for some primes).
         v = vals.astype(np.float64)
-        _reduce(v, p)
+        reduce_mod(v, p)
     else:
         v = (vals % p).astype(np.float64)
-        _reduce(v, p)
+        reduce_mod(v, p)
     keep = v != 0
     rows, cols, v = rows[keep], cols[keep], v[keep]
     # The reach per dimension, read off the entries (cell coordinates
@@ -373,7 +388,7 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
             np.add.at(F.reshape(-1), rloc[er] * F.shape[1] + cloc[ec], ev)
         for kr, kc, U in kids:
             F[np.ix_(rloc[kr], cloc[kc])] += U
-        _reduce(F, p)
+        reduce_mod(F, p)
         rloc[Rs] = -1
         cloc[Cs] = -1
         rloc[Rb] = -1
@@ -383,11 +398,13 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
         try:
             if F.size <= _SMALL_FRONT:
                 with _one_thread():
-                    U = _schur(F, s, p)
+                    U = _schur(F, s, p, factors is not None)
             else:
-                U = _schur(F, s, p)
+                U = _schur(F, s, p, factors is not None)
         except _Singular:
             return False, f"a pivot block of {s} unknowns is singular modulo {p} (not pivoted across blocks)"
+        if factors is not None:
+            factors.append((Rs, Cs, Rb, Cb, F[:, :s].astype(np.float32), F[:s, s:].astype(np.float32)))
         if Rb.size or Cb.size:
             pending.setdefault(parent[X], []).append((Rb, Cb, np.ascontiguousarray(U)))
     if pending:  # pragma: no cover - the ancestor test above excludes it
@@ -417,27 +434,47 @@ def rows_nonsingular(spec, indices: Sequence[int], deadline: float | None = None
     True
     >>> rows_nonsingular(KernelSpec.build([[[1, 2], [2, 4]]], 2, 1, [3], strides=[2], transposed=True), range(6))
     """
+    return _rows(spec, indices, deadline, None)[0] or None
+
+
+def rows_factor(spec, indices: Sequence[int], deadline: float | None = None):
+    """As :func:`rows_nonsingular`, keeping the elimination's factors:
+    ``(op, p, nodes)`` when shown (``op`` the integer rows from
+    ``spec.grid_operator``, ``nodes`` as ``keep`` of :func:`nonsingular`,
+    for :class:`exact_inj.exact.ndsolve.Factor`), else None.  The result
+    is remembered as :func:`rows_nonsingular`'s would be: the elimination is
+    the same computation, so either call answers the other from memory."""
+    shown, op, p, nodes = _rows(spec, indices, deadline, [])
+    return (op, p, nodes) if shown else None
+
+
+def _rows(spec, indices: Sequence[int], deadline: float | None, keep: list | None):
+    """(shown, op, prime, kept factors) for :func:`rows_nonsingular` and
+    :func:`rows_factor`; from memory when the same rows of the same object
+    were shown before and no factors are asked for."""
     indices = tuple(int(i) for i in indices)
     key = (id(spec), hash(indices))
     hit = _MEMO.get(key)
-    if hit is not None and hit[0]() is spec and hit[1] == indices:
-        return hit[2] or None
+    if keep is None and hit is not None and hit[0]() is spec and hit[1] == indices:
+        return hit[2], None, None, None
     op = spec.grid_operator(indices)
     if op is None:
-        return None
+        return False, None, None, None
     n, rows, cols, vals, row_cell, col_cell, shape = op
     if n != len(indices):
-        return None
-    shown = False
-    for p in PRIMES:
-        shown, _ = nonsingular(n, rows, cols, vals, row_cell, col_cell, shape, p, deadline)
+        return False, None, None, None
+    shown, prime = False, None
+    for prime in PRIMES:
+        if keep is not None:
+            keep.clear()
+        shown, _ = nonsingular(n, rows, cols, vals, row_cell, col_cell, shape, prime, deadline, factors=keep)
         if shown:
             break
     try:
         ref = weakref.ref(spec)
     except TypeError:  # pragma: no cover - every spec class takes weak references
-        return shown or None
+        return shown, op, prime, keep
     if len(_MEMO) > 64:
         _MEMO.clear()
     _MEMO[key] = (ref, indices, shown)
-    return shown or None
+    return shown, op, prime, keep

@@ -451,6 +451,12 @@ class KernelSpec(KernelTaps):
         scaled = {v: v.numerator * (S // v.denominator) for v in distinct}
         return [scaled[v] for v in vals], S
 
+    @property
+    def integer_scale(self) -> int:
+        """The positive common factor S of kernel and bias by which
+        :meth:`grid_operator` and :meth:`channel_array` scale them to integers."""
+        return self._scaled_entries[1]
+
     def channel_array(self):
         """The integer kernel (times the positive common factor S) as an
         int64 numpy array of shape (out_channels, in_channels * taps), one

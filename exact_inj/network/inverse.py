@@ -152,7 +152,7 @@ def invert(
         raise ValueError(f"y has {len(yv)} entries but the network has {net.output_dim} outputs")
     if not domain.dim_ok(net.input_dim):
         raise ValueError(f"the domain has {len(domain.lower)} coordinates but the network {net.input_dim} inputs")
-    got = peel(net, yv, domain) if use_peel else None
+    got = peel(net, yv, domain, deadline, progress) if use_peel else None
     if got is not None and got[0] == "partial":
         # The layers above peeled: the preimage of y is that of the forced value below them.
         chain = got[1]

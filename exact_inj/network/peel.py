@@ -17,6 +17,13 @@ the layer below.  The answer is
   :mod:`exact_inj.network.preimage`;
 - ``None``: already the last layer does not allow it.
 
+A convolution too large for dense linear algebra (a full-size generator
+stage) is solved through its kernel: one row per position and class of
+proportional channels (:func:`exact_inj.certify.peel.square_rows`), a
+nested-dissection factorisation modulo a prime, kept for the next output of
+the same network, and Dixon lifting to the exact solution
+(:mod:`exact_inj.exact.ndsolve`).
+
 Untrusted like every search: the rows are chosen modulo a prime, the solve is
 exact, and the answer still goes through the checker.
 """
@@ -24,13 +31,14 @@ exact, and the answer still goes through the checker.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Sequence
+from math import lcm
+from typing import Callable, Sequence
 
 import flint
 
 from ..certify.inverse import is_preimage
-from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_row
-from ..exact import linalg
+from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_rows, square_rows
+from ..exact import linalg, ndsolve
 from ..model import Domain, Network
 
 __all__ = ["peel"]
@@ -38,8 +46,11 @@ __all__ = ["peel"]
 _P = (1 << 61) - 1
 
 
-def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
+def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | None = None,
+         progress: Callable[[str], None] | None = None) -> tuple | None:
     """("point", x), ("empty", chain, u) or None (see the module docstring).
+    Past ``deadline`` (perf_counter) a kernel factorisation stops and the
+    peel ends there, as at a layer that does not allow it.
 
     >>> from exact_inj.model import Layer, Network
     >>> net = Network((Layer.from_rows([[1], [-2]], [1, -2]),
@@ -58,9 +69,23 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
             return "empty", chain, None
         idx, t = eq
         n = layer.in_dim
-        if len(idx) < n or len(idx) * n > MAX_PEEL_ENTRIES:
+        if len(idx) < n:
             return _stuck(net, y, chain)
-        rows = [integer_row(layer, i, n) for i in idx]
+        if len(idx) * n > MAX_PEEL_ENTRIES:
+            if progress is not None:
+                progress(f"peel: layer {k}, {n:,} unknowns from {len(idx):,} equations, through the kernel")
+            try:
+                h = _kernel_solve(layer, idx, t, deadline)
+            except TimeoutError:
+                h = None
+            if h is None:
+                # Not solved, or inconsistent equations (y is no output: saying
+                # so needs the multipliers u, not computed at this size).
+                return _stuck(net, y, chain)
+            chain.append(h)
+            z = h
+            continue
+        rows = integer_rows(layer, idx, n)
         piv = _independent(rows, n)
         if piv is None:
             return _stuck(net, y, chain)
@@ -79,6 +104,44 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain) -> tuple | None:
     if is_preimage(net, domain, y, z):
         return "point", z
     return "empty", chain, None
+
+
+def _kernel_solve(layer, idx: list[int], t: list[Fraction], deadline: float | None) -> tuple[Fraction, ...] | None:
+    """The input h solving the equations (rows ``idx``, targets ``t``) of a
+    convolution too large for dense algebra, through one row per position
+    and class of proportional channels; None if those rows are not square
+    or not shown nonsingular, the lifting does not finish, or the other
+    equations contradict them."""
+    sq = square_rows(layer, idx)
+    if sq is None or len(sq[0]) != layer.in_dim:
+        return None
+    reps, _, stand, lams = sq
+    # Row idx[q] = lam * (the row standing for it): that row's equation is
+    # rep . h = (t[q] - b) / lam, and every row standing for the same one
+    # must give it the same value (a zero row: b = t[q]); then the solution
+    # of the representatives' system solves all the equations.
+    bias = layer.bias
+    value: dict[int, Fraction] = {}
+    for q, (i, r, lam) in enumerate(zip(idx, stand, lams)):
+        if r < 0:
+            if t[q] != bias[i]:
+                return None
+            continue
+        v = (t[q] - bias[i]) / lam
+        if value.setdefault(r, v) != v:
+            return None
+    got = ndsolve.factor_for(layer.spec, reps, deadline)
+    if got is None:
+        return None
+    op, factor = got
+    # grid_operator's rows are S times the operator's: A (D h) = S D rhs.
+    rhs = [value[r] for r in reps]
+    D = lcm(*(v.denominator for v in rhs))
+    S = layer.spec.integer_scale
+    x = ndsolve.solve_exact(op, factor, [S * v.numerator * (D // v.denominator) for v in rhs])
+    if x is None:
+        return None
+    return tuple(v / D for v in x)
 
 
 def _stuck(net: Network, y: Sequence[Fraction], chain: list) -> tuple | None:

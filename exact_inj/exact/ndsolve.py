@@ -1,0 +1,262 @@
+"""Exact solutions of big sparse grid systems from a nested-dissection factorisation.
+
+:func:`exact_inj.exact.ndrank.rows_factor` eliminates a convolution's square
+operator A modulo a prime p and keeps the block LU factors node by node.
+:class:`Factor` solves A x = b modulo p with them (one sweep up the
+dissection tree, one down), and :func:`solve_exact` lifts that to the exact
+rational solution by Dixon's p-adic lifting: with X_k = x_0 + x_1 p + ... +
+x_(k-1) p^(k-1) and the integer residual r_k, the identity
+
+    A X_k = b - p^k r_k
+
+holds exactly at every step (each x_i solves A x_i = r_i mod p, and
+r_(i+1) = (r_i - A x_i) / p is an exact division).  A candidate V / d is
+read off X_k by rational reconstruction, and it is kept only if A V = d b,
+which by the identity is A E = d r_k with E = (V - d X_k) / p^k, checked in
+exact integer arithmetic.  So every solution returned solves the system
+exactly; None means it was not found within the steps allowed.
+
+Untrusted search code (the answer goes through the checker like every other):
+it is here because it is exact linear algebra.
+
+>>> from exact_inj.model.kernels import KernelSpec
+>>> from exact_inj.exact import ndrank
+>>> from fractions import Fraction
+>>> spec = KernelSpec.build([[[1, 2], [3, 4]]], 2, 1, [3], strides=[2], transposed=True)   # 6 x 6
+>>> op, p, nodes = ndrank.rows_factor(spec, range(6))
+>>> F = Factor(op[0], p, nodes)
+>>> x = solve_exact(op, F, [1, 2, 3, 4, 5, 6])
+>>> x
+(Fraction(1, 1), Fraction(0, 1), Fraction(-1, 1), Fraction(0, 1), Fraction(1, 1), Fraction(2, 1))
+>>> [sum(Fraction(int(v)) * x[c] for r, c, v in zip(*op[1:4]) if r == i) for i in range(6)]
+[Fraction(1, 1), Fraction(2, 1), Fraction(3, 1), Fraction(4, 1), Fraction(5, 1), Fraction(6, 1)]
+"""
+
+from __future__ import annotations
+
+import weakref
+from fractions import Fraction
+from math import isqrt
+from typing import Sequence
+
+import numpy as np
+
+from . import ndrank
+# The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
+from .ndrank import MAX_INNER, PIVOT_BLOCK, reduce_mod
+
+__all__ = ["FACTOR_CACHE_BYTES", "Factor", "factor_for", "solve_exact"]
+
+# Bits of one digit when an exact integer vector is multiplied by A in
+# float64 pieces (A's entries and the row lengths bound the rest).
+_LIMB = 19
+
+
+class Factor:
+    """The block LU factors of a square matrix modulo p, node by node in
+    elimination order, as :func:`exact_inj.exact.ndrank.nonsingular` leaves
+    them (``factors``): pivot rows and columns, boundary rows and columns,
+    the front's first s columns and its first s rows past them."""
+
+    def __init__(self, n: int, p: int, nodes: list) -> None:
+        self.n, self.p, self.nodes = n, p, nodes
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the factors."""
+        return sum(a.nbytes for node in self.nodes for a in node)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """x with A x = b modulo p (b and x reduced float64 residues, indexed
+        by A's rows and columns)."""
+        p = self.p
+        r = np.array(b, dtype=np.float64)
+        ws = []
+        for Rs, _, Rb, _, Lp, _ in self.nodes:
+            s = len(Rs)
+            L = Lp.astype(np.float64)
+            v = r[Rs]
+            for j0 in range(0, s, PIVOT_BLOCK):
+                j1 = min(j0 + PIVOT_BLOCK, s)
+                v[j0:j1] = _mv(L[j0:j1, j0:j1], v[j0:j1], p)
+                if j1 < s:
+                    v[j1:] -= _mv(L[j1:s, j0:j1], v[j0:j1], p)
+                    reduce_mod(v[j1:], p)
+            if len(Rb):
+                r[Rb] -= _mv(L[s:], v, p)
+                r[Rb] = _reduced(r[Rb], p)
+            ws.append(v)
+        x = np.zeros(self.n)
+        for (_, Cs, _, Cb, Lp, Up), v in zip(reversed(self.nodes), reversed(ws)):
+            s = len(Cs)
+            if len(Cb):
+                v -= _mv(Up.astype(np.float64), x[Cb], p)
+                reduce_mod(v, p)
+            starts = list(range(0, s, PIVOT_BLOCK))
+            for j0 in reversed(starts):
+                j1 = min(j0 + PIVOT_BLOCK, s)
+                if j1 < s:
+                    v[j0:j1] -= _mv(Lp[j0:j1, j1:s].astype(np.float64), v[j1:s], p)
+                    reduce_mod(v[j0:j1], p)
+            x[Cs] = v
+        return x
+
+
+# Factors are kept per operator object and rows, most recent last, while they
+# hold at most this many bytes in all: inverting a second output of the same
+# network then skips the elimination (a full-size generator's four stages
+# hold about 1.1 GB).
+FACTOR_CACHE_BYTES = 2 << 30
+
+_CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], tuple, Factor]] = {}
+
+
+def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> tuple[tuple, Factor] | None:
+    """(op, factor) for the rows ``indices`` of ``spec``'s operator (as
+    :func:`exact_inj.exact.ndrank.rows_factor`), kept for the next call
+    with the same object and rows; None when the elimination does not
+    show them nonsingular.  Raises TimeoutError past ``deadline``."""
+    indices = tuple(int(i) for i in indices)
+    key = (id(spec), hash(indices))
+    hit = _CACHE.pop(key, None)
+    if hit is not None and hit[0]() is spec and hit[1] == indices:
+        _CACHE[key] = hit
+        return hit[2], hit[3]
+    got = ndrank.rows_factor(spec, indices, deadline)
+    if got is None:
+        return None
+    op, p, nodes = got
+    factor = Factor(op[0], p, nodes)
+    # Only the entries are needed from here on (as 32-bit numbers when
+    # they fit: half the memory of the int64 arrays).
+    n, rows, cols, vals = op[:4]
+    small = vals.size == 0 or int(np.abs(vals).max()) < 1 << 31
+    op = (n, rows.astype(np.int32), cols.astype(np.int32), vals.astype(np.int32) if small else vals)
+    try:
+        _CACHE[key] = (weakref.ref(spec), indices, op, factor)
+    except TypeError:  # pragma: no cover - every spec class takes weak references
+        return op, factor
+    total = sum(_held(v) for v in _CACHE.values())
+    while total > FACTOR_CACHE_BYTES and len(_CACHE) > 1:
+        total -= _held(_CACHE.pop(next(iter(_CACHE))))
+    return op, factor
+
+
+def _held(entry) -> int:
+    return entry[3].nbytes + sum(a.nbytes for a in entry[2][1:4])
+
+
+def _mv(A: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:
+    """A x mod p, exactly (reduced inputs; inner dimension in pieces of at
+    most MAX_INNER, so that every partial sum is an integer below 2^53)."""
+    k = A.shape[1]
+    if k <= MAX_INNER:
+        y = A @ x
+        reduce_mod(y, p)
+        return y
+    y = np.zeros(A.shape[0])
+    for lo in range(0, k, MAX_INNER):
+        y += A[:, lo:lo + MAX_INNER] @ x[lo:lo + MAX_INNER]
+        reduce_mod(y, p)
+    return y
+
+
+def _reduced(v: np.ndarray, p: int) -> np.ndarray:
+    reduce_mod(v, p)
+    return v
+
+
+def solve_exact(op: tuple, factor: Factor, b: Sequence[int], max_steps: int = 64) -> tuple[Fraction, ...] | None:
+    """The exact solution x of A x = b (A the integer matrix of ``op``, as
+    ``grid_operator`` gives it; b integers), by Dixon lifting with
+    ``factor`` (A modulo factor.p); None if the rational reconstruction has
+    not produced a verified solution after ``max_steps`` lifting steps, or
+    A's entries are too large for exact float64 products."""
+    n, rows, cols, vals = op[0], op[1], op[2], op[3]
+    p = factor.p
+    valsf = np.asarray(vals, dtype=np.float64)
+    row_len = np.bincount(rows, minlength=n).max() if len(rows) else 0
+    amax = float(np.abs(valsf).max()) if len(valsf) else 0.0
+    # Products of A with digits below 2^_LIMB (and with residues below p)
+    # must sum exactly in float64.
+    if amax * max(1 << _LIMB, p) * max(row_len, 1) >= 2.0 ** 52:
+        return None
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        return np.bincount(rows, weights=valsf * x[cols], minlength=n)
+
+    def matvec_int(x: np.ndarray) -> np.ndarray:
+        """A x for a vector of Python ints (object array), exactly."""
+        xs = x.copy()
+        out = np.zeros(n, dtype=object)
+        shift = 0
+        half = 1 << (_LIMB - 1)
+        while np.any(xs != 0):
+            digit = ((xs + half) % (1 << _LIMB)) - half
+            out = out + (matvec(digit.astype(np.float64)).astype(np.int64).astype(object) << shift)
+            xs = (xs - digit) >> _LIMB
+            shift += _LIMB
+        return out
+
+    r = np.array([int(v) for v in b], dtype=object)
+    if len(r) != n:
+        raise ValueError(f"b has {len(r)} entries for {n} rows")
+    X = np.zeros(n, dtype=object)
+    M = 1
+    for step in range(max_steps):
+        rm = (r % p).astype(np.float64)
+        reduce_mod(rm, p)
+        xi = factor.solve(rm)
+        Ax = matvec(xi).astype(np.int64).astype(object)
+        diff = r - Ax
+        if np.any(diff % p != 0):  # pragma: no cover - the factors are wrong: give up
+            return None
+        r = diff // p
+        X = X + xi.astype(np.int64).astype(object) * M
+        M *= p
+        if not np.any(r != 0):
+            return tuple(Fraction(int(v)) for v in X)  # A X = b exactly: an integer solution
+        if step >= 1:
+            got = _reconstruct(X, M)
+            if got is not None:
+                V, d = got
+                E = (V - d * X) // M
+                if np.array_equal(matvec_int(E), d * r):
+                    return tuple(Fraction(int(v), d) for v in V)
+    return None
+
+
+def _reconstruct(X: np.ndarray, M: int) -> tuple[np.ndarray, int] | None:
+    """A common denominator d and numerators V with V = d X mod M, |V| and
+    d at most sqrt(M / 2) (so the fractions V / d are the unique ones of
+    that size congruent to X), or None."""
+    bound = isqrt(M // 2)
+    d = 1
+    for _ in range(64):
+        V = (X * d) % M
+        V = np.where(V > M // 2, V - M, V)
+        big = np.flatnonzero(np.abs(V) > bound)
+        if big.size == 0:
+            return V, d
+        e = _denominator(int(V[big[0]]) % M, M, bound)
+        if e is None or e == 1:
+            return None
+        d *= e
+        if d > bound:
+            return None
+    return None
+
+
+def _denominator(a: int, M: int, bound: int) -> int | None:
+    """The denominator e <= bound of the fraction n / e with |n| <= bound
+    and n = a e mod M (extended Euclid, stopped at the first remainder at
+    most ``bound``), or None."""
+    r0, r1, t0, t1 = M, a, 0, 1
+    while r1 > bound:
+        q = r0 // r1
+        r0, r1 = r1, r0 - q * r1
+        t0, t1 = t1, t0 - q * t1
+    e = abs(t1)
+    if e == 0 or e > bound:
+        return None
+    return e
