@@ -63,11 +63,12 @@ from ..errors import InputError
 from ..exact import linalg
 from ..io.json import network_from_json
 from ..model import Domain, Network
+from ..model.network import activate
 from ..numbers import fraction_to_str, parse_number_text, quote
 from .base import Invalid
 from .check import check
 from .lifted import LiftedSystem, Row, combine, sparse_add
-from .peel import check_peel_empty, check_peel_point, check_peel_prefix
+from .peel import check_peel_empty, check_peel_point, check_peel_prefix, pre_activations
 from .schema import Certificate, Status
 
 FORMAT = "exact_inj/inverse"
@@ -352,12 +353,15 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
     if not isinstance(pts_raw, list):
         raise Invalid("points must be a list")
     points = [_numbers(p, f"point {i}") for i, p in enumerate(pts_raw)]
+    pres = []  # each point's pre-activations: one exact evaluation serves both checks below
     for i, p in enumerate(points):
         if len(p) != n:
             raise Invalid(f"point {i} has {len(p)} coordinates, expected {n}")
         if not domain.contains(p):
             raise Invalid(f"point {i} lies outside {domain.describe()}")
-        if net.evaluate(p) != y:
+        pres.append(pre_activations(net, p))
+        last = net.layers[-1]
+        if activate(pres[-1][-1], last.activation, last.slope) != y:
             raise Invalid(f"point {i} does not map to y exactly")
     if len(set(points)) != len(points):
         raise Invalid("points repeat")
@@ -390,7 +394,7 @@ def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> st
         if cert.get("kind") == "injective":
             return _check_injective(net, domain, cert, points[0])
         if cert.get("kind") == "peel":
-            return f"point: the only preimage{where}; {check_peel_point(net, y, points[0])}"
+            return f"point: the only preimage{where}; {check_peel_point(net, y, points[0], pres[0])}"
         summary = _cover(net, y, domain, cert)
         if summary.regions:
             raise Invalid("a point answer's cover has region leaves")

@@ -52,10 +52,11 @@ import numpy as np
 
 from ..exact import linalg, ndrank
 from ..model import Domain, Network
+from ..model.network import activate
 from .base import Invalid
 
 __all__ = ["MAX_PEEL_ENTRIES", "check_peel_empty", "check_peel_point", "check_peel_prefix", "equations", "forward",
-           "integer_row", "integer_rows", "spans", "square_rows"]
+           "integer_row", "integer_rows", "pre_activations", "spans", "square_rows"]
 
 # Dense rank of a layer's equation rows: above this many entries (rows x input
 # dimension) the checker refuses the peel (the search then does not offer it).
@@ -186,9 +187,23 @@ def spans(layer: Any, idx: Sequence[int]) -> bool:
     return linalg.rank([row for row, _ in integer_rows(layer, idx, n)], n) == n
 
 
-def _descend(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fraction]]) -> Sequence[Fraction]:
+def pre_activations(net: Network, x: Sequence[Fraction]) -> list[tuple[Fraction, ...]]:
+    """Every layer's pre-activation at input x, exactly (one evaluation of
+    the network: the last layer's activation of the last of them is N(x))."""
+    pres = []
+    h = tuple(x)
+    for k, layer in enumerate(net.layers):
+        pres.append(tuple(layer.pre_activation(h)))
+        if k + 1 < len(net.layers):
+            h = activate(pres[-1], layer.activation, layer.slope)
+    return pres
+
+
+def _descend(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fraction]],
+             pres: Sequence[Sequence[Fraction]] | None = None) -> Sequence[Fraction]:
     """Check that each h in ``chain`` (inputs of layers K-1, K-2, ..., in that
-    order) is the only possible value there; returns the last known value."""
+    order) is the only possible value there; returns the last known value.
+    ``pres``: the pre-activations at the chain's values, when known."""
     z = tuple(y)
     K = len(net.layers)
     if len(chain) > K:
@@ -202,7 +217,7 @@ def _descend(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fract
         if eq is None:
             raise Invalid(f"layer {k}'s output has a negative ReLU value; the chain cannot continue below it")
         idx, t = eq
-        pre = layer.pre_activation(h)
+        pre = layer.pre_activation(h) if pres is None else pres[step]
         if any(pre[i] != ti for i, ti in zip(idx, t)):
             raise Invalid(f"chain value {step} does not solve layer {k}'s equations")
         if not spans(layer, idx):
@@ -211,13 +226,17 @@ def _descend(net: Network, y: Sequence[Fraction], chain: Sequence[Sequence[Fract
     return z
 
 
-def check_peel_point(net: Network, y: Sequence[Fraction], point: Sequence[Fraction]) -> str:
+def check_peel_point(net: Network, y: Sequence[Fraction], point: Sequence[Fraction],
+                     pres: Sequence[Sequence[Fraction]] | None = None) -> str:
     """``point`` (already checked: in the domain, N(point) = y) is the only
-    preimage if, at its exact evaluation, every layer's equation rows span."""
+    preimage if, at its exact evaluation, every layer's equation rows span.
+    ``pres``: :func:`pre_activations` at the point, when already computed."""
+    if pres is None:
+        pres = pre_activations(net, point)
     values = [tuple(point)]
-    for layer in net.layers[:-1]:
-        values.append(layer.apply(values[-1]))
-    _descend(net, y, values[::-1])
+    for layer, pre in zip(net.layers[:-1], pres):
+        values.append(activate(pre, layer.activation, layer.slope))
+    _descend(net, y, values[::-1], pres[::-1])
     return f"the rows fixed by the known outputs span at all {len(net.layers)} layers"
 
 

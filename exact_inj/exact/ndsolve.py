@@ -25,7 +25,7 @@ it is here because it is exact linear algebra.
 >>> spec = KernelSpec.build([[[1, 2], [3, 4]]], 2, 1, [3], strides=[2], transposed=True)   # 6 x 6
 >>> op, p, nodes = ndrank.rows_factor(spec, range(6))
 >>> F = Factor(op[0], p, nodes)
->>> x = solve_exact(op, F, [1, 2, 3, 4, 5, 6])
+>>> x = solve_exact(6, *coo_matvec(op), F, [1, 2, 3, 4, 5, 6])
 >>> x
 (Fraction(1, 1), Fraction(0, 1), Fraction(-1, 1), Fraction(0, 1), Fraction(1, 1), Fraction(2, 1))
 >>> [sum(Fraction(int(v)) * x[c] for r, c, v in zip(*op[1:4]) if r == i) for i in range(6)]
@@ -45,7 +45,7 @@ from . import ndrank
 # The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
 from .ndrank import MAX_INNER, PIVOT_BLOCK, reduce_mod
 
-__all__ = ["FACTOR_CACHE_BYTES", "Factor", "factor_for", "solve_exact"]
+__all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "solve_exact"]
 
 # Bits of one digit when an exact integer vector is multiplied by A in
 # float64 pieces (A's entries and the row lengths bound the rest).
@@ -108,11 +108,11 @@ class Factor:
 # hold about 1.1 GB).
 FACTOR_CACHE_BYTES = 2 << 30
 
-_CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], tuple, Factor]] = {}
+_CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Factor]] = {}
 
 
-def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> tuple[tuple, Factor] | None:
-    """(op, factor) for the rows ``indices`` of ``spec``'s operator (as
+def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> Factor | None:
+    """The factors of the rows ``indices`` of ``spec``'s operator (as
     :func:`exact_inj.exact.ndrank.rows_factor`), kept for the next call
     with the same object and rows; None when the elimination does not
     show them nonsingular.  Raises TimeoutError past ``deadline``."""
@@ -121,29 +121,20 @@ def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> t
     hit = _CACHE.pop(key, None)
     if hit is not None and hit[0]() is spec and hit[1] == indices:
         _CACHE[key] = hit
-        return hit[2], hit[3]
+        return hit[2]
     got = ndrank.rows_factor(spec, indices, deadline)
     if got is None:
         return None
     op, p, nodes = got
     factor = Factor(op[0], p, nodes)
-    # Only the entries are needed from here on (as 32-bit numbers when
-    # they fit: half the memory of the int64 arrays).
-    n, rows, cols, vals = op[:4]
-    small = vals.size == 0 or int(np.abs(vals).max()) < 1 << 31
-    op = (n, rows.astype(np.int32), cols.astype(np.int32), vals.astype(np.int32) if small else vals)
     try:
-        _CACHE[key] = (weakref.ref(spec), indices, op, factor)
+        _CACHE[key] = (weakref.ref(spec), indices, factor)
     except TypeError:  # pragma: no cover - every spec class takes weak references
-        return op, factor
-    total = sum(_held(v) for v in _CACHE.values())
+        return factor
+    total = sum(v[2].nbytes for v in _CACHE.values())
     while total > FACTOR_CACHE_BYTES and len(_CACHE) > 1:
-        total -= _held(_CACHE.pop(next(iter(_CACHE))))
-    return op, factor
-
-
-def _held(entry) -> int:
-    return entry[3].nbytes + sum(a.nbytes for a in entry[2][1:4])
+        total -= _CACHE.pop(next(iter(_CACHE)))[2].nbytes
+    return factor
 
 
 def _mv(A: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:
@@ -166,24 +157,32 @@ def _reduced(v: np.ndarray, p: int) -> np.ndarray:
     return v
 
 
-def solve_exact(op: tuple, factor: Factor, b: Sequence[int], max_steps: int = 64) -> tuple[Fraction, ...] | None:
-    """The exact solution x of A x = b (A the integer matrix of ``op``, as
-    ``grid_operator`` gives it; b integers), by Dixon lifting with
-    ``factor`` (A modulo factor.p); None if the rational reconstruction has
-    not produced a verified solution after ``max_steps`` lifting steps, or
-    A's entries are too large for exact float64 products."""
+def coo_matvec(op: tuple):
+    """(matvec, bound) for the integer matrix of ``op`` (n, rows, cols,
+    vals, ...) as :func:`solve_exact` takes them: A x in float64, exact for
+    integer x with max |x| * bound < 2^53."""
     n, rows, cols, vals = op[0], op[1], op[2], op[3]
-    p = factor.p
     valsf = np.asarray(vals, dtype=np.float64)
-    row_len = np.bincount(rows, minlength=n).max() if len(rows) else 0
-    amax = float(np.abs(valsf).max()) if len(valsf) else 0.0
-    # Products of A with digits below 2^_LIMB (and with residues below p)
-    # must sum exactly in float64.
-    if amax * max(1 << _LIMB, p) * max(row_len, 1) >= 2.0 ** 52:
-        return None
+    row_len = int(np.bincount(rows, minlength=n).max()) if len(rows) else 0
+    bound = float(np.abs(valsf).max()) * row_len if len(valsf) else 1.0
 
     def matvec(x: np.ndarray) -> np.ndarray:
         return np.bincount(rows, weights=valsf * x[cols], minlength=n)
+
+    return matvec, bound
+
+
+def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
+                max_steps: int = 64) -> tuple[Fraction, ...] | None:
+    """The exact solution x of A x = b (b integers) by Dixon lifting with
+    ``factor`` (A modulo factor.p).  ``matvec(x)`` is A x in float64 for an
+    integer-valued x, exact when max |x| * ``bound`` < 2^53 (only such x are
+    passed: digits below max(2^_LIMB, p)).  None if the rational
+    reconstruction has not produced a verified solution after ``max_steps``
+    lifting steps, or ``bound`` is too large for exact digits."""
+    p = factor.p
+    if bound * max(1 << _LIMB, p) >= 2.0 ** 52:
+        return None
 
     def matvec_int(x: np.ndarray) -> np.ndarray:
         """A x for a vector of Python ints (object array), exactly."""

@@ -352,7 +352,7 @@ class KernelSpec(KernelTaps):
         >>> n, r.tolist(), c.tolist(), v.tolist(), rc.tolist(), cc.tolist(), shape
         (2, [0, 2, 1, 3], [0, 1, 0, 1], [1, 1, 2, 2], [0, 0, 1, 1], [0, 1], (2,))
         """
-        per_tap, _, _ = self._integer_kernel
+        per_tap = self._tap_arrays
         d = len(self.input_size)
         per, plane = prod(self.output_size), prod(self.input_size)
         idx = np.asarray(list(indices), dtype=np.int64)
@@ -370,11 +370,11 @@ class KernelSpec(KernelTaps):
                                          shape)
         rows, cols, vals = [], [], []
         cin = self.in_channels
-        for q, Kq in per_tap.items():
-            K = [[int(v) for v in row] for row in Kq.tolist()]
-            if any(abs(v) >= 1 << 62 for row in K for v in row):
-                return None
-            K = np.array(K, dtype=np.int64)
+        for q, K in per_tap.items():
+            if K.dtype.kind == "O":
+                if any(abs(v) >= 1 << 62 for v in K.ravel().tolist()):
+                    return None
+                K = K.astype(np.int64)
             ok = np.ones(per, dtype=bool)
             src = []
             for t in range(d):
@@ -461,27 +461,117 @@ class KernelSpec(KernelTaps):
         """The integer kernel (times the positive common factor S) as an
         int64 numpy array of shape (out_channels, in_channels * taps), one
         row per output channel, or None if an entry does not fit in int32
-        (so that products of two entries stay exact in int64)."""
+        (so that products of two entries stay exact in int64).  The array
+        is made once and is read-only."""
+        return self._channel_ints
+
+    @cached_property
+    def _channel_ints(self):
         flat, _ = self._scaled_entries
         K = flat[:len(flat) - self.out_channels]
         if any(abs(v) >= 1 << 31 for v in (max(K), min(K))):
             return None
-        return np.array(K, dtype=np.int64).reshape(self.out_channels, -1)
+        A = np.array(K, dtype=np.int64).reshape(self.out_channels, -1)
+        A.flags.writeable = False
+        return A
+
+    @cached_property
+    def _tap_arrays(self) -> dict:
+        """Per tap offset q with a non-zero entry: K[:, :, q] times S as an
+        (out x in) numpy array, int64 when the kernel fits in int32, else
+        of Python ints."""
+        A = self._channel_ints
+        if A is None:
+            flat, _ = self._scaled_entries
+            A = np.array(flat[:len(flat) - self.out_channels], dtype=object).reshape(self.out_channels, -1)
+        A = A.reshape(self.out_channels, self.in_channels, -1)
+        taps = {}
+        for k, q in enumerate(product(*map(range, self.kernel_size))):
+            Kq = np.ascontiguousarray(A[:, :, k])
+            if Kq.any():
+                taps[q] = Kq
+        return taps
+
+    @cached_property
+    def _tap_links(self) -> dict:
+        """Per tap offset q: (input positions, output positions) it links,
+        as flat position indices (each input to at most one output)."""
+        d = len(self.input_size)
+        opos = np.unravel_index(np.arange(prod(self.output_size)), self.output_size)
+        links = {}
+        for q in self._tap_arrays:
+            ok = np.ones(len(opos[0]), dtype=bool)
+            src = []
+            for t in range(d):
+                s, g, b, N = self.strides[t], self.dilations[t], self.pads[t][0], self.input_size[t]
+                if self.transposed:
+                    num = opos[t] + b - q[t] * g
+                    ok &= num % s == 0
+                    i = num // s
+                else:
+                    i = opos[t] * s + q[t] * g - b
+                ok &= (i >= 0) & (i < N)
+                src.append(np.clip(i, 0, N - 1))
+            out = np.flatnonzero(ok)
+            links[q] = (np.ravel_multi_index([a[out] for a in src], self.input_size), out)
+        return links
+
+    def float_bound(self) -> float:
+        """A bound B such that :meth:`apply_float` of a vector with entries
+        of magnitude at most m is exact in float64 when m * B < 2^53: the
+        largest integer kernel entry times the taps and channels summed."""
+        A = self._channel_ints
+        if A is None or A.size == 0:
+            return float("inf") if A is None else 1.0
+        return float(np.abs(A).max()) * self.in_channels * max(len(self._tap_arrays), 1)
+
+    def apply_float(self, x):
+        """S C x for an integer-valued float64 vector x (no bias; S =
+        :attr:`integer_scale`), in float64: every product and partial sum
+        is an integer below 2^53 when max |x| * :meth:`float_bound` < 2^53,
+        so the result is then exact (the caller's bound to keep)."""
+        plane, per = prod(self.input_size), prod(self.output_size)
+        X = np.asarray(x, dtype=np.float64).reshape(self.in_channels, plane)
+        out = np.zeros((self.out_channels, per))
+        for q, Kq in self._tap_arrays.items():
+            src, dst = self._tap_links[q]
+            if src.size:
+                out[:, dst] += Kq.astype(np.float64) @ X[:, src]
+        return out.ravel()
 
     def tap_rows(self) -> list[list[int]]:
         """The rows K[o, :, q] (one per output channel o and tap offset q with
         a non-zero entry), as integers (all scaled by one positive common
         factor): u with every row . u = 0 is a kernel null vector
         (:func:`exact_inj.layer.convproof.kernel_null_vector`)."""
-        per_tap, _, _ = self._integer_kernel
-        return [[int(v) for v in row] for Kq in per_tap.values() for row in Kq.tolist()]
+        return [[int(v) for v in row] for Kq in self._tap_arrays.values() for row in Kq.tolist()]
 
     def apply_operator(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        """C x + bias, exactly, one integer matrix product per tap offset
-        (python-flint): the dense operator is never built."""
+        """C x + bias, exactly: the dense operator is never built.  The
+        input is scaled to integers and cut into digits small enough for
+        :meth:`apply_float` to be exact on each (one float64 matrix product
+        per tap offset and digit), and the digits' results are added up as
+        Python integers; a kernel too large for that takes one integer
+        matrix product per tap offset (python-flint)."""
         if len(x) != self.in_dim:
             raise ValueError(f"input has {len(x)} entries, expected {self.in_dim}")
         X, D = common_denominator([Fraction(v) for v in x])
+        bits = 52 - int(self.float_bound()).bit_length() if self._channel_ints is not None else 0
+        if bits >= 8:
+            # Digits in [-2^(bits-1), 2^(bits-1)): |digit| * float_bound < 2^52.
+            xs = np.array(X, dtype=object)
+            acc = np.zeros(self.out_dim, dtype=object)
+            shift, half, mod = 0, 1 << (bits - 2), 1 << (bits - 1)
+            while xs.any():
+                digit = (xs + half) % mod - half
+                acc += self.apply_float(digit.astype(np.float64)).astype(np.int64).astype(object) << shift
+                xs = (xs - digit) >> (bits - 1)
+                shift += bits - 1
+            flat, S = self._scaled_entries
+            per = prod(self.output_size)
+            bias = np.repeat(np.array([b * D for b in flat[-self.out_channels:]], dtype=object), per)
+            SD = S * D
+            return tuple(Fraction(int(v), SD) for v in (acc + bias).tolist())
         per_tap, bias, S = self._integer_kernel
         plane, per = prod(self.input_size), prod(self.output_size)
         Xm = flint.fmpz_mat([X[c * plane:(c + 1) * plane] for c in range(self.in_channels)])

@@ -32,8 +32,13 @@ Vector = tuple[Fraction, ...]
 Matrix = tuple[Vector, ...]
 
 
+_ZERO = Fraction(0)
+
+
 def relu(a: Fraction) -> Fraction:
-    return a if a > 0 else Fraction(0)
+    # The sign is the numerator's (denominators are positive, also for an
+    # int): far cheaper than Fraction's comparison on a full-size layer.
+    return a if a.numerator > 0 else _ZERO
 
 
 def activate(pre: Sequence[Fraction], activation: str, slope: Fraction) -> tuple[Fraction, ...]:

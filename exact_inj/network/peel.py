@@ -35,6 +35,7 @@ from math import lcm
 from typing import Callable, Sequence
 
 import flint
+import numpy as np
 
 from ..certify.inverse import is_preimage
 from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_rows, square_rows
@@ -130,15 +131,19 @@ def _kernel_solve(layer, idx: list[int], t: list[Fraction], deadline: float | No
         v = (t[q] - bias[i]) / lam
         if value.setdefault(r, v) != v:
             return None
-    got = ndsolve.factor_for(layer.spec, reps, deadline)
-    if got is None:
+    spec = layer.spec
+    factor = ndsolve.factor_for(spec, reps, deadline)
+    if factor is None:
         return None
-    op, factor = got
-    # grid_operator's rows are S times the operator's: A (D h) = S D rhs.
+    # The factored rows are S times the operator's (S = integer_scale), so
+    # the integer system is A (D h) = S D rhs, and A x is the kernel's
+    # float64 product at the representatives.
     rhs = [value[r] for r in reps]
     D = lcm(*(v.denominator for v in rhs))
-    S = layer.spec.integer_scale
-    x = ndsolve.solve_exact(op, factor, [S * v.numerator * (D // v.denominator) for v in rhs])
+    S = spec.integer_scale
+    at = np.asarray(reps, dtype=np.int64)
+    x = ndsolve.solve_exact(len(reps), lambda v: spec.apply_float(v)[at], spec.float_bound(), factor,
+                            [S * v.numerator * (D // v.denominator) for v in rhs])
     if x is None:
         return None
     return tuple(v / D for v in x)
