@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from itertools import product
-from math import prod
+from math import lcm, prod
 from typing import Any, Sequence
 
 import flint
@@ -442,20 +442,31 @@ class KernelSpec(KernelTaps):
     @cached_property
     def _scaled_entries(self) -> tuple[list[int], int]:
         """The kernel's entries (flat, (out, in, *k) order) then the bias,
-        times their common denominator S; and S.  A kernel has few distinct
-        values (a full-size generator stage: 2M entries, about 150 values),
-        so each is scaled once."""
+        times their common denominator S, as a list; and S."""
+        arr, S = self._scaled
+        return arr.tolist(), S
+
+    @cached_property
+    def _scaled(self) -> tuple[np.ndarray, int]:
+        """:attr:`_scaled_entries` as a numpy array (int64 when every entry
+        fits, else of Python ints).  A kernel has few distinct values (a
+        full-size generator stage: 2M entries, about 150 values), and the
+        importers share one object per value, so each object is scaled once,
+        found by identity: hashing 4.9 M Fractions took seconds."""
         vals = _flat(self.kernel, 2 + len(self.input_size)) + list(self.bias)
-        distinct = set(vals)
-        _, S = common_denominator(list(distinct))
-        scaled = {v: v.numerator * (S // v.denominator) for v in distinct}
-        return [scaled[v] for v in vals], S
+        ids = np.fromiter(map(id, vals), dtype=np.uint64, count=len(vals))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        objs = [vals[i] for i in first.tolist()]
+        S = lcm(1, *{v.denominator for v in objs})
+        table = [v.numerator * (S // v.denominator) for v in objs]
+        wide = any(abs(t) >= 1 << 62 for t in table)
+        return np.array(table, dtype=object if wide else np.int64)[inverse.ravel()], S
 
     @property
     def integer_scale(self) -> int:
         """The positive common factor S of kernel and bias by which
         :meth:`grid_operator` and :meth:`channel_array` scale them to integers."""
-        return self._scaled_entries[1]
+        return self._scaled[1]
 
     def channel_array(self):
         """The integer kernel (times the positive common factor S) as an
@@ -467,11 +478,11 @@ class KernelSpec(KernelTaps):
 
     @cached_property
     def _channel_ints(self):
-        flat, _ = self._scaled_entries
-        K = flat[:len(flat) - self.out_channels]
-        if any(abs(v) >= 1 << 31 for v in (max(K), min(K))):
+        arr, _ = self._scaled
+        K = arr[:len(arr) - self.out_channels]
+        if K.size and any(abs(int(v)) >= 1 << 31 for v in (K.max(), K.min())):
             return None
-        A = np.array(K, dtype=np.int64).reshape(self.out_channels, -1)
+        A = K.astype(np.int64).reshape(self.out_channels, -1)
         A.flags.writeable = False
         return A
 
@@ -482,8 +493,8 @@ class KernelSpec(KernelTaps):
         of Python ints."""
         A = self._channel_ints
         if A is None:
-            flat, _ = self._scaled_entries
-            A = np.array(flat[:len(flat) - self.out_channels], dtype=object).reshape(self.out_channels, -1)
+            arr, _ = self._scaled
+            A = arr[:len(arr) - self.out_channels].astype(object).reshape(self.out_channels, -1)
         A = A.reshape(self.out_channels, self.in_channels, -1)
         taps = {}
         for k, q in enumerate(product(*map(range, self.kernel_size))):
@@ -567,9 +578,9 @@ class KernelSpec(KernelTaps):
                 acc += self.apply_float(digit.astype(np.float64)).astype(np.int64).astype(object) << shift
                 xs = (xs - digit) >> (bits - 1)
                 shift += bits - 1
-            flat, S = self._scaled_entries
+            arr, S = self._scaled
             per = prod(self.output_size)
-            bias = np.repeat(np.array([b * D for b in flat[-self.out_channels:]], dtype=object), per)
+            bias = np.repeat(np.array([int(b) * D for b in arr[len(arr) - self.out_channels:]], dtype=object), per)
             SD = S * D
             return tuple(Fraction(int(v), SD) for v in (acc + bias).tolist())
         per_tap, bias, S = self._integer_kernel
