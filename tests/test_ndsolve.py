@@ -1,0 +1,150 @@
+"""Exact solves from the nested-dissection factors (exact_inj/exact/ndsolve.py).
+
+Every solution is compared with python-flint's exact rational solve of the
+same matrix (fmpq_mat.solve, built here from the COO entries); factors of
+one matrix used for another must give None, never a wrong vector; the cache
+answers the same object and rows from memory and nothing else.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import lcm
+
+import flint
+import numpy as np
+import pytest
+
+from exact_inj.exact import ndrank, ndsolve
+from exact_inj.model.kernels import KernelSpec
+
+
+def generator_spec(rng, cout: int, N: int, d: int = 2, span: int = 3) -> KernelSpec:
+    """A stride-2, kernel-4, padding-1 transposed convolution with 2^d cout
+    input channels: square, as the generator's stages."""
+    cin = cout * 2 ** d
+    K = rng.integers(-span, span + 1, size=(cout, cin) + (4,) * d).tolist()
+    return KernelSpec.build(K, cin, cout, [N] * d, strides=[2] * d, pads=[(1, 1)] * d, transposed=True)
+
+
+def dense(op) -> flint.fmpq_mat:
+    n, rows, cols, vals = op[:4]
+    A = flint.fmpq_mat(n, n)
+    for r, c, v in zip(rows.tolist(), cols.tolist(), vals.tolist()):
+        A[r, c] += v
+    return A
+
+
+def integer_rhs(A: flint.fmpq_mat, x: list[Fraction]) -> tuple[list[int], int]:
+    """b = A x scaled to integers by D: (D b, D)."""
+    n = len(x)
+    b = A * flint.fmpq_mat(n, 1, [flint.fmpq(v.numerator, v.denominator) for v in x])
+    D = lcm(*(int(b[i, 0].q) for i in range(n)))
+    return [int(b[i, 0].p) * (D // int(b[i, 0].q)) for i in range(n)], D
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_solutions_equal_flints_on_random_generator_operators(seed):
+    rng = np.random.default_rng([seed, 16])
+    solved = 0
+    for _ in range(40):
+        spec = generator_spec(rng, int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 3)))
+        n = spec.in_dim
+        got = ndrank.rows_factor(spec, range(n))
+        if got is None:  # not shown (singular, or an unlucky prime): nothing to solve with
+            continue
+        op, p, nodes = got
+        A = dense(op)
+        assert A.rank() == n  # shown nonsingular mod p, so over Q
+        F = ndsolve.Factor(n, p, nodes)
+        # Solutions with small and with 60-bit denominators, and an integer one.
+        for den in (1, 7, (1 << 60) + 33):
+            x = [Fraction(int(rng.integers(-10**6, 10**6)), int(rng.integers(1, 50)) * den) for _ in range(n)]
+            b, D = integer_rhs(A, x)
+            sol = ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b)
+            assert sol == tuple(v * D for v in x)
+            solved += 1
+    assert solved >= 60
+
+
+def test_modular_solve_matches_flint_mod_p_with_deep_trees_and_wide_pivot_blocks():
+    rng = np.random.default_rng(7)
+    # leaf 1: many tiny fronts; cout 32 on 3 x 3 cells of 128: a slab of 384 pivots,
+    # wider than PIVOT_BLOCK, so that the factors span several blocks.
+    widest = 0
+    for cout, N, leaf in ((1, 6, 1), (2, 4, 4), (32, 3, 256), (16, 4, 256)):
+        spec = generator_spec(rng, cout, N)
+        op = spec.grid_operator(range(spec.in_dim))
+        nodes: list = []
+        shown, _ = ndrank.nonsingular(*op, leaf=leaf, factors=nodes)
+        assert shown
+        n, p = op[0], ndrank.PRIMES[0]
+        widest = max(widest, max(len(nd[0]) for nd in nodes))
+        F = ndsolve.Factor(n, p, nodes)
+        A = flint.nmod_mat(n, n, [0] * (n * n), p)
+        for r, c, v in zip(*(a.tolist() for a in op[1:4])):
+            A[r, c] = (int(A[r, c]) + v) % p
+        for _ in range(3):
+            b = rng.integers(-(p // 2), p // 2, size=n).astype(np.float64)
+            x = F.solve(b)
+            want = A.solve(flint.nmod_mat(n, 1, [int(v) % p for v in b], p))
+            assert [int(v) % p for v in x] == [int(want[i, 0]) for i in range(n)]
+            assert np.abs(x).max() <= (p + 1) // 2
+    assert widest > ndrank.PIVOT_BLOCK
+
+
+def test_wrong_factors_never_give_a_wrong_solution():
+    rng = np.random.default_rng(3)
+    done = 0
+    while done < 10:
+        s1, s2 = generator_spec(rng, 1, 3), generator_spec(rng, 1, 3)
+        g1, g2 = ndrank.rows_factor(s1, range(s1.in_dim)), ndrank.rows_factor(s2, range(s2.in_dim))
+        if g1 is None or g2 is None:
+            continue
+        n = s1.in_dim
+        x = [Fraction(int(v), 3) for v in rng.integers(-20, 20, size=n)]
+        b, _ = integer_rhs(dense(g1[0]), x)
+        # s1's matrix, s2's factors: every lifting step's division fails or the check A E = d r does.
+        got = ndsolve.solve_exact(n, *ndsolve.coo_matvec(g1[0]), ndsolve.Factor(n, g2[1], g2[2]), b, max_steps=8)
+        assert got is None or dense(g1[0]) * flint.fmpq_mat(n, 1, [flint.fmpq(v.numerator, v.denominator)
+                                                                      for v in got]) == \
+            flint.fmpq_mat(n, 1, b)
+        done += 1
+
+
+def test_too_few_steps_or_too_large_entries_give_none():
+    rng = np.random.default_rng(5)
+    spec = generator_spec(rng, 1, 1)
+    while (got := ndrank.rows_factor(spec, range(spec.in_dim))) is None:  # pragma: no cover - seed-dependent
+        spec = generator_spec(rng, 1, 1)
+    op, p, nodes = got
+    n = op[0]
+    F = ndsolve.Factor(n, p, nodes)
+    # 100-bit numerators and denominators: two lifting steps (40 bits) cannot recover them.
+    x = [Fraction(int(rng.integers(1, 1 << 62)) << 40, (1 << 100) + 2 * i + 1) for i in range(n)]
+    b, _ = integer_rhs(dense(op), x)
+    assert ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b, max_steps=2) is None
+    assert ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b) is not None
+    matvec, _ = ndsolve.coo_matvec(op)
+    assert ndsolve.solve_exact(n, matvec, 2.0 ** 40, F, b) is None   # digits times the bound would round
+    with pytest.raises(ValueError):
+        ndsolve.solve_exact(n, matvec, 1.0, F, b[:-1])
+
+
+def test_factor_cache_is_per_object_and_rows():
+    rng = np.random.default_rng(11)
+    spec = generator_spec(rng, 2, 3)
+    while ndrank.rows_factor(spec, range(spec.in_dim)) is None:  # pragma: no cover - seed-dependent
+        spec = generator_spec(rng, 2, 3)
+    n = spec.in_dim
+    f1 = ndsolve.factor_for(spec, range(n))
+    assert f1 is not None and ndsolve.factor_for(spec, list(range(n))) is f1
+    # The same kernel in a new object: computed again, not taken from memory.
+    twin = KernelSpec.build(spec.kernel, spec.in_channels, spec.out_channels, spec.input_size,
+                            strides=spec.strides, pads=spec.pads, transposed=True)
+    f2 = ndsolve.factor_for(twin, range(n))
+    assert f2 is not None and f2 is not f1
+    # The checker's question about the same rows is answered (from the memo rows_factor filled).
+    assert ndrank.rows_nonsingular(spec, range(n)) is True
+    # Rows that are not square: no factors.
+    assert ndsolve.factor_for(spec, range(n - 1)) is None
