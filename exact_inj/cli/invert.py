@@ -9,12 +9,13 @@ from fractions import Fraction
 
 from ..errors import InputError
 from ..io import load_network
+from ..io.json import load_json_file
 from ..network.inverse import InverseResult, invert
 from ..numbers import fraction_to_str, parse_exact
 from .argtypes import positive_float
 from .app import parse_domain
 
-__all__ = ["add_parser", "format_result", "run"]
+__all__ = ["add_parser", "format_result", "read_vector_file", "run"]
 
 
 def _parse_vector(text: str, what: str) -> list[Fraction]:
@@ -22,6 +23,41 @@ def _parse_vector(text: str, what: str) -> list[Fraction]:
         return [parse_exact(t.strip(), f"{what}[{i}]") for i, t in enumerate(text.split(","))]
     except (ValueError, ZeroDivisionError) as e:
         raise InputError(what, str(e)) from None
+
+
+def read_vector_file(path: str) -> list[Fraction]:
+    """The numbers of a vector file for ``--y-file`` / ``--from-input-file``:
+    a JSON list of exact numbers (a JSON number is the decimal it spells,
+    a string may be "p/q"), or the "y" list of a JSON object (an invert
+    answer), or a NumPy .npy array of floats or integers (each float's exact
+    binary value).  Bad content raises InputError naming the file.
+
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "y.json")
+    ...     _ = open(p, "w").write('[0.1, "-3/7", 2]')
+    ...     read_vector_file(p)
+    [Fraction(1, 10), Fraction(-3, 7), Fraction(2, 1)]
+    """
+    if path.endswith(".npy"):
+        import numpy as np  # noqa: PLC0415 - only for .npy files
+
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(path, f"not a readable .npy array ({str(e)[:80]})") from None
+        if a.dtype.kind not in "fiu":
+            raise InputError(path, f"a .npy vector must hold floats or integers, not {a.dtype}")
+        a = a.ravel()
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise InputError(path, f"entry {int(np.flatnonzero(~np.isfinite(a))[0])} is not finite")
+        return [Fraction(v) for v in a.tolist()]
+    obj = load_json_file(path)
+    if isinstance(obj, dict) and "y" in obj:
+        obj = obj["y"]
+    if not isinstance(obj, list):
+        raise InputError(path, "expected a JSON list of numbers (or an object with a list \"y\")")
+    return [parse_exact(v, f"[{i}]", path) for i, v in enumerate(obj)]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -36,6 +72,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--y", metavar="Y1,Y2,...", help="the output, exact numbers such as 3/7 or 0.25")
     g.add_argument("--from-input", metavar="X1,X2,...", help="use y = N(x) for this input (a round trip)")
+    g.add_argument("--y-file", metavar="PATH",
+                   help="the output from a file: a JSON list of exact numbers (or an object with a list \"y\"), "
+                        "or a .npy array (each float's exact value); for outputs too long for a command line")
+    g.add_argument("--from-input-file", metavar="PATH", help="as --from-input, the input read as for --y-file")
     p.add_argument("--domain", metavar="D", default="reals", help="input domain, as for verify (default: reals)")
     p.add_argument("--time-limit", metavar="S", type=positive_float, default=60.0,
                    help="seconds before answering 'unknown' (default: 60)")
@@ -53,17 +93,22 @@ EXIT = {"empty": 0, "point": 0, "set": 0, "unknown": 3}
 
 def run(args) -> int:
     """Carry out ``exact-inj invert``; exit 0 when answered, 3 when unknown."""
+    # The vector first: a malformed one is reported before a big network loads.
+    if args.from_input is not None or args.from_input_file is not None:
+        where = "--from-input" if args.from_input is not None else args.from_input_file
+        x = _parse_vector(args.from_input, where) if args.from_input is not None else \
+            read_vector_file(args.from_input_file)
+    else:
+        where = "--y" if args.y is not None else args.y_file
+        y = _parse_vector(args.y, where) if args.y is not None else read_vector_file(args.y_file)
     net = load_network(args.file)
     domain = parse_domain(args.domain, net.input_dim)
-    if args.from_input is not None:
-        x = _parse_vector(args.from_input, "--from-input")
+    if args.from_input is not None or args.from_input_file is not None:
         if len(x) != net.input_dim:
-            raise InputError("--from-input", f"{len(x)} numbers for {net.input_dim} inputs")
+            raise InputError(where, f"{len(x)} numbers for {net.input_dim} inputs")
         y = net.evaluate(x)
-    else:
-        y = _parse_vector(args.y, "--y")
-        if len(y) != net.output_dim:
-            raise InputError("--y", f"{len(y)} numbers for {net.output_dim} outputs")
+    elif len(y) != net.output_dim:
+        raise InputError(where, f"{len(y)} numbers for {net.output_dim} outputs")
     say = None if args.quiet else (lambda m: print(f"exact-inj: {m}", file=sys.stderr, flush=True))
     res = invert(net, y, domain, time_limit=args.time_limit, max_pieces=args.max_pieces, progress=say)
     if args.certificate:
