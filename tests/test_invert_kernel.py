@@ -139,3 +139,33 @@ def test_full_size_generator_returns_its_latent_exactly():
         took = time.perf_counter() - t0
         assert r.preimage == "point" and r.points == [z] and r.stats["route"] == "peel"
         assert took < (300 if k == 0 else 60)
+
+
+def test_cli_reads_long_vectors_from_files(tmp_path, capsys):
+    import json
+
+    from exact_inj.cli import app as cli
+
+    model = dcgan_generator(4, (8, 4), seed=0)
+    net_path = tmp_path / "g.onnx"
+    net_path.write_bytes(model.SerializeToString())
+    net = network_from_onnx_model(model)
+    z32 = np.random.default_rng(3).standard_normal(4).astype(np.float32)
+    z = [Fraction(float(v)) for v in z32]
+    y = net.evaluate(z)
+    (tmp_path / "y.json").write_text(json.dumps([str(v) for v in y]))
+    np.save(tmp_path / "z.npy", z32)
+    for flag, path in (("--y-file", "y.json"), ("--from-input-file", "z.npy")):
+        code = cli.main(["invert", str(net_path), flag, str(tmp_path / path), "--json", "--quiet"])
+        got = json.loads(capsys.readouterr().out)
+        assert code == 0 and got["preimage"] == "point"
+        assert [Fraction(v) for v in got["points"][0]] == z
+    # Bad vectors: one line naming the file, exit 2, before the network is read.
+    (tmp_path / "bad.json").write_text('[1, "x"]')
+    np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))
+    (tmp_path / "short.json").write_text("[1, 2]")
+    for flag, name, words in (("--y-file", "bad.json", "bad.json"), ("--from-input-file", "nan.npy", "not finite"),
+                              ("--y-file", "short.json", "2 numbers for")):
+        code = cli.main(["invert", str(net_path), flag, str(tmp_path / name)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and words in err and len(err.splitlines()) == 1
