@@ -148,3 +148,32 @@ def test_factor_cache_is_per_object_and_rows():
     assert ndrank.rows_nonsingular(spec, range(n)) is True
     # Rows that are not square: no factors.
     assert ndsolve.factor_for(spec, range(n - 1)) is None
+
+
+def test_prefetched_factors_are_waited_for_and_solve_alike():
+    rng = np.random.default_rng(13)
+    specs = []
+    while len(specs) < 3:
+        spec = generator_spec(rng, 2, 3)
+        if ndrank.rows_nonsingular(spec, range(spec.in_dim)):
+            specs.append(spec)
+    for spec in specs:
+        ndsolve.prefetch(spec, range(spec.in_dim))
+        ndsolve.prefetch(spec, range(spec.in_dim))     # a second request: nothing more
+    for spec in specs:
+        n = spec.in_dim
+        F = ndsolve.factor_for(spec, range(n))
+        assert F is not None and ndsolve.factor_for(spec, range(n)) is F
+        op = spec.grid_operator(range(n))
+        x = [Fraction(int(v), 5) for v in rng.integers(-50, 50, size=n)]
+        b, D = integer_rhs(dense(op), x)
+        assert ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b) == tuple(v * D for v in x)
+    # A prefetch past its deadline gives no factors: the wait for it stops at the
+    # caller's deadline (TimeoutError) or finds that it stopped (None).
+    late = generator_spec(rng, 2, 3)
+    ndsolve.prefetch(late, range(late.in_dim), deadline=0.0)
+    try:
+        got = ndsolve.factor_for(late, range(late.in_dim), deadline=0.0)
+    except TimeoutError:
+        got = None
+    assert got is None

@@ -43,6 +43,7 @@ False
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import weakref
 from math import prod
@@ -166,25 +167,42 @@ def _block_inverse(D: np.ndarray, p: int) -> np.ndarray:
 
 
 _CONTROLLER: list = []
+_LIMIT_LOCK = threading.Lock()
+_LIMIT: list = []   # [the active limiter, how many eliminations are inside it]
 
 
+@contextlib.contextmanager
 def _one_thread():
     """A context in which BLAS uses one thread, if threadpoolctl is there.
     Small matrix products are many times slower with two threads on a
     loaded machine (measured: 216 us against 2.6 ms for 224 x 32 x 512).
     The controller, which finds the BLAS libraries by reading the process's
     memory map (about 2 ms), is made once: per front it cost 1.2 s of an
-    11 s elimination."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional
-        except ImportError:  # pragma: no cover - an optional speed-up
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    if _CONTROLLER[0] is None:  # pragma: no cover - without threadpoolctl
-        return contextlib.nullcontext()
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+    11 s elimination.  The limit is process-wide, so it is counted: set by
+    the first elimination thread to enter, restored by the last to leave
+    (two threads restoring each other's saved limits could leave BLAS on
+    one thread for good)."""
+    with _LIMIT_LOCK:
+        if not _CONTROLLER:
+            try:
+                from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional
+            except ImportError:  # pragma: no cover - an optional speed-up
+                _CONTROLLER.append(None)
+            else:
+                _CONTROLLER.append(ThreadpoolController())
+        if _CONTROLLER[0] is not None:
+            if not _LIMIT:
+                _LIMIT[:] = [_CONTROLLER[0].limit(limits=1, user_api="blas"), 0]
+            _LIMIT[1] += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_LOCK:
+            if _LIMIT:
+                _LIMIT[1] -= 1
+                if _LIMIT[1] == 0:
+                    _LIMIT.pop(1)
+                    _LIMIT.pop().restore_original_limits()
 
 
 # Fronts up to this many entries are eliminated with one BLAS thread.

@@ -34,7 +34,11 @@ it is here because it is exact linear algebra.
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from fractions import Fraction
 from math import isqrt
 from typing import Sequence
@@ -45,7 +49,7 @@ from . import ndrank
 # The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
 from .ndrank import MAX_INNER, PIVOT_BLOCK, reduce_mod
 
-__all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "solve_exact"]
+__all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
 
 # Bits of one digit when an exact integer vector is multiplied by A in
 # float64 pieces (A's entries and the row lengths bound the rest).
@@ -109,32 +113,86 @@ class Factor:
 FACTOR_CACHE_BYTES = 2 << 30
 
 _CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Factor]] = {}
+# Factorisations started ahead (prefetch), by the same key, and the one
+# background thread that runs them; the lock guards both dictionaries.
+_PENDING: dict[tuple[int, int], tuple[tuple[int, ...], Future]] = {}
+_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
 
 
 def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> Factor | None:
     """The factors of the rows ``indices`` of ``spec``'s operator (as
     :func:`exact_inj.exact.ndrank.rows_factor`), kept for the next call
     with the same object and rows; None when the elimination does not
-    show them nonsingular.  Raises TimeoutError past ``deadline``."""
+    show them nonsingular.  Raises TimeoutError past ``deadline``.  A
+    factorisation :func:`prefetch` started is waited for, not repeated."""
     indices = tuple(int(i) for i in indices)
     key = (id(spec), hash(indices))
-    hit = _CACHE.pop(key, None)
-    if hit is not None and hit[0]() is spec and hit[1] == indices:
-        _CACHE[key] = hit
-        return hit[2]
+    with _LOCK:
+        hit = _CACHE.pop(key, None)
+        if hit is not None and hit[0]() is spec and hit[1] == indices:
+            _CACHE[key] = hit
+            return hit[2]
+        ahead = _PENDING.pop(key, None)
+    if ahead is not None and ahead[0] == indices:
+        # Its own deadline may be later than ours: stop waiting at ours.
+        wait = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+        try:
+            factor = ahead[1].result(timeout=wait)
+        except FutureTimeout:
+            raise TimeoutError("time limit reached waiting for a factorisation") from None
+        if factor is not None:
+            _keep(key, spec, indices, factor)
+        return factor
+    factor = _factor(spec, indices, deadline)
+    if factor is not None:
+        _keep(key, spec, indices, factor)
+    return factor
+
+
+def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> None:
+    """Start factoring the rows ``indices`` of ``spec`` in a background
+    thread (one, first come first served), for a later :func:`factor_for`:
+    the peel of a network factors the layers below the one it is solving
+    meanwhile (the elimination's matrix products release the GIL).
+    Nothing happens when the factors are kept or already on their way."""
+    indices = tuple(int(i) for i in indices)
+    key = (id(spec), hash(indices))
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if key in _PENDING or (hit is not None and hit[0]() is spec and hit[1] == indices):
+            return
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-inj-factor"))
+        _PENDING[key] = (indices, _POOL[0].submit(_factor_quietly, spec, indices, deadline))
+
+
+def _factor(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
     got = ndrank.rows_factor(spec, indices, deadline)
     if got is None:
         return None
     op, p, nodes = got
-    factor = Factor(op[0], p, nodes)
+    return Factor(op[0], p, nodes)
+
+
+def _factor_quietly(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
+    """_factor for the background thread: past the deadline, nothing."""
     try:
-        _CACHE[key] = (weakref.ref(spec), indices, factor)
+        return _factor(spec, indices, deadline)
+    except TimeoutError:
+        return None
+
+
+def _keep(key, spec, indices: tuple[int, ...], factor: Factor) -> None:
+    try:
+        ref = weakref.ref(spec)
     except TypeError:  # pragma: no cover - every spec class takes weak references
-        return factor
-    total = sum(v[2].nbytes for v in _CACHE.values())
-    while total > FACTOR_CACHE_BYTES and len(_CACHE) > 1:
-        total -= _CACHE.pop(next(iter(_CACHE)))[2].nbytes
-    return factor
+        return
+    with _LOCK:
+        _CACHE[key] = (ref, indices, factor)
+        total = sum(v[2].nbytes for v in _CACHE.values())
+        while total > FACTOR_CACHE_BYTES and len(_CACHE) > 1:
+            total -= _CACHE.pop(next(iter(_CACHE)))[2].nbytes
 
 
 def _mv(A: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:

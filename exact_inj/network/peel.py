@@ -30,6 +30,7 @@ exact, and the answer still goes through the checker.
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from math import lcm
 from typing import Callable, Sequence
@@ -63,6 +64,7 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     """
     z = tuple(y)
     chain: list[tuple[Fraction, ...]] = []
+    _factor_ahead(net, deadline)
     for k in reversed(range(len(net.layers))):
         layer = net.layers[k]
         eq = equations(layer, z)
@@ -105,6 +107,23 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     if is_preimage(net, domain, y, z):
         return "point", z
     return "empty", chain, None
+
+
+def _factor_ahead(net: Network, deadline: float | None) -> None:
+    """Start factoring, in the background, the kernel layers below the last
+    whose representative rows will be the same whatever y is: those of all
+    their rows, when square (a [C; -s^2 C] stage, one row of each pair being
+    an equation at every output that has a preimage).  The last layer is
+    factored in the foreground meanwhile; a guess that turns out wrong only
+    costs the background thread's time."""
+    if (os.cpu_count() or 1) < 2:
+        return
+    for layer in reversed(net.layers[:-1]):
+        if layer.in_dim * layer.out_dim <= MAX_PEEL_ENTRIES or not hasattr(getattr(layer, "spec", None), "grid_operator"):
+            continue
+        sq = square_rows(layer, range(layer.out_dim))
+        if sq is not None and len(sq[0]) == layer.in_dim:
+            ndsolve.prefetch(layer.spec, sq[0], deadline)
 
 
 def _kernel_solve(layer, idx: list[int], t: list[Fraction], deadline: float | None) -> tuple[Fraction, ...] | None:
