@@ -55,6 +55,9 @@ __all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "prefetch
 # float64 pieces (A's entries and the row lengths bound the rest).
 _LIMB = 19
 
+# Entries tried first by the rational reconstruction.
+_HEAD = 64
+
 
 class Factor:
     """The block LU factors of a square matrix modulo p, node by node in
@@ -266,7 +269,7 @@ def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
         xi = factor.solve(rm)
         Ax = matvec(xi).astype(np.int64).astype(object)
         diff = r - Ax
-        if np.any(diff % p != 0):  # pragma: no cover - the factors are wrong: give up
+        if (diff % p).any():  # pragma: no cover - the factors are wrong: give up
             return None
         r = diff // p
         X = X + xi.astype(np.int64).astype(object) * M
@@ -289,6 +292,21 @@ def _reconstruct(X: np.ndarray, M: int) -> tuple[np.ndarray, int] | None:
     that size congruent to X), or None."""
     bound = isqrt(M // 2)
     d = 1
+    # A few entries first: while the lifting is short of the solution's size
+    # they already fail, without a pass over the whole vector.
+    head = X[:_HEAD]
+    for _ in range(64):
+        V = (head * d) % M
+        V = np.where(V > M // 2, V - M, V)
+        big = np.flatnonzero(np.abs(V) > bound)
+        if big.size == 0:
+            break
+        e = _denominator(int(V[big[0]]) % M, M, bound)
+        if e is None or e == 1:
+            return None
+        d *= e
+        if d > bound:
+            return None
     for _ in range(64):
         V = (X * d) % M
         V = np.where(V > M // 2, V - M, V)
