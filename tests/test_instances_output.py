@@ -100,12 +100,12 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
         if name.endswith(".gz"):
             target.write_bytes(b"old")
         with pytest.raises(KeyboardInterrupt):
-            app._write_json(str(target), {"new": True})
+            app.write_json(str(target), {"new": True})
         assert Interrupting.pieces == 2
     assert out.read_text() == '{"old": true}\n' and (tmp_path / "cert.json.gz").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.json", "cert.json.gz"]
     monkeypatch.setattr(app.json, "dumps", real_dumps)
-    app._write_json(str(out), {"new": True})
+    app.write_json(str(out), {"new": True})
     assert json.loads(out.read_text()) == {"new": True}
 
 

@@ -160,6 +160,13 @@ def test_cli_reads_long_vectors_from_files(tmp_path, capsys):
         got = json.loads(capsys.readouterr().out)
         assert code == 0 and got["preimage"] == "point"
         assert [Fraction(v) for v in got["points"][0]] == z
+    # The self-contained answer, gzip-compressed when so named, re-checked by `check`.
+    cert = tmp_path / "answer.json.gz"
+    assert cli.main(["invert", str(net_path), "--y-file", str(tmp_path / "y.json"), "--quiet",
+                     "--certificate", str(cert)]) == 0
+    capsys.readouterr()
+    assert cert.read_bytes()[:2] == b"\x1f\x8b" and cli.main(["check", str(cert)]) == 0
+    capsys.readouterr()
     # Bad vectors: one line naming the file, exit 2, before the network is read.
     (tmp_path / "bad.json").write_text('[1, "x"]')
     np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))

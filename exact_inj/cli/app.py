@@ -306,7 +306,7 @@ def _verify(args) -> int:
 
         return run_property(args, net, domain, lambda: verify(
             net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
-            domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start), _write_json)
+            domain=domain, allow_empty_domain=args.allow_empty_domain, clock_start=t_start), write_json)
     # The limit counts from the start of the command: reading a large file
     # is part of what the user waits for.
     verdict = verify(net, time_limit=args.time_limit, max_nodes=args.max_nodes, milp=args.milp, progress=progress,
@@ -317,7 +317,7 @@ def _verify(args) -> int:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
                   file=sys.stderr)
         else:
-            _write_json(args.certificate, verdict.certificate.to_json())
+            write_json(args.certificate, verdict.certificate.to_json())
     if args.results:
         write_results(args.results, net, verdict)
     if args.json:
@@ -474,7 +474,7 @@ def _check_writable(path: str) -> None:
 _WRITE_CHUNK = 1 << 24
 
 
-def _write_json(path: str, obj) -> None:
+def write_json(path: str, obj) -> None:
     """Write OUT whole or not at all: a temporary file in OUT's folder, then a rename.
 
     A SIGTERM, SIGINT or crash while writing leaves OUT as it was (absent, or

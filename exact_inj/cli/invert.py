@@ -13,7 +13,7 @@ from ..io.json import load_json_file
 from ..network.inverse import InverseResult, invert
 from ..numbers import fraction_to_str, parse_exact
 from .argtypes import positive_float
-from .app import parse_domain
+from .app import parse_domain, write_json
 
 __all__ = ["add_parser", "format_result", "read_vector_file", "run"]
 
@@ -112,9 +112,10 @@ def run(args) -> int:
     say = None if args.quiet else (lambda m: print(f"exact-inj: {m}", file=sys.stderr, flush=True))
     res = invert(net, y, domain, time_limit=args.time_limit, max_pieces=args.max_pieces, progress=say)
     if args.certificate:
-        with open(args.certificate, "w") as f:
-            json.dump(res.to_json(include_network=True), f, separators=(",", ":"))
-            f.write("\n")
+        # Whole or not at all, .gz compressed when so named, and fast for a
+        # full-size generator's embedded network (write_json: json.dumps, not
+        # json.dump's pure-Python encoder).
+        write_json(args.certificate, res.to_json(include_network=True))
     if args.json:
         out = res.to_json()
         out["file"] = args.file
