@@ -68,3 +68,22 @@ def test_an_output_unit_is_named_in_the_reason():
     assert "before the tanh output unit" in r.reason and r.to_json()["before_output_unit"] == "tanh"
     plain = invert(Network(net.layers), ["2"])
     assert "output unit" not in plain.reason and "before_output_unit" not in plain.to_json()
+
+
+def test_answers_about_a_network_with_irrational_batch_norm_are_rejected():
+    """Review (2026-12-05, fourth session): once the checker evaluated net.layers
+    instead of calling net.evaluate, a NormalisedNetwork's answers were checked
+    on its base layers alone (the irrational norms skipped), and these false
+    answers passed.  Such networks have no rational values: every answer is
+    rejected, as invert refuses them."""
+    from exact_inj import check_inverse
+    from exact_inj.model.normalised import ChannelNorm, NormalisedNetwork
+
+    base = Network((Layer.from_rows([[1], [-1]], [0, 0]), Layer.from_rows([[1, 0], [0, 1]], [0, 0], activation="linear")))
+    net = NormalisedNetwork(base, (None, ChannelNorm.build([1, 1], [1, 1], [0, 0], [2, 2])))
+    ok, why = check_inverse(net, ["3", "0"], {"preimage": "point", "points": [["3"]], "certificate": {"kind": "peel"}})
+    assert not ok and "NormalisedNetwork" in why
+    base1 = Network((Layer.from_rows([[1]], [0]), Layer.from_rows([[1]], [0], activation="linear")))
+    net1 = NormalisedNetwork(base1, (None, ChannelNorm.build([1], [1], [0], [2])))
+    ok, _ = check_inverse(net1, ["0"], {"preimage": "set", "points": [["-1"], ["-2"]], "complete": False})
+    assert not ok

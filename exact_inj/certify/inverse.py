@@ -325,6 +325,12 @@ def check_inverse(net: Network, y: Sequence[Any], result: dict, domain: Domain |
 
 
 def _check(net: Network, y_in: Sequence[Any], result: Any, domain: Domain) -> str:
+    # Answers are checked by evaluating net.layers exactly: only a Network's
+    # layers are its function (a network with irrational batch normalisations
+    # keeps them outside its base layers, and its values are not rational).
+    if not isinstance(net, Network):
+        raise Invalid(f"preimage answers are checked on networks of exact layers only, not a "
+                      f"{type(net).__name__} (irrational batch normalisation: only verify decides it)")
     if not isinstance(result, dict):
         raise Invalid("the answer must be a JSON object")
     y = _numbers(y_in, "y")
