@@ -87,3 +87,20 @@ def test_answers_about_a_network_with_irrational_batch_norm_are_rejected():
     net1 = NormalisedNetwork(base1, (None, ChannelNorm.build([1], [1], [0], [2])))
     ok, _ = check_inverse(net1, ["0"], {"preimage": "set", "points": [["-1"], ["-2"]], "complete": False})
     assert not ok
+    # Older (also before the session): x -> -ReLU(x)/sqrt(2) maps sqrt(2) to -1, yet
+    # an empty answer checked on the base alone passed.
+    net2 = NormalisedNetwork(base1, (None, ChannelNorm.build([-1], [0], [0], [2])))
+    ok, _ = check_inverse(net2, ["-1"], {"preimage": "empty", "points": [],
+                                         "certificate": {"kind": "peel", "chain": [["-1"]]}})
+    assert not ok
+
+
+def test_relu_still_takes_floats_and_numpy_scalars():
+    """Review note: relu reads a Fraction's or int's sign off its numerator;
+    other numbers are compared as before."""
+    import numpy as np
+
+    from exact_inj.model.network import relu
+
+    assert relu(0.5) == 0.5 and relu(np.float64(-1.0)) == 0 and relu(np.int64(4)) == 4
+    assert relu(F(-1, 3)) == 0 and relu(F(2, 3)) == F(2, 3) and relu(-2) == 0 and relu(True) is True

@@ -36,9 +36,10 @@ _ZERO = Fraction(0)
 
 
 def relu(a: Fraction) -> Fraction:
-    # The sign is the numerator's (denominators are positive, also for an
-    # int): far cheaper than Fraction's comparison on a full-size layer.
-    return a if a.numerator > 0 else _ZERO
+    # The sign of a Fraction or an int is its numerator's (denominators are
+    # positive): far cheaper than Fraction's comparison on a full-size layer.
+    # Other numbers (floats, numpy scalars) are compared as before.
+    return a if (a.numerator if type(a) is Fraction or type(a) is int else a) > 0 else _ZERO
 
 
 def activate(pre: Sequence[Fraction], activation: str, slope: Fraction) -> tuple[Fraction, ...]:
