@@ -291,22 +291,16 @@ def _reconstruct(X: np.ndarray, M: int) -> tuple[np.ndarray, int] | None:
     d at most sqrt(M / 2) (so the fractions V / d are the unique ones of
     that size congruent to X), or None."""
     bound = isqrt(M // 2)
-    d = 1
     # A few entries first: while the lifting is short of the solution's size
     # they already fail, without a pass over the whole vector.
-    head = X[:_HEAD]
-    for _ in range(64):
-        V = (head * d) % M
-        V = np.where(V > M // 2, V - M, V)
-        big = np.flatnonzero(np.abs(V) > bound)
-        if big.size == 0:
-            break
-        e = _denominator(int(V[big[0]]) % M, M, bound)
-        if e is None or e == 1:
-            return None
-        d *= e
-        if d > bound:
-            return None
+    got = _numerators(X[:_HEAD], 1, M, bound)
+    return None if got is None else _numerators(X, got[1], M, bound)
+
+
+def _numerators(X: np.ndarray, d: int, M: int, bound: int) -> tuple[np.ndarray, int] | None:
+    """(V, d') for _reconstruct: d' a multiple of d with every |d' X mod M|
+    (symmetric) at most ``bound``, found by reconstructing the first entry
+    that is not, again and again; None past 64 rounds or the bound."""
     for _ in range(64):
         V = (X * d) % M
         V = np.where(V > M // 2, V - M, V)

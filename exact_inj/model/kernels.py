@@ -374,25 +374,16 @@ class KernelSpec(KernelTaps):
                                          shape)
         rows, cols, vals = [], [], []
         cin = self.in_channels
+        links = self._tap_links
         for q, K in per_tap.items():
             if K.dtype.kind == "O":
                 if any(abs(v) >= 1 << 62 for v in K.ravel().tolist()):
                     return None
                 K = K.astype(np.int64)
-            ok = np.ones(per, dtype=bool)
-            src = []
-            for t in range(d):
-                s, g, b, N = self.strides[t], self.dilations[t], self.pads[t][0], self.input_size[t]
-                if self.transposed:
-                    num = opos[t] + b - q[t] * g
-                    ok &= num % s == 0
-                    i = num // s
-                else:
-                    i = opos[t] * s + q[t] * g - b
-                ok &= (i >= 0) & (i < N)
-                src.append(np.clip(i, 0, N - 1))
-            srcflat = np.ravel_multi_index(src, self.input_size)
-            ks = np.flatnonzero(ok[r_of])
+            # The input position each output position reads through tap q (-1: none).
+            srcflat = np.full(per, -1, dtype=np.int64)
+            srcflat[links[q][1]] = links[q][0]
+            ks = np.flatnonzero(srcflat[r_of] >= 0)
             if ks.size == 0:
                 continue
             V = K[o_of[ks]]  # (rows, in_channels)
