@@ -263,3 +263,22 @@ def test_rows_or_columns_outside_the_dissection_are_not_shown():
     # Cell lists of the wrong length.
     got, why = ndrank.nonsingular(3, rows, cols, vals, np.array([0, 1]), np.array([0, 1]), (2,))
     assert not got and "no node" in why
+
+
+def test_several_rank_questions_at_once_answer_as_one_at_a_time():
+    rng = np.random.default_rng(21)
+    jobs, want = [], []
+    for k in range(8):
+        cout, N = 1 + k % 2, 2 + k % 3
+        K = rng.integers(-3, 4, size=(cout, 4 * cout, 4, 4))
+        if k % 3 == 0:
+            K[:, 1] = K[:, 0]   # a kernel null vector: singular, never shown
+        spec = KernelSpec.build(K.tolist(), 4 * cout, cout, [N, N], strides=[2, 2], pads=[(1, 1), (1, 1)],
+                                transposed=True)
+        n = spec.in_dim
+        jobs.append((spec, range(n)))
+        want.append(True if exact_rank(spec, range(n)) == n else None)
+    got = ndrank.rows_nonsingular_all(jobs)
+    assert got == [ndrank.rows_nonsingular(spec, idx) for spec, idx in jobs]
+    assert all(w is True for g, w in zip(got, want) if g is True)   # never "nonsingular" wrongly
+    assert sum(g is True for g in got) >= 3 and sum(w is None for w in want) >= 2

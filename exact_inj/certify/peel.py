@@ -236,6 +236,18 @@ def check_peel_point(net: Network, y: Sequence[Fraction], point: Sequence[Fracti
     values = [tuple(point)]
     for layer, pre in zip(net.layers[:-1], pres):
         values.append(activate(pre, layer.activation, layer.slope))
+    # The layers too large for dense ranks are ranked through their kernels,
+    # several at a time, before the descent asks for each (from memory then).
+    outputs = values[1:] + [tuple(y)]
+    big = []
+    for layer, z in zip(net.layers, outputs):
+        eq = equations(layer, z)
+        if eq is not None and len(eq[0]) * layer.in_dim > MAX_PEEL_ENTRIES:
+            sq = square_rows(layer, eq[0])
+            if sq is not None and len(sq[0]) == layer.in_dim:
+                big.append((layer.spec, sq[0]))
+    if len(big) > 1:
+        ndrank.rows_nonsingular_all(big)
     _descend(net, y, values[::-1], pres[::-1])
     return f"the rows fixed by the known outputs span at all {len(net.layers)} layers"
 
