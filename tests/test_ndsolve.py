@@ -177,3 +177,47 @@ def test_prefetched_factors_are_waited_for_and_solve_alike():
     except TimeoutError:
         got = None
     assert got is None
+
+
+def test_a_pending_factorisation_of_another_object_is_not_taken():
+    """Review: pending prefetches are keyed by id(spec), and an id can be reused
+    once its object is freed; factor_for must check the object, not the key."""
+    import weakref
+    from concurrent.futures import Future
+
+    rng = np.random.default_rng(23)
+    specs = []
+    while len(specs) < 2:
+        spec = generator_spec(rng, 2, 3)
+        if ndrank.rows_nonsingular(spec, range(spec.in_dim)):
+            specs.append(spec)
+    mine, other = specs
+    n = mine.in_dim
+    idx = tuple(range(n))
+    stale: Future = Future()
+    stale.set_result(ndsolve.factor_for(other, idx))          # another operator's factors
+    ndsolve._PENDING[(id(mine), hash(idx))] = (weakref.ref(other), idx, stale)
+    try:
+        F = ndsolve.factor_for(mine, idx)
+    finally:
+        ndsolve._PENDING.pop((id(mine), hash(idx)), None)
+    op = mine.grid_operator(idx)
+    x = [Fraction(int(v), 7) for v in rng.integers(-30, 30, size=n)]
+    b, D = integer_rhs(dense(op), x)
+    assert F is not stale.result() and ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b) == tuple(v * D for v in x)
+
+
+def test_a_finished_prefetch_is_kept_without_being_asked_for():
+    rng = np.random.default_rng(29)
+    spec = generator_spec(rng, 2, 3)
+    while not ndrank.rows_nonsingular(spec, range(spec.in_dim)):  # pragma: no cover - seed-dependent
+        spec = generator_spec(rng, 2, 3)
+    idx = tuple(range(spec.in_dim))
+    ndsolve.prefetch(spec, idx)
+    key = (id(spec), hash(idx))
+    for _ in range(2000):
+        if key not in ndsolve._PENDING:
+            break
+        import time
+        time.sleep(0.005)
+    assert key not in ndsolve._PENDING and key in ndsolve._CACHE and ndsolve._CACHE[key][0]() is spec

@@ -116,10 +116,12 @@ class Factor:
 FACTOR_CACHE_BYTES = 2 << 30
 
 _CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Factor]] = {}
-# Factorisations started ahead (prefetch), by the same key, and the one
-# background thread that runs them; the lock guards both dictionaries.
-_PENDING: dict[tuple[int, int], tuple[tuple[int, ...], Future]] = {}
-_LOCK = threading.Lock()
+# Factorisations started ahead (prefetch), by the same key, with a weak
+# reference to their operator (a key's id may be reused once it is freed),
+# and the one background thread that runs them; the lock guards both
+# dictionaries (reentrant: a finished future's callback may run at once).
+_PENDING: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Future]] = {}
+_LOCK = threading.RLock()
 _POOL: list[ThreadPoolExecutor] = []
 
 
@@ -136,12 +138,14 @@ def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> F
         if hit is not None and hit[0]() is spec and hit[1] == indices:
             _CACHE[key] = hit
             return hit[2]
-        ahead = _PENDING.pop(key, None)
-    if ahead is not None and ahead[0] == indices:
+        ahead = _PENDING.get(key)
+        if ahead is not None and (ahead[0]() is not spec or ahead[1] != indices):
+            ahead = None   # another object's, at a reused address: not ours
+    if ahead is not None:
         # Its own deadline may be later than ours: stop waiting at ours.
         wait = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
         try:
-            factor = ahead[1].result(timeout=wait)
+            factor = ahead[2].result(timeout=wait)
         except FutureTimeout:
             raise TimeoutError("time limit reached waiting for a factorisation") from None
         if factor is not None:
@@ -157,17 +161,36 @@ def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> Non
     """Start factoring the rows ``indices`` of ``spec`` in a background
     thread (one, first come first served), for a later :func:`factor_for`:
     the peel of a network factors the layers below the one it is solving
-    meanwhile (the elimination's matrix products release the GIL).
+    meanwhile (the elimination's matrix products release the GIL).  The
+    result is kept as factor_for keeps its own, even if nobody asks.
     Nothing happens when the factors are kept or already on their way."""
     indices = tuple(int(i) for i in indices)
     key = (id(spec), hash(indices))
+    ref = weakref.ref(spec)
     with _LOCK:
         hit = _CACHE.get(key)
-        if key in _PENDING or (hit is not None and hit[0]() is spec and hit[1] == indices):
+        if hit is not None and hit[0]() is spec and hit[1] == indices:
+            return
+        ahead = _PENDING.get(key)
+        if ahead is not None and ahead[0]() is spec and ahead[1] == indices:
             return
         if not _POOL:
             _POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-inj-factor"))
-        _PENDING[key] = (indices, _POOL[0].submit(_factor_quietly, spec, indices, deadline))
+        future = _POOL[0].submit(_factor_quietly, spec, indices, deadline)
+        _PENDING[key] = (ref, indices, future)
+        future.add_done_callback(lambda f: _settle(key, ref, indices, f))
+
+
+def _settle(key, ref: weakref.ref, indices: tuple[int, ...], future: Future) -> None:
+    """A prefetch finished: off the pending list, and its factors kept if
+    its operator still exists (so nothing is held for a discarded one)."""
+    with _LOCK:
+        ahead = _PENDING.get(key)
+        if ahead is not None and ahead[2] is future:
+            del _PENDING[key]
+    spec = ref()
+    if spec is not None and not future.cancelled() and future.exception() is None and future.result() is not None:
+        _keep(key, spec, indices, future.result())
 
 
 def _factor(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
