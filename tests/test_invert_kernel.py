@@ -171,8 +171,11 @@ def test_cli_reads_long_vectors_from_files(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('[1, "x"]')
     np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))
     (tmp_path / "short.json").write_text("[1, 2]")
+    (tmp_path / "zero.npy").write_bytes(b"")
+    np.save(tmp_path / "long.npy", np.array([1.0, 2.0], dtype=np.longdouble))
     for flag, name, words in (("--y-file", "bad.json", "bad.json"), ("--from-input-file", "nan.npy", "not finite"),
-                              ("--y-file", "short.json", "2 numbers for")):
+                              ("--y-file", "short.json", "2 numbers for"), ("--y-file", "zero.npy", "not a readable"),
+                              ("--from-input-file", "long.npy", "float16/32/64")):
         code = cli.main(["invert", str(net_path), flag, str(tmp_path / name)])
         err = capsys.readouterr().err.strip()
         assert code == 2 and words in err and len(err.splitlines()) == 1

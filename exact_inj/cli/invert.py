@@ -44,10 +44,10 @@ def read_vector_file(path: str) -> list[Fraction]:
 
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(path, f"not a readable .npy array ({str(e)[:80]})") from None
-        if a.dtype.kind not in "fiu":
-            raise InputError(path, f"a .npy vector must hold floats or integers, not {a.dtype}")
+        except (OSError, ValueError, EOFError, MemoryError) as e:
+            raise InputError(path, f"not a readable .npy array ({type(e).__name__}: {str(e)[:80]})") from None
+        if a.dtype.kind not in "fiu" or (a.dtype.kind == "f" and a.dtype.itemsize > 8):
+            raise InputError(path, f"a .npy vector must hold float16/32/64 or integers, not {a.dtype}")
         a = a.ravel()
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise InputError(path, f"entry {int(np.flatnonzero(~np.isfinite(a))[0])} is not finite")
