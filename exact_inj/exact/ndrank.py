@@ -54,8 +54,8 @@ import numpy as np
 
 from .modrank import is_prime
 
-__all__ = ["MAX_INNER", "PIVOT_BLOCK", "PRIMES", "nonsingular", "reduce_mod", "rows_factor", "rows_nonsingular",
-           "rows_nonsingular_all"]
+__all__ = ["MAX_INNER", "PIVOT_BLOCK", "PRIMES", "nonsingular", "one_blas_thread", "reduce_mod", "rows_factor",
+           "rows_nonsingular", "rows_nonsingular_all"]
 
 
 def _primes_below(bound: int, count: int) -> tuple[int, ...]:
@@ -174,7 +174,7 @@ _LIMIT: list = []   # [the active limiter, how many eliminations are inside it]
 
 
 @contextlib.contextmanager
-def _one_thread():
+def one_blas_thread():
     """A context in which BLAS uses one thread, if threadpoolctl is there.
     Small matrix products are many times slower with two threads on a
     loaded machine (measured: 216 us against 2.6 ms for 224 x 32 x 512).
@@ -231,7 +231,7 @@ def _schur(F: np.ndarray, s: int, p: int, keep: bool = False) -> np.ndarray:
         if pending:
             reduce_mod(F[j0:j1, j0:], p)
             reduce_mod(F[j1:, j0:j1], p)
-        with _one_thread():
+        with one_blas_thread():
             Dinv = _block_inverse(F[j0:j1, j0:j1], p)
         X = Dinv @ F[j0:j1, j1:]
         reduce_mod(X, p)
@@ -428,7 +428,7 @@ def nonsingular(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ro
             _TRACE.append((s, F.shape[0] - s, F.shape[1] - s))
         try:
             if F.size <= _SMALL_FRONT:
-                with _one_thread():
+                with one_blas_thread():
                     U = _schur(F, s, p, factors is not None)
             else:
                 U = _schur(F, s, p, factors is not None)
@@ -478,7 +478,10 @@ def rows_nonsingular_all(jobs: Sequence[tuple], deadline: float | None = None) -
         return [rows_nonsingular(spec, idx, deadline) for spec, idx in jobs]
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only for several jobs
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="exact-inj-rank") as pool:
+    # BLAS on one thread for the whole of it, set before either job starts:
+    # changing OpenBLAS's thread count while another thread is inside a
+    # multi-threaded call could leave it on one thread for good (review).
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="exact-inj-rank") as pool:
         return list(pool.map(lambda job: rows_nonsingular(job[0], job[1], deadline), jobs))
 
 

@@ -202,9 +202,12 @@ def _factor(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | 
 
 
 def _factor_quietly(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
-    """_factor for the background thread: past the deadline, nothing."""
+    """_factor for the background thread: past the deadline, nothing.  BLAS
+    stays on one thread throughout (the peel that starts it holds the same
+    limit), so that its thread count never changes under a running product."""
     try:
-        return _factor(spec, indices, deadline)
+        with ndrank.one_blas_thread():
+            return _factor(spec, indices, deadline)
     except TimeoutError:
         return None
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..certify.inverse import is_preimage
 from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_rows, square_rows
-from ..exact import linalg, ndsolve
+from ..exact import linalg, ndrank, ndsolve
 from ..model import Domain, Network
 
 __all__ = ["peel"]
@@ -62,9 +62,22 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     >>> peel(net, [Fraction(-1), Fraction(0)], Domain.reals())   # forces h = (-1/2, -1/2): no ReLU output
     ('empty', [(Fraction(-1, 2), Fraction(-1, 2))], None)
     """
+    ahead = _jobs_ahead(net)
+    if not ahead:
+        return _peel(net, y, domain, deadline, progress)
+    # Two eliminations at once: BLAS on one thread for both, set before the
+    # background one starts (OpenBLAS's thread count changed under a running
+    # product could stay at one for good: review).
+    with ndrank.one_blas_thread():
+        for spec, reps in ahead:
+            ndsolve.prefetch(spec, reps, deadline)
+        return _peel(net, y, domain, deadline, progress)
+
+
+def _peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | None,
+          progress: Callable[[str], None] | None) -> tuple | None:
     z = tuple(y)
     chain: list[tuple[Fraction, ...]] = []
-    _factor_ahead(net, deadline)
     for k in reversed(range(len(net.layers))):
         layer = net.layers[k]
         eq = equations(layer, z)
@@ -109,21 +122,23 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     return "empty", chain, None
 
 
-def _factor_ahead(net: Network, deadline: float | None) -> None:
-    """Start factoring, in the background, the kernel layers below the last
-    whose representative rows will be the same whatever y is: those of all
-    their rows, when square (a [C; -s^2 C] stage, one row of each pair being
-    an equation at every output that has a preimage).  The last layer is
-    factored in the foreground meanwhile; a guess that turns out wrong only
-    costs the background thread's time."""
+def _jobs_ahead(net: Network) -> list[tuple]:
+    """The kernel layers below the last to factor in the background, with
+    their rows: those whose representative rows are the same whatever y is,
+    those of all their rows, when square (a [C; -s^2 C] stage, one row of
+    each pair being an equation at every output that has a preimage).  The
+    last layer is factored in the foreground meanwhile; a guess that turns
+    out wrong only costs the background thread's time.  None on one core."""
     if (os.cpu_count() or 1) < 2:
-        return
+        return []
+    jobs = []
     for layer in reversed(net.layers[:-1]):
         if layer.in_dim * layer.out_dim <= MAX_PEEL_ENTRIES or not hasattr(getattr(layer, "spec", None), "grid_operator"):
             continue
         sq = square_rows(layer, range(layer.out_dim))
         if sq is not None and len(sq[0]) == layer.in_dim:
-            ndsolve.prefetch(layer.spec, sq[0], deadline)
+            jobs.append((layer.spec, sq[0]))
+    return jobs
 
 
 def _kernel_solve(layer, idx: list[int], t: list[Fraction], deadline: float | None) -> tuple[Fraction, ...] | None:
