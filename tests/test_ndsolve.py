@@ -27,6 +27,16 @@ def generator_spec(rng, cout: int, N: int, d: int = 2, span: int = 3) -> KernelS
     return KernelSpec.build(K, cin, cout, [N] * d, strides=[2] * d, pads=[(1, 1)] * d, transposed=True)
 
 
+def nonsingular_specs(rng, count: int) -> list[KernelSpec]:
+    """``count`` generator-shaped operators (2 output channels on 3 x 3) shown nonsingular."""
+    specs: list[KernelSpec] = []
+    while len(specs) < count:
+        spec = generator_spec(rng, 2, 3)
+        if ndrank.rows_nonsingular(spec, range(spec.in_dim)):
+            specs.append(spec)
+    return specs
+
+
 def dense(op) -> flint.fmpq_mat:
     n, rows, cols, vals = op[:4]
     A = flint.fmpq_mat(n, n)
@@ -152,11 +162,7 @@ def test_factor_cache_is_per_object_and_rows():
 
 def test_prefetched_factors_are_waited_for_and_solve_alike():
     rng = np.random.default_rng(13)
-    specs = []
-    while len(specs) < 3:
-        spec = generator_spec(rng, 2, 3)
-        if ndrank.rows_nonsingular(spec, range(spec.in_dim)):
-            specs.append(spec)
+    specs = nonsingular_specs(rng, 3)
     for spec in specs:
         ndsolve.prefetch(spec, range(spec.in_dim))
         ndsolve.prefetch(spec, range(spec.in_dim))     # a second request: nothing more
@@ -186,12 +192,7 @@ def test_a_pending_factorisation_of_another_object_is_not_taken():
     from concurrent.futures import Future
 
     rng = np.random.default_rng(23)
-    specs = []
-    while len(specs) < 2:
-        spec = generator_spec(rng, 2, 3)
-        if ndrank.rows_nonsingular(spec, range(spec.in_dim)):
-            specs.append(spec)
-    mine, other = specs
+    mine, other = nonsingular_specs(rng, 2)
     n = mine.in_dim
     idx = tuple(range(n))
     stale: Future = Future()
