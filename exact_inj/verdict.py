@@ -20,7 +20,7 @@ from .collision import describe
 from .certify.schema import Certificate, Status, Witness, proof_kind
 from .numbers import fraction_to_str
 
-__all__ = ["Status", "Verdict", "approx", "approx_array", "certified"]
+__all__ = ["Status", "Verdict", "approx", "approx_array", "certified", "json_approx"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Verdict:
         if w is not None:
             out["witness"] = {"x": [fraction_to_str(v) for v in w.x], "y": [fraction_to_str(v) for v in w.y],
                               # Approximations for reading and plotting; the exact strings are the answer.
-                              "x_approx": _json_approx(w.x), "y_approx": _json_approx(w.y)}
+                              "x_approx": json_approx(w.x), "y_approx": json_approx(w.y)}
             if w.active_rows is not None:
                 out["witness"]["active_rows"] = list(w.active_rows)
                 out["witness"]["active_rank"] = w.active_rank
@@ -150,7 +150,7 @@ def approx(v: Fraction) -> float:
         return math.inf if v > 0 else -math.inf
 
 
-def _json_approx(v) -> list[float | None]:
+def json_approx(v) -> list[float | None]:
     """Approximations for JSON, null beyond the float range (JSON has no inf)."""
     return [a if math.isfinite(a) else None for a in map(approx, v)]
 

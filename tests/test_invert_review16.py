@@ -104,3 +104,15 @@ def test_relu_still_takes_floats_and_numpy_scalars():
 
     assert relu(0.5) == 0.5 and relu(np.float64(-1.0)) == 0 and relu(np.int64(4)) == 4
     assert relu(F(-1, 3)) == 0 and relu(F(2, 3)) == F(2, 3) and relu(-2) == 0 and relu(True) is True
+
+
+def test_a_point_beyond_the_float_range_is_answered_with_a_null_decimal():
+    """Review note (older): an output beyond the float range gave an internal error from
+    float() in the answer's decimals; JSON has no infinity, so it is null."""
+    import json
+
+    big = F(10 ** 400)
+    net = Network((Layer.from_rows([[1], [-1]]),))
+    r = invert(net, [str(big), "0"])
+    out = json.loads(json.dumps(r.to_json()))
+    assert r.preimage == "point" and r.points == [(big,)] and out["decimals"] == [[None]]

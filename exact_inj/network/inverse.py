@@ -51,7 +51,7 @@ from ..model import Domain, Network
 from ..model.monotone import relu_form
 from ..model.normalised import require_plain
 from ..numbers import fraction_to_str, parse_exact
-from ..verdict import Status
+from ..verdict import Status, json_approx
 from .peel import peel
 from .preimage import PreimageSearch
 
@@ -90,7 +90,7 @@ class InverseResult:
     def to_json(self, include_network: bool = False) -> dict:
         out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "preimage": self.preimage,
                                "points": [[fraction_to_str(v) for v in p] for p in self.points],
-                               "decimals": [[float(v) for v in p] for p in self.points],
+                               "decimals": [json_approx(p) for p in self.points],   # null beyond floats
                                "y": [fraction_to_str(v) for v in self.y], "domain": self.domain.to_json()}
         if self.preimage in ("set", "unknown"):
             out["pieces"] = self.pieces
