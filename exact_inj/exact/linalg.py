@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import gcd, lcm
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flint
 
@@ -168,6 +168,34 @@ def solve_affine(
                     v -= Fraction(int(e.p), int(e.q)) * x[f]
         x[j] = v
     return x
+
+
+def product_by_digits(matvec: Callable, x, width: int):
+    """M x exactly, for a vector x of Python ints (a numpy object array),
+    when ``matvec(d)`` is M d computed in float64 and exact for integer
+    vectors d with entries in [-2^(width-1), 2^(width-1)): x is cut into such
+    signed digits, x = sum_k d_k 2^(k width), and the products are added up
+    as Python ints (an object array).  Each pass costs big-integer work over
+    the whole vector, so it suits inputs of a few digits.
+
+    >>> import numpy as np
+    >>> M = np.array([[3.0, -1.0], [2.0, 5.0]])
+    >>> x = np.array([2 ** 70 + 5, -(3 ** 40)], dtype=object)
+    >>> product_by_digits(lambda d: M @ d, x, 20).tolist() == [3 * x[0] - x[1], 2 * x[0] + 5 * x[1]]
+    True
+    """
+    import numpy as np  # noqa: PLC0415 - numpy is imported by every caller already
+
+    xs = x.copy()
+    out = None
+    shift, half, mod = 0, 1 << (width - 1), 1 << width
+    while xs.any():
+        digit = (xs + half) % mod - half
+        part = matvec(digit.astype(np.float64)).astype(np.int64).astype(object) << shift
+        out = part if out is None else out + part
+        xs = (xs - digit) >> width
+        shift += width
+    return out if out is not None else matvec(np.zeros(len(x))).astype(np.int64).astype(object)
 
 
 def round_hint(v: float) -> Fraction:

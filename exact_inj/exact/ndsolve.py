@@ -47,6 +47,7 @@ import numpy as np
 
 from . import ndrank
 # The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
+from .linalg import product_by_digits
 from .ndrank import MAX_INNER, PIVOT_BLOCK, reduce_mod
 
 __all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
@@ -271,19 +272,6 @@ def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
     if bound * max(1 << _LIMB, p) >= 2.0 ** 52:
         return None
 
-    def matvec_int(x: np.ndarray) -> np.ndarray:
-        """A x for a vector of Python ints (object array), exactly."""
-        xs = x.copy()
-        out = np.zeros(n, dtype=object)
-        shift = 0
-        half = 1 << (_LIMB - 1)
-        while np.any(xs != 0):
-            digit = ((xs + half) % (1 << _LIMB)) - half
-            out = out + (matvec(digit.astype(np.float64)).astype(np.int64).astype(object) << shift)
-            xs = (xs - digit) >> _LIMB
-            shift += _LIMB
-        return out
-
     r = np.array([int(v) for v in b], dtype=object)
     if len(r) != n:
         raise ValueError(f"b has {len(r)} entries for {n} rows")
@@ -307,7 +295,7 @@ def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
             if got is not None:
                 V, d = got
                 E = (V - d * X) // M
-                if np.array_equal(matvec_int(E), d * r):
+                if np.array_equal(product_by_digits(matvec, E, _LIMB), d * r):
                     return tuple(Fraction(int(v), d) for v in V)
     return None
 

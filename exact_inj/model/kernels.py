@@ -51,7 +51,7 @@ import flint
 import numpy as np
 
 from ..errors import OperatorTooLarge
-from ..exact.linalg import common_denominator
+from ..exact.linalg import common_denominator, product_by_digits
 from ..numbers import exact, fraction_to_str, nested_to_str
 from .conv import MAX_OPERATOR_ENTRIES, ConvLayer, KernelTaps
 
@@ -569,15 +569,8 @@ class KernelSpec(KernelTaps):
         # denominators), so the digits serve the common case only.
         top = max((abs(v) for v in X), default=0).bit_length()
         if bits >= 8 and top <= _MAX_DIGITS * (bits - 1):
-            # Digits in [-2^(bits-1), 2^(bits-1)): |digit| * float_bound < 2^52.
-            xs = np.array(X, dtype=object)
-            acc = np.zeros(self.out_dim, dtype=object)
-            shift, half, mod = 0, 1 << (bits - 2), 1 << (bits - 1)
-            while xs.any():
-                digit = (xs + half) % mod - half
-                acc += self.apply_float(digit.astype(np.float64)).astype(np.int64).astype(object) << shift
-                xs = (xs - digit) >> (bits - 1)
-                shift += bits - 1
+            # Digits in [-2^(bits-2), 2^(bits-2)): |digit| * float_bound < 2^50.
+            acc = product_by_digits(self.apply_float, np.array(X, dtype=object), bits - 1)
             arr, S = self._scaled
             per = prod(self.output_size)
             bias = np.repeat(np.array([int(b) * D for b in arr[len(arr) - self.out_channels:]], dtype=object), per)
