@@ -488,8 +488,9 @@ def rows_nonsingular_all(jobs: Sequence[tuple], deadline: float | None = None) -
 def rows_factor(spec, indices: Sequence[int], deadline: float | None = None):
     """As :func:`rows_nonsingular`, keeping the elimination's factors:
     ``(op, p, nodes)`` when shown (``op`` the integer rows from
-    ``spec.grid_operator``, ``nodes`` as ``keep`` of :func:`nonsingular`,
-    for :class:`exact_inj.exact.ndsolve.Factor`), else None.  The result
+    ``spec.grid_operator``, ``nodes`` as the ``factors`` list of
+    :func:`nonsingular` collects them, for
+    :class:`exact_inj.exact.ndsolve.Factor`), else None.  The result
     is remembered as :func:`rows_nonsingular`'s would be: the elimination is
     the same computation, so either call answers the other from memory."""
     shown, op, p, nodes = _rows(spec, indices, deadline, [])
