@@ -42,7 +42,14 @@ def main() -> int:
     ap.add_argument("--onnx", help="load the generator from this file instead of building it")
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--time-limit", type=float, default=600.0)
+    ap.add_argument("--no-background", action="store_true",
+                    help="factor every stage in the foreground (the peel's background factorisations off), "
+                         "for the comparison in docs/performance.md")
     args = ap.parse_args()
+    if args.no_background:
+        import exact_inj.network.peel as npeel  # noqa: PLC0415 - only for this comparison
+
+        npeel._jobs_ahead = lambda net: []  # the peel then starts no background job
 
     t = time.perf_counter()
     net = load_network(args.onnx) if args.onnx else network_from_onnx_model(dcgan_generator())
