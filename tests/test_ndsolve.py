@@ -15,7 +15,7 @@ import flint
 import numpy as np
 import pytest
 
-from exact_inj.exact import ndrank, ndsolve
+from exact_inj.exact import densemod, ndrank, ndsolve
 from exact_inj.model.kernels import KernelSpec
 
 
@@ -100,7 +100,7 @@ def test_modular_solve_matches_flint_mod_p_with_deep_trees_and_wide_pivot_blocks
             want = A.solve(flint.nmod_mat(n, 1, [int(v) % p for v in b], p))
             assert [int(v) % p for v in x] == [int(want[i, 0]) for i in range(n)]
             assert np.abs(x).max() <= (p + 1) // 2
-    assert widest > ndrank.PIVOT_BLOCK
+    assert widest > densemod.PIVOT_BLOCK
 
 
 def test_wrong_factors_never_give_a_wrong_solution():

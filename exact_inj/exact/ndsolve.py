@@ -48,7 +48,7 @@ import numpy as np
 from . import ndrank
 # The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
 from .linalg import product_by_digits
-from .ndrank import MAX_INNER, PIVOT_BLOCK, reduce_mod
+from .densemod import MAX_INNER, PIVOT_BLOCK, one_blas_thread, reduce_mod
 
 __all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
 
@@ -207,7 +207,7 @@ def _factor_quietly(spec, indices: tuple[int, ...], deadline: float | None) -> F
     stays on one thread throughout (the peel that starts it holds the same
     limit), so that its thread count never changes under a running product."""
     try:
-        with ndrank.one_blas_thread():
+        with one_blas_thread():
             return _factor(spec, indices, deadline)
     except TimeoutError:
         return None

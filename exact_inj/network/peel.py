@@ -40,7 +40,7 @@ import numpy as np
 
 from ..certify.inverse import is_preimage
 from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_rows, square_rows
-from ..exact import linalg, ndrank, ndsolve
+from ..exact import densemod, linalg, ndsolve
 from ..model import Domain, Network
 
 __all__ = ["peel"]
@@ -68,7 +68,7 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     # Two eliminations at once: BLAS on one thread for both, set before the
     # background one starts (OpenBLAS's thread count changed under a running
     # product could stay at one for good: review).
-    with ndrank.one_blas_thread():
+    with densemod.one_blas_thread():
         for spec, reps in ahead:
             ndsolve.prefetch(spec, reps, deadline)
         return _peel(net, y, domain, deadline, progress)
