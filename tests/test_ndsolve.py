@@ -56,7 +56,7 @@ def integer_rhs(A: flint.fmpq_mat, x: list[Fraction]) -> tuple[list[int], int]:
 @pytest.mark.parametrize("seed", range(3))
 def test_solutions_equal_flints_on_random_generator_operators(seed):
     rng = np.random.default_rng([seed, 16])
-    solved = 0
+    solved = toeplitz = 0
     for _ in range(40):
         spec = generator_spec(rng, int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 3)))
         n = spec.in_dim
@@ -64,9 +64,13 @@ def test_solutions_equal_flints_on_random_generator_operators(seed):
         if got is None:  # not shown (singular, or an unlucky prime): nothing to solve with
             continue
         op, p, nodes = got
+        if op is None:  # shown through the Toeplitz structure: its own factors
+            op, F = spec.grid_operator(range(n)), nodes
+            toeplitz += 1
+        else:
+            F = ndsolve.Factor(n, p, nodes)
         A = dense(op)
         assert A.rank() == n  # shown nonsingular mod p, so over Q
-        F = ndsolve.Factor(n, p, nodes)
         # Solutions with small and with 60-bit denominators, and an integer one.
         for den in (1, 7, (1 << 60) + 33):
             x = [Fraction(int(rng.integers(-10**6, 10**6)), int(rng.integers(1, 50)) * den) for _ in range(n)]
@@ -74,7 +78,7 @@ def test_solutions_equal_flints_on_random_generator_operators(seed):
             sol = ndsolve.solve_exact(n, *ndsolve.coo_matvec(op), F, b)
             assert sol == tuple(v * D for v in x)
             solved += 1
-    assert solved >= 60
+    assert solved >= 60 and toeplitz >= 5   # both routes solved
 
 
 def test_modular_solve_matches_flint_mod_p_with_deep_trees_and_wide_pivot_blocks():
@@ -103,23 +107,37 @@ def test_modular_solve_matches_flint_mod_p_with_deep_trees_and_wide_pivot_blocks
     assert widest > densemod.PIVOT_BLOCK
 
 
+def factor_of(spec):
+    """(integer rows, a factor that solves them mod p) by either route, or None."""
+    got = ndrank.rows_factor(spec, range(spec.in_dim))
+    if got is None:
+        return None
+    op, p, nodes = got
+    if op is None:  # shown through the Toeplitz structure (exact.quadrant)
+        return spec.grid_operator(range(spec.in_dim)), nodes
+    return op, ndsolve.Factor(op[0], p, nodes)
+
+
 def test_wrong_factors_never_give_a_wrong_solution():
     rng = np.random.default_rng(3)
     done = 0
+    kinds = set()
     while done < 10:
         s1, s2 = generator_spec(rng, 1, 3), generator_spec(rng, 1, 3)
-        g1, g2 = ndrank.rows_factor(s1, range(s1.in_dim)), ndrank.rows_factor(s2, range(s2.in_dim))
+        g1, g2 = factor_of(s1), factor_of(s2)
         if g1 is None or g2 is None:
             continue
+        kinds.add(type(g2[1]).__name__)
         n = s1.in_dim
         x = [Fraction(int(v), 3) for v in rng.integers(-20, 20, size=n)]
         b, _ = integer_rhs(dense(g1[0]), x)
         # s1's matrix, s2's factors: every lifting step's division fails or the check A E = d r does.
-        got = ndsolve.solve_exact(n, *ndsolve.coo_matvec(g1[0]), ndsolve.Factor(n, g2[1], g2[2]), b, max_steps=8)
+        got = ndsolve.solve_exact(n, *ndsolve.coo_matvec(g1[0]), g2[1], b, max_steps=8)
         assert got is None or dense(g1[0]) * flint.fmpq_mat(n, 1, [flint.fmpq(v.numerator, v.denominator)
                                                                       for v in got]) == \
             flint.fmpq_mat(n, 1, b)
         done += 1
+    assert "QuadrantFactor" in kinds
 
 
 def test_too_few_steps_or_too_large_entries_give_none():

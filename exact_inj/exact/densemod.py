@@ -26,8 +26,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["MAX_INNER", "PIVOT_BLOCK", "SingularBlock", "block_inverse", "eliminate", "gemm_sub", "one_blas_thread",
-           "reduce_mod"]
+__all__ = ["MAX_INNER", "PIVOT_BLOCK", "SingularBlock", "block_inverse", "eliminate", "gemm_sub", "lu_solve",
+           "one_blas_thread", "reduce_mod"]
 
 
 # Inner dimension of one exact float64 matrix product: 2^13 * (2^19)^2 = 2^51.
@@ -195,3 +195,25 @@ def eliminate(F: np.ndarray, s: int, p: int, keep: bool = False) -> np.ndarray:
     if pending:
         reduce_mod(F[s:, s:], p)
     return F[s:, s:]
+
+
+def lu_solve(F: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
+    """x with A x = b mod p, where F holds the factors :func:`eliminate`
+    left (``keep``) after eliminating all of a square A (b reduced; F may
+    be float32, which holds residues below 2^20 exactly)."""
+    s = len(F)
+    v = np.array(b, dtype=np.float64)
+    starts = list(range(0, s, PIVOT_BLOCK))
+    for j0 in starts:
+        j1 = min(j0 + PIVOT_BLOCK, s)
+        v[j0:j1] = F[j0:j1, j0:j1].astype(np.float64) @ v[j0:j1]
+        reduce_mod(v[j0:j1], p)
+        if j1 < s:
+            v[j1:] -= F[j1:, j0:j1].astype(np.float64) @ v[j0:j1]
+            reduce_mod(v[j1:], p)
+    for j0 in reversed(starts):
+        j1 = min(j0 + PIVOT_BLOCK, s)
+        for lo in range(j1, s, MAX_INNER):
+            v[j0:j1] -= F[j0:j1, lo:lo + MAX_INNER].astype(np.float64) @ v[lo:lo + MAX_INNER]
+            reduce_mod(v[j0:j1], p)
+    return v

@@ -45,6 +45,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import quadrant
 from .densemod import SingularBlock, eliminate, one_blas_thread, reduce_mod
 from .modrank import is_prime
 
@@ -316,7 +317,9 @@ def rows_factor(spec, indices: Sequence[int], deadline: float | None = None):
     ``(op, p, nodes)`` when shown (``op`` the integer rows from
     ``spec.grid_operator``, ``nodes`` as the ``factors`` list of
     :func:`nonsingular` collects them, for
-    :class:`exact_inj.exact.ndsolve.Factor`), else None.  The result
+    :class:`exact_inj.exact.ndsolve.Factor`), or ``(None, p, solver)`` when
+    shown through the Toeplitz structure (``solver`` a
+    :class:`exact_inj.exact.quadrant.QuadrantFactor`); else None.  The result
     is remembered as :func:`rows_nonsingular`'s would be: the elimination is
     the same computation, so either call answers the other from memory."""
     shown, op, p, nodes = _rows(spec, indices, deadline, [])
@@ -324,14 +327,27 @@ def rows_factor(spec, indices: Sequence[int], deadline: float | None = None):
 
 
 def _rows(spec, indices: Sequence[int], deadline: float | None, keep: list | None):
-    """(shown, op, prime, kept factors) for :func:`rows_nonsingular` and
-    :func:`rows_factor`; from memory when the same rows of the same object
+    """(shown, op, prime, kept factors or a QuadrantFactor) for
+    :func:`rows_nonsingular` and :func:`rows_factor`; from memory when the same rows of the same object
     were shown before and no factors are asked for."""
     indices = tuple(int(i) for i in indices)
     key = (id(spec), hash(indices))
     hit = _MEMO.get(key)
     if keep is None and hit is not None and hit[0]() is spec and hit[1] == indices:
         return hit[2], None, None, None
+    # A stride-2 transposed convolution is shown through its Toeplitz
+    # structure first (exact.quadrant: seconds where the dissection takes
+    # tens of them); anything else, or a pivot block singular there for
+    # every prime, goes to the dissection.
+    for prime in PRIMES:
+        try:
+            solver = quadrant.factor(spec, indices, prime, deadline)
+        except SingularBlock:
+            continue
+        if solver is None:
+            break
+        _remember(key, spec, indices, True)
+        return True, None, prime, solver
     op = spec.grid_operator(indices)
     if op is None:
         return False, None, None, None
@@ -345,11 +361,15 @@ def _rows(spec, indices: Sequence[int], deadline: float | None, keep: list | Non
         shown, _ = nonsingular(n, rows, cols, vals, row_cell, col_cell, shape, prime, deadline, factors=keep)
         if shown:
             break
+    _remember(key, spec, indices, shown)
+    return shown, op, prime, keep
+
+
+def _remember(key, spec, indices: tuple[int, ...], shown: bool) -> None:
     try:
         ref = weakref.ref(spec)
     except TypeError:  # pragma: no cover - every spec class takes weak references
-        return shown, op, prime, keep
+        return
     if len(_MEMO) > 64:
         _MEMO.clear()
     _MEMO[key] = (ref, indices, shown)
-    return shown, op, prime, keep

@@ -48,9 +48,10 @@ import numpy as np
 from . import ndrank
 # The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
 from .linalg import product_by_digits
+from .quadrant import QuadrantFactor
 from .densemod import MAX_INNER, PIVOT_BLOCK, one_blas_thread, reduce_mod
 
-__all__ = ["FACTOR_CACHE_BYTES", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
+__all__ = ["FACTOR_CACHE_BYTES", "FACTOR_THREADS", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
 
 # Bits of one digit when an exact integer vector is multiplied by A in
 # float64 pieces (A's entries and the row lengths bound the rest).
@@ -113,20 +114,26 @@ class Factor:
 # Factors are kept per operator object and rows, most recent last, while they
 # hold at most this many bytes in all: inverting a second output of the same
 # network then skips the elimination (a full-size generator's four stages
-# hold about 1.1 GB).
+# hold about 1.1 GB by nested dissection, 0.2 GB through their Toeplitz
+# structure).
 FACTOR_CACHE_BYTES = 2 << 30
+
+# Background factorisations run at once (two cores: a full-size generator's
+# stages factored two at a time took its first inversion from 10.4 s to
+# 8.9 s, one run each: docs/performance.md).
+FACTOR_THREADS = 2
 
 _CACHE: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Factor]] = {}
 # Factorisations started ahead (prefetch), by the same key, with a weak
 # reference to their operator (a key's id may be reused once it is freed),
-# and the one background thread that runs them; the lock guards both
+# and the background threads that run them; the lock guards both
 # dictionaries (reentrant: a finished future's callback may run at once).
 _PENDING: dict[tuple[int, int], tuple[weakref.ref, tuple[int, ...], Future]] = {}
 _LOCK = threading.RLock()
 _POOL: list[ThreadPoolExecutor] = []
 
 
-def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> Factor | None:
+def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> Factor | QuadrantFactor | None:
     """The factors of the rows ``indices`` of ``spec``'s operator (as
     :func:`exact_inj.exact.ndrank.rows_factor`), kept for the next call
     with the same object and rows; None when the elimination does not
@@ -160,9 +167,10 @@ def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> F
 
 def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> None:
     """Start factoring the rows ``indices`` of ``spec`` in a background
-    thread (one, first come first served), for a later :func:`factor_for`:
-    the peel of a network factors the layers below the one it is solving
-    meanwhile (the elimination's matrix products release the GIL).  The
+    thread (:data:`FACTOR_THREADS` of them, first come first served), for a
+    later :func:`factor_for`: the peel of a network factors its kernel
+    layers two at a time, and waits for the one it needs (the eliminations'
+    matrix products release the GIL).  The
     result is kept as factor_for keeps its own, even if nobody asks.
     Nothing happens when the factors are kept or already on their way."""
     indices = tuple(int(i) for i in indices)
@@ -176,7 +184,7 @@ def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> Non
         if ahead is not None and ahead[0]() is spec and ahead[1] == indices:
             return
         if not _POOL:
-            _POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-inj-factor"))
+            _POOL.append(ThreadPoolExecutor(max_workers=FACTOR_THREADS, thread_name_prefix="exact-inj-factor"))
         future = _POOL[0].submit(_factor_quietly, spec, indices, deadline)
         _PENDING[key] = (ref, indices, future)
         future.add_done_callback(lambda f: _settle(key, ref, indices, f))
@@ -194,15 +202,16 @@ def _settle(key, ref: weakref.ref, indices: tuple[int, ...], future: Future) -> 
         _keep(key, spec, indices, future.result())
 
 
-def _factor(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
+def _factor(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | QuadrantFactor | None:
     got = ndrank.rows_factor(spec, indices, deadline)
     if got is None:
         return None
     op, p, nodes = got
-    return Factor(op[0], p, nodes)
+    # Shown through the Toeplitz structure: its factors solve as they are.
+    return nodes if op is None else Factor(op[0], p, nodes)
 
 
-def _factor_quietly(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | None:
+def _factor_quietly(spec, indices: tuple[int, ...], deadline: float | None) -> Factor | QuadrantFactor | None:
     """_factor for the background thread: past the deadline, nothing.  BLAS
     stays on one thread throughout (the peel that starts it holds the same
     limit), so that its thread count never changes under a running product."""

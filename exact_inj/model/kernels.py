@@ -336,6 +336,36 @@ class KernelSpec(KernelTaps):
         order = sorted(indices, key=lambda i: (self._anchor(i % per), i % per, i // per))
         return [{(c % plane) * cin + c // plane: v for c, v in self.sparse_row(i).items()} for i in order]
 
+    def rows_by_tap(self, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+        """The rows ``indices`` of the operator times the common factor S,
+        tap by tap: for each kernel tap, (the positions in ``indices`` of the
+        rows it reaches, the input pixel each of them reads through it, and
+        their int64 entries there, one column per input channel).  Row
+        ``indices[k]`` is the sum over taps of its entries at its pixels
+        (the entries of :meth:`grid_operator`, kept dense per tap).  None
+        when the integer kernel does not fit in int64.
+
+        >>> s = KernelSpec.build([[[1, 2]]], 1, 1, [2], strides=[2], transposed=True)
+        >>> [(k.tolist(), src.tolist(), V.tolist()) for k, src, V in s.rows_by_tap([0, 1, 2, 3])]
+        [([0, 2], [0, 1], [[1], [1]]), ([1, 3], [0, 1], [[2], [2]])]
+        """
+        per = prod(self.output_size)
+        idx = np.asarray(list(indices), dtype=np.int64)
+        o_of, r_of = idx // per, idx % per
+        out = []
+        for q, K in self._tap_arrays.items():
+            if K.dtype.kind == "O":
+                if any(abs(v) >= 1 << 62 for v in K.ravel().tolist()):
+                    return None
+                K = K.astype(np.int64)
+            # The input position each output position reads through tap q (-1: none).
+            srcflat = np.full(per, -1, dtype=np.int64)
+            srcflat[self._tap_links[q][1]] = self._tap_links[q][0]
+            ks = np.flatnonzero(srcflat[r_of] >= 0)
+            if ks.size:
+                out.append((ks, srcflat[r_of[ks]], K[o_of[ks]]))
+        return out
+
     def grid_operator(self, indices: Sequence[int]):
         """The rows ``indices`` (in that order, renumbered 0, 1, ...) of the
         operator times one positive common factor, as numpy arrays for
@@ -356,11 +386,10 @@ class KernelSpec(KernelTaps):
         >>> n, r.tolist(), c.tolist(), v.tolist(), rc.tolist(), cc.tolist(), shape
         (2, [0, 2, 1, 3], [0, 1, 0, 1], [1, 1, 2, 2], [0, 0, 1, 1], [0, 1], (2,))
         """
-        per_tap = self._tap_arrays
         d = len(self.input_size)
         per, plane = prod(self.output_size), prod(self.input_size)
         idx = np.asarray(list(indices), dtype=np.int64)
-        o_of, r_of = idx // per, idx % per
+        r_of = idx % per
         opos = np.unravel_index(np.arange(per), self.output_size)
         ipos = np.unravel_index(np.arange(plane), self.input_size)
         if self.transposed:
@@ -374,20 +403,11 @@ class KernelSpec(KernelTaps):
                                          shape)
         rows, cols, vals = [], [], []
         cin = self.in_channels
-        links = self._tap_links
-        for q, K in per_tap.items():
-            if K.dtype.kind == "O":
-                if any(abs(v) >= 1 << 62 for v in K.ravel().tolist()):
-                    return None
-                K = K.astype(np.int64)
-            # The input position each output position reads through tap q (-1: none).
-            srcflat = np.full(per, -1, dtype=np.int64)
-            srcflat[links[q][1]] = links[q][0]
-            ks = np.flatnonzero(srcflat[r_of] >= 0)
-            if ks.size == 0:
-                continue
-            V = K[o_of[ks]]  # (rows, in_channels)
-            C = np.arange(cin)[None, :] * plane + srcflat[r_of[ks]][:, None]
+        taps = self.rows_by_tap(idx)
+        if taps is None:
+            return None
+        for ks, src, V in taps:
+            C = np.arange(cin)[None, :] * plane + src[:, None]
             R = np.broadcast_to(ks[:, None], V.shape)
             nz = V != 0
             rows.append(R[nz])
