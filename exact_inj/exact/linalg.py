@@ -74,6 +74,14 @@ def rank(rows: Sequence[Sequence[int]], ncols: int) -> int:
         return 0
     if len(rows) * ncols >= _MODULAR_MIN_ENTRIES:
         full = min(len(rows), ncols)
+        # Many more rows than columns: about 2 ncols of them, spread over
+        # all, usually have the full rank already (and a subset's rank never
+        # exceeds the whole's): a generator's first stage, 4,096 rows of
+        # 256, in a tenth of the time.
+        if len(rows) > 4 * ncols:
+            some = rows[:: len(rows) // (2 * ncols)]
+            if flint.nmod_mat([[x % _P for x in r] for r in some], _P).rank() == full:
+                return full
         if flint.nmod_mat([[x % _P for x in r] for r in rows], _P).rank() == full:
             return full
     return flint.fmpz_mat([list(r) for r in rows]).rank()

@@ -270,13 +270,15 @@ def coo_matvec(op: tuple):
 
 
 def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
-                max_steps: int = 64) -> tuple[Fraction, ...] | None:
+                max_steps: int = 64, as_integers: bool = False):
     """The exact solution x of A x = b (b integers) by Dixon lifting with
     ``factor`` (A modulo factor.p).  ``matvec(x)`` is A x in float64 for an
     integer-valued x, exact when max |x| * ``bound`` < 2^53 (only such x are
     passed: digits below max(2^_LIMB, p)).  None if the rational
     reconstruction has not produced a verified solution after ``max_steps``
-    lifting steps, or ``bound`` is too large for exact digits."""
+    lifting steps, or ``bound`` is too large for exact digits.  With
+    ``as_integers``, the solution as (V, d): an object array of integers and
+    one denominator, x = V / d (no Fraction made per entry)."""
     p = factor.p
     if bound * max(1 << _LIMB, p) >= 2.0 ** 52:
         return None
@@ -298,14 +300,15 @@ def solve_exact(n: int, matvec, bound: float, factor: Factor, b: Sequence[int],
         X = X + xi.astype(np.int64).astype(object) * M
         M *= p
         if not np.any(r != 0):
-            return tuple(Fraction(int(v)) for v in X)  # A X = b exactly: an integer solution
+            # A X = b exactly: an integer solution.
+            return (X, 1) if as_integers else tuple(Fraction(int(v)) for v in X)
         if step >= 1:
             got = _reconstruct(X, M)
             if got is not None:
                 V, d = got
                 E = (V - d * X) // M
                 if np.array_equal(product_by_digits(matvec, E, _LIMB), d * r):
-                    return tuple(Fraction(int(v), d) for v in V)
+                    return (V, d) if as_integers else tuple(Fraction(int(v), d) for v in V)
     return None
 
 

@@ -156,32 +156,42 @@ def _kernel_solve(layer, idx: list[int], t: list[Fraction], deadline: float | No
     # rep . h = (t[q] - b) / lam, and every row standing for the same one
     # must give it the same value (a zero row: b = t[q]); then the solution
     # of the representatives' system solves all the equations.
+    # In integers: with L the common denominator of the targets and biases,
+    # N_q = L (t[q] - b) and lam = a / c (c > 0), the value is N_q c / (a L);
+    # two rows standing for one agree when their cross products do.
     bias = layer.bias
-    value: dict[int, Fraction] = {}
+    L = lcm(*{v.denominator for v in t}, *{bias[i].denominator for i in idx})
+    value: dict[int, tuple[int, int]] = {}
     for q, (i, r, lam) in enumerate(zip(idx, stand, lams)):
+        tq, bq = t[q], bias[i]
+        n = tq.numerator * (L // tq.denominator) - bq.numerator * (L // bq.denominator)
         if r < 0:
-            if t[q] != bias[i]:
+            if n:
                 return None
             continue
-        v = (t[q] - bias[i]) / lam
-        if value.setdefault(r, v) != v:
+        num, den = n * lam.denominator, lam.numerator
+        first = value.setdefault(r, (num, den))
+        if first[0] * den != num * first[1]:
             return None
     spec = layer.spec
     factor = ndsolve.factor_for(spec, reps, deadline)
     if factor is None:
         return None
     # The factored rows are S times the operator's (S = integer_scale), so
-    # the integer system is A (D h) = S D rhs, and A x is the kernel's
-    # float64 product at the representatives.
+    # the integer system is A (D h) = S D rhs with D = L A' (A' the lcm of
+    # the values' denominators a), and A x is the kernel's float64 product
+    # at the representatives.
     rhs = [value[r] for r in reps]
-    D = lcm(*(v.denominator for v in rhs))
+    Ap = lcm(*{abs(a) for _, a in rhs})
     S = spec.integer_scale
     at = np.asarray(reps, dtype=np.int64)
     x = ndsolve.solve_exact(len(reps), lambda v: spec.apply_float(v)[at], spec.float_bound(), factor,
-                            [S * v.numerator * (D // v.denominator) for v in rhs])
+                            [S * num * (Ap // a) for num, a in rhs], as_integers=True)
     if x is None:
         return None
-    return tuple(v / D for v in x)
+    V, d = x
+    D = d * L * Ap
+    return tuple(Fraction(int(v), D) for v in V)
 
 
 def _stuck(net: Network, y: Sequence[Fraction], chain: list) -> tuple | None:
