@@ -45,7 +45,14 @@ def main() -> int:
     ap.add_argument("--no-background", action="store_true",
                     help="factor every stage in the foreground (the peel's background factorisations off), "
                          "for the comparison in docs/performance.md")
+    ap.add_argument("--no-toeplitz", action="store_true",
+                    help="rank and factor every stage by nested dissection (exact.quadrant off), the route "
+                         "before the Toeplitz elimination, for the comparison in docs/performance.md")
     args = ap.parse_args()
+    if args.no_toeplitz:
+        import exact_inj.exact.quadrant as quadrant  # noqa: PLC0415 - only for this comparison
+
+        quadrant.factor = lambda *a, **k: None  # "not this structure": ndrank falls back to the dissection
     if args.no_background:
         import exact_inj.network.peel as npeel  # noqa: PLC0415 - only for this comparison
 
@@ -81,7 +88,8 @@ def main() -> int:
     print(f"\nload {load_s:.2f} s; max RSS {rss:.2f} GB; load average {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"load_s": round(load_s, 3), "max_rss_gb": round(rss, 3), "rows": rows,
+            json.dump({"options": {"no_toeplitz": args.no_toeplitz, "no_background": args.no_background},
+                       "load_s": round(load_s, 3), "max_rss_gb": round(rss, 3), "rows": rows,
                        "loadavg": os.getloadavg()}, f, indent=1)
     return 0 if all(r["latent_back"] for r in rows) else 1
 
