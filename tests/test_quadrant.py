@@ -287,3 +287,42 @@ def test_a_first_row_row_reaching_ahead_on_the_chain_is_refused():
         return taps + [(ks[j:j + 1], np.array([w - 1]), V[j:j + 1])]
 
     assert quadrant.factor(Tampered(spec, edit), range(spec.out_dim), P) is None
+
+
+def test_w_rows_reading_no_interior_pixel_review():
+    # Review: kernel 7, pads (1, 4): the last output row and column read no
+    # interior pixel, and the grouping of their pieces met an empty group
+    # (IndexError out of rows_nonsingular).  The matrix is nonsingular.
+    rng = np.random.default_rng(1)
+    K = np.zeros((1, 4, 7, 7), dtype=np.int64)
+    for a in (0, 1, 3, 6):
+        for b in (0, 1, 3, 6):
+            K[:, :, a, b] = rng.integers(-3, 4, size=(1, 4))
+    spec = KernelSpec.build(K.tolist(), 4, 1, [3, 3], strides=[2, 2], pads=[(1, 4), (1, 4)], transposed=True)
+    M = np.array([[int(v) for v in row] for row in spec.operator()], dtype=object)
+    assert rank_q(M) == 36
+    assert ndrank.rows_nonsingular(spec, range(spec.out_dim)) is True
+
+
+def test_kernel_of_zeros_and_bad_moduli():
+    K = np.zeros((1, 4, 4, 4), dtype=np.int64).tolist()
+    spec = KernelSpec.build(K, 4, 1, [3, 3], strides=[2, 2], pads=[1, 1], transposed=True)
+    assert quadrant.factor(spec, range(spec.out_dim), P) is None
+    assert ndrank.rows_nonsingular(spec, range(spec.out_dim)) is None
+    good = _spec(np.random.default_rng(11))
+    for p in (15, 1 << 20, (1 << 61) - 1):   # composite, or too large for exact float64 products
+        with pytest.raises(ValueError):
+            quadrant.factor(good, range(good.out_dim), p)
+
+
+def test_verify_of_a_stage_whose_last_row_reads_nothing_review():
+    # Review: kernel 2, pads (1, 0), output padding 1 (the last output row and
+    # column read nothing): verify raised instead of answering.
+    from exact_inj import verify
+    from exact_inj.model import Network
+    from exact_inj.verdict import Status
+
+    C = np.random.default_rng(0).integers(-3, 4, size=(1, 4, 2, 2))
+    spec = KernelSpec.build(np.concatenate([C, -C]).tolist(), 4, 2, [3, 3], strides=[2, 2],
+                            pads=[(1, 0), (1, 0)], output_padding=[1, 1], transposed=True)
+    assert verify(Network((spec.layer(),))).status is Status.NOT_INJECTIVE

@@ -66,6 +66,7 @@ import flint
 import numpy as np
 
 from .densemod import MAX_INNER, SingularBlock, block_inverse, eliminate, lu_solve, reduce_mod
+from .modrank import is_prime
 
 __all__ = ["MAX_SCHUR", "QuadrantFactor", "factor"]
 
@@ -198,6 +199,10 @@ def factor(spec, indices: Sequence[int], p: int, deadline: float | None = None) 
     structure of the module docstring (nothing is said then).  Raises
     :class:`~exact_inj.exact.densemod.SingularBlock` when a pivot block is
     singular mod p (nothing is shown) and TimeoutError past ``deadline``."""
+    # The float64 arithmetic is exact for primes below 2^20 only, and a
+    # composite modulus has no inverses to pivot with.
+    if not (2 < p < (1 << 20)) or not is_prime(p):
+        raise ValueError("the float64 arithmetic needs a prime below 2^20")
     if not getattr(spec, "transposed", False) or len(spec.input_size) != 2 or tuple(spec.strides) != (2, 2):
         return None
     h, w = spec.input_size
@@ -207,7 +212,7 @@ def factor(spec, indices: Sequence[int], p: int, deadline: float | None = None) 
         return None
     idx = np.asarray(list(indices), dtype=np.int64)
     taps = spec.rows_by_tap(idx)
-    if taps is None:
+    if not taps:   # too large for int64, or a kernel of zeros
         return None
     n = spec.in_dim
     plane, per = h * w, H2 * W2
@@ -309,6 +314,8 @@ def factor(spec, indices: Sequence[int], p: int, deadline: float | None = None) 
     del r_all, src, V
     wi_blocks, wb_blocks = {}, {}
     for target, cellid, mask in ((wi_blocks, pcell, pinner[ws]), (wb_blocks, pchain, ~pinner[ws])):
+        if not mask.any():   # W rows reading no pixel of this kind (review: an empty group)
+            continue
         r_, s_, v_ = wr[mask], ws[mask], wv[mask]
         order = np.lexsort((r_, cellid[s_]))
         r_, cells, v_ = r_[order], cellid[s_[order]], v_[order]
