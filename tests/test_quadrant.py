@@ -261,30 +261,19 @@ def _first_column_piece(spec, taps, deep: bool):
     raise AssertionError("no such piece")
 
 
-def test_a_first_column_row_reaching_the_interior_is_refused():
-    # Row cell (i, 0), i >= 2, is past pixel (1, 1) on the chain: only the
-    # interior test refuses it.
+@pytest.mark.parametrize("deep", [True, False])
+def test_an_edge_row_reaching_where_it_must_not_is_refused(deep):
+    # deep: row cell (i, 0), i >= 2, reading pixel (1, 1) -- past that pixel
+    # on the chain, so only the interior test refuses it.  Else: row cell
+    # (0, j) reading pixel (0, w - 1), later on the chain (M[N, P] would not
+    # be block lower triangular).
     spec = _spec(np.random.default_rng(11))
     w = spec.input_size[1]
 
     def edit(taps):
-        t, j = _first_column_piece(spec, taps, True)
+        t, j = _first_column_piece(spec, taps, deep)
         ks, src, V = taps[t]
-        return taps + [(ks[j:j + 1], np.array([w + 1]), V[j:j + 1])]
-
-    assert quadrant.factor(Tampered(spec, edit), range(spec.out_dim), P) is None
-
-
-def test_a_first_row_row_reaching_ahead_on_the_chain_is_refused():
-    # Row cell (0, j) reading pixel (0, w - 1), later on the chain: M[N, P]
-    # would not be block lower triangular.
-    spec = _spec(np.random.default_rng(11))
-    w = spec.input_size[1]
-
-    def edit(taps):
-        t, j = _first_column_piece(spec, taps, False)
-        ks, src, V = taps[t]
-        return taps + [(ks[j:j + 1], np.array([w - 1]), V[j:j + 1])]
+        return taps + [(ks[j:j + 1], np.array([w + 1 if deep else w - 1]), V[j:j + 1])]
 
     assert quadrant.factor(Tampered(spec, edit), range(spec.out_dim), P) is None
 

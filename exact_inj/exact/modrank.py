@@ -180,8 +180,19 @@ def independent_rows(rows: Sequence[Mapping[int, Fraction]], ncols: int, p: int)
     R, rk = _transposed_nmod(rows, ncols, p).rref()
     if rk < ncols:
         return None
+    return pivot_columns(R, rk)
+
+
+def pivot_columns(R: "flint.nmod_mat", rank: int) -> list[int]:
+    """The pivot column of each of the first ``rank`` rows of a reduced row
+    echelon form (as ``nmod_mat.rref`` returns it).
+
+    >>> R, rk = flint.nmod_mat(2, 3, [0, 1, 2, 0, 2, 4], 7).rref()
+    >>> pivot_columns(R, rk)
+    [1]
+    """
     pivots, j = [], 0
-    for i in range(rk):
+    for i in range(rank):
         while int(R[i, j]) == 0:
             j += 1
         pivots.append(j)

@@ -66,7 +66,7 @@ import flint
 import numpy as np
 
 from .densemod import MAX_INNER, SingularBlock, block_inverse, eliminate, lu_solve, reduce_mod
-from .modrank import is_prime
+from .modrank import is_prime, pivot_columns
 
 __all__ = ["MAX_SCHUR", "QuadrantFactor", "factor"]
 
@@ -338,13 +338,7 @@ def factor(spec, indices: Sequence[int], p: int, deadline: float | None = None) 
             R, rk = flint.nmod_mat(k, cin, (A.astype(np.int64) % p).ravel().tolist(), p).rref()
             if rk < k:
                 raise SingularBlock(f"B cell {b}'s {k} rows are dependent modulo {p}")
-            piv, j = [], 0
-            for i in range(k):
-                while int(R[i, j]) == 0:
-                    j += 1
-                piv.append(j)
-                j += 1
-            pcols.append(np.array(piv, dtype=np.int64))
+            pcols.append(np.array(pivot_columns(R, k), dtype=np.int64))
         qcols.append(np.setdiff1d(np.arange(cin), pcols[-1]))
         inv.append(block_inverse(A[:, pcols[-1]], p) if k else np.zeros((0, 0)))
     m = len(w_rows)

@@ -41,6 +41,7 @@ import numpy as np
 from ..certify.inverse import is_preimage
 from ..certify.peel import MAX_PEEL_ENTRIES, equations, integer_rows, square_rows
 from ..exact import densemod, linalg, ndsolve
+from ..exact.modrank import pivot_columns
 from ..model import Domain, Network
 
 __all__ = ["peel"]
@@ -226,15 +227,8 @@ def _independent(rows: list[tuple[list[int], int]], n: int) -> list[int] | None:
         else:
             entries = [rows[q][0][c] % _P for c in range(n) for q in sel.tolist()]
         R, rk = flint.nmod_mat(n, len(sel), entries, _P).rref()  # the transpose
-        if rk < n:
-            continue
-        piv, j = [], 0
-        for i in range(n):
-            while R[i, j] == 0:
-                j += 1
-            piv.append(int(sel[j]))
-            j += 1
-        return piv
+        if rk == n:
+            return [int(sel[j]) for j in pivot_columns(R, n)]
     return None
 
 
