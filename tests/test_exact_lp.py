@@ -45,3 +45,14 @@ def test_a_deadline_mid_run_stops_it_within_a_pivot():
     res = strict_or_motzkin(W, b, deadline=t0 + 0.2)
     assert res == ("limit", None, None)
     assert time.perf_counter() - t0 < 1.2
+
+
+def test_motzkin_rows_passes_its_deadline_on():
+    # The preimage search's exact fallback calls motzkin_rows; without the
+    # deadline it ran far past invert's time limit (review: > 200 s at 30 s).
+    from exact_inj.exact.lp import motzkin_rows
+
+    W, b = _wide_system()
+    rows = [(tuple(Fraction(v) for v in w), Fraction(c)) for w, c in zip(W, b)]
+    assert motzkin_rows(rows[:1], rows[1:], deadline=time.perf_counter() - 1.0) == ("limit", None, None)
+    assert motzkin_rows(rows[:1], rows[1:])[0] in ("point", "multiplier")

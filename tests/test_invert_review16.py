@@ -116,3 +116,29 @@ def test_a_point_beyond_the_float_range_is_answered_with_a_null_decimal():
     r = invert(net, [str(big), "0"])
     out = json.loads(json.dumps(r.to_json()))
     assert r.preimage == "point" and r.points == [(big,)] and out["decimals"] == [[None]]
+
+
+@pytest.mark.slow
+def test_the_case_split_fallback_keeps_the_time_limit(monkeypatch):
+    # Review: a small generator (kernel route forced), one output moved off
+    # the range: at time_limit=15 the case split's exact fallback (an exact
+    # simplex on a wide node) ran more than a minute past the limit.
+    import json
+    import os
+    import time
+
+    import exact_inj.certify.peel as cpeel
+    import exact_inj.network.peel as npeel
+    from exact_inj.io.json import network_from_json
+    from exact_inj.numbers import parse_number_text
+
+    monkeypatch.setattr(cpeel, "MAX_PEEL_ENTRIES", 0)
+    monkeypatch.setattr(npeel, "MAX_PEEL_ENTRIES", 0)
+    with open(os.path.join(os.path.dirname(__file__), "data", "invert_overrun_case.json")) as f:
+        case = json.load(f)
+    net = network_from_json(case["network"])
+    y = [parse_number_text(v) for v in case["y"]]
+    t = time.perf_counter()
+    r = invert(net, y, time_limit=15)
+    assert time.perf_counter() - t < 25
+    assert r.preimage == "unknown" and "time limit" in r.reason

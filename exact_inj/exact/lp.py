@@ -121,9 +121,10 @@ def strict_or_motzkin(
     return ("point", z, t)
 
 
-def motzkin_rows(strict, nonstrict):
+def motzkin_rows(strict, nonstrict, deadline: float | None = None):
     """:func:`strict_or_motzkin` on rows given as pairs (a, c) of Fractions,
-    meaning a.z + c t < 0 (strict) or <= 0 (non-strict).
+    meaning a.z + c t < 0 (strict) or <= 0 (non-strict); ('limit', None,
+    None) past ``deadline``, as there.
 
     Each row is scaled by a positive integer to integers first; the
     multipliers returned are those of the rows as given.
@@ -135,8 +136,8 @@ def motzkin_rows(strict, nonstrict):
     S = [_scaled(r) for r in strict]
     T = [_scaled(r) for r in nonstrict]
     kind, p, q = strict_or_motzkin([g[:-1] for g, _ in S], [g[-1] for g, _ in S],
-                                   [g[:-1] for g, _ in T], [g[-1] for g, _ in T])
-    if kind == "point":
+                                   [g[:-1] for g, _ in T], [g[-1] for g, _ in T], deadline)
+    if kind in ("point", "limit"):
         return kind, p, q
     # Multipliers of the scaled rows are multipliers of the original rows times s.
     return kind, [v * s for v, (_, s) in zip(p, S)], [v * s for v, (_, s) in zip(q, T)]

@@ -366,7 +366,11 @@ class PreimageSearch:
         deqs = [(_dense(a, D), c) for a, c in eqs]
         pairs = equations_as_rows(deqs)
         t_row = ((Fraction(0),) * D, Fraction(-1))
-        kind, a, b = motzkin_rows([t_row], drows + pairs)
+        # The exact simplex can take minutes on a wide node: it stops at the
+        # search's deadline (review: invert(time_limit=30) ran past 200 s here).
+        kind, a, b = motzkin_rows([t_row], drows + pairs, self.deadline)
+        if kind == "limit":
+            raise Stop("time limit")
         if kind == "multiplier":
             lam, mu = _split_multiplier(b, len(drows), len(deqs))
             cert = _infeasible(rows, eqs, lam, mu)
@@ -379,7 +383,10 @@ class PreimageSearch:
         interior = p
         while open_:
             closed = [i for i in range(len(rows)) if i not in open_]
-            kind, l1, l2 = motzkin_rows([drows[i] for i in open_] + [t_row], [drows[i] for i in closed] + pairs)
+            kind, l1, l2 = motzkin_rows([drows[i] for i in open_] + [t_row], [drows[i] for i in closed] + pairs,
+                                        self.deadline)
+            if kind == "limit":
+                raise Stop("time limit")
             if kind == "point":
                 interior = tuple(z / l2 for z in l1)
                 break
