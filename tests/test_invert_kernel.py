@@ -169,7 +169,7 @@ def test_cli_reads_long_vectors_from_files(tmp_path, capsys):
     capsys.readouterr()
     # Bad vectors: one line naming the file, exit 2, before the network is read.
     (tmp_path / "bad.json").write_text('[1, "x"]')
-    np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))
+    np.save(tmp_path / "nan.npy", np.array([1.0, np.nan, 0.0, 0.0]))
     (tmp_path / "short.json").write_text("[1, 2]")
     (tmp_path / "zero.npy").write_bytes(b"")
     np.save(tmp_path / "long.npy", np.array([1.0, 2.0], dtype=np.longdouble))
@@ -179,3 +179,17 @@ def test_cli_reads_long_vectors_from_files(tmp_path, capsys):
         code = cli.main(["invert", str(net_path), flag, str(tmp_path / name)])
         err = capsys.readouterr().err.strip()
         assert code == 2 and words in err and len(err.splitlines()) == 1
+    # A .npy file of the wrong length is refused by its header, before its
+    # numbers are converted (review: 10 M entries took 42 s and 1.9 GB first);
+    # a certificate into a folder that does not exist, before any work.
+    import time
+
+    np.save(tmp_path / "huge.npy", np.zeros(3_000_000, dtype=np.float32))
+    t = time.perf_counter()
+    code = cli.main(["invert", str(net_path), "--y-file", str(tmp_path / "huge.npy")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "3000000 numbers for 256 outputs" in err and time.perf_counter() - t < 10
+    code = cli.main(["invert", str(net_path), "--y-file", str(tmp_path / "y.json"),
+                     "--certificate", str(tmp_path / "no" / "such" / "a.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "does not exist" in err and len(err.splitlines()) == 1

@@ -271,7 +271,7 @@ def _verify(args) -> int:
     notes: list[str] = []
     for out in (args.certificate, args.results):
         if out:
-            _check_writable(out)
+            check_writable(out)
     progress = None if (args.quiet or args.json) else (lambda msg: print(f"exact-inj: {msg}", file=sys.stderr,
                                                                          flush=True))
     # Reading counts against the limit, and a huge file could take longer
@@ -439,7 +439,7 @@ def _export(args) -> int:
     data = LayerData(net.layers[0])
     model = formulation.witness_milp(data.Wf, data.bf)
     prob, _ = solver.to_pulp(model)
-    _check_writable(args.out)
+    check_writable(args.out)
     if args.out.endswith(".lp"):
         prob.writeLP(args.out)
     else:
@@ -463,7 +463,8 @@ def _with_limits(args, command) -> int:
         return command(args)
 
 
-def _check_writable(path: str) -> None:
+def check_writable(path: str) -> None:
+    """Refuse OUT at once (InputError) when its folder does not exist, before any work."""
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise InputError(path, "cannot write here: the directory does not exist")

@@ -13,7 +13,7 @@ from ..io.json import load_json_file
 from ..network.inverse import InverseResult, invert
 from ..numbers import fraction_to_str, parse_exact
 from .argtypes import positive_float
-from .app import parse_domain, write_json
+from .app import check_writable, parse_domain, write_json
 
 __all__ = ["add_parser", "format_result", "read_vector_file", "run"]
 
@@ -25,12 +25,14 @@ def _parse_vector(text: str, what: str) -> list[Fraction]:
         raise InputError(what, str(e)) from None
 
 
-def read_vector_file(path: str) -> list[Fraction]:
+def read_vector_file(path: str, length: int | None = None, what: str = "entries") -> list[Fraction]:
     """The numbers of a vector file for ``--y-file`` / ``--from-input-file``:
     a JSON list of exact numbers (a JSON number is the decimal it spells,
     a string may be "p/q"), or the "y" list of a JSON object (an invert
     answer), or a NumPy .npy array of floats or integers (each float's exact
-    binary value).  Bad content raises InputError naming the file.
+    binary value; any shape, read in C order).  Bad content raises
+    InputError naming the file; so does a .npy array of other than
+    ``length`` numbers, before any of them is converted.
 
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as d:
@@ -42,13 +44,10 @@ def read_vector_file(path: str) -> list[Fraction]:
     if path.endswith(".npy"):
         import numpy as np  # noqa: PLC0415 - only for .npy files
 
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, MemoryError) as e:
-            raise InputError(path, f"not a readable .npy array ({type(e).__name__}: {str(e)[:80]})") from None
-        if a.dtype.kind not in "fiu" or (a.dtype.kind == "f" and a.dtype.itemsize > 8):
-            raise InputError(path, f"a .npy vector must hold float16/32/64 or integers, not {a.dtype}")
-        a = a.ravel()
+        a = _npy(path)
+        if length is not None and a.size != length:
+            raise InputError(path, f"{a.size} numbers for {length} {what}")
+        a = np.asarray(a).ravel()
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise InputError(path, f"entry {int(np.flatnonzero(~np.isfinite(a))[0])} is not finite")
         return [Fraction(v) for v in a.tolist()]
@@ -58,6 +57,21 @@ def read_vector_file(path: str) -> list[Fraction]:
     if not isinstance(obj, list):
         raise InputError(path, "expected a JSON list of numbers (or an object with a list \"y\")")
     return [parse_exact(v, f"[{i}]", path) for i, v in enumerate(obj)]
+
+
+def _npy(path: str):
+    """The .npy array, memory-mapped (its header read and its type checked,
+    none of its data): a wrong file is refused before a big network loads,
+    and a wrong length before millions of numbers are converted."""
+    import numpy as np  # noqa: PLC0415 - only for .npy files
+
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError, MemoryError) as e:
+        raise InputError(path, f"not a readable .npy array ({type(e).__name__}: {str(e)[:80]})") from None
+    if a.dtype.kind not in "fiu" or (a.dtype.kind == "f" and a.dtype.itemsize > 8):
+        raise InputError(path, f"a .npy vector must hold float16/32/64 or integers, not {a.dtype}")
+    return a
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -93,22 +107,34 @@ EXIT = {"empty": 0, "point": 0, "set": 0, "unknown": 3}
 
 def run(args) -> int:
     """Carry out ``exact-inj invert``; exit 0 when answered, 3 when unknown."""
-    # The vector first: a malformed one is reported before a big network loads.
-    if args.from_input is not None or args.from_input_file is not None:
-        where = "--from-input" if args.from_input is not None else args.from_input_file
-        x = _parse_vector(args.from_input, where) if args.from_input is not None else \
-            read_vector_file(args.from_input_file)
+    # The vector and the certificate's place first: a malformed vector, or
+    # a folder that does not exist, is reported before a big network loads
+    # (a .npy file by its header: its numbers once their count is known).
+    if args.certificate:
+        check_writable(args.certificate)
+    from_input = args.from_input is not None or args.from_input_file is not None
+    path = args.from_input_file if from_input else args.y_file
+    if args.from_input is not None or args.y is not None:
+        where = "--from-input" if from_input else "--y"
+        vec = _parse_vector(args.from_input if from_input else args.y, where)
+    elif path.endswith(".npy"):
+        where, vec = path, None
+        _npy(path)
     else:
-        where = "--y" if args.y is not None else args.y_file
-        y = _parse_vector(args.y, where) if args.y is not None else read_vector_file(args.y_file)
+        where, vec = path, read_vector_file(path)
     net = load_network(args.file)
     domain = parse_domain(args.domain, net.input_dim)
-    if args.from_input is not None or args.from_input_file is not None:
+    if vec is None:
+        vec = read_vector_file(path, *((net.input_dim, "inputs") if from_input else (net.output_dim, "outputs")))
+    if from_input:
+        x = vec
         if len(x) != net.input_dim:
             raise InputError(where, f"{len(x)} numbers for {net.input_dim} inputs")
         y = net.evaluate(x)
-    elif len(y) != net.output_dim:
-        raise InputError(where, f"{len(y)} numbers for {net.output_dim} outputs")
+    else:
+        y = vec
+        if len(y) != net.output_dim:
+            raise InputError(where, f"{len(y)} numbers for {net.output_dim} outputs")
     say = None if args.quiet else (lambda m: print(f"exact-inj: {m}", file=sys.stderr, flush=True))
     res = invert(net, y, domain, time_limit=args.time_limit, max_pieces=args.max_pieces, progress=say)
     if args.certificate:
