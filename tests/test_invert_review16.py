@@ -142,3 +142,19 @@ def test_the_case_split_fallback_keeps_the_time_limit(monkeypatch):
     r = invert(net, y, time_limit=15)
     assert time.perf_counter() - t < 25
     assert r.preimage == "unknown" and "time limit" in r.reason
+
+
+def test_unnormalised_fractions_are_normalised_by_the_checker():
+    # Review: Fraction(-1, -1, _normalize=False) is 1 but compares with 0 the
+    # wrong way round; as a chain value it made a false "empty" answer (the
+    # only candidate "outside" the orthant) pass.
+    from exact_inj.certify.base import num_exact
+    from exact_inj.model import Domain
+
+    x = F(-1, -1, _normalize=False)
+    assert x.denominator < 0   # the value the review used: 1, unnormalised
+    net = Network((Layer.from_rows([[1]], activation="linear"),))   # y = x
+    ans = {"preimage": "empty", "certificate": {"kind": "peel", "chain": [[x]]}}
+    ok, _ = check_inverse(net, [F(1)], ans, Domain.orthant())
+    assert not ok
+    assert num_exact(x, "v").denominator == 1 and num_exact(x, "v") >= 0

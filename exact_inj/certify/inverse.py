@@ -112,7 +112,10 @@ def _indices(v: Any, bound: int, what: str) -> tuple[int, ...]:
 def _number(v: Any, what: str) -> Fraction:
     """An exact number: a Fraction, an int, or a string such as "-3/7" (never a float)."""
     if type(v) is Fraction:
-        return v
+        # Rebuilt from its parts, which normalises it: Fraction(n, d,
+        # _normalize=False) with d < 0 compares the wrong way round
+        # (review: a false "empty" answer passed the domain test).
+        return Fraction(v.numerator, v.denominator)
     if type(v) is int:
         return Fraction(v)
     if isinstance(v, str) and len(v) <= 100_000:
