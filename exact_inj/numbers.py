@@ -380,8 +380,12 @@ def exact(v: object) -> Fraction:
     """
     if isinstance(v, bool) or isinstance(v, float):
         raise TypeError(f"refusing {type(v).__name__} {v!r}: give an int, Fraction or string")
-    if isinstance(v, (int, Fraction)):
+    if isinstance(v, int):
         return Fraction(v)
+    if isinstance(v, Fraction):
+        # From its parts, which normalises it (Fraction(x) keeps an
+        # unnormalised x, whose negative denominator compares wrongly).
+        return Fraction(v.numerator, v.denominator)
     if isinstance(v, str):
         return Fraction(v.strip())
     raise TypeError(f"cannot read {v!r} as an exact number")

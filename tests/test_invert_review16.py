@@ -158,3 +158,10 @@ def test_unnormalised_fractions_are_normalised_by_the_checker():
     ok, _ = check_inverse(net, [F(1)], ans, Domain.orthant())
     assert not ok
     assert num_exact(x, "v").denominator == 1 and num_exact(x, "v") >= 0
+
+
+def test_exact_normalises_fraction_objects():
+    from exact_inj.numbers import exact
+
+    v = exact(F(3, -6, _normalize=False))
+    assert v == F(-1, 2) and v.denominator == 2 and v < 0
