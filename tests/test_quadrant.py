@@ -315,3 +315,11 @@ def test_verify_of_a_stage_whose_last_row_reads_nothing_review():
     spec = KernelSpec.build(np.concatenate([C, -C]).tolist(), 4, 2, [3, 3], strides=[2, 2],
                             pads=[(1, 0), (1, 0)], output_padding=[1, 1], transposed=True)
     assert verify(Network((spec.layer(),))).status is Status.NOT_INJECTIVE
+
+
+def test_too_large_for_the_dense_arrays_is_left_to_the_dissection(monkeypatch):
+    spec = _spec(np.random.default_rng(11))
+    assert quadrant.factor(spec, range(spec.out_dim), P) is not None
+    monkeypatch.setattr(quadrant, "MAX_BYTES", 1000)
+    assert quadrant.factor(spec, range(spec.out_dim), P) is None
+    assert ndrank.rows_nonsingular(spec, range(spec.out_dim)) is True   # by the dissection

@@ -68,7 +68,7 @@ import numpy as np
 from .densemod import MAX_INNER, SingularBlock, block_inverse, eliminate, lu_solve, reduce_mod
 from .modrank import is_prime, pivot_columns
 
-__all__ = ["MAX_SCHUR", "QuadrantFactor", "factor"]
+__all__ = ["MAX_BYTES", "MAX_SCHUR", "QuadrantFactor", "factor"]
 
 # The four offsets d of a row cell from the column cells its rows reach, as
 # an index 2 d_0 + d_1.
@@ -78,6 +78,10 @@ _OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 # channels of a row class: above this side (0.5 GB as float64) the
 # dissection is left to do it.
 MAX_SCHUR = 8192
+
+# Nor above this many bytes of dense arrays in all (a full-size generator
+# stage needs under 0.1 GB; 256 channels on a 32 x 32 grid would need 2 GB).
+MAX_BYTES = 1 << 30
 
 
 def _mod(X: np.ndarray, p: int) -> np.ndarray:
@@ -342,7 +346,9 @@ def factor(spec, indices: Sequence[int], p: int, deadline: float | None = None) 
         qcols.append(np.setdiff1d(np.arange(cin), pcols[-1]))
         inv.append(block_inverse(A[:, pcols[-1]], p) if k else np.zeros((0, 0)))
     m = len(w_rows)
-    if m > MAX_SCHUR:
+    # The dense arrays: V (one block per interior offset), G (one column
+    # block per interior cell next to the first row or column) and S.
+    if m > MAX_SCHUR or 8 * (hi * wi * cin * cin + (hi + wi - 1) * m * cin + m * m) > MAX_BYTES:
         return None
     qoff = np.concatenate([[0], np.cumsum([len(qc) for qc in qcols])]).astype(np.int64)
     if qoff[-1] != m or sum(len(r) for r in n_rows) != sum(len(pc) for pc in pcols):
