@@ -240,3 +240,41 @@ def test_a_finished_prefetch_is_kept_without_being_asked_for():
         import time
         time.sleep(0.005)
     assert key not in ndsolve._PENDING and key in ndsolve._CACHE and ndsolve._CACHE[key][0]() is spec
+
+
+def test_prefetches_not_started_can_be_cancelled_and_are_then_done_in_the_foreground(monkeypatch):
+    # The peel cancels the background jobs it did not need (review: they kept
+    # the cores and held up the interpreter's exit); a factor_for waiting on a
+    # cancelled one does the work itself instead of raising.
+    import time
+
+    calls = []
+
+    def slow(spec, indices, deadline):
+        calls.append(spec)
+        time.sleep(0.3)
+        return None
+
+    monkeypatch.setattr(ndsolve, "_factor", slow)
+    rng = np.random.default_rng(21)
+    specs = [generator_spec(rng, 1, 3) for _ in range(2 + ndsolve.FACTOR_THREADS)]
+    jobs = [ndsolve.prefetch(s, range(s.in_dim)) for s in specs]
+    assert all(j is not None for j in jobs)
+    t = time.perf_counter()
+    while not all(j.running() for j in jobs[:ndsolve.FACTOR_THREADS]) and time.perf_counter() - t < 5:
+        time.sleep(0.01)   # the workers pick the first jobs up
+    # A factor_for already waiting on the last job when it is cancelled.
+    import threading
+
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(ndsolve.factor_for(specs[-1], range(specs[-1].in_dim))))
+    waiter.start()
+    time.sleep(0.1)
+    cancelled = [j.cancel() for j in jobs]
+    assert cancelled[-1] and not cancelled[0]   # the first ones had started, the last had not
+    waiter.join(10)
+    assert got == [None]   # done in the foreground, no CancelledError
+    for j in jobs:
+        if not j.cancelled():
+            j.result()
+    assert specs[-1] in calls and not ndsolve._PENDING

@@ -37,7 +37,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from fractions import Fraction
 from math import isqrt
@@ -156,6 +156,9 @@ def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> F
             factor = ahead[2].result(timeout=wait)
         except FutureTimeout:
             raise TimeoutError("time limit reached waiting for a factorisation") from None
+        except CancelledError:
+            # The peel that started it no longer needed it: done here instead.
+            factor = _factor(spec, indices, deadline)
         if factor is not None:
             _keep(key, spec, indices, factor)
         return factor
@@ -165,29 +168,32 @@ def factor_for(spec, indices: Sequence[int], deadline: float | None = None) -> F
     return factor
 
 
-def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> None:
+def prefetch(spec, indices: Sequence[int], deadline: float | None = None) -> Future | None:
     """Start factoring the rows ``indices`` of ``spec`` in a background
     thread (:data:`FACTOR_THREADS` of them, first come first served), for a
     later :func:`factor_for`: the peel of a network factors its kernel
     layers two at a time, and waits for the one it needs (the eliminations'
     matrix products release the GIL).  The
     result is kept as factor_for keeps its own, even if nobody asks.
-    Nothing happens when the factors are kept or already on their way."""
+    Nothing happens when the factors are kept or already on their way.
+    Returns the job started (None if none was), for its caller to
+    ``cancel()`` if it turns out not to need it before it starts."""
     indices = tuple(int(i) for i in indices)
     key = (id(spec), hash(indices))
     ref = weakref.ref(spec)
     with _LOCK:
         hit = _CACHE.get(key)
         if hit is not None and hit[0]() is spec and hit[1] == indices:
-            return
+            return None
         ahead = _PENDING.get(key)
         if ahead is not None and ahead[0]() is spec and ahead[1] == indices:
-            return
+            return None
         if not _POOL:
             _POOL.append(ThreadPoolExecutor(max_workers=FACTOR_THREADS, thread_name_prefix="exact-inj-factor"))
         future = _POOL[0].submit(_factor_quietly, spec, indices, deadline)
         _PENDING[key] = (ref, indices, future)
         future.add_done_callback(lambda f: _settle(key, ref, indices, f))
+    return future
 
 
 def _settle(key, ref: weakref.ref, indices: tuple[int, ...], future: Future) -> None:

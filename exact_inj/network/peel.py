@@ -70,9 +70,17 @@ def peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | 
     # background one starts (OpenBLAS's thread count changed under a running
     # product could stay at one for good: review).
     with densemod.one_blas_thread():
-        for spec, reps in ahead:
-            ndsolve.prefetch(spec, reps, deadline)
-        return _peel(net, y, domain, deadline, progress)
+        started = [ndsolve.prefetch(spec, reps, deadline) for spec, reps in ahead]
+        try:
+            return _peel(net, y, domain, deadline, progress)
+        finally:
+            # A peel that stopped early (no preimage, a layer that does not
+            # span) leaves jobs it no longer needs: those not yet started are
+            # dropped, so that they neither take the cores nor hold up the
+            # interpreter's exit (review).
+            for job in started:
+                if job is not None:
+                    job.cancel()
 
 
 def _peel(net: Network, y: Sequence[Fraction], domain: Domain, deadline: float | None,
