@@ -127,7 +127,8 @@ _LIMIT: list = []   # [the active limiter, how many eliminations are inside it]
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """A context in which BLAS uses one thread, if threadpoolctl is there.
+    """A context in which BLAS uses one thread (threadpoolctl, a dependency;
+    an install without it only runs slower).
     Small matrix products are many times slower with two threads on a
     loaded machine (measured: 216 us against 2.6 ms for 224 x 32 x 512).
     The controller, which finds the BLAS libraries by reading the process's
@@ -139,8 +140,8 @@ def one_blas_thread():
     with _LIMIT_LOCK:
         if not _CONTROLLER:
             try:
-                from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - optional
-            except ImportError:  # pragma: no cover - an optional speed-up
+                from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - made once, when first needed
+            except ImportError:  # pragma: no cover - installed without its dependencies: only slower
                 _CONTROLLER.append(None)
             else:
                 _CONTROLLER.append(ThreadpoolController())
