@@ -383,8 +383,9 @@ def exact(v: object) -> Fraction:
     if isinstance(v, int):
         return Fraction(v)
     if isinstance(v, Fraction):
-        # From its parts, which normalises it (Fraction(x) keeps an
-        # unnormalised x, whose negative denominator compares wrongly).
+        # From its parts, which normalises it: Fraction(x) keeps an
+        # unnormalised x (Fraction(n, d, _normalize=False) with d < 0), which
+        # compares the wrong way round.  The checker reads API values here.
         return Fraction(v.numerator, v.denominator)
     if isinstance(v, str):
         return Fraction(v.strip())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..numbers import short_number
+from ..numbers import exact, short_number
 
 __all__ = ["Invalid", "ints", "is_int", "num", "num_exact", "nums", "pair"]
 
@@ -46,12 +46,8 @@ def is_int(v) -> bool:
 def num_exact(v, what: str) -> Fraction:
     # Exactly int or Fraction: a float would make Fraction arithmetic inexact,
     # and strings or numpy scalars compare differently from the numbers they spell.
-    if type(v) is int:
-        return Fraction(v)
-    if type(v) is Fraction:
-        # From its parts: Fraction(x) keeps an unnormalised x (a negative
-        # denominator, which compares the wrong way round) as it is.
-        return Fraction(v.numerator, v.denominator)
+    if type(v) is int or type(v) is Fraction:
+        return exact(v)   # normalised, as every Fraction read from outside
     raise Invalid(f"{what} must be exact (int or Fraction), not {type(v).__name__}")
 
 

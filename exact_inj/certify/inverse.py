@@ -64,7 +64,7 @@ from ..exact import linalg
 from ..io.json import network_from_json
 from ..model import Domain, Network
 from ..model.network import activate
-from ..numbers import fraction_to_str, parse_number_text, quote
+from ..numbers import exact, fraction_to_str, parse_number_text, quote
 from .base import Invalid
 from .check import check
 from .lifted import LiftedSystem, Row, combine, sparse_add
@@ -111,13 +111,10 @@ def _indices(v: Any, bound: int, what: str) -> tuple[int, ...]:
 
 def _number(v: Any, what: str) -> Fraction:
     """An exact number: a Fraction, an int, or a string such as "-3/7" (never a float)."""
-    if type(v) is Fraction:
-        # Rebuilt from its parts, which normalises it: Fraction(n, d,
-        # _normalize=False) with d < 0 compares the wrong way round
-        # (review: a false "empty" answer passed the domain test).
-        return Fraction(v.numerator, v.denominator)
-    if type(v) is int:
-        return Fraction(v)
+    if type(v) is Fraction or type(v) is int:
+        # Normalised (review: an unnormalised Fraction(-1, -1) compared the
+        # wrong way round, and a false "empty" answer passed the domain test).
+        return exact(v)
     if isinstance(v, str) and len(v) <= 100_000:
         try:
             # The one exact-number grammar (its exponent is bounded, so a
