@@ -26,8 +26,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["MAX_INNER", "PIVOT_BLOCK", "SingularBlock", "block_inverse", "eliminate", "gemm_sub", "lu_solve",
-           "one_blas_thread", "reduce_mod"]
+__all__ = ["MAX_INNER", "PIVOT_BLOCK", "SingularBlock", "block_inverse", "eliminate", "gemm_sub", "lower_solve",
+           "lu_solve", "matvec_mod", "one_blas_thread", "reduce_mod", "upper_solve"]
 
 
 # Inner dimension of one exact float64 matrix product: 2^13 * (2^19)^2 = 2^51.
@@ -198,23 +198,51 @@ def eliminate(F: np.ndarray, s: int, p: int, keep: bool = False) -> np.ndarray:
     return F[s:, s:]
 
 
+def matvec_mod(A: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:
+    """A x mod p, exactly (reduced inputs, A float64 or float32; inner
+    dimension in pieces of at most MAX_INNER, so that every partial sum is
+    an integer below 2^53)."""
+    k = A.shape[1]
+    if k <= MAX_INNER:
+        y = A @ x
+        reduce_mod(y, p)
+        return y
+    y = np.zeros(A.shape[0])
+    for lo in range(0, k, MAX_INNER):
+        y += A[:, lo:lo + MAX_INNER] @ x[lo:lo + MAX_INNER]
+        reduce_mod(y, p)
+    return y
+
+
+def lower_solve(F: np.ndarray, v: np.ndarray, p: int) -> None:
+    """v := L^-1 v mod p in place, for the s = len(v) pivots :func:`eliminate`
+    left in F's first s rows and columns (``keep``): each diagonal block's
+    inverse, then the block column below it."""
+    s = len(v)
+    for j0 in range(0, s, PIVOT_BLOCK):
+        j1 = min(j0 + PIVOT_BLOCK, s)
+        v[j0:j1] = matvec_mod(F[j0:j1, j0:j1], v[j0:j1], p)
+        if j1 < s:
+            v[j1:] -= matvec_mod(F[j1:s, j0:j1], v[j0:j1], p)
+            reduce_mod(v[j1:], p)
+
+
+def upper_solve(F: np.ndarray, v: np.ndarray, p: int) -> None:
+    """v := U^-1 v mod p in place, the unit upper factor being the block rows
+    right of each diagonal block (already multiplied by its inverse)."""
+    s = len(v)
+    for j0 in reversed(range(0, s, PIVOT_BLOCK)):
+        j1 = min(j0 + PIVOT_BLOCK, s)
+        if j1 < s:
+            v[j0:j1] -= matvec_mod(F[j0:j1, j1:s], v[j1:s], p)
+            reduce_mod(v[j0:j1], p)
+
+
 def lu_solve(F: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
     """x with A x = b mod p, where F holds the factors :func:`eliminate`
     left (``keep``) after eliminating all of a square A (b reduced; F may
     be float32, which holds residues below 2^20 exactly)."""
-    s = len(F)
     v = np.array(b, dtype=np.float64)
-    starts = list(range(0, s, PIVOT_BLOCK))
-    for j0 in starts:
-        j1 = min(j0 + PIVOT_BLOCK, s)
-        v[j0:j1] = F[j0:j1, j0:j1].astype(np.float64) @ v[j0:j1]
-        reduce_mod(v[j0:j1], p)
-        if j1 < s:
-            v[j1:] -= F[j1:, j0:j1].astype(np.float64) @ v[j0:j1]
-            reduce_mod(v[j1:], p)
-    for j0 in reversed(starts):
-        j1 = min(j0 + PIVOT_BLOCK, s)
-        for lo in range(j1, s, MAX_INNER):
-            v[j0:j1] -= F[j0:j1, lo:lo + MAX_INNER].astype(np.float64) @ v[lo:lo + MAX_INNER]
-            reduce_mod(v[j0:j1], p)
+    lower_solve(F, v, p)
+    upper_solve(F, v, p)
     return v

@@ -46,10 +46,11 @@ from typing import Sequence
 import numpy as np
 
 from . import ndrank
-# The factors are laid out in the elimination's blocks of PIVOT_BLOCK pivots.
+# The factors are laid out in the elimination's pivot blocks: densemod's
+# triangular solves read them.
+from .densemod import lower_solve, matvec_mod, one_blas_thread, reduce_mod, upper_solve
 from .linalg import product_by_digits
 from .quadrant import QuadrantFactor
-from .densemod import MAX_INNER, PIVOT_BLOCK, one_blas_thread, reduce_mod
 
 __all__ = ["FACTOR_CACHE_BYTES", "FACTOR_THREADS", "Factor", "coo_matvec", "factor_for", "prefetch", "solve_exact"]
 
@@ -83,30 +84,19 @@ class Factor:
         ws = []
         for Rs, _, Rb, _, Lp, _ in self.nodes:
             s = len(Rs)
-            L = Lp.astype(np.float64)
             v = r[Rs]
-            for j0 in range(0, s, PIVOT_BLOCK):
-                j1 = min(j0 + PIVOT_BLOCK, s)
-                v[j0:j1] = _mv(L[j0:j1, j0:j1], v[j0:j1], p)
-                if j1 < s:
-                    v[j1:] -= _mv(L[j1:s, j0:j1], v[j0:j1], p)
-                    reduce_mod(v[j1:], p)
+            lower_solve(Lp, v, p)
             if len(Rb):
-                r[Rb] -= _mv(L[s:], v, p)
-                r[Rb] = _reduced(r[Rb], p)
+                w = r[Rb] - matvec_mod(Lp[s:], v, p)
+                reduce_mod(w, p)
+                r[Rb] = w
             ws.append(v)
         x = np.zeros(self.n)
         for (_, Cs, _, Cb, Lp, Up), v in zip(reversed(self.nodes), reversed(ws)):
-            s = len(Cs)
             if len(Cb):
-                v -= _mv(Up.astype(np.float64), x[Cb], p)
+                v -= matvec_mod(Up, x[Cb], p)
                 reduce_mod(v, p)
-            starts = list(range(0, s, PIVOT_BLOCK))
-            for j0 in reversed(starts):
-                j1 = min(j0 + PIVOT_BLOCK, s)
-                if j1 < s:
-                    v[j0:j1] -= _mv(Lp[j0:j1, j1:s].astype(np.float64), v[j1:s], p)
-                    reduce_mod(v[j0:j1], p)
+            upper_solve(Lp, v, p)
             x[Cs] = v
         return x
 
@@ -238,26 +228,6 @@ def _keep(key, spec, indices: tuple[int, ...], factor: Factor) -> None:
         total = sum(v[2].nbytes for v in _CACHE.values())
         while total > FACTOR_CACHE_BYTES and len(_CACHE) > 1:
             total -= _CACHE.pop(next(iter(_CACHE)))[2].nbytes
-
-
-def _mv(A: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:
-    """A x mod p, exactly (reduced inputs; inner dimension in pieces of at
-    most MAX_INNER, so that every partial sum is an integer below 2^53)."""
-    k = A.shape[1]
-    if k <= MAX_INNER:
-        y = A @ x
-        reduce_mod(y, p)
-        return y
-    y = np.zeros(A.shape[0])
-    for lo in range(0, k, MAX_INNER):
-        y += A[:, lo:lo + MAX_INNER] @ x[lo:lo + MAX_INNER]
-        reduce_mod(y, p)
-    return y
-
-
-def _reduced(v: np.ndarray, p: int) -> np.ndarray:
-    reduce_mod(v, p)
-    return v
 
 
 def coo_matvec(op: tuple):
