@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Exact inversion of the full-size generator (issue 16's target), in one process.
 
-    python benchmarks/bench_invert_generator.py [--latents 3] [--onnx full_keep.onnx] [--json OUT]
+    python benchmarks/bench_invert_generator.py [--latents 3] [--onnx full_keep.onnx] [--json OUT] [--per-stage]
 
 Builds the full-size injectivity-keeping generator (``exact-inj construct
 dcgan-generator``: latent 256 -> 1 x 16 x 64 x 64, five transposed
@@ -31,6 +31,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from exact_inj import invert  # noqa: E402
+from exact_inj.certify.peel import MAX_PEEL_ENTRIES, square_rows  # noqa: E402
+from exact_inj.exact import ndsolve  # noqa: E402
 from exact_inj.io import load_network  # noqa: E402
 from exact_inj.io.onnx import network_from_onnx_model  # noqa: E402
 from exact_inj.studies.generator import dcgan_generator  # noqa: E402
@@ -48,6 +50,10 @@ def main() -> int:
     ap.add_argument("--no-toeplitz", action="store_true",
                     help="rank and factor every stage by nested dissection (exact.quadrant off), the route "
                          "before the Toeplitz elimination, for the comparison in docs/performance.md")
+    ap.add_argument("--per-stage", action="store_true",
+                    help="before inverting, time each kernel stage's factorisation alone, one after another "
+                         "(exact.ndrank.rows_factor on all its representative rows; --no-toeplitz for the "
+                         "dissection); the inversions then find those factors kept")
     args = ap.parse_args()
     if args.no_toeplitz:
         import exact_inj.exact.quadrant as quadrant  # noqa: PLC0415 - only for this comparison
@@ -63,6 +69,19 @@ def main() -> int:
     load_s = time.perf_counter() - t
     print(f"network: {net.input_dim} -> {net.output_dim}, {len(net.layers)} layers, loaded in {load_s:.2f} s",
           flush=True)
+    stages = []
+    if args.per_stage:
+        for i, layer in enumerate(net.layers):
+            if layer.in_dim * layer.out_dim <= MAX_PEEL_ENTRIES:
+                continue
+            reps = square_rows(layer, range(layer.out_dim))[0]
+            t = time.perf_counter()
+            factor = ndsolve.factor_for(layer.spec, reps)
+            took = time.perf_counter() - t
+            stages.append({"layer": i, "unknowns": layer.in_dim, "factor_s": round(took, 3),
+                           "route": type(factor).__name__, "factor_gb": round(factor.nbytes / 1e9, 3)})
+            print(f"stage {i}: {layer.in_dim:,} unknowns, factored in {took:.2f} s ({type(factor).__name__}, "
+                  f"{factor.nbytes / 1e9:.2f} GB)", flush=True)
     rows = []
     for k in range(args.latents):
         z = tuple(Fraction(float(v)) for v in
@@ -89,7 +108,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"options": {"no_toeplitz": args.no_toeplitz, "no_background": args.no_background},
-                       "load_s": round(load_s, 3), "max_rss_gb": round(rss, 3), "rows": rows,
+                       "load_s": round(load_s, 3), "max_rss_gb": round(rss, 3), "stages": stages, "rows": rows,
                        "loadavg": os.getloadavg()}, f, indent=1)
     return 0 if all(r["latent_back"] for r in rows) else 1
 
