@@ -17,6 +17,7 @@ from .certify.tree import check_workers
 from .errors import InputError
 from .io import load_json_file, load_network
 from .io.load import as_domain
+from .io.spill import load_json_spilled
 from .model import ConvLayer, Layer, Network
 from .model.normalised import NormalisedNetwork
 from .run import Activity, supervise
@@ -329,6 +330,8 @@ def check(certificate: Certificate | dict | str | os.PathLike, workers: int | No
             except InputError as e:
                 return CheckResult(False, str(e))
         if isinstance(certificate, (str, os.PathLike)):
-            return _check(load_certificate(certificate))
+            # Read as a stream: long packed lists stay on disk (docs/certificates.md).
+            p = os.fspath(certificate)
+            return _check(certificate_from_document(load_json_spilled(p), p))
     return CheckResult(False, f"not a certificate: {type(certificate).__name__} (give a Certificate, its JSON "
                               "object, or a path)")

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import exact_inj
 from exact_inj.certify import packing, schema
+from exact_inj.certify import parallel as PAR
 from exact_inj.certify import tree as T
 from exact_inj.certify.check import check
 from exact_inj.certify.schema import Certificate, TreeProof
@@ -49,9 +50,9 @@ def certificates():
 def split_small(monkeypatch):
     """Cut even these small trees into many subtrees, checked by 2 workers."""
     monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
-    monkeypatch.setattr(T, "CUT_MIN", 8)
+    monkeypatch.setattr(T, "WINDOW", 8)
     yield
-    T.shutdown()
+    PAR.shutdown()
 
 
 def _both(cert: Certificate):
@@ -69,25 +70,53 @@ def test_parallel_check_accepts_what_the_sequential_check_accepts(certificates, 
         assert par.reason == seq.reason
 
 
-def test_the_cut_covers_the_tree_exactly(certificates, monkeypatch):
-    monkeypatch.setattr(T, "CUT_MIN", 8)
+def _states(tree):
+    """The replay state before every code, by a plain replay written here:
+    (P, N, rows of P in order, stack of (P, N, len)) at each position."""
+    out, P, N, prows, stack = [], 0, 0, [], []
+    for code in tree:
+        out.append((P, N, list(prows), list(stack)))
+        if code >= 0:
+            stack.append((P, N | 1 << code, len(prows)))
+            P |= 1 << code
+            prows.append(code)
+        elif stack:
+            P, N, k = stack.pop()
+            del prows[k:]
+    return out
+
+
+def test_window_states_are_the_replays_states(certificates):
+    # Shape.state() at a window's start must be exactly the state one replay
+    # of the whole tree holds there, for windows of every size.
+    from exact_inj.certify.windows import Shape
+    for cert in certificates[:2]:
+        tree = list(cert.evidence.tree)
+        M = len(cert.network.layers[0].weight)
+        ref = _states(tree)
+        for size in (1, 2, 3, 7, 64, len(tree)):
+            sh = Shape(M, len(tree))
+            for lo in range(0, len(tree), size):
+                assert sh.state() == ref[lo], (size, lo)
+                sh.advance(np.array(tree[lo:lo + size], dtype=np.int64))
+            sh.finish()
+
+
+def test_windows_leaves_add_up(certificates, monkeypatch):
+    monkeypatch.setattr(T, "WINDOW", 5)
     cert = certificates[0]
     proof = cert.evidence
     rows_q, W, b, m_layer, n = T.layer_rows(cert.network, cert.domain)
-    ctx = T._Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
-    codes = np.array(proof.tree, dtype=np.int64)
-    segs = T._cut(ctx, codes, 64)
-    assert len(segs) > 8
-    # Disjoint, in order; what lies between them is exactly the split codes above.
-    covered = set()
-    for a, e, *_ in segs:
-        assert not covered & set(range(a, e))
-        covered |= set(range(a, e))
-    outside = sorted(set(range(len(codes))) - covered)
-    assert all(codes[i] >= 0 for i in outside)
-    assert len(outside) == len(segs) - 1  # a binary tree with k leaves has k - 1 inner nodes
-    assert sum(T._walk(ctx, proof.tree, a, e, P, N, list(pr)) for a, e, P, N, pr in segs) == \
-        int(np.sum(codes < 0))
+    ctx = T.Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores])
+    from exact_inj.certify.windows import Shape
+    sh, total, leaves = Shape(len(W), len(proof.tree)), len(proof.tree), 0
+    for lo, chunk in T.windows(proof.tree):
+        P, N, prows, stack = sh.state()
+        end = lo + len(chunk)
+        leaves += T.walk(ctx, chunk.tolist(), 0, len(chunk), P, N, prows, lo, stack, end == total, total - end)
+        sh.advance(chunk)
+    sh.finish()
+    assert leaves == sum(1 for c in proof.tree if c < 0)
 
 
 def test_mutants_are_judged_alike(certificates, split_small):

@@ -22,6 +22,7 @@ import pytest
 
 import exact_inj
 from exact_inj import ipc
+from exact_inj.certify import parallel as PAR
 from exact_inj.certify import tree as T
 from exact_inj.certify.base import Invalid
 from exact_inj.certify.check import check
@@ -39,14 +40,13 @@ def cert():
 
 @pytest.fixture
 def two_tasks(monkeypatch, cert):
-    """Only the root is cut: two subtrees, so a tree without cores is two tasks
-    on two workers, and a check that reads two stale answers reads nothing of
+    """Two windows: a tree without cores is two tasks on two workers, and a check that reads two stale answers reads nothing of
     its own."""
     monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
-    monkeypatch.setattr(T, "CUT_MIN", len(cert.evidence.tree))
-    T.shutdown()
+    monkeypatch.setattr(T, "WINDOW", (len(cert.evidence.tree) + 1) // 2)
+    PAR.shutdown()
     yield
-    T.shutdown()
+    PAR.shutdown()
 
 
 def _coreless(cert):
@@ -132,22 +132,22 @@ def test_a_second_check_leaves_the_first_ones_workers_alone(cert, two_tasks, mon
     pids = []
 
     def during(out):
-        pids.extend(w.proc.pid for w in T._POOL)
+        pids.extend(w.proc.pid for w in PAR._POOL)
         assert len(pids) == 2
         out["bad"] = _par(_coreless(cert))
-        assert [w.proc.pid for w in T._POOL] == pids and all(w.alive() for w in T._POOL)
+        assert [w.proc.pid for w in PAR._POOL] == pids and all(w.alive() for w in PAR._POOL)
 
     out = _while_a_check_waits(cert, monkeypatch, during)
     assert not out["bad"].valid and out["good"].valid
-    assert [w.proc.pid for w in T._POOL] == pids  # the first check ran to its end on them
+    assert [w.proc.pid for w in PAR._POOL] == pids  # the first check ran to its end on them
 
 
 @pytest.fixture
 def split_small(monkeypatch):
     monkeypatch.setattr(T, "PARALLEL_MIN_CODES", 0)
-    monkeypatch.setattr(T, "CUT_MIN", 8)
+    monkeypatch.setattr(T, "WINDOW", 8)
     yield
-    T.shutdown()
+    PAR.shutdown()
 
 
 @pytest.mark.parametrize("code", [1 << 70, CORE_BASE - (1 << 70), 10 ** 40])
@@ -194,7 +194,7 @@ def test_a_worker_that_cannot_start_leaves_the_check_to_this_process(cert, split
         real(self, module)
         started.append(self)
 
-    T.shutdown()
+    PAR.shutdown()
     monkeypatch.setattr(ipc.Child, "__init__", spawn)
     res = _par(cert)
     assert res.valid, res.reason
@@ -244,10 +244,10 @@ def test_ctrl_c_is_left_to_the_process_that_started_the_workers(cert, split_smal
     # A terminal's Ctrl-C reaches every process of the group: the workers kept
     # for later checks must not each die with a KeyboardInterrupt traceback.
     assert _par(cert).valid
-    pids = [w.proc.pid for w in T._POOL]
+    pids = [w.proc.pid for w in PAR._POOL]
     for pid in pids:
         os.kill(pid, signal.SIGINT)
     time.sleep(1.0)
-    assert all(w.alive() for w in T._POOL)
+    assert all(w.alive() for w in PAR._POOL)
     assert "Traceback" not in capfd.readouterr().err
-    assert _par(cert).valid and [w.proc.pid for w in T._POOL] == pids
+    assert _par(cert).valid and [w.proc.pid for w in PAR._POOL] == pids

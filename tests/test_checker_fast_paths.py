@@ -116,7 +116,7 @@ import json
 from pathlib import Path
 
 from exact_inj.certify.schema import Core
-from exact_inj.certify.tree import _Rows
+from exact_inj.certify.tree import Rows as _Rows
 
 P61 = (1 << 61) - 1
 DATA = Path(__file__).parent / "data"

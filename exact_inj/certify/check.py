@@ -24,6 +24,7 @@ from ..model.stages import contains, image_box, stages
 from ..numbers import quote
 from .base import Invalid, ints, num_exact, pair
 from .carry import check_carry
+from .codes import CodeFile, PackedCores
 from .layer import check_conv_structural, check_linear, check_structural, check_witness
 from .tree import certificate_rules, check_tree
 from .monotone import MONOTONE_ACTIVATIONS, check_monotone_rank
@@ -171,6 +172,12 @@ def _normalised_evidence(ev):
                        tuple(num_exact(v, "witness coordinate") for v in ev.y),
                        None if ev.active_rows is None else ints(ev.active_rows, "active_rows"),
                        None if ev.active_rank is None else ints([ev.active_rank], "active_rank")[0])
+    if isinstance(ev, TreeProof) and isinstance(ev.tree, CodeFile):
+        # Kept on disk (certify/codes.py): integers by construction, read a
+        # window at a time; cores so kept are supports only.
+        cores = ev.cores if isinstance(ev.cores, PackedCores) else _normalised_evidence(
+            TreeProof(ev.cores, ())).cores
+        return TreeProof(cores, ev.tree)
     if isinstance(ev, TreeProof):
         cores = tuple(Core(ints(c.support, "core support"),
                            None if c.multiplier is None else tuple(num_exact(v, "multiplier") for v in c.multiplier),

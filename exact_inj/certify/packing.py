@@ -28,14 +28,14 @@ import numpy as np
 from ..errors import InputError
 from ..numbers import limits, over_limit, quote
 
-__all__ = ["ENCODING", "pack", "unpack"]
+__all__ = ["ENCODING", "MAX_BYTES", "decode", "encode", "header", "pack", "unpack"]
 
 ENCODING = "zigzag-varint-base64"
 """The one packed encoding this version writes and reads."""
 
 # At most 9 bytes (63 bits) per integer: every code of a proof is far smaller,
 # and 63 bits keep the decoding inside unsigned 64-bit numpy arithmetic.
-_MAX_BYTES = 9
+MAX_BYTES = 9
 
 
 def pack(values) -> dict:
@@ -45,11 +45,12 @@ def pack(values) -> dict:
     # 8-byte arrays per byte written) stay small next to the result.
     raw = bytearray()
     for lo in range(0, len(v), _CHUNK):
-        raw += _encode(v[lo:lo + _CHUNK])
+        raw += encode(v[lo:lo + _CHUNK])
     return {"encoding": ENCODING, "count": int(len(v)), "data": base64.b64encode(bytes(raw)).decode("ascii")}
 
 
-def _encode(v: np.ndarray) -> bytes:
+def encode(v: np.ndarray) -> bytes:
+    """The varint bytes of int64 values (before base64)."""
     z = np.where(v >= 0, v << 1, (-v << 1) - 1).astype(np.uint64)
     # Bytes per integer: one per 7 bits, at least one.
     nbits = np.zeros(len(z), dtype=np.int64)
@@ -66,11 +67,9 @@ def _encode(v: np.ndarray) -> bytes:
     return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8).tobytes()
 
 
-def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
-    """The integers of a packed object, as a compact ``array.array`` (4 or 8
-    bytes an integer, where a tuple costs 8 more and an object per large
-    integer); InputError naming ``what`` when it is not one, or when its count
-    disagrees with its data."""
+def header(obj: object, where: str | None, what: str) -> tuple[int, object]:
+    """A packed object's count and data, after the checks of its keys, its
+    encoding and its count (InputError naming ``what``)."""
     if not isinstance(obj, dict) or set(obj) != {"encoding", "count", "data"}:
         raise InputError(where, f"{what} must be a list of integers or a packed object with exactly the keys "
                                 "\"encoding\", \"count\" and \"data\"")
@@ -81,6 +80,15 @@ def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
         raise InputError(where, f"{what}: \"count\" must be a non-negative integer")
     if count > limits().max_entries:
         raise InputError(where, over_limit("max_entries", f"{what} of {count} integers"))
+    return count, data
+
+
+def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
+    """The integers of a packed object, as a compact ``array.array`` (4 or 8
+    bytes an integer, where a tuple costs 8 more and an object per large
+    integer); InputError naming ``what`` when it is not one, or when its count
+    disagrees with its data."""
+    count, data = header(obj, where, what)
     if not isinstance(data, str):
         raise InputError(where, f"{what}: \"data\" must be a base64 string")
     try:
@@ -103,7 +111,7 @@ def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
         hi = min(len(b), lo + _CHUNK)
         if hi < len(b):
             hi = lo + int(np.flatnonzero(b[lo:hi] < 0x80)[-1]) + 1 if np.any(b[lo:hi] < 0x80) else len(b)
-        values = _decode(b[lo:hi], where, what)
+        values = decode(b[lo:hi], where, what)
         if out.dtype == np.int32 and len(values) and (values.min() < -(1 << 31) or values.max() >= (1 << 31)):
             out = out.astype(np.int64)
         out[done:done + len(values)] = values
@@ -115,13 +123,13 @@ def unpack(obj: object, where: str | None, what: str) -> Sequence[int]:
 _CHUNK = 1 << 22
 
 
-def _decode(b: np.ndarray, where: str | None, what: str) -> np.ndarray:
-    """The integers of whole varints ``b`` (its last byte ends one)."""
+def decode(b: np.ndarray, where: str | None = None, what: str = "codes") -> np.ndarray:
+    """The integers (int64) of whole varints ``b`` (its last byte ends one)."""
     ends = np.flatnonzero(b < 0x80)
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts + 1
-    if int(lengths.max()) > _MAX_BYTES:
-        raise InputError(where, f"{what}: an integer longer than {_MAX_BYTES} bytes (63 bits)")
+    if int(lengths.max()) > MAX_BYTES:
+        raise InputError(where, f"{what}: an integer longer than {MAX_BYTES} bytes (63 bits)")
     index = np.arange(len(b), dtype=np.int64) - np.repeat(starts, lengths)
     parts = (b & np.uint8(0x7F)).astype(np.uint64) << (7 * index).astype(np.uint64)
     z = np.add.reduceat(parts, starts)

@@ -16,7 +16,9 @@ from ..io.json import network_from_json, network_to_json
 from ..model import Domain, Network
 from ..model.normalised import ChannelNorm, NormalisedNetwork
 from ..numbers import fraction_to_str, limits, over_limit, parse_exact, quote
+from ..io.spill import TextSource
 from . import packing
+from .codes import CodeFile, PackedCores, unpack_spilled
 # The evidence objects live in certify/proofs.py; they are re-exported here so that a
 # certificate and its parts have one address (and for exact_inj.certificate, legacy.py).
 from .proofs import (  # noqa: F401
@@ -54,7 +56,10 @@ class Certificate:
     """The rules the certificate is checked by (READ_VERSIONS); kept when a
     file is read and written again."""
 
-    def to_json(self) -> dict:
+    def to_json(self, streamed: bool = False) -> dict:
+        """The JSON object (docs/certificates.md).  With ``streamed``, long
+        packed lists come as text sources for io.spill.dump_json to write a
+        piece at a time (exact_inj.cli writes certificates so)."""
         out: dict = {
             "format": FORMAT,
             "version": self.version,
@@ -71,7 +76,7 @@ class Certificate:
                 w["active_rank"] = ev.active_rank
             out["witness"] = w
         else:
-            out["proof"] = proof_to_json(ev)
+            out["proof"] = proof_to_json(ev, streamed)
         return out
 
 
@@ -131,17 +136,23 @@ def _any_network_from_json(obj: object, path: str | None):
 
 def proof_kind(ev) -> str:
     """The kind name of a proof, as docs/certificates.md spells it (``"tree"``, ...)."""
+    if isinstance(ev, TreeProof):
+        return "tree"  # without packing millions of codes to read one word
     return proof_to_json(ev)["kind"]
 
 
-def proof_to_json(ev) -> dict:
-    """The JSON form of a proof (docs/certificates.md)."""
+def proof_to_json(ev, streamed: bool = False) -> dict:
+    """The JSON form of a proof (docs/certificates.md).  With ``streamed``, a
+    packed list's "data" may be a text source (io/spill.py) that the
+    certificate writer reads a piece at a time, instead of a string."""
     if isinstance(ev, TreeProof):
         if len(ev.tree) >= PACK_MIN and all(c.multiplier is None and not c.domain_support for c in ev.cores):
             # Millions of codes: packed (certify/packing.py), as are the
-            # cores' supports, each preceded by its length.
-            flat = [x for c in ev.cores for x in (len(c.support), *c.support)]
-            return {"kind": "tree", "cores": packing.pack(flat), "tree": packing.pack(ev.tree)}
+            # cores' supports, each preceded by its length.  A tree or core
+            # list already on disk (certify/codes.py) is written from there.
+            cores = ev.cores if isinstance(ev.cores, PackedCores) else PackedCores.of(ev.cores)
+            tree = ev.tree if isinstance(ev.tree, CodeFile) else CodeFile.of(ev.tree)
+            return {"kind": "tree", "cores": _packed(cores.flat, streamed), "tree": _packed(tree, streamed)}
         cores = []
         for c in ev.cores:
             d: dict = {"support": list(c.support)}
@@ -166,7 +177,7 @@ def proof_to_json(ev) -> dict:
         return {"kind": "linear_rank"}
     if isinstance(ev, LayerwiseProof):
         return {"kind": "layerwise", "stages": [
-            {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": proof_to_json(st.proof)}
+            {"layers": [st.start, st.stop], "domain": st.domain.to_json(), "proof": proof_to_json(st.proof, streamed)}
             for st in ev.stages]}
     if isinstance(ev, EndToEndProof):
         return {"kind": "end_to_end", "tree": list(ev.tree), "leaves": [_combination_to_json(c) for c in ev.leaves],
@@ -176,6 +187,12 @@ def proof_to_json(ev) -> dict:
     if isinstance(ev, CarryProof):
         return {"kind": "carry", "units": [[list(p) for p in layer] for layer in ev.units]}
     raise TypeError(f"unknown evidence {type(ev).__name__}")  # pragma: no cover - closed union
+
+
+def _packed(codes: CodeFile, streamed: bool) -> dict:
+    text = codes.base64()
+    data = text if streamed else b"".join(text.chunks()).decode("ascii")
+    return {"encoding": packing.ENCODING, "count": len(codes), "data": data}
 
 
 def _combination_to_json(c) -> dict:
@@ -214,9 +231,20 @@ def _combination_from_json(c: object, where: str, what: str):
     return Infeasible(support, lam, eq)
 
 
-def _packed_cores(obj: object, where: str) -> tuple[Core, ...]:
+def _unpack(obj: dict, where: str, what: str):
+    """A packed list: in memory, or kept on disk (a CodeFile) when the reader
+    left its "data" in a temporary file (io/spill.py)."""
+    if isinstance(obj.get("data"), TextSource):
+        count, data = packing.header(obj, where, what)
+        return unpack_spilled(data, count, where, what)
+    return packing.unpack(obj, where, what)
+
+
+def _packed_cores(obj: object, where: str) -> tuple[Core, ...] | PackedCores:
     """Cores written as one packed list: each support's length, then its rows."""
-    flat = packing.unpack(obj, where, "proof cores")
+    flat = _unpack(obj, where, "proof cores")
+    if isinstance(flat, CodeFile):
+        return PackedCores.read(flat, where)
     cores, i = [], 0
     while i < len(flat):
         k = flat[i]
@@ -290,8 +318,7 @@ def _proof_from_json(p: object, where: str) -> Evidence:
     kind = p["kind"]
     if kind == "tree":
         tree = p.get("tree")
-        tree = packing.unpack(tree, where, "proof tree") if isinstance(tree, dict) else _int_list(tree, where,
-                                                                                                  "proof tree")
+        tree = _unpack(tree, where, "proof tree") if isinstance(tree, dict) else _int_list(tree, where, "proof tree")
         if isinstance(p.get("cores"), dict):
             return TreeProof(_packed_cores(p["cores"], where), tree)
         cores = []

@@ -1,46 +1,43 @@
 """The check of a case-split tree (docs/theory.md, section 4): in this process,
-or split into subtrees checked by worker processes.
+or in windows checked by worker processes (certify/parallel.py).
 
 The tree is a preorder list of codes: a row index splits a node (P, N) into
 (P + row, N) then (P, N + row); RANK_LEAF closes a node whose P rows have rank
 n; CORE_BASE - k closes one whose N holds core k's rows.  Every split and rank
 is recomputed here from the certificate's own network, never trusted.
 
-**In parallel.**  The shape of a preorder tree is a fact about the signs of its
-codes alone: with +1 for a split and -1 for a leaf, the subtree that starts at
-code a ends at the first code where the running sum falls 1 below its value
-before a.  So this process cuts the tree into subtrees by those sums
-(numpy), checks the split codes above the cuts itself, and hands each subtree,
-with the (P, N) it starts from, to a worker that replays it with the same walk
-as the sequential check and must find it closed exactly at its end.  Cores are
-checked in chunks the same way.  The union of what is checked is exactly what
-the sequential check checks; the caches the walk keeps only save work.  A tree
-whose sums do not close where they must is left to the sequential check, which
-names the fault.  Nothing in the certificate says where to cut.
+**In windows.**  A replay can start anywhere in the codes if it is given the
+state the replay of everything before would hold there: the node, the order
+its P rows joined in, and the stack of second children still to visit.
+certify/windows.py computes that state from the codes' signs alone while
+they stream past, and checks that the tree closes exactly at its last code.
+So a tree is replayed a window at a time, here or by workers, with memory
+bounded by a window: the union of what the windows' replays check is what
+one replay of the whole tree checks, and the caches a replay keeps only save
+work.  A tree kept on disk (certify/codes.py) is only ever read this way.
+Nothing in the certificate says where to cut.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import heapq
-import itertools
-import select
-import threading
 from array import array
 
 import flint
 import numpy as np
 
-from .. import ipc
 from ..exact import linalg
 from ..exact.modrank import nonsingular_mod
 from ..model import Domain, Network
 from .base import Invalid, num
+from .codes import CodeFile, PackedCores
 from .layer import check_core, layer_rows
 from .schema import CORE_BASE, RANK_LEAF, TreeProof
+from .windows import Shape
 
-__all__ = ["CUT_MIN", "PARALLEL_MIN_CODES", "certificate_rules", "check_tree", "check_workers", "shutdown", "worker_main", "workers_in_use"]
+__all__ = ["PARALLEL_MIN_CODES", "WINDOW", "Masks", "Rows", "certificate_rules", "check_tree", "check_workers",
+           "walk", "windows", "workers_in_use"]
 
 # A prime for the one-sided rank test of rank leaves (2^61 - 1).
 _P = (1 << 61) - 1
@@ -57,8 +54,6 @@ _CACHE_MAX = 1 << 14
 PARALLEL_MIN_CODES = 200_000
 """Below this many codes and core rows a tree is checked in this process:
 starting workers costs more than it saves (about 0.3 s each)."""
-CUT_MIN = 2048
-"""Subtrees smaller than this are not cut further."""
 
 
 _WORKERS: contextvars.ContextVar[int] = contextvars.ContextVar("exact_inj_check_workers", default=1)
@@ -108,7 +103,7 @@ def check_workers(k: int):
         _WORKERS.reset(token)
 
 
-class _Rows:
+class Rows:
     """What a walk reads: the rows mod p and as integers, the cores' row
     masks, and the caches."""
 
@@ -201,18 +196,21 @@ class _Rows:
         return r == n
 
 
-def _walk(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[int], offset: int = 0) -> int:
-    """Replay the subtree whose first code is ``tree[start]``, from the node
-    (P, N) whose P rows joined in the order ``prows``; it must close exactly
-    at ``end``.  Returns its number of leaves.  Node numbers in messages are
-    ``offset`` + the index in ``tree`` (a worker holds a slice).
+def walk(ctx: Rows, tree, start: int, end: int, P: int, N: int, prows: list[int], offset: int = 0,
+          stack: list[tuple[int, int, int]] | None = None, closes: bool = True, tail: int = 0) -> int:
+    """Replay the codes ``tree[start:end]`` from the node (P, N) whose P rows
+    joined in the order ``prows``, with ``stack`` the second children still
+    to visit (certify/windows.py gives a window's).  With ``closes`` the tree
+    must close exactly at ``end``; otherwise the replay stops there (a window
+    followed by ``tail`` more codes).  Returns the number of leaves.  Node
+    numbers in messages are ``offset`` + the index in ``tree``.
 
     Rank leaves are tested in batches; every batch is decided before this
     returns, and before any other fault is reported, so the first fault in
     preorder is the one named."""
     ctx.pending.clear()
     try:
-        leaves = _replay(ctx, tree, start, end, P, N, prows, offset)
+        leaves = _replay(ctx, tree, start, end, P, N, prows, offset, stack, closes, tail)
     except Invalid:
         ctx.flush()
         raise
@@ -220,18 +218,21 @@ def _walk(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[in
     return leaves
 
 
-def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[int], offset: int) -> int:
+def _replay(ctx: Rows, tree, start: int, end: int, P: int, N: int, prows: list[int], offset: int,
+            stack: list[tuple[int, int, int]] | None, closes: bool, tail: int) -> int:
     m, core_masks = ctx.m, ctx.core_masks
     pos = start
     prows = list(prows)
     # Iterative preorder replay.  The stack holds the (P, N) of second children
     # still to visit; the first child is visited at once.  A second child
     # restores the length of prows its parent had (the third field).
-    stack: list[tuple[int, int, int]] = []
+    stack = [] if stack is None else list(stack)
     leaves = 0
     while True:
         if pos >= end:
-            raise Invalid("the tree ends before every case is closed")
+            if closes:
+                raise Invalid("the tree ends before every case is closed")
+            return leaves
         code = tree[pos]
         pos += 1
         if code >= 0:
@@ -273,8 +274,8 @@ def _replay(ctx: _Rows, tree, start: int, end: int, P: int, N: int, prows: list[
             break
         P, N, plen = stack.pop()
         del prows[plen:]
-    if pos != end:
-        raise Invalid(f"the tree has {end - pos} entries after its last leaf")
+    if pos != end or tail:
+        raise Invalid(f"the tree has {end - pos + tail} entries after its last leaf")
     return leaves
 
 
@@ -282,240 +283,105 @@ def check_tree(net: Network, proof: TreeProof, domain: Domain, workers: int | No
     """Check a case-split tree proof for a single ReLU layer on ``domain``,
     with up to ``workers`` processes for a large tree (default: what
     :func:`check_workers` set, else 1); the same checks either way (module
-    docstring)."""
+    docstring).  A tree kept on disk (a CodeFile) is read a window at a time."""
     if workers is None:
         workers = _WORKERS.get()
     if domain.is_empty():
         raise Invalid("the domain is empty; use an empty_domain proof")
     rows_q, W, b, m_layer, n = layer_rows(net, domain)
-    tree, M = proof.tree, len(W)
-    size = len(tree) + sum(len(c.support) for c in proof.cores)
+    tree, cores = proof.tree, proof.cores
+    line_leaves = _LINE_LEAVES.get()
+    rows = Rows(W, n, [], line_leaves)
+    streamed = isinstance(tree, CodeFile) or isinstance(cores, PackedCores)
     leaves = None
-    # The row masks of the cores are built only from rows that exist (a row
-    # index of 5000 digits would make a mask of 10^5000 bits): the parallel
-    # check looks first, the sequential one checks each core first.
-    # One check at a time owns the worker pool: a second one, from another
-    # thread, is checked here sequentially (two writers on one pipe would
-    # interleave their messages).
-    if (workers > 1 and size >= PARALLEL_MIN_CODES and all(0 <= i < M for c in proof.cores for i in c.support)
-            and _POOL_LOCK.acquire(blocking=False)):
-        try:
-            ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores], _LINE_LEAVES.get())
-            leaves = _parallel(ctx, rows_q, b, m_layer, proof, workers)
-        finally:
-            _POOL_LOCK.release()
-    if leaves is None:
-        for k, core in enumerate(proof.cores):
+    if workers > 1 and len(tree) + _core_rows(cores) >= PARALLEL_MIN_CODES:
+        from .parallel import check_parallel  # the worker pool, only when asked for
+
+        leaves = check_parallel(rows, rows_q, b, m_layer, cores, tree, workers)
+    if leaves is None and not streamed:
+        for k, core in enumerate(cores):
             check_core(rows_q, W, b, m_layer, n, core, k)
-        ctx = _Rows(W, n, [sum(1 << i for i in c.support) for c in proof.cores], _LINE_LEAVES.get())
-        leaves = _walk(ctx, tree, 0, len(tree), 0, 0, [])
+        rows.core_masks = [sum(1 << i for i in c.support) for c in cores]
+        leaves = walk(rows, tree, 0, len(tree), 0, 0, [])
+    elif leaves is None:
+        masks = Masks(len(W))
+        for k, core in enumerate(cores):
+            check_core(rows_q, W, b, m_layer, n, core, k)
+            masks.add(core.support, k)
+        rows.core_masks = masks
+        leaves = 0
+        shape = Shape(len(W), len(tree))
+        for offset, chunk in windows(tree):
+            # Replayed before the shape takes it, so that the first fault in
+            # preorder is the one named, as in one replay of the whole tree.
+            P, N, prows, stack = shape.state()
+            end = offset + len(chunk)
+            leaves += walk(rows, chunk.tolist(), 0, len(chunk), P, N, prows, offset, stack,
+                           closes=end == len(tree), tail=len(tree) - end)
+            shape.advance(chunk)
+        shape.finish()
     where = "" if domain.kind == "reals" else f" on {domain.describe()}"
-    return f"case-split tree{where}: {leaves} leaves and {len(proof.cores)} cores verified exactly"
+    return f"case-split tree{where}: {leaves} leaves and {len(cores)} cores verified exactly"
 
 
-# --- cutting the tree -----------------------------------------------------------------------
+WINDOW = 1 << 16
+"""Codes replayed at a time when a tree is checked in windows (0.5 MB as
+int64; a few MB as the list a replay reads).  Small windows keep the
+workers evenly busy to the end: at n = 10, 2^16 checked in 4.2 s, 2^18 in
+4.4 s and 2^20 in 5.6 s."""
 
 
-def _codes(tree) -> np.ndarray | None:
-    """The codes' values as a numpy array, or None when some do not fit in 64
-    bits (the sequential walk then names the node that holds it)."""
-    # A packed tree arrives as a signed array.array ("i" or "q", from
-    # packing.unpack): numpy reads it in place, as the same C type.  Any other
-    # array (unsigned, say) is read value by value: its bytes reread as
-    # signed would turn a row index 2^32 - 1 into the rank leaf -1.
-    if isinstance(tree, array) and tree.typecode in "ilq":
-        return np.frombuffer(tree, dtype=np.dtype(tree.typecode))
-    try:
-        return np.fromiter(tree, dtype=np.int64, count=len(tree))
-    except OverflowError:
-        return None
+def windows(tree, size: int | None = None):
+    """(offset, int64 array) for consecutive windows of the tree's codes: read
+    from disk for a CodeFile, viewed in place for an array.  ValueError (via
+    numpy) when an in-memory code does not fit in 64 bits."""
+    size = size or WINDOW
+    if isinstance(tree, CodeFile):
+        offset = 0
+        for chunk in tree.chunks(size):
+            yield offset, chunk
+            offset += len(chunk)
+        return
+    for lo in range(0, len(tree), size):
+        part = tree[lo:lo + size]
+        if isinstance(part, array) and part.typecode in "ilq":
+            yield lo, np.frombuffer(part, dtype=np.dtype(part.typecode)).astype(np.int64)
+        else:
+            yield lo, np.fromiter(part, dtype=np.int64, count=len(part))
 
 
-def _first_at_most(S: np.ndarray, a: int, b: int, value: int) -> int | None:
-    """The first j in [a, b) with S[j] <= value, or None."""
-    if a >= b:
-        return None
-    hit = S[a:b] <= value
-    j = int(np.argmax(hit))
-    return a + j if hit[j] else None
+def _core_rows(cores) -> int:
+    return cores.rows if isinstance(cores, PackedCores) else sum(len(c.support) for c in cores)
 
 
-def _cut(ctx: _Rows, codes: np.ndarray, parts: int):
-    """Subtrees (start, end, P, N, prows) that together with the split codes
-    above them make up the whole tree, about ``parts`` of them; the split codes
-    above the cuts are checked here.  None when the code signs do not close
-    the tree exactly at its last code (the sequential walk then names why)."""
-    if len(codes) == 0:
-        return None
-    step = np.where(codes >= 0, np.int32(1), np.int32(-1))
-    S = np.cumsum(step, dtype=np.int64 if len(codes) >= 1 << 31 else np.int32)
-    if _first_at_most(S, 0, len(codes), -1) != len(codes) - 1:
-        return None
-    heap = [(-len(codes), 0, len(codes), 0, 0, ())]
-    done = []
-    while heap and len(heap) + len(done) < parts:
-        neg, a, e, P, N, prows = heapq.heappop(heap)
-        code = int(codes[a])
-        if code < 0 or -neg < CUT_MIN:
-            done.append((a, e, P, N, prows))
-            continue
-        if code >= ctx.m:
-            raise Invalid(f"tree node {a} splits on row {num(code)}, but the layer has {ctx.m} rows")
-        bit = 1 << code
-        if (P | N) & bit:
-            raise Invalid(f"tree node {a} splits on row {code}, which is already decided")
-        # The first child starts at a + 1 and closes where the running sum
-        # first falls to its value before a + 1, less one; the second child
-        # takes the rest of [a, e) (it closes at e - 1 because [a, e) does).
-        before = int(S[a])
-        j = _first_at_most(S, a + 1, e, before - 1)
-        if j is None or j + 1 >= e:
-            return None
-        heapq.heappush(heap, (-(j - a), a + 1, j + 1, P | bit, N, prows + (code,)))
-        heapq.heappush(heap, (-(e - j - 1), j + 1, e, P, N | bit, prows))
-    done.extend((a, e, P, N, prows) for _, a, e, P, N, prows in heap)
-    done.sort()
-    return done
+class Masks:
+    """The cores' row sets as bit masks, packed in one bytearray (a core of
+    an n = 12 tree costs 10 bytes here, about 60 as a Python int in a list)."""
 
+    def __init__(self, M: int) -> None:
+        self.M, self.width = M, (M + 7) // 8
+        self.data = bytearray()
 
-# --- the workers --------------------------------------------------------------------------------
+    def add(self, support, k: int) -> None:
+        """Add core k's mask; Invalid, as check_core says it, for a support
+        that is empty, repeats a row or names one outside 0..M-1 (the mask
+        of a row index of 5000 digits is never built)."""
+        S = tuple(support)
+        if not S:
+            raise Invalid(f"core {k} is empty")
+        if len(set(S)) != len(S) or any(not (0 <= i < self.M) for i in S):
+            raise Invalid(f"core {k} names rows outside 0..{self.M - 1} or repeats one")
+        self.data += sum(1 << i for i in S).to_bytes(self.width, "little")
 
+    @classmethod
+    def of(cls, M: int, data: bytes) -> "Masks":
+        masks = cls(M)
+        masks.data = bytearray(data)
+        return masks
 
-_POOL = ipc.Pool(lambda: ipc.Child("exact_inj.certify.worker"))
-_POOL_LOCK = threading.Lock()
+    def __len__(self) -> int:
+        return len(self.data) // self.width
 
-
-def _pool(k: int) -> list[ipc.Child]:
-    return _POOL.get(k)
-
-
-def shutdown() -> None:
-    """Stop the checker's worker processes (they also stop at exit)."""
-    _POOL.shutdown()
-
-
-def _parallel(ctx: _Rows, rows_q, b, m_layer: int, proof: TreeProof, workers: int) -> int | None:
-    codes = _codes(proof.tree)
-    if codes is None:
-        return None
-    segments = _cut(ctx, codes, 16 * workers)
-    if segments is None:
-        return None
-    # Tasks: runs of consecutive subtrees of about equal size (one slice of
-    # the tree each), then the cores in chunks.  Largest first, so that the
-    # last task to finish is a small one.
-    per = max(1, len(codes) // (4 * workers))
-    tasks: list[tuple] = []
-    run: list = []
-    for seg in segments:
-        run.append(seg)
-        if seg[1] - run[0][0] >= per:
-            tasks.append(_tree_task(codes, run))
-            run = []
-    if run:
-        tasks.append(_tree_task(codes, run))
-    cores = proof.cores
-    chunk = max(1, len(cores) // (2 * workers))
-    tasks += [("cores", k, cores[k:k + chunk]) for k in range(0, len(cores), chunk)]
-    tasks.sort(key=_task_size, reverse=True)
-    # Every message of this check carries its number, and a worker answers
-    # with the number of the task: an answer left in a pipe by another check
-    # can never be counted as one of this check's.
-    gen = next(_CHECKS)
-    try:
-        pool = _pool(workers)
-        for w in pool:
-            w.send(("init", gen, ctx.W, b, rows_q, m_layer, ctx.n, ctx.core_masks, ctx.line_leaves))
-        return _run(pool, [(t[0], (gen, i), *t[1:]) for i, t in enumerate(tasks)])
-    except Invalid:
-        shutdown()  # workers may still hold tasks; never reuse them half-way
-        raise
-    except Exception:
-        # A worker did not start, died (memory, a signal) or answered out of
-        # turn: nothing was accepted from it, so the sequential check decides.
-        shutdown()
-        return None
-    except BaseException:
-        # Interrupted (Ctrl-C) while workers still hold tasks: their answers
-        # would wait in the pipes for the next check.
-        shutdown()
-        raise
-
-
-_CHECKS = itertools.count(1)
-
-
-def _tree_task(codes: np.ndarray, run: list) -> tuple:
-    lo, hi = run[0][0], run[-1][1]
-    return ("tree", lo, codes[lo:hi].astype(np.int64).tobytes(),
-            [(a - lo, e - lo, P, N, prows) for a, e, P, N, prows in run])
-
-
-def _task_size(task: tuple) -> int:
-    return len(task[2]) // 8 if task[0] == "tree" else sum(len(c.support) for c in task[2]) * 4
-
-
-def _run(pool: list[ipc.Child], tasks: list[tuple]) -> int:
-    idle = list(pool)
-    busy: dict[int, tuple[ipc.Child, tuple]] = {}
-    leaves = 0
-    queue = list(reversed(tasks))
-    while queue or busy:
-        while queue and idle:
-            w = idle.pop()
-            task = queue.pop()
-            w.send(task)
-            busy[w.rfd] = (w, task[1])
-        ready, _, _ = select.select(list(busy), [], [])
-        for fd in ready:
-            w, tag = busy.pop(fd)
-            kind, answered, value = w.recv()
-            if answered != tag:
-                raise EOFError(f"an answer to task {answered} where {tag} was asked")
-            if kind == "invalid":
-                raise Invalid(value)
-            if kind != "ok":
-                raise EOFError(value)
-            leaves += value
-            idle.append(w)
-    return leaves
-
-
-def worker_main(rfd: int, wfd: int) -> None:
-    """A worker's loop (started as ``python -m exact_inj.certify.worker``):
-    subtrees and cores in, "ok" with the leaves counted, or the reason out."""
-    ctx = None
-    gen = None
-    while True:
-        try:
-            msg = ipc.recv(rfd)
-        except EOFError:
-            return
-        tag = None
-        try:
-            if msg[0] == "init":
-                # Cleared first: a failed init must not leave the last check's rows.
-                ctx = gen = None
-                _, g, W, b, rows_q, m_layer, n, core_masks, line_leaves = msg
-                ctx, gen = (_Rows(W, n, core_masks, line_leaves), b, rows_q, m_layer), g
-                continue
-            tag = msg[1]
-            if ctx is None or tag[0] != gen:
-                raise RuntimeError(f"task {tag} for another check than {gen}")
-            rows, b, rows_q, m_layer = ctx
-            if msg[0] == "tree":
-                _, _, lo, raw, segs = msg
-                codes = array("q")
-                codes.frombytes(raw)
-                tree = codes.tolist()
-                value = sum(_walk(rows, tree, a, e, P, N, list(prows), lo) for a, e, P, N, prows in segs)
-            else:
-                _, _, k0, cores = msg
-                for i, core in enumerate(cores):
-                    check_core(rows_q, rows.W, b, m_layer, rows.n, core, k0 + i)
-                value = 0
-            ipc.send(wfd, ("ok", tag, value))
-        except Invalid as e:
-            ipc.send(wfd, ("invalid", tag, str(e)))
-        except Exception as e:  # a malformed object: the caller checks it again in-process
-            ipc.send(wfd, ("error", tag, f"{type(e).__name__}: {e}"))
+    def __getitem__(self, k: int) -> int:
+        w = self.width
+        return int.from_bytes(self.data[k * w:(k + 1) * w], "little")

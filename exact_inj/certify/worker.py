@@ -1,11 +1,11 @@
-"""Entry point of the checker's worker processes (certify/tree.py):
+"""Entry point of the checker's worker processes (certify/parallel.py):
 ``python -m exact_inj.certify.worker READ_FD WRITE_FD``.  A module of its own
 so that ``-m`` does not run a module the package has already imported."""
 
 import signal
 import sys
 
-from .tree import worker_main
+from .parallel import worker_main
 
 if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the process that started this

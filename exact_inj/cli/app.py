@@ -317,7 +317,7 @@ def _verify(args) -> int:
             print(f"exact-inj: no certificate written to {args.certificate}: the verdict is unknown",
                   file=sys.stderr)
         else:
-            write_json(args.certificate, verdict.certificate.to_json())
+            write_json(args.certificate, verdict.certificate.to_json(streamed=True))
     if args.results:
         write_results(args.results, net, verdict)
     if args.json:
@@ -391,9 +391,17 @@ def _check(args) -> int:
     from ..certify.inverse import check_inverse_file, known_version
     from ..numbers import quote
     from ..io import load_json_file
+    from ..io.spill import load_json_spilled
 
-    obj = load_json_file(args.cert)
+    # Long packed "data" strings stay in temporary files and the tree is
+    # checked from there a window at a time (docs/certificates.md, "Checked
+    # as a stream"); a preimage answer has no packed lists, and one with a
+    # long "data" string anyway is read again whole for its own checker.
+    spilled: list = []
+    obj = load_json_spilled(args.cert, spilled)
     if isinstance(obj, dict) and obj.get("format") == INVERSE_FORMAT:
+        if spilled:
+            obj = load_json_file(args.cert)
         # A preimage answer written by `invert --certificate`: its own checker.
         if not known_version(obj):
             raise InputError(args.cert, f"unsupported preimage answer version {quote(obj.get('version'))} "
@@ -487,6 +495,8 @@ def write_json(path: str, obj) -> None:
     """
     import secrets
 
+    from ..io.spill import dump_json
+
     folder, name = os.path.split(os.path.abspath(path))
     tmp = None
     try:
@@ -495,25 +505,25 @@ def write_json(path: str, obj) -> None:
         candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
         fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         tmp = candidate
-        # json.dumps, not json.dump: dump to a file runs the pure-Python
-        # encoder (15 s for a generator's 36 MB certificate, against 0.4 s);
-        # the text is then written, or compressed, in pieces.
-        text = json.dumps(obj, separators=(",", ":"))
+        # dump_json runs json.dumps (json.dump to a file runs the pure-Python
+        # encoder: 15 s for a generator's 36 MB certificate, against 0.4 s)
+        # and writes, or compresses, the text in pieces, streaming any long
+        # string kept in a temporary file (a TextSource) from its pieces.
         if str(path).endswith(".gz"):
             with os.fdopen(fd, "wb") as raw:
                 # GzipFile leaves a file object it was given open: raw is
                 # flushed and synced after the gzip trailer is written.
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
-                    for k in range(0, len(text), _WRITE_CHUNK):
-                        gz.write(text[k:k + _WRITE_CHUNK].encode("utf-8"))
+                    dump_json(obj, gz.write, piece=_WRITE_CHUNK)
                     gz.write(b"\n")
                 raw.flush()
                 os.fsync(raw.fileno())
         else:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for k in range(0, len(text), _WRITE_CHUNK):
-                    f.write(text[k:k + _WRITE_CHUNK])
-                f.write("\n")
+            with os.fdopen(fd, "wb") as f:
+                dump_json(obj, f.write, piece=_WRITE_CHUNK)
+                # The same bytes as the text file this once was, whose "\n"
+                # became os.linesep (the JSON itself holds no line break).
+                f.write(os.linesep.encode("ascii"))
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
