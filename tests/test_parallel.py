@@ -109,22 +109,36 @@ def test_progress_counts_the_whole_search_not_one_subtree(monkeypatch):
 def test_merge_renumbers_core_leaves_and_packs_large_trees():
     """subtrees.merge against a plain loop: subtree 0 donates subtree 1, whose
     codes follow; cores shared by support get one number.  At PACK_MIN codes
-    or more the tree stays an int64 array (8 bytes a code, not a tuple of
-    Python ints); below it, a tuple."""
+    or more the tree goes to disk (a CodeFile, about a byte a code), and
+    cores kept in the spool are merged by their row sets with numpy, in the
+    same numbering; below PACK_MIN, a tuple and Core objects."""
     from array import array
 
+    from exact_inj.certify.codes import CodeFile, PackedCores
     from exact_inj.certify.schema import CORE_BASE, PACK_MIN, Core
-    from exact_inj.layer.subtrees import merge
+    from exact_inj.layer.subtrees import Spool, merge, spool_cores
 
-    a, b, c = Core((0, 1)), Core((1, 2)), Core((0, 2))
+    a, b, c = Core((0, 1)), Core((1, 2)), Core((2, 0))
     rng = np.random.default_rng(5)
     for size in (50, PACK_MIN):
         t0 = [int(x) for x in rng.integers(0, 9, size)] + [CORE_BASE, CORE_BASE - 1, -1]
         t1 = [CORE_BASE - 1, 4, CORE_BASE] * (size // 3)
-        results = {0: (array("q", t0).tobytes(), (a, b)), 1: (array("q", t1).tobytes(), (c, a))}
-        got = merge(results, {0: [1], 1: []})
-        assert got.cores == (a, b, c)
-        # Subtree 1's own core 0 (c) is merged core 2, its core 1 (a) merged core 0.
-        want = t0 + [CORE_BASE - {0: 2, 1: 0}[CORE_BASE - x] if x <= CORE_BASE else x for x in t1]
-        assert list(got.tree) == want
-        assert isinstance(got.tree, array if len(want) >= PACK_MIN else tuple)
+        for spooled in (False, True):
+            spool = Spool() if spooled else None
+            parts = {0: (t0, (a, b)), 1: (t1, (c, a))}
+            if spooled:
+                results = {t: (spool.put(array("q", codes).tobytes()), spool_cores(cs, spool))
+                           for t, (codes, cs) in parts.items()}
+            else:
+                results = {t: (array("q", codes).tobytes(), cs) for t, (codes, cs) in parts.items()}
+            got = merge(results, {0: [1], 1: []}, spool)
+            if spooled and size >= PACK_MIN:
+                assert isinstance(got.cores, PackedCores)
+                # A core's rows are a set: written in increasing order.
+                assert [x.support for x in got.cores] == [(0, 1), (1, 2), (0, 2)]
+            else:
+                assert got.cores == (a, b, c)
+            # Subtree 1's own core 0 (c) is merged core 2, its core 1 (a) merged core 0.
+            want = t0 + [CORE_BASE - {0: 2, 1: 0}[CORE_BASE - x] if x <= CORE_BASE else x for x in t1]
+            assert list(got.tree) == want
+            assert isinstance(got.tree, CodeFile if len(want) >= PACK_MIN else tuple)

@@ -49,7 +49,7 @@ from .data import LayerData
 from .search import CoreStore, SearchResult, SearchStats, tree_search
 from .subtrees import COUNTS
 from .subtrees import absorb as add_stats
-from .subtrees import attach, detach, merge, proof_codes, root_entry, stats_record
+from .subtrees import Spool, attach, detach, merge, proof_codes, root_entry, spool_cores, stats_record
 
 
 class _Stop(Exception):
@@ -217,7 +217,8 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
                     pool.append(w)
     queue: deque = deque()
     children: dict[int, list[int]] = {0: []}
-    results: dict[int, tuple[bytes, tuple]] = {}
+    results: dict[int, tuple[tuple[int, int], tuple]] = {}
+    spool = Spool()
     next_tid = [1]
     total = SearchStats()
     store = CoreStore(data.M)
@@ -253,7 +254,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
             elif kind == "done":
                 _, tid, codes, cores, ndon, stats = msg
                 assert ndon == len(children[tid])
-                results[tid] = (codes, cores)
+                results[tid] = (spool.put(codes), spool_cores(cores, spool))
                 absorb(stats)
                 w.tid = None
             elif kind == "witness":
@@ -323,7 +324,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
             if res.kind == "limit":
                 total.open_cases = max(st.open_cases, 1) + len(queue)
                 raise _End(SearchResult("limit", stats=total))
-            results[cur[0]] = (proof_codes(res.proof), res.proof.cores)
+            results[cur[0]] = (spool.put(proof_codes(res.proof)), spool_cores(res.proof.cores, spool))
             # The next subtree for this process: a queued one, or one that a
             # busy worker donates on request.
             while not queue and any(w.tid is not None for w in pool):
@@ -351,9 +352,11 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
             node = attach(node, core, store)
     except _End as e:
         stop_all()
+        spool.close()
         return e.result
     total.notes.append(f"{len(results)} subtrees on {len(pool) + 1} processes")
-    proof = merge(results, children)
+    proof = merge(results, children, spool)
+    spool.close()
     total.cores = len(proof.cores)
     return SearchResult("proof", proof=proof, stats=total)
 

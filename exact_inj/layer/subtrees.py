@@ -18,15 +18,17 @@ ordinary TreeProof, which the exact checker verifies like a sequential one.
 
 from __future__ import annotations
 
+import tempfile
 from array import array
 
 import numpy as np
 
+from ..certify.codes import CodeFile, PackedCores
 from ..certify.schema import CORE_BASE, PACK_MIN, Core, TreeProof
 from .data import LayerData
 from .search import CoreStore, SearchStats
 
-__all__ = ["COUNTS", "absorb", "attach", "detach", "merge", "proof_codes", "root_entry", "stats_record"]
+__all__ = ["COUNTS", "Spool", "SpooledCores", "absorb", "attach", "detach", "merge", "proof_codes", "root_entry", "spool_cores", "stats_record"]
 
 # The SearchStats counters that add up over subtrees.
 COUNTS = ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps")
@@ -69,26 +71,132 @@ def proof_codes(proof: TreeProof) -> bytes:
     return array("q", proof.tree).tobytes()
 
 
-def merge(results: dict[int, tuple[bytes, tuple]], children: dict[int, list[int]]) -> TreeProof:
+class Spool:
+    """Subtrees' codes (int64 bytes) kept in an unlinked temporary file from
+    the moment they arrive until :func:`merge` splices them: at n = 12 they
+    are 120 MB that would otherwise sit in memory for the whole search."""
+
+    def __init__(self) -> None:
+        self._fh = tempfile.TemporaryFile()
+        self._end = 0
+
+    def put(self, raw: bytes) -> tuple[int, int]:
+        """Store one subtree's codes; the handle :meth:`get` takes."""
+        self._fh.seek(self._end)
+        self._fh.write(raw)
+        at = self._end
+        self._end += len(raw)
+        return at, len(raw)
+
+    def get(self, handle: tuple[int, int]) -> bytes:
+        at, size = handle
+        self._fh.seek(at)
+        raw = self._fh.read(size)
+        if len(raw) != size:
+            raise OSError("the spooled subtree is shorter than written")
+        return raw
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class SpooledCores:
+    """A subtree's cores, all plain supports, kept in the spool as one flat
+    int64 list (each support's length, then its rows), like packed cores in a
+    certificate: about 8 bytes a row, against some 300 bytes a core as
+    objects (half a million cores at n = 12)."""
+
+    def __init__(self, handle: tuple[int, int], count: int) -> None:
+        self.handle, self.count = handle, count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def spool_cores(cores, spool: Spool):
+    """The cores as :class:`SpooledCores` when every one is a plain support;
+    else as they are (a core with an explicit multiplier stays an object)."""
+    if not all(c.multiplier is None and not c.domain_support for c in cores):
+        return tuple(cores)
+    flat = np.fromiter((x for c in cores for x in (len(c.support), *c.support)), dtype=np.int64)
+    return SpooledCores(spool.put(flat.tobytes()), len(cores))
+
+
+def merge(results: dict[int, tuple], children: dict[int, list[int]], spool: Spool | None = None) -> TreeProof:
     """Splice the subtrees' codes into one preorder and renumber their cores.
 
-    ``results[t]`` is subtree t's (packed codes, cores); ``children[t]`` the
-    subtrees donated from it, in donation order; subtree 0 is the root.
-    Cores are merged by support, and core leaf codes renumbered to match.
+    ``results[t]`` is subtree t's (codes, cores): the codes as int64 bytes or
+    a handle into ``spool``, the cores as a tuple or :class:`SpooledCores`;
+    ``children[t]`` the subtrees donated from it, in donation order; subtree
+    0 is the root.  Cores are merged by support, and core leaf codes
+    renumbered to match.
     """
-    index: dict[Core, int] = {}
-    cores: list[Core] = []
-    # The codes stay packed (int64), renumbered with numpy: at n = 12 a tree
-    # of 40 M codes as a tuple of Python ints took about 1.5 GB and seconds
-    # of a Python loop; as an array, 8 bytes a code.  TreeProof accepts an
-    # array (its tree is a Sequence), as it does for a tree read packed from
-    # a certificate; trees below PACK_MIN codes (written as JSON lists) stay
-    # tuples, equal to the sequential search's.
-    out = array("q")
-    todo = [0]
+    order, todo = [], [0]
     while todo:
         tid = todo.pop()
-        raw, tcores = results[tid]
+        order.append(tid)
+        # This subtree continues with its donations, latest first: pushing
+        # them in donation order pops the latest first.
+        todo.extend(children[tid])
+
+    def codes_of(tid: int) -> np.ndarray:
+        handle = results[tid][0]
+        return np.frombuffer(spool.get(handle) if spool is not None else handle, dtype=np.int64).copy()
+
+    # The codes stay packed, renumbered with numpy: at n = 12 a tree of 15 M
+    # codes as a tuple of Python ints takes about 0.6 GB.  From PACK_MIN codes
+    # on the spliced tree goes to disk as it is made (a CodeFile,
+    # certify/codes.py, about 1.3 bytes a code), which the checker and the
+    # certificate writer read a window at a time; smaller trees stay tuples,
+    # equal to the sequential search's.
+    total = sum((r[0][1] if spool is not None else len(r[0])) // 8 for r in results.values())
+    spooled = [isinstance(results[t][1], SpooledCores) for t in order]
+    if total >= PACK_MIN and all(spooled):
+        remaps, cores = _merge_supports([_flat(spool, results[t][1]) for t in order])
+    else:
+        remaps, cores = _merge_objects([_objects(spool, results[t][1]) for t in order])
+    out = CodeFile() if total >= PACK_MIN else array("q")
+    for tid, remap in zip(order, remaps):
+        codes = codes_of(tid)
+        leaf = codes <= CORE_BASE
+        if leaf.any():
+            codes[leaf] = CORE_BASE - remap[CORE_BASE - codes[leaf]]
+        if isinstance(out, CodeFile):
+            out.append(codes)
+        else:
+            out.frombytes(codes.tobytes())
+    return TreeProof(cores, out if isinstance(out, CodeFile) else tuple(out))
+
+
+def _flat(spool: Spool | None, cores) -> np.ndarray:
+    return np.frombuffer(spool.get(cores.handle), dtype=np.int64)
+
+
+def _objects(spool: Spool | None, cores) -> tuple:
+    if not isinstance(cores, SpooledCores):
+        return cores
+    lengths, rows = _supports(_flat(spool, cores))
+    ends = np.cumsum(lengths)
+    return tuple(Core(tuple(rows[e - k:e].tolist())) for k, e in zip(lengths.tolist(), ends.tolist()))
+
+
+def _supports(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, rows) of a flat list: each support's length, then its rows."""
+    at, starts, values = 0, [], flat.tolist()
+    while at < len(values):
+        starts.append(at)
+        at += 1 + values[at]
+    starts_a = np.asarray(starts, dtype=np.int64)
+    keep = np.ones(len(flat), dtype=bool)
+    keep[starts_a] = False
+    return flat[starts_a], flat[keep]
+
+
+def _merge_objects(per_subtree: list[tuple]) -> tuple[list[np.ndarray], tuple]:
+    index: dict[Core, int] = {}
+    cores: list[Core] = []
+    remaps = []
+    for tcores in per_subtree:
         remap = []
         for c in tcores:
             j = index.get(c)
@@ -96,12 +204,49 @@ def merge(results: dict[int, tuple[bytes, tuple]], children: dict[int, list[int]
                 j = index[c] = len(cores)
                 cores.append(c)
             remap.append(j)
-        codes = np.frombuffer(raw, dtype=np.int64).copy()
-        leaf = codes <= CORE_BASE
-        if leaf.any():
-            codes[leaf] = CORE_BASE - np.asarray(remap, dtype=np.int64)[CORE_BASE - codes[leaf]]
-        out.frombytes(codes.tobytes())
-        # This subtree continues with its donations, latest first: pushing
-        # them in donation order pops the latest first.
-        todo.extend(children[tid])
-    return TreeProof(tuple(cores), out if len(out) >= PACK_MIN else tuple(out))
+        remaps.append(np.asarray(remap, dtype=np.int64))
+    return remaps, tuple(cores)
+
+
+def _merge_supports(flats: list[np.ndarray]) -> tuple[list[np.ndarray], PackedCores]:
+    """Cores merged by their row sets with numpy: each core a row of a bit
+    matrix, np.unique over the rows, numbered in order of first appearance
+    as the object merge numbers them.  The merged cores are written to disk
+    (supports in increasing row order; a core's rows are a set, and the
+    checker recomputes its multiplier from them)."""
+    parsed = [_supports(f) for f in flats]
+    top = max((int(rows.max()) for _, rows in parsed if len(rows)), default=0)
+    width = top // 8 + 1
+    counts = [len(lengths) for lengths, _ in parsed]
+    bits = np.zeros((sum(counts), width), dtype=np.uint8)
+    at = 0
+    for lengths, rows in parsed:
+        ids = at + np.repeat(np.arange(len(lengths)), lengths)
+        np.bitwise_or.at(bits, (ids, rows >> 3), (1 << (rows & 7)).astype(np.uint8))
+        at += len(lengths)
+    if len(bits):
+        uniq, first, inverse = np.unique(bits, axis=0, return_index=True, return_inverse=True)
+    else:
+        uniq, first, inverse = bits, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_first] = np.arange(len(first))
+    number = rank[np.asarray(inverse).reshape(-1)]
+    remaps, at = [], 0
+    for k in counts:
+        remaps.append(number[at:at + k])
+        at += k
+    flat = CodeFile()
+    for lo in range(0, len(by_first), 1 << 16):
+        block = np.unpackbits(uniq[by_first[lo:lo + (1 << 16)]], axis=1, bitorder="little")
+        core, row = np.nonzero(block)
+        lengths = np.bincount(core, minlength=len(block))
+        out = np.empty(len(block) + len(row), dtype=np.int64)
+        heads = np.cumsum(lengths + 1) - lengths - 1
+        out[heads] = lengths
+        mask = np.ones(len(out), dtype=bool)
+        mask[heads] = False
+        out[mask] = row
+        flat.append(out)
+    return remaps, PackedCores(flat, len(first), len(flat) - len(first))
+
