@@ -35,10 +35,13 @@ engine is imported."""
 def send(fd: int, msg) -> None:
     """Write one message to a pipe."""
     data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        k = os.write(fd, view)
-        view = view[k:]
+    # The header and the pickle are written one after the other, not joined:
+    # a subtree's codes can be a message of 100 MB, and joining copies it.
+    for part in (_HEADER.pack(len(data)), data):
+        view = memoryview(part)
+        while view:
+            k = os.write(fd, view)
+            view = view[k:]
 
 
 def _read_exact(fd: int, k: int) -> bytes:

@@ -13,6 +13,7 @@ evaluation.  What leaves this module is exact or nothing.
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .. import solver
 from . import formulation
-from ..certify.schema import CORE_BASE, RANK_LEAF, Core, TreeProof, Witness
+from ..certify.schema import CORE_BASE, PACK_MIN, RANK_LEAF, Core, TreeProof, Witness
 from .data import LayerData
 from .repair import SUPPORT_TOL, exact_core, exact_node, make_witness, strict_point
 
@@ -136,14 +137,35 @@ class CoreLP(_WarmLP):
 
 
 class CoreStore:
-    """Exact cores, as bit masks, scanned with numpy."""
+    """Exact cores, as bit masks, scanned with numpy.
+
+    A plain core (a support, no explicit multiplier or domain rows) is kept
+    as its mask alone and rebuilt on request, its rows in increasing order (a
+    core's rows are a set; the checker recomputes its multiplier): a Core
+    object with its tuple costs about 300 bytes more, and a search at n = 12
+    stores half a million cores in each process."""
 
     def __init__(self, m: int):
         self.words = (m + 63) // 64
-        self.cores: list[Core] = []
         self.masks: list[int] = []
         self.arr = np.zeros((16, self.words), dtype=np.uint64)
         self.index: dict[int, int] = {}
+        self.special: dict[int, Core] = {}  # cores that are more than a support
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def core(self, k: int) -> Core:
+        """Stored core k."""
+        special = self.special.get(k)
+        if special is not None:
+            return special
+        mask, rows = self.masks[k], []
+        while mask:
+            low = mask & -mask
+            rows.append(low.bit_length() - 1)
+            mask ^= low
+        return Core(tuple(rows))
 
     def _words(self, mask: int) -> np.ndarray:
         return np.array([(mask >> (64 * k)) & 0xFFFFFFFFFFFFFFFF for k in range(self.words)], dtype=np.uint64)
@@ -152,11 +174,12 @@ class CoreStore:
         mask = sum(1 << i for i in core.support)
         if mask in self.index:
             return self.index[mask]
-        k = len(self.cores)
+        k = len(self.masks)
         if k == len(self.arr):
             self.arr = np.vstack([self.arr, np.zeros_like(self.arr)])
         self.arr[k] = self._words(mask)
-        self.cores.append(core)
+        if core.multiplier is not None or core.domain_support or len(core.support) != mask.bit_count():
+            self.special[k] = core
         self.masks.append(mask)
         self.index[mask] = k
         return k
@@ -176,7 +199,7 @@ class CoreStore:
 
     def best(self, blocked: int, N: int) -> tuple[int, int] | None:
         """The applicable core (no row blocked) with the fewest rows outside N."""
-        K = len(self.cores)
+        K = len(self.masks)
         if not K:
             return None
         # Only the most recent cores are scanned: the depth-first search finds
@@ -264,7 +287,10 @@ def tree_search(
     lp.deadline = deadline
     clp: CoreLP | None = None
     store = CoreStore(M) if store is None else store
-    out: list[int] = []
+    # The codes as 8-byte integers: a list would hold a pointer per code and
+    # an object per core leaf code (every code below -257), about 4 times as
+    # much at n = 12, where one subtree can hold millions of codes.
+    out = array("q")
     used: dict[int, int] = {}  # store index -> certificate index
 
     # On a domain, a stored core with two undecided rows is often much weaker
@@ -290,7 +316,7 @@ def tree_search(
         stats.nodes += 1
         if max_nodes is not None and stats.nodes > max_nodes:
             stats.open_cases = len(stack) + 1
-            stats.lps, stats.cores = lp.lps, len(store.cores)
+            stats.lps, stats.cores = lp.lps, len(store)
             stats.core_lps = clp.lps if clp else 0
             stats.notes.append(f"node limit {max_nodes} reached")
             return SearchResult("limit", stats=stats)
@@ -299,7 +325,7 @@ def tree_search(
         now = time.perf_counter()
         if now > deadline:
             stats.open_cases = len(stack) + 1
-            stats.lps, stats.cores = lp.lps, len(store.cores)
+            stats.lps, stats.cores = lp.lps, len(store)
             stats.core_lps = clp.lps if clp else 0
             return SearchResult("limit", stats=stats)
         if stats.nodes & 63 == 0:
@@ -314,12 +340,12 @@ def tree_search(
             if poll is not None:
                 w = poll()
                 if w is not None:
-                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    stats.lps, stats.cores = lp.lps, len(store)
                     stats.notes.append("witness from the MILP side search")
                     return SearchResult("witness", witness=w, stats=stats)
             if progress is not None and now - last_report > REPORT_SECONDS:
                 last_report = now
-                stats.lps, stats.cores, stats.open_cases = lp.lps, len(store.cores), len(stack) + 1
+                stats.lps, stats.cores, stats.open_cases = lp.lps, len(store), len(stack) + 1
                 # Open cases are the stack and this node; the rest of the root's weight is closed.
                 # Only for the whole tree: a parallel worker's subtree leaves the rest open elsewhere.
                 if root is None:
@@ -373,7 +399,7 @@ def tree_search(
                     if x is not None:
                         w = make_witness(data, x, in_play)
                         if w is not None:
-                            stats.lps, stats.cores = lp.lps, len(store.cores)
+                            stats.lps, stats.cores = lp.lps, len(store)
                             stats.core_lps = clp.lps if clp else 0
                             return SearchResult("witness", witness=w, stats=stats)
                     stats.repair_failures += 1
@@ -389,14 +415,14 @@ def tree_search(
                 # The exact LP is pure Python and slow on wide layers: not
                 # started once the time is up (the node stays open).
                 stats.open_cases = len(stack) + 1
-                stats.lps, stats.cores = lp.lps, len(store.cores)
+                stats.lps, stats.cores = lp.lps, len(store)
                 stats.core_lps = clp.lps if clp else 0
                 return SearchResult("limit", stats=stats)
             if k is None:
                 stats.exact_lps += 1
                 ev = exact_node(data, in_play, deadline)
                 if isinstance(ev, Witness):
-                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    stats.lps, stats.cores = lp.lps, len(store)
                     stats.notes.append("witness from the exact LP (a thin cell)")
                     return SearchResult("witness", witness=ev, stats=stats)
                 if isinstance(ev, Core):
@@ -421,7 +447,7 @@ def tree_search(
                 if not rest_rows:
                     stats.open_cases = len(stack) + 1
                     stats.notes.append("a fully decided case could not be closed exactly")
-                    stats.lps, stats.cores = lp.lps, len(store.cores)
+                    stats.lps, stats.cores = lp.lps, len(store)
                     return SearchResult("limit", stats=stats)
                 r = (rest_rows & -rest_rows).bit_length() - 1
                 _split(data, stack, out, P, N, rk, span, basis, r, -1, depth)
@@ -439,8 +465,11 @@ def tree_search(
     stats.core_lps = clp.lps if clp else 0
     cores = [None] * len(used)
     for k, j in used.items():
-        cores[j] = store.cores[k]
-    return SearchResult("proof", proof=TreeProof(tuple(cores), tuple(out)), stats=stats)
+        cores[j] = store.core(k)
+    # Small trees as tuples (as they always were); from PACK_MIN codes the
+    # array itself (a TreeProof's tree is any sequence of integers).
+    return SearchResult("proof", proof=TreeProof(tuple(cores), out if len(out) >= PACK_MIN else tuple(out)),
+                        stats=stats)
 
 
 def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth, stats=None) -> None:

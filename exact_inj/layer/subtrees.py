@@ -42,7 +42,7 @@ def root_entry(data: LayerData) -> tuple:
 
 def detach(entry: tuple, store: CoreStore) -> tuple[tuple, Core | None]:
     """The entry without its store index, and the core that index named."""
-    core = store.cores[entry[5]] if entry[5] >= 0 else None
+    core = store.core(entry[5]) if entry[5] >= 0 else None
     return entry[:5] + (-1,) + entry[6:], core
 
 
@@ -68,7 +68,8 @@ def absorb(total: SearchStats, rec: dict) -> None:
 
 def proof_codes(proof: TreeProof) -> bytes:
     """A subtree proof's codes, packed (int64) for sending."""
-    return array("q", proof.tree).tobytes()
+    tree = proof.tree
+    return (tree if isinstance(tree, array) and tree.typecode == "q" else array("q", tree)).tobytes()
 
 
 class Spool:
