@@ -295,3 +295,30 @@ def test_verify_writes_and_check_reads_a_tree_kept_on_disk(tmp_path, monkeypatch
         assert streamed[0] is not True, streamed
         seen.add(streamed[0])
     assert seen == {False, "input error"}  # both kinds of refusal were met
+
+
+def test_masks_in_batches_refuse_and_accept_as_one_by_one():
+    # The parallel check builds the cores' masks a batch at a time with
+    # numpy; a faulty core must be refused as add() refuses it, naming it.
+    from exact_inj.certify.base import Invalid
+    rnd = random.Random(1)
+    refused = 0
+    for _ in range(3000):
+        M = rnd.randrange(1, 140)
+        supports = [tuple(rnd.choice([rnd.randrange(M), -1, M, 10 ** 30]) if rnd.random() < 0.05 else rnd.randrange(M)
+                          for _ in range(rnd.randrange(0 if rnd.random() < 0.1 else 1, 5)))
+                    for _ in range(rnd.randrange(0, 7))]
+        one, batch = T.Masks(M), T.Masks(M)
+        said = []
+        for masks, fill in ((one, lambda: [one.add(S, k) for k, S in enumerate(supports)]),
+                            (batch, lambda: batch.extend(supports, 0))):
+            try:
+                fill()
+                said.append(None)
+            except Invalid as e:
+                said.append(str(e))
+        assert said[0] == said[1], supports
+        if said[0] is None:
+            assert one.data == batch.data and [one[k] for k in range(len(one))] == [sum(1 << i for i in S) for S in supports]
+        refused += said[0] is not None
+    assert refused > 300

@@ -70,8 +70,13 @@ def _check(rows: Rows, rows_q, b, m_layer: int, cores, tree, workers: int) -> in
         # still ends before any verdict).
         pool = _POOL.get(workers)
         masks = Masks(M)
-        for k, core in enumerate(cores):
-            masks.add(core.support, k)
+        batch: list = []
+        for core in cores:
+            batch.append(core.support)
+            if len(batch) >= CORE_CHUNK:
+                masks.extend(batch, len(masks))
+                batch = []
+        masks.extend(batch, len(masks))
         for w in pool:
             w.send(("init", gen, rows.W, b, rows_q, m_layer, rows.n, rows.line_leaves, bytes(masks.data)))
         del masks

@@ -221,6 +221,10 @@ def walk(ctx: Rows, tree, start: int, end: int, P: int, N: int, prows: list[int]
 def _replay(ctx: Rows, tree, start: int, end: int, P: int, N: int, prows: list[int], offset: int,
             stack: list[tuple[int, int, int]] | None, closes: bool, tail: int) -> int:
     m, core_masks = ctx.m, ctx.core_masks
+    ncores = len(core_masks)
+    # Masks packed in bytes are read inline: a method call per core leaf costs
+    # about as much as the rest of the leaf.
+    mdata, mw = (core_masks.data, core_masks.width) if isinstance(core_masks, Masks) else (None, 0)
     pos = start
     prows = list(prows)
     # Iterative preorder replay.  The stack holds the (P, N) of second children
@@ -249,9 +253,9 @@ def _replay(ctx: Rows, tree, start: int, end: int, P: int, N: int, prows: list[i
             ctx.rank_leaf(P, prows[:], offset + pos - 1)
         else:
             k = CORE_BASE - code
-            if not (0 <= k < len(core_masks)):
+            if not (0 <= k < ncores):
                 raise Invalid(f"tree node {offset + pos - 1} names core {num(k)}, which does not exist")
-            rest = core_masks[k] & ~N
+            rest = (core_masks[k] if mdata is None else int.from_bytes(mdata[k * mw:k * mw + mw], "little")) & ~N
             if rest and not ctx.line_leaves:
                 raise Invalid(f"core leaf at node {offset + pos - 1}: core {k} has rows not fixed negative on this "
                               "branch (a version 1 certificate: no line leaves)")
@@ -372,6 +376,31 @@ class Masks:
         if len(set(S)) != len(S) or any(not (0 <= i < self.M) for i in S):
             raise Invalid(f"core {k} names rows outside 0..{self.M - 1} or repeats one")
         self.data += sum(1 << i for i in S).to_bytes(self.width, "little")
+
+    def extend(self, supports: list, k0: int) -> None:
+        """Add the masks of cores k0, k0 + 1, ... at once (numpy), with the
+        refusals of :meth:`add`, for the first faulty core."""
+        try:
+            lengths = np.fromiter(map(len, supports), dtype=np.int64, count=len(supports))
+            rows = np.fromiter((i for S in supports for i in S), dtype=np.int64, count=int(lengths.sum()))
+        except (OverflowError, TypeError, ValueError):
+            for j, S in enumerate(supports):  # a row beyond 64 bits: one by one, which says which core
+                self.add(S, k0 + j)
+            return
+        K = len(supports)
+        ids = np.repeat(np.arange(K), lengths)
+        inside = (rows >= 0) & (rows < self.M)
+        bad = lengths == 0
+        np.logical_or.at(bad, ids, ~inside)
+        safe = np.where(inside, rows, 0)
+        bits = np.zeros((K, self.width), dtype=np.uint8)
+        np.bitwise_or.at(bits, (ids, safe >> 3), np.where(inside, 1 << (safe & 7), 0).astype(np.uint8))
+        bad |= np.unpackbits(bits, axis=1).sum(axis=1, dtype=np.int64) != lengths  # a repeated row
+        if bad.any():
+            j = int(np.argmax(bad))
+            self.add(supports[j], k0 + j)  # raises, with add's words
+            raise AssertionError("a faulty core was accepted")  # pragma: no cover
+        self.data += bits.tobytes()
 
     @classmethod
     def of(cls, M: int, data: bytes) -> "Masks":
