@@ -127,8 +127,9 @@ def test_merge_renumbers_core_leaves_and_packs_large_trees():
             spool = Spool() if spooled else None
             parts = {0: (t0, (a, b)), 1: (t1, (c, a))}
             if spooled:
-                results = {t: (spool.put(array("q", codes).tobytes()), spool_cores(cs, spool))
-                           for t, (codes, cs) in parts.items()}
+                # Spooled in parts of 7 codes, as the codes arrive from a worker.
+                results = {t: ([spool.put(array("q", codes[i:i + 7]).tobytes()) for i in range(0, len(codes), 7)],
+                               spool_cores(cs, spool)) for t, (codes, cs) in parts.items()}
             else:
                 results = {t: (array("q", codes).tobytes(), cs) for t, (codes, cs) in parts.items()}
             got = merge(results, {0: [1], 1: []}, spool)

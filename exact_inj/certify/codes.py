@@ -41,11 +41,14 @@ from .proofs import Core
 
 __all__ = ["CHUNK", "CodeFile", "PackedCores", "unpack_spilled"]
 
-CHUNK = 1 << 20
-"""Codes decoded at a time (8 MB as int64)."""
+CHUNK = 1 << 16
+"""Codes handed out at a time by :meth:`CodeFile.chunks` (0.5 MB as int64)."""
 
-# Bytes read from the file at a time.
-_BLOCK = 1 << 22
+# Bytes read from the file at a time.  Decoding a varint byte takes several
+# 8-byte temporaries (packing.decode): a block of 2^16 bytes costs a few MB
+# while it is decoded; 2^20 cost about 100 MB (measured on the cores of an
+# n = 12 certificate), 2^18 about 25 MB.
+_BLOCK = 1 << 16
 
 
 class CodeFile:
@@ -64,18 +67,20 @@ class CodeFile:
     def of(cls, values) -> "CodeFile":
         """A file holding ``values`` (any sequence of integers in (-2^62, 2^62))."""
         f = cls()
-        v = np.asarray(values, dtype=np.int64)
-        for lo in range(0, len(v), CHUNK):
-            f.append(v[lo:lo + CHUNK])
+        f.append(np.asarray(values, dtype=np.int64))
         return f
 
     def append(self, values: np.ndarray) -> None:
         """Add integers (an int64 array) at the end."""
-        raw = encode(np.asarray(values, dtype=np.int64))
-        self._fh.seek(self._nbytes)
-        self._fh.write(raw)
-        self._count += len(values)
-        self._nbytes += len(raw)
+        v = np.asarray(values, dtype=np.int64)
+        # Encoded CHUNK at a time: encoding takes several 8-byte temporaries
+        # per byte written, hundreds of MB for a subtree of millions of codes.
+        for lo in range(0, len(v), CHUNK):
+            raw = encode(v[lo:lo + CHUNK])
+            self._fh.seek(self._nbytes)
+            self._fh.write(raw)
+            self._count += len(v[lo:lo + CHUNK])
+            self._nbytes += len(raw)
 
     def _append_raw(self, raw: bytes, count: int) -> None:
         # Varint bytes already checked to hold ``count`` whole integers.
@@ -109,7 +114,7 @@ class CodeFile:
         carry = b""
         out: list[np.ndarray] = []
         held = 0
-        for block in self.raw_blocks(max(size, 1 << 16)):
+        for block in self.raw_blocks(min(max(size, 1 << 12), _BLOCK)):
             b = np.frombuffer(carry + block, dtype=np.uint8)
             ends = np.flatnonzero(b < 0x80)
             cut = int(ends[-1]) + 1 if len(ends) else 0
@@ -291,8 +296,9 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
     run = 0  # continuation bytes (>= 0x80) at the end of what was decoded
     too_long = False
     last = None
-    chunks = data.chunks()
-    pieces = iter(chunks)
+    # Pieces of at most _BLOCK characters, whatever the source hands out: the
+    # checks below take several 8-byte temporaries per byte.
+    pieces = (piece[k:k + _BLOCK] for piece in data.chunks() for k in range(0, len(piece), _BLOCK))
     nxt = next(pieces, None)
     while nxt is not None:
         piece, nxt = nxt, next(pieces, None)

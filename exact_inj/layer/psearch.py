@@ -49,7 +49,7 @@ from .data import LayerData
 from .search import CoreStore, SearchResult, SearchStats, tree_search
 from .subtrees import COUNTS
 from .subtrees import absorb as add_stats
-from .subtrees import Spool, attach, detach, merge, proof_codes, root_entry, spool_cores, stats_record
+from .subtrees import Spool, attach, code_parts, detach, merge, root_entry, spool_cores, stats_record
 
 
 class _Stop(Exception):
@@ -104,7 +104,11 @@ def worker_main(rfd: int, wfd: int) -> None:
             continue
         stats = stats_record(res.stats)
         if res.kind == "proof":
-            ipc.send(wfd, ("done", tid, proof_codes(res.proof), res.proof.cores, donated[0], stats))
+            # The codes in parts, then the rest: one message of a subtree of
+            # millions of codes would be copied whole twice on each side.
+            for part in code_parts(res.proof):
+                ipc.send(wfd, ("part", tid, part))
+            ipc.send(wfd, ("done", tid, b"", res.proof.cores, donated[0], stats))
         elif res.kind == "witness":
             ipc.send(wfd, ("witness", tid, res.witness, stats))
         else:
@@ -217,7 +221,8 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
                     pool.append(w)
     queue: deque = deque()
     children: dict[int, list[int]] = {0: []}
-    results: dict[int, tuple[tuple[int, int], tuple]] = {}
+    results: dict[int, tuple[list[tuple[int, int]], object]] = {}
+    parts: dict[int, list[tuple[int, int]]] = {}  # codes received of subtrees not yet done
     spool = Spool()
     next_tid = [1]
     total = SearchStats()
@@ -251,10 +256,15 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
                 queue.append((next_tid[0], node, core))
                 next_tid[0] += 1
                 w.asked = False
+            elif kind == "part":
+                parts.setdefault(msg[1], []).append(spool.put(msg[2]))
             elif kind == "done":
                 _, tid, codes, cores, ndon, stats = msg
                 assert ndon == len(children[tid])
-                results[tid] = (spool.put(codes), spool_cores(cores, spool))
+                handles = parts.pop(tid, [])
+                if codes:
+                    handles.append(spool.put(codes))
+                results[tid] = (handles, spool_cores(cores, spool))
                 absorb(stats)
                 w.tid = None
             elif kind == "witness":
@@ -324,7 +334,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
             if res.kind == "limit":
                 total.open_cases = max(st.open_cases, 1) + len(queue)
                 raise _End(SearchResult("limit", stats=total))
-            results[cur[0]] = (spool.put(proof_codes(res.proof)), spool_cores(res.proof.cores, spool))
+            results[cur[0]] = ([spool.put(p) for p in code_parts(res.proof)], spool_cores(res.proof.cores, spool))
             # The next subtree for this process: a queued one, or one that a
             # busy worker donates on request.
             while not queue and any(w.tid is not None for w in pool):

@@ -28,7 +28,7 @@ from ..certify.schema import CORE_BASE, PACK_MIN, Core, TreeProof
 from .data import LayerData
 from .search import CoreStore, SearchStats
 
-__all__ = ["COUNTS", "Spool", "SpooledCores", "absorb", "attach", "detach", "merge", "proof_codes", "root_entry", "spool_cores", "stats_record"]
+__all__ = ["COUNTS", "Spool", "SpooledCores", "absorb", "attach", "code_parts", "detach", "merge", "proof_codes", "root_entry", "spool_cores", "stats_record"]
 
 # The SearchStats counters that add up over subtrees.
 COUNTS = ("nodes", "leaves", "lps", "core_lps", "repair_failures", "exact_lps")
@@ -64,6 +64,18 @@ def absorb(total: SearchStats, rec: dict) -> None:
         setattr(total, k, getattr(total, k) + rec[k])
     total.max_depth = max(total.max_depth, rec["max_depth"])
     total.notes.extend(rec["notes"])
+
+
+PART = 1 << 20
+"""Codes sent or spooled at a time (8 MB): a subtree can hold most of the tree."""
+
+
+def code_parts(proof: TreeProof):
+    """A subtree proof's codes as int64 bytes, PART codes at a time."""
+    tree = proof.tree
+    view = memoryview(tree if isinstance(tree, array) and tree.typecode == "q" else array("q", tree)).cast("B")
+    for lo in range(0, len(view), 8 * PART):
+        yield view[lo:lo + 8 * PART].tobytes()
 
 
 def proof_codes(proof: TreeProof) -> bytes:
@@ -127,7 +139,8 @@ def merge(results: dict[int, tuple], children: dict[int, list[int]], spool: Spoo
     """Splice the subtrees' codes into one preorder and renumber their cores.
 
     ``results[t]`` is subtree t's (codes, cores): the codes as int64 bytes or
-    a handle into ``spool``, the cores as a tuple or :class:`SpooledCores`;
+    a list of handles into ``spool``, the cores as a tuple or
+    :class:`SpooledCores`;
     ``children[t]`` the subtrees donated from it, in donation order; subtree
     0 is the root.  Cores are merged by support, and core leaf codes
     renumbered to match.
@@ -140,9 +153,17 @@ def merge(results: dict[int, tuple], children: dict[int, list[int]], spool: Spoo
         # them in donation order pops the latest first.
         todo.extend(children[tid])
 
-    def codes_of(tid: int) -> np.ndarray:
+    def pieces(tid: int):
+        # A subtree's codes a million at a time (one subtree can hold most
+        # of the tree): from the spool, or views of the bytes in memory.
         handle = results[tid][0]
-        return np.frombuffer(spool.get(handle) if spool is not None else handle, dtype=np.int64).copy()
+        if spool is None:
+            codes = np.frombuffer(handle, dtype=np.int64)
+            for lo in range(0, len(codes), 1 << 20):
+                yield codes[lo:lo + (1 << 20)].copy()
+            return
+        for part in handle:
+            yield np.frombuffer(spool.get(part), dtype=np.int64).copy()
 
     # The codes stay packed, renumbered with numpy: at n = 12 a tree of 15 M
     # codes as a tuple of Python ints takes about 0.6 GB.  From PACK_MIN codes
@@ -150,22 +171,22 @@ def merge(results: dict[int, tuple], children: dict[int, list[int]], spool: Spoo
     # certify/codes.py, about 1.3 bytes a code), which the checker and the
     # certificate writer read a window at a time; smaller trees stay tuples,
     # equal to the sequential search's.
-    total = sum((r[0][1] if spool is not None else len(r[0])) // 8 for r in results.values())
+    total = sum((sum(size for _, size in r[0]) if spool is not None else len(r[0])) // 8 for r in results.values())
     spooled = [isinstance(results[t][1], SpooledCores) for t in order]
     if total >= PACK_MIN and all(spooled):
-        remaps, cores = _merge_supports([_flat(spool, results[t][1]) for t in order])
+        remaps, cores = _merge_supports(_flat(spool, results[t][1]) for t in order)
     else:
         remaps, cores = _merge_objects([_objects(spool, results[t][1]) for t in order])
     out = CodeFile() if total >= PACK_MIN else array("q")
     for tid, remap in zip(order, remaps):
-        codes = codes_of(tid)
-        leaf = codes <= CORE_BASE
-        if leaf.any():
-            codes[leaf] = CORE_BASE - remap[CORE_BASE - codes[leaf]]
-        if isinstance(out, CodeFile):
-            out.append(codes)
-        else:
-            out.frombytes(codes.tobytes())
+        for codes in pieces(tid):
+            leaf = codes <= CORE_BASE
+            if leaf.any():
+                codes[leaf] = CORE_BASE - remap[CORE_BASE - codes[leaf]]
+            if isinstance(out, CodeFile):
+                out.append(codes)
+            else:
+                out.frombytes(codes.tobytes())
     return TreeProof(cores, out if isinstance(out, CodeFile) else tuple(out))
 
 
@@ -183,10 +204,10 @@ def _objects(spool: Spool | None, cores) -> tuple:
 
 def _supports(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lengths, rows) of a flat list: each support's length, then its rows."""
-    at, starts, values = 0, [], flat.tolist()
-    while at < len(values):
+    at, starts, end = 0, [], len(flat)
+    while at < end:
         starts.append(at)
-        at += 1 + values[at]
+        at += 1 + int(flat[at])
     starts_a = np.asarray(starts, dtype=np.int64)
     keep = np.ones(len(flat), dtype=bool)
     keep[starts_a] = False
@@ -209,22 +230,30 @@ def _merge_objects(per_subtree: list[tuple]) -> tuple[list[np.ndarray], tuple]:
     return remaps, tuple(cores)
 
 
-def _merge_supports(flats: list[np.ndarray]) -> tuple[list[np.ndarray], PackedCores]:
+def _merge_supports(flats) -> tuple[list[np.ndarray], PackedCores]:
     """Cores merged by their row sets with numpy: each core a row of a bit
-    matrix, np.unique over the rows, numbered in order of first appearance
-    as the object merge numbers them.  The merged cores are written to disk
-    (supports in increasing row order; a core's rows are a set, and the
-    checker recomputes its multiplier from them)."""
-    parsed = [_supports(f) for f in flats]
-    top = max((int(rows.max()) for _, rows in parsed if len(rows)), default=0)
-    width = top // 8 + 1
-    counts = [len(lengths) for lengths, _ in parsed]
+    matrix (one subtree's cores at a time), np.unique over the rows,
+    numbered in order of first appearance as the object merge numbers them.
+    The merged cores are written to disk (supports in increasing row order;
+    a core's rows are a set, and the checker recomputes its multiplier from
+    them)."""
+    blocks = []
+    for flat in flats:
+        lengths, rows = _supports(flat)
+        # 16 bytes a core (128 rows) to start with; widened if a row needs it.
+        width = max(16, (int(rows.max()) if len(rows) else 0) // 8 + 1)
+        block = np.zeros((len(lengths), width), dtype=np.uint8)
+        ids = np.repeat(np.arange(len(lengths)), lengths)
+        np.bitwise_or.at(block, (ids, rows >> 3), (1 << (rows & 7)).astype(np.uint8))
+        blocks.append(block)
+    width = max((b.shape[1] for b in blocks), default=16)
+    counts = [len(b) for b in blocks]
     bits = np.zeros((sum(counts), width), dtype=np.uint8)
     at = 0
-    for lengths, rows in parsed:
-        ids = at + np.repeat(np.arange(len(lengths)), lengths)
-        np.bitwise_or.at(bits, (ids, rows >> 3), (1 << (rows & 7)).astype(np.uint8))
-        at += len(lengths)
+    for block in blocks:
+        bits[at:at + len(block), :block.shape[1]] = block
+        at += len(block)
+    del blocks
     if len(bits):
         uniq, first, inverse = np.unique(bits, axis=0, return_index=True, return_inverse=True)
     else:
