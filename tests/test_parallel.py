@@ -143,3 +143,26 @@ def test_merge_renumbers_core_leaves_and_packs_large_trees():
             want = t0 + [CORE_BASE - {0: 2, 1: 0}[CORE_BASE - x] if x <= CORE_BASE else x for x in t1]
             assert list(got.tree) == want
             assert isinstance(got.tree, CodeFile if len(want) >= PACK_MIN else tuple)
+
+
+def test_a_search_that_flushes_its_codes_in_parts_splices_a_valid_proof(monkeypatch):
+    """With a tiny FLUSH_CODES this process hands its codes to the spool every
+    few dozen (the workers keep the default): the spliced tree must be the
+    same proof, checked exactly, whatever the parts."""
+    from exact_inj.model import Domain
+    from exact_inj.layer import subtrees
+    monkeypatch.setattr(search, "FLUSH_CODES", 37)
+    sizes: list[int] = []
+    real = subtrees.Spool.put
+
+    def put(self, raw):
+        sizes.append(len(raw) // 8)
+        return real(self, raw)
+
+    monkeypatch.setattr(subtrees.Spool, "put", put)
+    layer = gaussian_layer(7, 47)
+    res = psearch.parallel_tree_search(LayerData(layer), time.perf_counter() + 120, 2)
+    assert res.kind == "proof"
+    assert sum(1 for k in sizes if 37 <= k <= 40) >= 3, sizes  # this process flushed parts of its subtrees
+    got = check(Certificate(Network((layer,)), Domain(), Status.INJECTIVE, res.proof))
+    assert got.valid, got.reason

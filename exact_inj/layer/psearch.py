@@ -96,16 +96,20 @@ def worker_main(rfd: int, wfd: int) -> None:
                 donated[0] += 1
                 pending[0] = False
 
+        def flush(codes) -> None:
+            ipc.send(wfd, ("part", tid, codes.tobytes()))
+
         try:
             res = tree_search(data, time.perf_counter() + seconds, max_nodes=max_nodes, root=node,
-                              store=store, donate=donate)
+                              store=store, donate=donate, flush=flush)
         except _Stop:
             ipc.send(wfd, ("stopped", tid))
             continue
         stats = stats_record(res.stats)
         if res.kind == "proof":
-            # The codes in parts, then the rest: one message of a subtree of
-            # millions of codes would be copied whole twice on each side.
+            # The codes in parts (the search flushed the earlier ones), then
+            # the rest: one message of a subtree of millions of codes would be
+            # copied whole twice on each side.
             for part in code_parts(res.proof):
                 ipc.send(wfd, ("part", tid, part))
             ipc.send(wfd, ("done", tid, b"", res.proof.cores, donated[0], stats))
@@ -324,9 +328,10 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
     last_report = time.perf_counter()
     try:
         while True:
+            own: list[tuple[int, int]] = []
             res = tree_search(data, deadline, max_nodes=None if max_nodes is None else max(max_nodes - total.nodes, 1),
                               poll=poll, progress=own_progress if progress is not None else None, root=node,
-                              store=store, donate=hook)
+                              store=store, donate=hook, flush=lambda codes: own.append(spool.put(codes.tobytes())))
             st = res.stats
             absorb(stats_record(st))
             if res.kind == "witness":
@@ -334,7 +339,7 @@ def _coordinate(pool, want, data, deadline, max_nodes, poll, progress) -> Search
             if res.kind == "limit":
                 total.open_cases = max(st.open_cases, 1) + len(queue)
                 raise _End(SearchResult("limit", stats=total))
-            results[cur[0]] = ([spool.put(p) for p in code_parts(res.proof)], spool_cores(res.proof.cores, spool))
+            results[cur[0]] = (own + [spool.put(p) for p in code_parts(res.proof)], spool_cores(res.proof.cores, spool))
             # The next subtree for this process: a queued one, or one that a
             # busy worker donates on request.
             while not queue and any(w.tid is not None for w in pool):

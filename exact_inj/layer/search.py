@@ -37,6 +37,8 @@ HINT_REST_MAX = 5
 # A safety valve: past this many nodes per LP (plus 100 LPs of slack) the
 # search stops reusing stored cores with more than one undecided row.
 REUSE_VALVE = 300
+FLUSH_CODES = 1 << 20
+"""Codes a search holds before it hands them to ``flush`` (8 MB)."""
 
 # How many of the most recent cores a node scans for reuse.
 STORE_WINDOW = 512
@@ -271,6 +273,7 @@ def tree_search(
     root: tuple | None = None,
     store: "CoreStore | None" = None,
     donate: Callable[[list, "CoreStore"], None] | None = None,
+    flush: Callable[[array], None] | None = None,
 ) -> SearchResult:
     """Depth-first case-split search; returns a proof, a witness, or a limit.
 
@@ -280,6 +283,10 @@ def tree_search(
     entries off the *bottom* of the stack.  A taken entry would have been
     explored last, so its subtree's codes belong after everything this call
     emits (entries taken later come before entries taken earlier).
+    ``flush(codes)``, if given, takes the codes emitted so far whenever there
+    are FLUSH_CODES of them (they are then dropped here): the proof returned
+    holds only the codes after the last flush, so that a search of millions
+    of nodes holds a bounded part of its tree.
     """
     n, M = data.n, data.M
     stats = SearchStats()
@@ -312,6 +319,9 @@ def tree_search(
         stack = [root]
     last_report = time.perf_counter()
     while stack:
+        if flush is not None and len(out) >= FLUSH_CODES:
+            flush(out)
+            del out[:]
         P, N, rk, span, basis, hint, depth = stack.pop()
         stats.nodes += 1
         if max_nodes is not None and stats.nodes > max_nodes:
