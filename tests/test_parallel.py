@@ -11,6 +11,7 @@ would test nothing, so the test asserts that merging happened.
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -166,3 +167,27 @@ def test_a_search_that_flushes_its_codes_in_parts_splices_a_valid_proof(monkeypa
     assert sum(1 for k in sizes if 37 <= k <= 40) >= 3, sizes  # this process flushed parts of its subtrees
     got = check(Certificate(Network((layer,)), Domain(), Status.INJECTIVE, res.proof))
     assert got.valid, got.reason
+
+
+def test_a_core_store_hands_out_flat_cores_equal_to_its_core_objects():
+    """CoreStore.flat builds the flat list from the mask words with numpy;
+    it must list exactly the rows store.core(k) lists, in the same order,
+    for layers of one, two and three mask words, and refuse (None) when a
+    core is more than a support."""
+    import random
+
+    from exact_inj.certify.schema import Core
+    rnd = random.Random(7)
+    for M in (5, 64, 65, 128, 150):
+        store = search.CoreStore(M)
+        for _ in range(300):
+            store.add(Core(tuple(rnd.sample(range(M), rnd.randrange(1, min(M, 14) + 1)))))
+        ids = [rnd.randrange(len(store)) for _ in range(200)]
+        flat = store.flat(ids)
+        assert [c.support for c in flat] == [store.core(k).support for k in ids]
+        assert len(flat) == 200 and flat.rows == sum(len(store.core(k).support) for k in ids)
+        fresh = search.CoreStore(M)
+        fresh.add(Core((0,)))
+        fresh.add(Core((1, 0), (Fraction(1), Fraction(2))))
+        assert fresh.flat([0]) is not None and fresh.flat([0, 1]) is None
+        assert fresh.core(1) == Core((1, 0), (Fraction(1), Fraction(2)))  # kept as it is

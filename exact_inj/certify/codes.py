@@ -39,7 +39,7 @@ from ..io.spill import TextSource
 from .packing import ENCODING, MAX_BYTES, decode, encode
 from .proofs import Core
 
-__all__ = ["CHUNK", "CodeFile", "PackedCores", "unpack_spilled"]
+__all__ = ["CHUNK", "CodeFile", "FlatCores", "PackedCores", "flat_supports", "unpack_spilled"]
 
 CHUNK = 1 << 16
 """Codes handed out at a time by :meth:`CodeFile.chunks` (0.5 MB as int64)."""
@@ -249,6 +249,54 @@ class PackedCores:
 
     def __repr__(self) -> str:
         return f"PackedCores({self._count} cores)"
+
+
+class FlatCores:
+    """Plain cores (supports only) as one flat int64 array in memory: each
+    support's length, then its rows.  8 bytes a row where a Core object and
+    its tuple cost about 300 bytes a core; a search process sends its
+    subtree's cores so (layer/psearch.py)."""
+
+    __hash__ = None
+
+    def __init__(self, flat: np.ndarray, count: int) -> None:
+        self.flat, self._count = flat, count
+        self.rows = len(flat) - count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Core]:
+        values, at = self.flat.tolist(), 0
+        while at < len(values):
+            k = values[at]
+            yield Core(tuple(values[at + 1:at + 1 + k]))
+            at += 1 + k
+
+    def __eq__(self, other) -> bool:
+        try:
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        except TypeError:
+            return NotImplemented
+
+
+def flat_supports(bits: np.ndarray) -> np.ndarray:
+    """The flat list (each support's length, then its rows in increasing
+    order) of cores given as rows of a bit matrix (uint8, row r of a core is
+    bit r % 8 of byte r // 8)."""
+    out = []
+    for lo in range(0, len(bits), 1 << 16):
+        block = np.unpackbits(bits[lo:lo + (1 << 16)], axis=1, bitorder="little")
+        core, row = np.nonzero(block)
+        lengths = np.bincount(core, minlength=len(block))
+        part = np.empty(len(block) + len(row), dtype=np.int64)
+        heads = np.cumsum(lengths + 1) - lengths - 1
+        part[heads] = lengths
+        rest = np.ones(len(part), dtype=bool)
+        rest[heads] = False
+        part[rest] = row
+        out.append(part)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def _supports(flat: CodeFile, where: str | None) -> Iterator[tuple[int, ...]]:

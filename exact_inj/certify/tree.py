@@ -355,7 +355,8 @@ def windows(tree, size: int | None = None):
 
 
 def _core_rows(cores) -> int:
-    return cores.rows if isinstance(cores, PackedCores) else sum(len(c.support) for c in cores)
+    rows = getattr(cores, "rows", None)  # PackedCores and FlatCores count theirs
+    return rows if isinstance(rows, int) else sum(len(c.support) for c in cores)
 
 
 class Masks:

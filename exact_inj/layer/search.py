@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import solver
 from . import formulation
+from ..certify.codes import FlatCores, flat_supports
 from ..certify.schema import CORE_BASE, PACK_MIN, RANK_LEAF, Core, TreeProof, Witness
 from .data import LayerData
 from .repair import SUPPORT_TOL, exact_core, exact_node, make_witness, strict_point
@@ -168,6 +169,15 @@ class CoreStore:
             rows.append(low.bit_length() - 1)
             mask ^= low
         return Core(tuple(rows))
+
+    def flat(self, ids: list[int]) -> FlatCores | None:
+        """Stored cores ``ids`` as one flat array (rows in increasing order),
+        built from the mask words without a Core object each; None when one
+        of them is more than a support."""
+        if any(k in self.special for k in ids):
+            return None
+        words = self.arr[np.asarray(ids, dtype=np.intp)].astype("<u8")
+        return FlatCores(flat_supports(words.view(np.uint8).reshape(len(ids), 8 * self.words)), len(ids))
 
     def _words(self, mask: int) -> np.ndarray:
         return np.array([(mask >> (64 * k)) & 0xFFFFFFFFFFFFFFFF for k in range(self.words)], dtype=np.uint64)
@@ -473,13 +483,16 @@ def tree_search(
         _split(data, stack, out, P, N, rk, span, basis, r, k, depth, stats)
     stats.lps, stats.cores = lp.lps, len(used)
     stats.core_lps = clp.lps if clp else 0
-    cores = [None] * len(used)
+    ids = [0] * len(used)
     for k, j in used.items():
-        cores[j] = store.core(k)
+        ids[j] = k
+    # A parallel search's subtree (flush given) sends its cores as one flat
+    # array when it can: half a million Core objects cost about 150 MB.
+    flat = store.flat(ids) if flush is not None else None
+    cores = flat if flat is not None else tuple(store.core(k) for k in ids)
     # Small trees as tuples (as they always were); from PACK_MIN codes the
     # array itself (a TreeProof's tree is any sequence of integers).
-    return SearchResult("proof", proof=TreeProof(tuple(cores), out if len(out) >= PACK_MIN else tuple(out)),
-                        stats=stats)
+    return SearchResult("proof", proof=TreeProof(cores, out if len(out) >= PACK_MIN else tuple(out)), stats=stats)
 
 
 def _split(data, stack, out, P, N, rk, span, basis, r, hint, depth, stats=None) -> None:

@@ -23,7 +23,7 @@ from array import array
 
 import numpy as np
 
-from ..certify.codes import CodeFile, PackedCores
+from ..certify.codes import CodeFile, FlatCores, PackedCores, flat_supports
 from ..certify.schema import CORE_BASE, PACK_MIN, Core, TreeProof
 from .data import LayerData
 from .search import CoreStore, SearchStats
@@ -129,6 +129,8 @@ class SpooledCores:
 def spool_cores(cores, spool: Spool):
     """The cores as :class:`SpooledCores` when every one is a plain support;
     else as they are (a core with an explicit multiplier stays an object)."""
+    if isinstance(cores, FlatCores):
+        return SpooledCores(spool.put(cores.flat.tobytes()), len(cores))
     if not all(c.multiplier is None and not c.domain_support for c in cores):
         return tuple(cores)
     flat = np.fromiter((x for c in cores for x in (len(c.support), *c.support)), dtype=np.int64)
@@ -268,15 +270,6 @@ def _merge_supports(flats) -> tuple[list[np.ndarray], PackedCores]:
         at += k
     flat = CodeFile()
     for lo in range(0, len(by_first), 1 << 16):
-        block = np.unpackbits(uniq[by_first[lo:lo + (1 << 16)]], axis=1, bitorder="little")
-        core, row = np.nonzero(block)
-        lengths = np.bincount(core, minlength=len(block))
-        out = np.empty(len(block) + len(row), dtype=np.int64)
-        heads = np.cumsum(lengths + 1) - lengths - 1
-        out[heads] = lengths
-        mask = np.ones(len(out), dtype=bool)
-        mask[heads] = False
-        out[mask] = row
-        flat.append(out)
+        flat.append(flat_supports(uniq[by_first[lo:lo + (1 << 16)]]))
     return remaps, PackedCores(flat, len(first), len(flat) - len(first))
 
