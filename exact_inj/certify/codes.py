@@ -35,6 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
+from ..io.files import read_at, write_at
 from ..io.spill import TextSource
 from .packing import ENCODING, MAX_BYTES, decode, encode
 from .proofs import Core
@@ -76,18 +77,19 @@ class CodeFile:
         # Encoded CHUNK at a time: encoding takes several 8-byte temporaries
         # per byte written, hundreds of MB for a subtree of millions of codes.
         for lo in range(0, len(v), CHUNK):
-            raw = encode(v[lo:lo + CHUNK])
-            self._fh.seek(self._nbytes)
-            self._fh.write(raw)
-            self._count += len(v[lo:lo + CHUNK])
-            self._nbytes += len(raw)
+            self._append_raw(encode(v[lo:lo + CHUNK]), len(v[lo:lo + CHUNK]))
 
     def _append_raw(self, raw: bytes, count: int) -> None:
-        # Varint bytes already checked to hold ``count`` whole integers.
-        self._fh.seek(self._nbytes)
-        self._fh.write(raw)
+        # Varint bytes that hold ``count`` whole integers.  Reads and writes
+        # name their offset (io.files.read_at, write_at): threads sharing
+        # this file (two checks of one certificate) never move each other's
+        # position.
+        self._nbytes = write_at(self._fh, raw, self._nbytes)
         self._count += count
-        self._nbytes += len(raw)
+
+    def __reduce__(self):
+        # Pickled (or deep-copied) by value: the bytes, read whole.
+        return _from_raw, (b"".join(self.raw_blocks()), self._count)
 
     def __len__(self) -> int:
         return self._count
@@ -101,8 +103,7 @@ class CodeFile:
         """The varint bytes, from the start, in blocks of at most ``size``."""
         pos = 0
         while pos < self._nbytes:
-            self._fh.seek(pos)
-            block = self._fh.read(min(size, self._nbytes - pos))
+            block = read_at(self._fh, min(size, self._nbytes - pos), pos)
             if not block:
                 raise OSError("the temporary code file is shorter than written")
             pos += len(block)
@@ -171,6 +172,12 @@ class CodeFile:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _from_raw(raw: bytes, count: int) -> CodeFile:
+    f = CodeFile()
+    f._append_raw(raw, count)
+    return f
 
 
 class Base64Text(TextSource):
@@ -328,8 +335,8 @@ def _supports(flat: CodeFile, where: str | None) -> Iterator[tuple[int, ...]]:
         seen += L
 
 
-_B64 = re.compile(rb"[A-Za-z0-9+/]*")
-_B64_END = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+# The alphabet and '=' (where '=' may stand is b64decode's to judge).
+_B64 = re.compile(rb"[A-Za-z0-9+/=]*")
 
 
 def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
@@ -340,6 +347,7 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
     the one packing.header checked."""
     out = CodeFile()
     carry = b""
+    padded = False  # an '=' was seen: the rest is decided by b64decode at the end
     found = 0
     run = 0  # continuation bytes (>= 0x80) at the end of what was decoded
     too_long = False
@@ -351,24 +359,23 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
     while nxt is not None:
         piece, nxt = nxt, next(pieces, None)
         text = carry + piece
-        final = nxt is None
-        if final:
-            # The padding rules are b64decode's own (it takes "AAAA==" too):
-            # the text decoded here starts at a multiple of 4 characters.
-            if not _B64_END.fullmatch(text):
-                raise InputError(where, f"{what}: \"data\" is not valid base64")
-            cut = len(text)
+        if not _B64.fullmatch(text):
+            raise InputError(where, f"{what}: \"data\" is not valid base64")
+        if nxt is None:
+            cut = len(text)  # the end: b64decode judges the padding, as in memory
+        elif padded or b"=" in text:
+            # What padding means depends on the quad before it ("AAAA==="
+            # decodes, "AA==AA" and "====" do not), and on everything after
+            # it: from the quad before the first '=' on, the text is kept for
+            # the final decode (in valid data, a few characters).
+            if not padded:
+                eq = text.index(b"=")
+                cut, padded = max(0, (eq - 1) // 4 * 4), True
+            else:
+                cut = 0
         else:
-            # Padding may only end the text: a piece may end in '=' whose
-            # verdict waits for the pieces after it (at most two '=', and
-            # nothing else, may follow), so the carry stays a few bytes.
-            eq = text.find(b"=")
-            stop = len(text) if eq < 0 else eq
-            if not _B64.fullmatch(text, 0, stop) or (eq >= 0 and (text[eq:].strip(b"=") or len(text) - eq > 2)):
-                raise InputError(where, f"{what}: \"data\" is not valid base64")
-            # The last quad is kept for the final decode: what padding after
-            # it means depends on it ("AAAA==" decodes, "==" alone does not).
-            cut = max(0, (stop - 1) // 4 * 4)
+            # The last quad is kept for the final decode too.
+            cut = max(0, (len(text) - 1) // 4 * 4)
         carry = text[cut:]
         if not cut:
             continue
@@ -395,9 +402,7 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
             run += len(b)
         if run >= MAX_BYTES:
             too_long = True
-        out._fh.seek(out.nbytes)
-        out._fh.write(raw)
-        out._nbytes += len(raw)
+        out._append_raw(raw, 0)
         last = raw[-1]
     unfinished = last is not None and last >= 0x80
     if found != count:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+import threading
 import zlib
 
 from ..errors import InputError
 
 __all__ = ["ZIP_MAGIC", "EMPTY_ZIP_MAGIC", "GZIP_MAGIC", "STDIN", "is_zip", "read_bytes", "decode_text",
-           "base_extension"]
+           "base_extension", "read_at", "write_at"]
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -31,6 +32,36 @@ def base_extension(path: str | os.PathLike) -> str:
     if p.endswith(".gz"):
         p = p[:-3]
     return os.path.splitext(p)[1]
+
+
+# Where os.pread / os.pwrite exist (POSIX) they name their offset; elsewhere a
+# lock keeps a seek and its read or write together.
+_AT_LOCK = threading.Lock()
+
+
+def read_at(fh, size: int, pos: int) -> bytes:
+    """Up to ``size`` bytes of the open binary file ``fh`` from ``pos``,
+    without moving a position that another thread may be using."""
+    if hasattr(os, "pread"):
+        return os.pread(fh.fileno(), size, pos)
+    with _AT_LOCK:  # pragma: no cover - not POSIX
+        fh.seek(pos)
+        return fh.read(size)
+
+
+def write_at(fh, data, pos: int) -> int:
+    """Write all of ``data`` to ``fh`` at ``pos``; the offset after it."""
+    view = memoryview(data).cast("B")
+    if not hasattr(os, "pwrite"):  # pragma: no cover - not POSIX
+        with _AT_LOCK:
+            fh.seek(pos)
+            fh.write(view)
+            fh.flush()
+            return pos + len(view)
+    while len(view):
+        k = os.pwrite(fh.fileno(), view, pos)
+        view, pos = view[k:], pos + k
+    return pos
 
 
 def is_zip(data: bytes) -> bool:

@@ -13,13 +13,14 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import zlib
 from typing import Any, Callable, Iterator
 
 from ..errors import InputError
 from ..numbers import limits, over_limit
-from .files import STDIN, decode_text
+from .files import STDIN, decode_text, read_at, write_at
 from .json import load_json_file, loads_exact
 
 __all__ = ["SPILL_MIN", "BLOCK", "TextSource", "SpilledText", "load_json_spilled", "dump_json"]
@@ -86,14 +87,15 @@ class SpilledText(TextSource):
 
     def write(self, data) -> None:
         """Append ASCII bytes (bytes, bytearray or memoryview)."""
-        self._length += self._file.write(data)
+        self._length = write_at(self._file, data, self._length)
 
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        # Each read seeks to its own offset, so that two readers may interleave.
+        # read_at names its offset: readers in several threads never move
+        # each other's position (a seek then a read could be split by another
+        # thread's seek, and a checker would read the wrong bytes).
         offset = 0
         while offset < self._length:
-            self._file.seek(offset)
-            piece = self._file.read(min(size, self._length - offset))
+            piece = read_at(self._file, min(size, self._length - offset), offset)
             if not piece:
                 raise OSError("a spilled string's temporary file is shorter than what was written to it")
             offset += len(piece)
@@ -129,7 +131,9 @@ def load_json_spilled(path: str | os.PathLike, found: list | None = None) -> Any
     (Fraction(1, 2), <SpilledText of 4194304 characters>, b'QUJDQUJD')
     """
     p = os.fspath(path)
-    if p == STDIN:
+    if p == STDIN or not _regular(p):
+        # A pipe or a device can be read only once, and a file that errs is
+        # read a second time for load_json_file's message: nothing spilled.
         return load_json_file(p)
     nonce = secrets.token_hex(16)
     spills: list[SpilledText] = []
@@ -185,6 +189,13 @@ def load_json_spilled(path: str | os.PathLike, found: list | None = None) -> Any
     if found is not None:
         found.extend(spills)
     return obj
+
+
+def _regular(p: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False  # missing or unreadable: load_json_file says which
 
 
 def _holder(nonce: str, i: int) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..certify.codes import CodeFile, FlatCores, PackedCores, flat_supports
 from ..certify.schema import CORE_BASE, PACK_MIN, Core, TreeProof
+from ..io.files import read_at, write_at
 from .data import LayerData
 from .search import CoreStore, SearchStats
 
@@ -95,16 +96,13 @@ class Spool:
 
     def put(self, raw: bytes) -> tuple[int, int]:
         """Store one subtree's codes; the handle :meth:`get` takes."""
-        self._fh.seek(self._end)
-        self._fh.write(raw)
         at = self._end
-        self._end += len(raw)
+        self._end = write_at(self._fh, raw, at)
         return at, len(raw)
 
     def get(self, handle: tuple[int, int]) -> bytes:
         at, size = handle
-        self._fh.seek(at)
-        raw = self._fh.read(size)
+        raw = read_at(self._fh, size, at)
         if len(raw) != size:
             raise OSError("the spooled subtree is shorter than written")
         return raw
