@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..io.files import read_at, write_at
+from ..io.files import blocks_at, write_at
 from ..io.spill import TextSource
 from .packing import ENCODING, MAX_BYTES, decode, encode
 from .proofs import Core
@@ -101,13 +101,7 @@ class CodeFile:
 
     def raw_blocks(self, size: int = _BLOCK) -> Iterator[bytes]:
         """The varint bytes, from the start, in blocks of at most ``size``."""
-        pos = 0
-        while pos < self._nbytes:
-            block = read_at(self._fh, min(size, self._nbytes - pos), pos)
-            if not block:
-                raise OSError("the temporary code file is shorter than written")
-            pos += len(block)
-            yield block
+        return blocks_at(self._fh, self._nbytes, size)
 
     def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
         """The integers, from the start, as int64 arrays of ``size`` (the last

@@ -12,7 +12,7 @@ import zlib
 from ..errors import InputError
 
 __all__ = ["ZIP_MAGIC", "EMPTY_ZIP_MAGIC", "GZIP_MAGIC", "STDIN", "is_zip", "read_bytes", "decode_text",
-           "base_extension", "read_at", "write_at"]
+           "base_extension", "blocks_at", "read_at", "write_at"]
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -47,6 +47,18 @@ def read_at(fh, size: int, pos: int) -> bytes:
     with _AT_LOCK:  # pragma: no cover - not POSIX
         fh.seek(pos)
         return fh.read(size)
+
+
+def blocks_at(fh, length: int, size: int):
+    """The first ``length`` bytes of ``fh``, in blocks of at most ``size``,
+    each read at its offset (:func:`read_at`); OSError if the file is shorter."""
+    pos = 0
+    while pos < length:
+        block = read_at(fh, min(size, length - pos), pos)
+        if not block:
+            raise OSError(f"a temporary file holds {pos} bytes, {length} were written to it")
+        pos += len(block)
+        yield block
 
 
 def write_at(fh, data, pos: int) -> int:

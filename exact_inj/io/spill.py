@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import InputError
 from ..numbers import limits, over_limit
-from .files import STDIN, decode_text, read_at, write_at
+from .files import STDIN, blocks_at, decode_text, write_at
 from .json import load_json_file, loads_exact
 
 __all__ = ["SPILL_MIN", "BLOCK", "TextSource", "SpilledText", "load_json_spilled", "dump_json"]
@@ -90,16 +90,10 @@ class SpilledText(TextSource):
         self._length = write_at(self._file, data, self._length)
 
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        # read_at names its offset: readers in several threads never move
+        # blocks_at reads at named offsets: readers in several threads never move
         # each other's position (a seek then a read could be split by another
         # thread's seek, and a checker would read the wrong bytes).
-        offset = 0
-        while offset < self._length:
-            piece = read_at(self._file, min(size, self._length - offset), offset)
-            if not piece:
-                raise OSError("a spilled string's temporary file is shorter than what was written to it")
-            offset += len(piece)
-            yield piece
+        return blocks_at(self._file, self._length, size)
 
     def __len__(self) -> int:
         return self._length
