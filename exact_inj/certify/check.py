@@ -172,20 +172,16 @@ def _normalised_evidence(ev):
                        tuple(num_exact(v, "witness coordinate") for v in ev.y),
                        None if ev.active_rows is None else ints(ev.active_rows, "active_rows"),
                        None if ev.active_rank is None else ints([ev.active_rank], "active_rank")[0])
-    if isinstance(ev, TreeProof) and isinstance(ev.tree, CodeFile):
-        # Kept on disk (certify/codes.py): integers by construction, read a
-        # window at a time; cores so kept are supports only.
-        cores = ev.cores if isinstance(ev.cores, PackedCores) else _normalised_evidence(
-            TreeProof(ev.cores, ())).cores
-        return TreeProof(cores, ev.tree)
     if isinstance(ev, TreeProof):
-        cores = tuple(Core(ints(c.support, "core support"),
-                           None if c.multiplier is None else tuple(num_exact(v, "multiplier") for v in c.multiplier),
-                           ints(c.domain_support, "core domain_support")) for c in ev.cores)
-        # A packed tree is read into a signed array.array: its items are
-        # Python ints by construction, and a copy as a tuple would cost about
-        # four times its memory (37 M codes at n = 12).
-        packed = isinstance(ev.tree, array) and ev.tree.typecode in _SIGNED
+        # Cores and codes read packed (an array.array of a signed type, or
+        # kept on disk by certify/codes.py) are Python ints by construction:
+        # copies as tuples would cost several times their memory (37 M codes
+        # at n = 12), and a tree on disk is only ever read a window at a time.
+        cores = ev.cores if isinstance(ev.cores, PackedCores) else tuple(
+            Core(ints(c.support, "core support"),
+                 None if c.multiplier is None else tuple(num_exact(v, "multiplier") for v in c.multiplier),
+                 ints(c.domain_support, "core domain_support")) for c in ev.cores)
+        packed = isinstance(ev.tree, CodeFile) or (isinstance(ev.tree, array) and ev.tree.typecode in _SIGNED)
         return TreeProof(cores, ev.tree if packed else ints(ev.tree, "tree codes"))
     if isinstance(ev, (StructuralProof, SurdStructuralProof, ConvStructuralProof)):
         try:

@@ -29,7 +29,6 @@ import base64
 import binascii
 import re
 import tempfile
-from array import array
 from typing import Iterator
 
 import numpy as np
@@ -37,10 +36,10 @@ import numpy as np
 from ..errors import InputError
 from ..io.files import blocks_at, write_at
 from ..io.spill import TextSource
-from .packing import ENCODING, MAX_BYTES, decode, encode
+from .packing import MAX_BYTES, decode, encode
 from .proofs import Core
 
-__all__ = ["CHUNK", "CodeFile", "FlatCores", "PackedCores", "flat_supports", "unpack_spilled"]
+__all__ = ["CHUNK", "CodeFile", "FlatCores", "PackedCores", "flat_supports", "split_flat", "unpack_spilled"]
 
 CHUNK = 1 << 16
 """Codes handed out at a time by :meth:`CodeFile.chunks` (0.5 MB as int64)."""
@@ -132,13 +131,6 @@ class CodeFile:
 
     def tolist(self) -> list[int]:
         return [x for c in self.chunks() for x in c.tolist()]
-
-    def to_array(self) -> array:
-        """All codes in memory, as the signed array packing.unpack returns."""
-        parts = list(self.chunks())
-        v = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        small = len(v) == 0 or (v.min() >= -(1 << 31) and v.max() < (1 << 31))
-        return array("i" if small else "q", v.astype(np.int32 if small else np.int64).tobytes())
 
     def __eq__(self, other) -> bool:
         if isinstance(other, CodeFile):
@@ -268,17 +260,28 @@ class FlatCores:
         return self._count
 
     def __iter__(self) -> Iterator[Core]:
-        values, at = self.flat.tolist(), 0
-        while at < len(values):
-            k = values[at]
-            yield Core(tuple(values[at + 1:at + 1 + k]))
-            at += 1 + k
+        lengths, rows = split_flat(self.flat)
+        for k, end in zip(lengths.tolist(), np.cumsum(lengths).tolist()):
+            yield Core(tuple(rows[end - k:end].tolist()))
 
     def __eq__(self, other) -> bool:
         try:
             return len(other) == len(self) and all(a == b for a, b in zip(self, other))
         except TypeError:
             return NotImplemented
+
+
+def split_flat(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, rows) of a flat core list in memory (each support's length,
+    then its rows), which its maker guarantees to be well formed."""
+    at, starts, end = 0, [], len(flat)
+    while at < end:
+        starts.append(at)
+        at += 1 + int(flat[at])
+    heads = np.asarray(starts, dtype=np.int64)
+    rest = np.ones(len(flat), dtype=bool)
+    rest[heads] = False
+    return flat[heads], flat[rest]
 
 
 def flat_supports(bits: np.ndarray) -> np.ndarray:
@@ -396,7 +399,7 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
             run += len(b)
         if run >= MAX_BYTES:
             too_long = True
-        out._append_raw(raw, 0)
+        out._append_raw(raw, len(ends))
         last = raw[-1]
     unfinished = last is not None and last >= 0x80
     if found != count:
@@ -406,5 +409,4 @@ def unpack_spilled(data, count: int, where: str | None, what: str) -> CodeFile:
         raise InputError(where, f"{what}: the data ends inside an integer")
     if too_long:
         raise InputError(where, f"{what}: an integer longer than {MAX_BYTES} bytes (63 bits)")
-    out._count = found
     return out

@@ -23,7 +23,7 @@ from array import array
 
 import numpy as np
 
-from ..certify.codes import CodeFile, FlatCores, PackedCores, flat_supports
+from ..certify.codes import CodeFile, FlatCores, PackedCores, flat_supports, split_flat
 from ..certify.schema import CORE_BASE, PACK_MIN, Core, TreeProof
 from ..io.files import read_at, write_at
 from .data import LayerData
@@ -197,21 +197,7 @@ def _flat(spool: Spool | None, cores) -> np.ndarray:
 def _objects(spool: Spool | None, cores) -> tuple:
     if not isinstance(cores, SpooledCores):
         return cores
-    lengths, rows = _supports(_flat(spool, cores))
-    ends = np.cumsum(lengths)
-    return tuple(Core(tuple(rows[e - k:e].tolist())) for k, e in zip(lengths.tolist(), ends.tolist()))
-
-
-def _supports(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lengths, rows) of a flat list: each support's length, then its rows."""
-    at, starts, end = 0, [], len(flat)
-    while at < end:
-        starts.append(at)
-        at += 1 + int(flat[at])
-    starts_a = np.asarray(starts, dtype=np.int64)
-    keep = np.ones(len(flat), dtype=bool)
-    keep[starts_a] = False
-    return flat[starts_a], flat[keep]
+    return tuple(FlatCores(_flat(spool, cores), len(cores)))
 
 
 def _merge_objects(per_subtree: list[tuple]) -> tuple[list[np.ndarray], tuple]:
@@ -239,7 +225,7 @@ def _merge_supports(flats) -> tuple[list[np.ndarray], PackedCores]:
     them)."""
     blocks = []
     for flat in flats:
-        lengths, rows = _supports(flat)
+        lengths, rows = split_flat(flat)
         # 16 bytes a core (128 rows) to start with; widened if a row needs it.
         width = max(16, (int(rows.max()) if len(rows) else 0) // 8 + 1)
         block = np.zeros((len(lengths), width), dtype=np.uint8)
